@@ -1,0 +1,2 @@
+//! Filters. (in progress)
+pub mod date;

@@ -1,0 +1,1 @@
+//! nftables backend. (Stub: implementation in progress.)

@@ -1,0 +1,1 @@
+//! Batching worker between the engine and a firewall backend. (Stub.)

@@ -1,0 +1,1 @@
+//! Jails. (in progress)

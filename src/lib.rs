@@ -1,0 +1,22 @@
+//! banwarden: a log-watching ban daemon.
+//!
+//! Data flows one way: `source` → `filter` → `jail` → decisions → `firewall`.
+//! The same filter and jail code serves the daemon and `dry-run`; only the
+//! source of lines, the clock and the firewall differ.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod filter;
+pub mod firewall;
+pub mod jail;
+pub mod source;
+
+/// Seconds since the Unix epoch. Every time in the engine is in this unit:
+/// line timestamps, windows, ban expiries.
+pub type UnixTime = i64;
+
+/// The current wall-clock time.
+pub fn now() -> UnixTime {
+    jiff::Timestamp::now().as_second()
+}
