@@ -1,1 +1,6 @@
-fn main() {}
+use clap::Parser;
+
+fn main() {
+    let cli = banwarden::cli::Cli::parse();
+    std::process::exit(banwarden::cli::main(cli));
+}

@@ -1,1 +1,467 @@
-//! Configuration. (in progress)
+//! Configuration: reads a config directory (`banwarden.yaml`, `filters/*.yaml`,
+//! `jails/*.yaml`), merges jail drop-ins and validates everything at once.
+//!
+//! Owns turning files into a [`Config`] or into errors that name file, line,
+//! column and field. It starts nothing and touches no state: a config that fails
+//! here changes nothing anywhere (the daemon keeps the one it runs).
+
+mod raw;
+mod values;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use serde_saphyr::Spanned;
+
+use crate::filter::{Filter, FilterSpec, PatternRef};
+use crate::firewall::{JailRules, Protocol, Verdict};
+use crate::jail::{IgnoreList, JailSettings, DEFAULT_MAX_TRACKED};
+use raw::{MergedJail, RawFilter, RawGlobal, RawJail};
+pub use values::{parse_duration, parse_net};
+
+pub const DEFAULT_DIR: &str = "/etc/banwarden";
+
+/// Settings of the whole daemon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    /// The nftables table (family inet) the daemon owns.
+    pub table: String,
+    pub log_level: String,
+    pub ignoreip: Vec<IpNet>,
+}
+
+/// One jail, validated.
+#[derive(Debug, Clone)]
+pub struct JailConfig {
+    pub name: String,
+    pub enabled: bool,
+    pub filter: Arc<Filter>,
+    pub logpath: Vec<PathBuf>,
+    pub settings: JailSettings,
+    pub rules: JailRules,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub dir: PathBuf,
+    pub global: Global,
+    pub filters: BTreeMap<String, Arc<Filter>>,
+    /// All jails, enabled or not, sorted by name.
+    pub jails: Vec<JailConfig>,
+}
+
+impl Config {
+    pub fn enabled_jails(&self) -> impl Iterator<Item = &JailConfig> {
+        self.jails.iter().filter(|j| j.enabled)
+    }
+
+    pub fn jail(&self, name: &str) -> Option<&JailConfig> {
+        self.jails.iter().find(|j| j.name == name)
+    }
+}
+
+/// One problem, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem is the file as a whole.
+    pub line: u64,
+    pub column: u64,
+    /// Dotted path of the field (`jails.sshd.bantime`), empty for the file.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found; a config with any is rejected whole.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects errors while building.
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn at<T>(&mut self, file: &Path, span: &Spanned<T>, field: &str, message: impl Into<String>) {
+        self.0.push(ConfigError {
+            file: file.to_path_buf(),
+            line: span.referenced.line(),
+            column: span.referenced.column(),
+            field: field.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn file(&mut self, file: &Path, field: &str, message: impl Into<String>) {
+        self.0.push(ConfigError { file: file.to_path_buf(), line: 0, column: 0, field: field.into(), message: message.into() });
+    }
+
+    fn yaml(&mut self, file: &Path, e: serde_saphyr::Error) {
+        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+        let text = e.to_string().replace("<input>", &file.display().to_string());
+        // The first line repeats the position; the rest is the rendered snippet.
+        let message = text.split_once('\n').map_or(text.as_str(), |(_, rest)| rest).to_string();
+        let head = text.lines().next().unwrap_or_default();
+        let head = head.split_once(": ").map_or(head, |(_, m)| m).trim_start_matches("error: ");
+        let head = head.split_once(": ").filter(|(p, _)| p.starts_with("line ")).map_or(head, |(_, m)| m);
+        self.0.push(ConfigError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            field: String::new(),
+            message: format!("{head}\n{message}"),
+        });
+    }
+}
+
+/// Reads and validates the configuration in `dir`.
+pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
+    let mut errs = Errors(Vec::new());
+    if !dir.is_dir() {
+        errs.file(dir, "", "config directory not found (use --config DIR)");
+        return Err(ConfigErrors(errs.0));
+    }
+    let global_path = dir.join("banwarden.yaml");
+    let raw_global: RawGlobal = if global_path.exists() { parse_file(&global_path, &mut errs).unwrap_or_default() } else { RawGlobal::default() };
+    let global = build_global(&global_path, &raw_global, &mut errs);
+
+    let mut filters = BTreeMap::new();
+    for path in yaml_files(&dir.join("filters"), &mut errs) {
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
+        if let Some(filter) = load_filter(&path, &name, &mut errs) {
+            filters.insert(name, Arc::new(filter));
+        }
+    }
+
+    let defaults = MergedJail {
+        raw: raw_global.defaults.clone().unwrap_or_default(),
+        origin: Default::default(),
+        defined_in: Some(Arc::new(global_path.clone())),
+    };
+    let mut merged: BTreeMap<String, MergedJail> = BTreeMap::new();
+    for path in jail_files(&dir.join("jails"), &mut errs) {
+        let Some(map) = parse_file::<BTreeMap<String, RawJail>>(&path, &mut errs) else { continue };
+        let file = Arc::new(path.clone());
+        for (name, raw) in map {
+            merged.entry(name).or_insert_with(|| MergedJail { defined_in: None, ..defaults.clone() }).merge(raw, &file);
+        }
+    }
+    let mut jails = Vec::new();
+    for (name, m) in &merged {
+        if let Some(j) = build_jail(dir, name, m, &global, &filters, &mut errs) {
+            jails.push(j);
+        }
+    }
+    if errs.0.is_empty() {
+        Ok(Config { dir: dir.to_path_buf(), global, filters, jails })
+    } else {
+        Err(ConfigErrors(errs.0))
+    }
+}
+
+/// Compiles one filter file; also used by `dry-run --filter PATH`.
+pub fn load_filter_file(path: &Path) -> Result<Filter, ConfigErrors> {
+    let mut errs = Errors(Vec::new());
+    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("filter").to_string();
+    match load_filter(path, &name, &mut errs) {
+        Some(f) if errs.0.is_empty() => Ok(f),
+        _ => Err(ConfigErrors(errs.0)),
+    }
+}
+
+fn parse_file<T: serde::de::DeserializeOwned>(path: &Path, errs: &mut Errors) -> Option<T> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            errs.file(path, "", format!("cannot read: {e}"));
+            return None;
+        }
+    };
+    match serde_saphyr::from_str::<T>(&text) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errs.yaml(path, e);
+            None
+        }
+    }
+}
+
+fn yaml_files(dir: &Path, errs: &mut Errors) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            errs.file(dir, "", format!("cannot list: {e}"));
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml") && p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Jail files in override order: plain files by name, then `*.local.yaml` by name.
+fn jail_files(dir: &Path, errs: &mut Errors) -> Vec<PathBuf> {
+    let mut files = yaml_files(dir, errs);
+    files.sort_by_key(|p| {
+        let local = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains(".local."));
+        (local, p.clone())
+    });
+    files
+}
+
+fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
+    let table = raw.table.as_ref().map_or_else(|| "banwarden".to_string(), |t| t.value.clone());
+    if let Some(t) = &raw.table {
+        if !values::valid_name(&t.value) {
+            errs.at(path, t, "table", "must be 1-32 characters of A-Z a-z 0-9 _ -, starting with a letter");
+        }
+    }
+    let log_level = raw.log_level.as_ref().map_or_else(|| "info".to_string(), |l| l.value.clone());
+    if let Some(l) = &raw.log_level {
+        if !["error", "warn", "info", "debug", "trace"].contains(&l.value.as_str()) {
+            errs.at(path, l, "log_level", "must be one of error, warn, info, debug, trace");
+        }
+    }
+    Global {
+        state_dir: raw.state_dir.as_ref().map_or_else(|| PathBuf::from("/var/lib/banwarden"), |s| PathBuf::from(&s.value)),
+        socket: raw.socket.as_ref().map_or_else(|| PathBuf::from("/run/banwarden/banwarden.sock"), |s| PathBuf::from(&s.value)),
+        table,
+        log_level,
+        ignoreip: nets(path, raw.ignoreip.as_deref().unwrap_or(&[]), "ignoreip", errs),
+    }
+}
+
+fn nets(path: &Path, list: &[Spanned<String>], field: &str, errs: &mut Errors) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        match parse_net(&s.value) {
+            Ok(n) => out.push(n),
+            Err(e) => errs.at(path, s, &format!("{field}[{i}]"), e),
+        }
+    }
+    out
+}
+
+fn load_filter(path: &Path, name: &str, errs: &mut Errors) -> Option<Filter> {
+    let raw: RawFilter = parse_file(path, errs)?;
+    let spec = FilterSpec {
+        name: name.to_string(),
+        description: raw.description.clone().unwrap_or_default(),
+        prefregex: raw.prefregex.as_ref().map(|s| s.value.clone()),
+        failregex: raw.failregex.value.iter().map(|s| s.value.clone()).collect(),
+        ignoreregex: raw.ignoreregex.iter().flatten().map(|s| s.value.clone()).collect(),
+        datepattern: raw.datepattern.as_ref().map(|s| s.value.clone()),
+    };
+    match Filter::compile(spec) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            let span = match e.which {
+                PatternRef::Prefregex => raw.prefregex.as_ref().map(|s| s.referenced),
+                PatternRef::Failregex(i) => raw.failregex.value.get(i).map(|s| s.referenced).or(Some(raw.failregex.referenced)),
+                PatternRef::Ignoreregex(i) => raw.ignoreregex.as_ref().and_then(|v| v.get(i)).map(|s| s.referenced),
+                PatternRef::Datepattern => raw.datepattern.as_ref().map(|s| s.referenced),
+            };
+            let (line, column) = span.map_or((0, 0), |l| (l.line(), l.column()));
+            errs.0.push(ConfigError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                field: e.which.to_string(),
+                message: format!("{}\n    {}\n    {:>w$}", e.message, e.pattern, "^", w = e.offset + 1),
+            });
+            None
+        }
+    }
+}
+
+fn build_jail(
+    dir: &Path,
+    name: &str,
+    m: &MergedJail,
+    global: &Global,
+    filters: &BTreeMap<String, Arc<Filter>>,
+    errs: &mut Errors,
+) -> Option<JailConfig> {
+    let before = errs.0.len();
+    let raw = &m.raw;
+    let file = |field: &str| m.file_of(field).map(|p| p.as_path().to_path_buf()).unwrap_or_else(|| dir.join("jails"));
+    let f = |field: &str| format!("{name}.{field}");
+    let defined = file("");
+    if !values::valid_name(name) {
+        errs.file(&defined, name, "jail names must be 1-32 characters of A-Z a-z 0-9 _ -, starting with a letter");
+    }
+    let filter = match &raw.filter {
+        None => {
+            errs.file(&defined, &f("filter"), "missing: name a filter from filters/ or a path to a filter file");
+            None
+        }
+        Some(s) => resolve_filter(dir, &s.value, filters).map_err(|msg| errs.at(&file("filter"), s, &f("filter"), msg)).ok(),
+    };
+    let logpath: Vec<PathBuf> = raw
+        .logpath
+        .clone()
+        .map(|l| l.into_vec())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| {
+            let p = PathBuf::from(&s.value);
+            if p.is_absolute() {
+                p
+            } else {
+                dir.join(p)
+            }
+        })
+        .collect();
+    let enabled = raw.enabled.as_ref().is_some_and(|e| e.value);
+    if enabled && logpath.is_empty() {
+        errs.file(&defined, &f("logpath"), "an enabled jail needs at least one logpath");
+    }
+    let maxretry = match &raw.maxretry {
+        None => 5,
+        Some(s) if (1..=1_000_000).contains(&s.value) => s.value as u32,
+        Some(s) => {
+            errs.at(&file("maxretry"), s, &f("maxretry"), "must be between 1 and 1000000");
+            5
+        }
+    };
+    let findtime = duration(raw.findtime.as_ref(), 600, false, &file("findtime"), &f("findtime"), errs).unwrap_or(600);
+    let bantime = duration(raw.bantime.as_ref(), 600, true, &file("bantime"), &f("bantime"), errs);
+    let mut ignore = global.ignoreip.clone();
+    ignore.extend(nets(&file("ignoreip"), raw.ignoreip.as_deref().unwrap_or(&[]), &f("ignoreip"), errs));
+    let ignoreself = raw.ignoreself.as_ref().is_none_or(|s| s.value);
+    let max_tracked = match &raw.max_tracked {
+        None => DEFAULT_MAX_TRACKED,
+        Some(s) if (1..=100_000_000).contains(&s.value) => s.value as usize,
+        Some(s) => {
+            errs.at(&file("max_tracked"), s, &f("max_tracked"), "must be between 1 and 100000000");
+            DEFAULT_MAX_TRACKED
+        }
+    };
+    let mut ports = Vec::new();
+    if let Some(list) = &raw.ports {
+        // Spans do not survive the one-or-many choice: point at the list.
+        for (i, p) in list.value.clone().into_vec().iter().enumerate() {
+            match values::parse_ports(p) {
+                Ok(r) => ports.push(r),
+                Err(e) => errs.at(&file("ports"), list, &format!("{name}.ports[{i}]"), e),
+            }
+        }
+    }
+    let protocol = match &raw.protocol {
+        None if ports.is_empty() => Protocol::All,
+        None => Protocol::Tcp,
+        Some(s) => match s.value.as_str() {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            "all" if ports.is_empty() => Protocol::All,
+            "all" => {
+                errs.at(&file("protocol"), s, &f("protocol"), "ports need protocol tcp or udp");
+                Protocol::Tcp
+            }
+            _ => {
+                errs.at(&file("protocol"), s, &f("protocol"), "must be tcp, udp or all");
+                Protocol::All
+            }
+        },
+    };
+    let verdict = match raw.action.as_ref().map(|s| (s, s.value.as_str())) {
+        None | Some((_, "drop")) => Verdict::Drop,
+        Some((_, "reject")) => Verdict::Reject,
+        Some((s, _)) => {
+            errs.at(&file("action"), s, &f("action"), "must be drop or reject");
+            Verdict::Drop
+        }
+    };
+    if errs.0.len() > before {
+        return None;
+    }
+    Some(JailConfig {
+        name: name.to_string(),
+        enabled,
+        filter: filter?,
+        logpath,
+        settings: JailSettings {
+            name: name.to_string(),
+            maxretry,
+            findtime,
+            bantime,
+            ignore: IgnoreList::new(ignore, ignoreself),
+            max_tracked,
+        },
+        rules: JailRules { name: name.to_string(), protocol, ports, verdict, intervals: false },
+    })
+}
+
+/// Parses a duration field; `permanent_ok` allows `-1`/`permanent` (→ `None`).
+fn duration(
+    v: Option<&Spanned<raw::Scalar>>,
+    default: i64,
+    permanent_ok: bool,
+    file: &Path,
+    field: &str,
+    errs: &mut Errors,
+) -> Option<i64> {
+    let Some(v) = v else { return Some(default) };
+    match parse_duration(&v.value.to_string()) {
+        Ok(None) if permanent_ok => None,
+        Ok(None) => {
+            errs.at(file, v, field, "cannot be permanent");
+            Some(default)
+        }
+        Ok(Some(s)) => Some(s),
+        Err(e) => {
+            errs.at(file, v, field, e);
+            Some(default)
+        }
+    }
+}
+
+fn resolve_filter(dir: &Path, name: &str, filters: &BTreeMap<String, Arc<Filter>>) -> Result<Arc<Filter>, String> {
+    if let Some(f) = filters.get(name) {
+        return Ok(f.clone());
+    }
+    if name.contains('/') || name.ends_with(".yaml") {
+        let p = PathBuf::from(name);
+        let p = if p.is_absolute() { p } else { dir.join(p) };
+        return load_filter_file(&p).map(Arc::new).map_err(|e| format!("filter file {}: {e}", p.display()));
+    }
+    let known: Vec<&str> = filters.keys().map(String::as_str).collect();
+    Err(format!("no filter named `{name}` in {} (known: {})", dir.join("filters").display(), known.join(", ")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,2 +1,322 @@
-//! Filters. (in progress)
+//! Filters: compiled regexes that turn one log line into "failure by ADDR",
+//! "ignored" or "missed", plus the line's timestamp.
+//!
+//! Owns regex compilation (tags, error positions) and per-line matching. It keeps
+//! no state between lines and knows nothing of jails, windows or firewalls.
+//!
+//! Matching follows fail2ban's model so its filters map onto this one: the
+//! timestamp is found first and cut out of the line (`[10/Oct/2000:13:55:36
+//! -0700]` leaves `[]`), the optional `prefregex` must match the rest and its
+//! `content` group is what `failregex` and `ignoreregex` see; a failregex matches
+//! anywhere unless anchored with `^`/`$`.
+
 pub mod date;
+pub mod tags;
+
+use std::net::IpAddr;
+
+use regex::bytes::{Regex, RegexSet};
+
+use crate::UnixTime;
+use date::{DateDetector, DateMatch};
+
+/// A filter as written, before compilation: plain strings, so config files and
+/// importers (fail2ban `filter.d/*.conf`) both map onto it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterSpec {
+    pub name: String,
+    pub description: String,
+    pub prefregex: Option<String>,
+    pub failregex: Vec<String>,
+    pub ignoreregex: Vec<String>,
+    pub datepattern: Option<String>,
+}
+
+/// Which pattern of a filter an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternRef {
+    Prefregex,
+    Failregex(usize),
+    Ignoreregex(usize),
+    Datepattern,
+}
+
+impl std::fmt::Display for PatternRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PatternRef::Prefregex => write!(f, "prefregex"),
+            PatternRef::Failregex(i) => write!(f, "failregex[{i}]"),
+            PatternRef::Ignoreregex(i) => write!(f, "ignoreregex[{i}]"),
+            PatternRef::Datepattern => write!(f, "datepattern"),
+        }
+    }
+}
+
+/// A filter that does not compile. `offset` is a byte offset into the pattern
+/// as the user wrote it (tags included), so callers can point at it.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{which}: {message}\n    {pattern}\n    {caret:>width$}", caret = "^", width = self.offset + 1)]
+pub struct FilterError {
+    pub which: PatternRef,
+    pub pattern: String,
+    pub offset: usize,
+    pub message: String,
+}
+
+/// What a line amounted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    /// No failregex matched (or the prefregex did not).
+    Missed,
+    /// A failregex matched, but so did ignoreregex number `regex`.
+    Ignored { regex: usize },
+    /// Failregex number `regex` matched but its host is not an IP address.
+    BadHost { regex: usize },
+    /// A failure by `host`.
+    Failure { regex: usize, host: IpAddr, user: Option<&'a [u8]> },
+}
+
+/// Per-caller scratch space, so matching allocates nothing per line.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    buf: Vec<u8>,
+    hint: Option<(date::DateFormat, usize)>,
+}
+
+/// A compiled filter. Shared read-only between threads.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub spec: FilterSpec,
+    prefregex: Option<Regex>,
+    prefix_host: bool,
+    fail_set: RegexSet,
+    fail: Vec<Regex>,
+    ignore_set: RegexSet,
+    dates: DateDetector,
+}
+
+impl Filter {
+    pub fn compile(spec: FilterSpec) -> Result<Filter, FilterError> {
+        let prefregex = match &spec.prefregex {
+            Some(p) => {
+                let (re, exp) = compile_one(PatternRef::Prefregex, p)?;
+                if re.capture_names().flatten().all(|n| n != "content") {
+                    return Err(err(PatternRef::Prefregex, p, 0, "prefregex needs a group named `content`, e.g. (?P<content>.+)"));
+                }
+                Some((re, exp.has_host))
+            }
+            None => None,
+        };
+        let prefix_host = prefregex.as_ref().is_some_and(|(_, h)| *h);
+        if spec.failregex.is_empty() {
+            return Err(err(PatternRef::Failregex(0), "", 0, "a filter needs at least one failregex"));
+        }
+        let mut fail = Vec::with_capacity(spec.failregex.len());
+        let mut expanded = Vec::with_capacity(spec.failregex.len());
+        for (i, p) in spec.failregex.iter().enumerate() {
+            let (re, exp) = compile_one(PatternRef::Failregex(i), p)?;
+            if !exp.has_host && !prefix_host {
+                return Err(err(PatternRef::Failregex(i), p, 0, "no <HOST> or <ADDR> tag: a failure must name the address to ban"));
+            }
+            expanded.push(exp.regex);
+            fail.push(re);
+        }
+        let mut ignore = Vec::with_capacity(spec.ignoreregex.len());
+        for (i, p) in spec.ignoreregex.iter().enumerate() {
+            ignore.push(compile_one(PatternRef::Ignoreregex(i), p)?.1.regex);
+        }
+        let fail_set = RegexSet::new(&expanded).map_err(|e| err(PatternRef::Failregex(0), "", 0, &e.to_string()))?;
+        let ignore_set = RegexSet::new(&ignore).map_err(|e| err(PatternRef::Ignoreregex(0), "", 0, &e.to_string()))?;
+        let dates = DateDetector::new(spec.datepattern.as_deref()).map_err(|e| {
+            err(PatternRef::Datepattern, spec.datepattern.as_deref().unwrap_or(""), 0, &e.to_string())
+        })?;
+        Ok(Filter { prefregex: prefregex.map(|(r, _)| r), prefix_host, fail_set, fail, ignore_set, dates, spec })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Finds the line's time (`None`: no recognisable timestamp) and matches it.
+    /// `line` may end in `\n`; `now` anchors year inference.
+    pub fn examine<'l>(&self, line: &'l [u8], now: UnixTime, scratch: &'l mut Scratch) -> (Option<DateMatch>, Outcome<'l>) {
+        let line = trim_eol(line);
+        let date = self.dates.detect_with_hint(line, now, &mut scratch.hint);
+        let text: &[u8] = match date {
+            None => line,
+            Some(d) if d.start == 0 => trim_start(&line[d.end..]),
+            Some(d) => {
+                scratch.buf.clear();
+                scratch.buf.extend_from_slice(&line[..d.start]);
+                scratch.buf.extend_from_slice(&line[d.end..]);
+                &scratch.buf
+            }
+        };
+        (date, self.match_text(text))
+    }
+
+    /// Matches text that has no timestamp (already cut out, or a journal message).
+    pub fn match_text<'l>(&self, text: &'l [u8]) -> Outcome<'l> {
+        let mut prefix_caps = None;
+        let content = match &self.prefregex {
+            None => text,
+            Some(re) => match re.captures(text) {
+                None => return Outcome::Missed,
+                Some(c) => {
+                    let content = c.name("content").map_or(&b""[..], |m| m.as_bytes());
+                    prefix_caps = Some(c);
+                    content
+                }
+            },
+        };
+        // One pass over the line for all failregexes; captures only for the winner.
+        let Some(regex) = self.first_fail(content) else {
+            return Outcome::Missed;
+        };
+        if let Some(i) = self.ignore_set.matches(content).iter().next() {
+            return Outcome::Ignored { regex: i };
+        }
+        let Some(caps) = self.fail[regex].captures(content) else {
+            return Outcome::Missed;
+        };
+        let host = caps
+            .name(tags::HOST_GROUP)
+            .or_else(|| if self.prefix_host { prefix_caps.as_ref().and_then(|c| c.name(tags::HOST_GROUP)) } else { None })
+            .and_then(|m| parse_host(m.as_bytes()));
+        let user = caps
+            .name(tags::USER_GROUP)
+            .or_else(|| prefix_caps.as_ref().and_then(|c| c.name(tags::USER_GROUP)))
+            .map(|m| m.as_bytes());
+        match host {
+            Some(host) => Outcome::Failure { regex, host, user },
+            None => Outcome::BadHost { regex },
+        }
+    }
+
+    fn first_fail(&self, content: &[u8]) -> Option<usize> {
+        if self.fail.len() == 1 {
+            return self.fail[0].is_match(content).then_some(0);
+        }
+        self.fail_set.matches(content).iter().next()
+    }
+}
+
+fn compile_one(which: PatternRef, pattern: &str) -> Result<(Regex, tags::Expanded), FilterError> {
+    let exp = tags::expand(pattern).map_err(|e| err(which, pattern, e.offset, &e.message))?;
+    if let Err(e) = regex_syntax::ParserBuilder::new().utf8(false).build().parse(&exp.regex) {
+        let (span, msg) = match &e {
+            regex_syntax::Error::Parse(p) => (p.span().start.offset, p.kind().to_string()),
+            regex_syntax::Error::Translate(t) => (t.span().start.offset, t.kind().to_string()),
+            other => (0, other.to_string()),
+        };
+        return Err(err(which, pattern, exp.original_offset(span), &msg));
+    }
+    let re = regex::bytes::RegexBuilder::new(&exp.regex)
+        .size_limit(16 << 20)
+        .build()
+        .map_err(|e| err(which, pattern, 0, &e.to_string()))?;
+    Ok((re, exp))
+}
+
+fn err(which: PatternRef, pattern: &str, offset: usize, message: &str) -> FilterError {
+    FilterError { which, pattern: pattern.to_string(), offset, message: message.to_string() }
+}
+
+/// Parses a captured host: plain or bracketed, v4-mapped IPv6 folded to IPv4.
+pub fn parse_host(raw: &[u8]) -> Option<IpAddr> {
+    let raw = raw.strip_prefix(b"[").and_then(|r| r.strip_suffix(b"]")).unwrap_or(raw);
+    let s = std::str::from_utf8(raw).ok()?;
+    let ip: IpAddr = s.parse().ok()?;
+    Some(ip.to_canonical())
+}
+
+fn trim_eol(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn trim_start(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|b| **b == b' ' || **b == b'\t').count();
+    &s[n..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(fail: &[&str], ignore: &[&str]) -> FilterSpec {
+        FilterSpec {
+            name: "t".into(),
+            failregex: fail.iter().map(|s| s.to_string()).collect(),
+            ignoreregex: ignore.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn outcome(f: &Filter, line: &str) -> String {
+        match f.match_text(line.as_bytes()) {
+            Outcome::Failure { host, user, .. } => {
+                format!("{host} {}", user.map(|u| String::from_utf8_lossy(u).into_owned()).unwrap_or_default())
+            }
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn captures_host_and_user() {
+        let f = Filter::compile(spec(&[r"^Failed password for <F-USER>\S+</F-USER> from <HOST> port \d+$"], &[])).unwrap();
+        assert_eq!(outcome(&f, "Failed password for root from 1.2.3.4 port 22"), "1.2.3.4 root");
+        assert_eq!(outcome(&f, "Failed password for root from ::ffff:1.2.3.4 port 22"), "1.2.3.4 root");
+        assert_eq!(outcome(&f, "Accepted password for root from 1.2.3.4 port 22"), "Missed");
+    }
+
+    #[test]
+    fn ignoreregex_wins_and_bad_host_reported() {
+        let f = Filter::compile(spec(&["fail from <HOST>"], &["fail from 10\\."])).unwrap();
+        assert_eq!(f.match_text(b"fail from 10.1.1.1"), Outcome::Ignored { regex: 0 });
+        assert_eq!(f.match_text(b"fail from 999.1.1.1"), Outcome::BadHost { regex: 0 });
+    }
+
+    #[test]
+    fn second_failregex_reported_by_index() {
+        let f = Filter::compile(spec(&["^a <HOST>$", "^b <HOST>$"], &[])).unwrap();
+        assert!(matches!(f.match_text(b"b 2001:db8::1"), Outcome::Failure { regex: 1, .. }));
+    }
+
+    #[test]
+    fn prefregex_content_feeds_failregex() {
+        let mut s = spec(&["^Login failure <HOST>$"], &[]);
+        s.prefregex = Some(r"^\S+ (?P<content>.+)$".into());
+        let f = Filter::compile(s).unwrap();
+        assert_eq!(outcome(&f, "ERROR Login failure 203.0.113.5"), "203.0.113.5 ");
+        assert_eq!(outcome(&f, "nospace"), "Missed");
+    }
+
+    #[test]
+    fn regex_error_points_into_user_text() {
+        let e = Filter::compile(spec(&["from <HOST> port (\\d+"], &[])).unwrap_err();
+        assert_eq!(e.which, PatternRef::Failregex(0));
+        assert_eq!(e.offset, "from <HOST> port ".len());
+        assert!(e.to_string().contains("unclosed group"), "{e}");
+    }
+
+    #[test]
+    fn host_tag_required() {
+        let e = Filter::compile(spec(&["Login failure"], &[])).unwrap_err();
+        assert!(e.message.contains("<HOST>"));
+        assert!(Filter::compile(FilterSpec { prefregex: Some("(?P<content>.*)".into()), ..spec(&[], &[]) }).is_err());
+    }
+
+    #[test]
+    fn prefregex_without_content_rejected() {
+        let mut s = spec(&["<HOST>"], &[]);
+        s.prefregex = Some("^x".into());
+        assert_eq!(Filter::compile(s).unwrap_err().which, PatternRef::Prefregex);
+    }
+
+    #[test]
+    fn invalid_utf8_lines_are_matched_as_bytes() {
+        let f = Filter::compile(spec(&["from <HOST>$"], &[])).unwrap();
+        assert!(matches!(f.match_text(b"\xff\xfe user from 1.2.3.4"), Outcome::Failure { .. }));
+    }
+}

@@ -1,0 +1,116 @@
+//! The YAML schema as written: every field optional and spanned, so merging
+//! drop-ins and pointing errors at `file:line:column` are possible.
+//!
+//! Owns deserialisation only; meaning and validation live in `config::build`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A scalar that may be written as a number or as text (`600`, `10m`, `"22"`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Scalar {
+    Int(i64),
+    Text(String),
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Text(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// One item or a list of them (`logpath: /var/log/x` or `logpath: [a, b]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// `banwarden.yaml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGlobal {
+    pub state_dir: Option<Spanned<String>>,
+    pub socket: Option<Spanned<String>>,
+    pub table: Option<Spanned<String>>,
+    pub log_level: Option<Spanned<String>>,
+    pub ignoreip: Option<Vec<Spanned<String>>>,
+    /// Values every jail starts from.
+    pub defaults: Option<RawJail>,
+}
+
+/// `filters/NAME.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilter {
+    pub description: Option<String>,
+    pub prefregex: Option<Spanned<String>>,
+    pub failregex: Spanned<Vec<Spanned<String>>>,
+    pub ignoreregex: Option<Vec<Spanned<String>>>,
+    pub datepattern: Option<Spanned<String>>,
+}
+
+/// One jail in `jails/*.yaml` (a file maps jail names to these).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJail {
+    pub enabled: Option<Spanned<bool>>,
+    pub filter: Option<Spanned<String>>,
+    pub logpath: Option<OneOrMany<Spanned<String>>>,
+    pub maxretry: Option<Spanned<i64>>,
+    pub findtime: Option<Spanned<Scalar>>,
+    pub bantime: Option<Spanned<Scalar>>,
+    pub ignoreip: Option<Vec<Spanned<String>>>,
+    pub ignoreself: Option<Spanned<bool>>,
+    pub ports: Option<Spanned<OneOrMany<Scalar>>>,
+    pub protocol: Option<Spanned<String>>,
+    pub action: Option<Spanned<String>>,
+    pub max_tracked: Option<Spanned<i64>>,
+}
+
+/// A jail merged from several files, remembering which file set each field.
+#[derive(Debug, Default, Clone)]
+pub struct MergedJail {
+    pub raw: RawJail,
+    pub origin: std::collections::HashMap<&'static str, Arc<PathBuf>>,
+    /// The file that first defined the jail.
+    pub defined_in: Option<Arc<PathBuf>>,
+}
+
+impl MergedJail {
+    /// Fields set in `over` replace those here (drop-in semantics).
+    pub fn merge(&mut self, over: RawJail, file: &Arc<PathBuf>) {
+        macro_rules! take {
+            ($($f:ident),*) => { $(
+                if over.$f.is_some() {
+                    self.raw.$f = over.$f;
+                    self.origin.insert(stringify!($f), file.clone());
+                }
+            )* };
+        }
+        take!(enabled, filter, logpath, maxretry, findtime, bantime, ignoreip, ignoreself, ports, protocol, action, max_tracked);
+        self.defined_in.get_or_insert_with(|| file.clone());
+    }
+
+    /// The file a field's value came from.
+    pub fn file_of(&self, field: &str) -> Option<&Arc<PathBuf>> {
+        self.origin.get(field).or(self.defined_in.as_ref())
+    }
+}

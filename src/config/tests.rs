@@ -1,0 +1,98 @@
+use std::fs;
+
+use super::*;
+
+fn dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = d.path().join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+    d
+}
+
+const FILTER: &str = "failregex:\n  - '^Login failure <HOST>$'\n";
+
+#[test]
+fn loads_and_merges_local_drop_ins() {
+    let d = dir(&[
+        ("filters/demo.yaml", FILTER),
+        ("jails/demo.yaml", "demo:\n  filter: demo\n  logpath: demo.log\n  bantime: 1h\n  maxretry: 3\n"),
+        ("jails/demo.local.yaml", "demo:\n  enabled: true\n  maxretry: 2\n"),
+    ]);
+    let c = load(d.path()).unwrap();
+    let j = c.jail("demo").unwrap();
+    assert!(j.enabled);
+    assert_eq!(j.settings.maxretry, 2);
+    assert_eq!(j.settings.bantime, Some(3600));
+    assert_eq!(j.settings.findtime, 600);
+    assert_eq!(j.logpath, vec![d.path().join("demo.log")]);
+    assert_eq!(j.rules.protocol, Protocol::All);
+    assert_eq!(c.global.table, "banwarden");
+}
+
+#[test]
+fn defaults_from_global_file() {
+    let d = dir(&[
+        ("banwarden.yaml", "ignoreip: [192.0.2.0/24]\ndefaults:\n  bantime: permanent\n  findtime: 1h\n"),
+        ("filters/demo.yaml", FILTER),
+        ("jails/a.yaml", "demo:\n  filter: demo\n  ports: [ssh, 8000-8010]\n"),
+    ]);
+    let c = load(d.path()).unwrap();
+    let j = c.jail("demo").unwrap();
+    assert_eq!((j.settings.bantime, j.settings.findtime), (None, 3600));
+    assert_eq!(j.rules.protocol, Protocol::Tcp);
+    assert_eq!(j.rules.ports.len(), 2);
+    assert!(j.settings.ignore.check("192.0.2.7".parse().unwrap()).is_some());
+}
+
+#[test]
+fn unknown_key_names_file_line_and_column() {
+    let d = dir(&[("filters/demo.yaml", FILTER), ("jails/a.yaml", "demo:\n  filter: demo\n  bantim: 1h\n")]);
+    let e = load(d.path()).unwrap_err();
+    assert_eq!(e.0.len(), 1);
+    let s = e.to_string();
+    assert!(s.starts_with(&format!("{}:3:3: unknown field `bantim`", d.path().join("jails/a.yaml").display())), "{s}");
+}
+
+#[test]
+fn bad_values_name_their_field() {
+    let d = dir(&[
+        ("filters/demo.yaml", FILTER),
+        ("jails/a.yaml", "demo:\n  filter: demo\n  bantime: 10x\n  ignoreip: [10.0.0.300]\n  ports: [gopher]\n  protocol: sctp\n"),
+    ]);
+    let e = load(d.path()).unwrap_err().to_string();
+    for want in [":3:12: demo.bantime: `10x`", ":4:14: demo.ignoreip[0]", ":5:10: demo.ports[0]", ":6:13: demo.protocol"] {
+        assert!(e.contains(want), "missing {want} in\n{e}");
+    }
+}
+
+#[test]
+fn regex_error_points_into_the_filter_file() {
+    let d = dir(&[("filters/bad.yaml", "failregex:\n  - 'x'\n  - 'from <HOST> (port'\n")]);
+    let e = load(d.path()).unwrap_err().to_string();
+    assert!(e.contains("bad.yaml:3:5: failregex[1]: no <HOST>") || e.contains("bad.yaml:2:5: failregex[0]: no <HOST>"), "{e}");
+    let d = dir(&[("filters/bad.yaml", "failregex:\n  - 'from <HOST> (port'\n")]);
+    let e = load(d.path()).unwrap_err().to_string();
+    assert!(e.contains("bad.yaml:2:5: failregex[0]: unclosed group"), "{e}");
+    assert!(e.contains(&format!("\n    {:>w$}", "^", w = "from <HOST> ".len() + 1)), "{e}");
+}
+
+#[test]
+fn missing_filter_is_an_error() {
+    let d = dir(&[("jails/a.yaml", "demo:\n  filter: nope\n")]);
+    let e = load(d.path()).unwrap_err().to_string();
+    assert!(e.contains(":2:11: demo.filter: no filter named `nope`"), "{e}");
+}
+
+#[test]
+fn enabled_jail_needs_logpath() {
+    let d = dir(&[("filters/demo.yaml", FILTER), ("jails/a.yaml", "demo:\n  filter: demo\n  enabled: true\n")]);
+    assert!(load(d.path()).unwrap_err().to_string().contains("demo.logpath"));
+}
+
+#[test]
+fn missing_dir_is_an_error() {
+    assert!(load(Path::new("/nonexistent/banwarden")).unwrap_err().to_string().contains("not found"));
+}
