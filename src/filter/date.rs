@@ -1,4 +1,15 @@
-//! Timestamp detection in log lines. (Stub: implementation in progress.)
+//! Timestamp detection in log lines: the built-in formats (syslog, ISO 8601,
+//! Python logging, nginx access/error) and a filter's own `datepattern`.
+//!
+//! Owns: finding where a line's date stands and turning it into `UnixTime`.
+//! Must not: allocate or run a regex on the built-in hot path, use interior
+//! mutability (one detector is shared by threads; per-stream state lives in
+//! the caller's hint), panic on any input, read the clock (`now` is passed
+//! in), or know about failregexes, jails or firewalls.
+
+use std::sync::Arc;
+
+use jiff::{civil::DateTime, tz::TimeZone, Timestamp};
 
 use crate::UnixTime;
 
@@ -6,7 +17,7 @@ use crate::UnixTime;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DateFormat {
-    /// `Mon DD HH:MM:SS` (year inferred).
+    /// `Mon DD HH:MM:SS` (year inferred), also ctime-like `Mon DD HH:MM:SS[.f] YYYY`.
     Syslog,
     /// ISO 8601 / RFC 3339: `2024-01-02T03:04:05[.fff][Z|±hh:mm]`, also with a space.
     Iso8601,
@@ -35,21 +46,587 @@ pub enum DateError {
     Pattern(String),
 }
 
+/// Where the last date of a stream was found; see [`DateDetector::detect_with_hint`].
+pub type DateHint = Option<(DateFormat, usize)>;
+
 /// Finds timestamps in lines. Cheap to clone; shared by all lines of a filter.
 #[derive(Debug, Clone)]
-pub struct DateDetector {}
+pub struct DateDetector {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    zone: Zone,
+    custom: Option<Custom>,
+}
+
+const SCAN_BRACKET: usize = 64;
+const SCAN_START: usize = 80;
+const FUTURE_SLACK: i64 = 2 * 86_400;
 
 impl DateDetector {
     /// `datepattern` is a filter's optional pattern; `None` tries the built-in formats.
     pub fn new(datepattern: Option<&str>) -> Result<DateDetector, DateError> {
-        let _ = datepattern;
-        Ok(DateDetector {})
+        Self::with_time_zone(datepattern, TimeZone::system())
+    }
+
+    /// Like [`new`](Self::new), with `tz` instead of the system zone for dates without offset.
+    pub fn with_time_zone(datepattern: Option<&str>, tz: TimeZone) -> Result<Self, DateError> {
+        let custom = datepattern.map(Custom::compile).transpose()?;
+        let zone = Zone::new(tz);
+        Ok(DateDetector { inner: Arc::new(Inner { zone, custom }) })
     }
 
     /// Finds the line's timestamp. `now` anchors year inference for formats
     /// without a year. Local time zone unless the format carries an offset.
     pub fn detect(&self, line: &[u8], now: UnixTime) -> Option<DateMatch> {
-        let _ = (line, now);
-        None
+        self.detect_with_hint(line, now, &mut None)
+    }
+
+    /// Like [`detect`](Self::detect), trying first where the previous line of the
+    /// same stream had its date (`hint`, updated on a match). A hint only
+    /// changes the answer for a line that carries more than one date.
+    pub fn detect_with_hint(&self, line: &[u8], now: UnixTime, hint: &mut DateHint) -> Option<DateMatch> {
+        if let Some(custom) = &self.inner.custom {
+            return custom.detect(&self.inner.zone, line, now);
+        }
+        if let Some((_, pos)) = *hint {
+            if let Some(m) = self.builtin_at(line, pos, now) {
+                return Some(m);
+            }
+        }
+        let m = self.builtin_search(line, now)?;
+        *hint = Some((m.format, m.start));
+        Some(m)
+    }
+
+    fn builtin_search(&self, line: &[u8], now: UnixTime) -> Option<DateMatch> {
+        if let Some(m) = self.builtin_at(line, 0, now) {
+            return Some(m);
+        }
+        let head = &line[..line.len().min(SCAN_BRACKET)];
+        let bracket = memchr::memchr(b'[', head).map(|i| i + 1);
+        if let Some(m) = bracket.and_then(|p| self.builtin_at(line, p, now)) {
+            return Some(m);
+        }
+        (1..line.len().min(SCAN_START))
+            .filter(|&p| Some(p) != bracket && line[p].is_ascii_alphanumeric())
+            .find_map(|p| self.builtin_at(line, p, now))
+    }
+
+    fn builtin_at(&self, line: &[u8], pos: usize, now: UnixTime) -> Option<DateMatch> {
+        let p = parse_builtin(line, pos)?;
+        let ts = self.inner.zone.resolve(&p, now)?;
+        Some(DateMatch { ts, start: pos, end: p.end, format: p.format })
+    }
+}
+
+/// A date-time read from a line, not yet placed in time.
+struct Parsed {
+    year: Option<i64>,
+    mo: u32,
+    d: u32,
+    h: u32,
+    mi: u32,
+    s: u32,
+    offset: Option<i32>,
+    end: usize,
+    format: DateFormat,
+}
+
+// ---- byte parsers for the built-in formats ----
+
+fn digit(b: &[u8], i: usize) -> Option<u32> {
+    let c = *b.get(i)?;
+    c.is_ascii_digit().then(|| u32::from(c - b'0'))
+}
+fn d2(b: &[u8], i: usize) -> Option<u32> {
+    Some(digit(b, i)? * 10 + digit(b, i + 1)?)
+}
+fn d4(b: &[u8], i: usize) -> Option<u32> {
+    Some(d2(b, i)? * 100 + d2(b, i + 2)?)
+}
+fn is(b: &[u8], i: usize, c: u8) -> bool {
+    b.get(i) == Some(&c)
+}
+fn digit_at(b: &[u8], i: usize) -> bool {
+    b.get(i).is_some_and(u8::is_ascii_digit)
+}
+
+/// Three-letter English month abbreviation, any case.
+fn month_abbr(b: &[u8], i: usize) -> Option<u32> {
+    let t = b.get(i..i + 3)?;
+    let m = match [t[0] | 0x20, t[1] | 0x20, t[2] | 0x20] {
+        [b'j', b'a', b'n'] => 1,
+        [b'f', b'e', b'b'] => 2,
+        [b'm', b'a', b'r'] => 3,
+        [b'a', b'p', b'r'] => 4,
+        [b'm', b'a', b'y'] => 5,
+        [b'j', b'u', b'n'] => 6,
+        [b'j', b'u', b'l'] => 7,
+        [b'a', b'u', b'g'] => 8,
+        [b's', b'e', b'p'] => 9,
+        [b'o', b'c', b't'] => 10,
+        [b'n', b'o', b'v'] => 11,
+        [b'd', b'e', b'c'] => 12,
+        _ => return None,
+    };
+    Some(m)
+}
+
+/// `HH:MM:SS` at `i`.
+fn hms(b: &[u8], i: usize) -> Option<(u32, u32, u32)> {
+    if !is(b, i + 2, b':') || !is(b, i + 5, b':') {
+        return None;
+    }
+    Some((d2(b, i)?, d2(b, i + 3)?, d2(b, i + 6)?))
+}
+
+/// Skips `<sep>digits` at `i` (a fraction of a second, truncated away).
+fn skip_frac(b: &[u8], mut i: usize, sep: u8) -> usize {
+    if is(b, i, sep) && digit_at(b, i + 1) {
+        i += 1;
+        while digit_at(b, i) {
+            i += 1;
+        }
+    }
+    i
+}
+
+/// `Z`, `±hh:mm`, `±hhmm` or `±hh` at `i`: (offset seconds, end).
+fn parse_offset(b: &[u8], i: usize) -> Option<(i32, usize)> {
+    let sign = match *b.get(i)? {
+        b'Z' | b'z' => return Some((0, i + 1)),
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let hh = d2(b, i + 1)?;
+    let (mm, end) = if is(b, i + 3, b':') {
+        (d2(b, i + 4)?, i + 6)
+    } else if let Some(mm) = d2(b, i + 3) {
+        (mm, i + 5)
+    } else {
+        (0, i + 3)
+    };
+    (hh <= 25 && mm <= 59).then(|| (sign * (hh * 3600 + mm * 60) as i32, end))
+}
+
+fn parse_builtin(b: &[u8], pos: usize) -> Option<Parsed> {
+    if pos > 0 && b.get(pos - 1)?.is_ascii_alphanumeric() {
+        return None;
+    }
+    let p = if digit_at(b, pos) {
+        if is(b, pos + 2, b'/') {
+            nginx_access(b, pos)?
+        } else {
+            numeric_ymd(b, pos)?
+        }
+    } else {
+        syslog(b, pos)?
+    };
+    (!digit_at(b, p.end)).then_some(p)
+}
+
+/// `Mon DD HH:MM:SS[.frac][ YYYY]`, the day maybe space-padded or one digit.
+fn syslog(b: &[u8], pos: usize) -> Option<Parsed> {
+    let mo = month_abbr(b, pos)?;
+    if !is(b, pos + 3, b' ') {
+        return None;
+    }
+    let (d, mut i) = if is(b, pos + 4, b' ') {
+        (digit(b, pos + 5)?, pos + 6)
+    } else if let Some(d) = d2(b, pos + 4) {
+        (d, pos + 6)
+    } else {
+        (digit(b, pos + 4)?, pos + 5)
+    };
+    if !is(b, i, b' ') {
+        return None;
+    }
+    let (h, mi, s) = hms(b, i + 1)?;
+    i = skip_frac(b, i + 9, b'.');
+    let mut year = None;
+    if is(b, i, b' ') && !b.get(i + 5).is_some_and(u8::is_ascii_alphanumeric) {
+        if let Some(y) = d4(b, i + 1) {
+            year = Some(i64::from(y));
+            i += 5;
+        }
+    }
+    let format = DateFormat::Syslog;
+    Some(Parsed { year, mo, d, h, mi, s, offset: None, end: i, format })
+}
+
+/// ISO 8601 / Python logging (`YYYY-MM-DD`) or nginx error (`YYYY/MM/DD`).
+fn numeric_ymd(b: &[u8], pos: usize) -> Option<Parsed> {
+    let y = d4(b, pos)?;
+    let sep = *b.get(pos + 4)?;
+    if !(sep == b'-' || sep == b'/') || !is(b, pos + 7, sep) {
+        return None;
+    }
+    let (mo, d) = (d2(b, pos + 5)?, d2(b, pos + 8)?);
+    let t = *b.get(pos + 10)?;
+    if !(t == b' ' || (sep == b'-' && (t == b'T' || t == b't'))) {
+        return None;
+    }
+    let (h, mi, s) = hms(b, pos + 11)?;
+    let mut i = pos + 19;
+    let (mut format, mut offset) = (DateFormat::NginxError, None);
+    if sep == b'-' {
+        format = if is(b, i, b',') && digit_at(b, i + 1) {
+            DateFormat::PythonLogging
+        } else {
+            DateFormat::Iso8601
+        };
+        i = skip_frac(b, skip_frac(b, i, b'.'), b',');
+        if let Some((o, end)) = parse_offset(b, i) {
+            (offset, i) = (Some(o), end);
+        }
+    }
+    let year = Some(i64::from(y));
+    Some(Parsed { year, mo, d, h, mi, s, offset, end: i, format })
+}
+
+/// nginx access `DD/Mon/YYYY:HH:MM:SS[ ±hhmm]` (the text between the brackets).
+fn nginx_access(b: &[u8], pos: usize) -> Option<Parsed> {
+    let d = d2(b, pos)?;
+    let mo = month_abbr(b, pos + 3)?;
+    if !is(b, pos + 6, b'/') || !is(b, pos + 11, b':') {
+        return None;
+    }
+    let year = Some(i64::from(d4(b, pos + 7)?));
+    let (h, mi, s) = hms(b, pos + 12)?;
+    let (mut offset, mut end) = (None, pos + 20);
+    if is(b, end, b' ') && matches!(b.get(end + 1), Some(b'+' | b'-')) {
+        if let Some((o, e)) = parse_offset(b, end + 1) {
+            (offset, end) = (Some(o), e);
+        }
+    }
+    let format = DateFormat::NginxAccess;
+    Some(Parsed { year, mo, d, h, mi, s, offset, end, format })
+}
+
+// ---- civil arithmetic and the local zone ----
+
+const fn is_leap(y: i64) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+/// Days since 1970-01-01 (H. Hinnant's `days_from_civil`); `None` if invalid.
+fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
+    const LEN: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&m) || d == 0 {
+        return None;
+    }
+    let len = LEN[m as usize - 1] + u32::from(m == 2 && is_leap(y));
+    if d > len {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = i64::from((153 * ((m + 9) % 12) + 2) / 5 + d - 1);
+    Some(era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468)
+}
+
+/// (year, month, day) of a day number.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// A zone offset change: from `utc` on, `offset` applies. `local` is the first
+/// local wall-clock second (as if UTC) read with `offset` ("compatible"
+/// disambiguation, as jiff: gaps move forward, folds take the earlier instant).
+#[derive(Debug)]
+struct Transition {
+    utc: i64,
+    local: i64,
+    offset: i32,
+}
+
+/// The local zone with its transitions for 1900..2200 precomputed, so a
+/// lookup is a binary search instead of a jiff call per line.
+#[derive(Debug)]
+struct Zone {
+    tz: TimeZone,
+    first: i32,
+    table: Vec<Transition>,
+    table_ok: bool,
+}
+
+const TABLE_LO: i64 = -2_208_988_800; // 1900-01-01
+const TABLE_HI: i64 = 7_258_118_400; // 2200-01-01
+
+impl Zone {
+    fn new(tz: TimeZone) -> Zone {
+        let lo = Timestamp::from_second(TABLE_LO).unwrap_or(Timestamp::UNIX_EPOCH);
+        let first = tz.to_offset(lo).seconds();
+        let (mut prev, mut table) = (first, Vec::new());
+        for t in tz.following(lo) {
+            let utc = t.timestamp().as_second();
+            if utc >= TABLE_HI {
+                break;
+            }
+            let offset = t.offset().seconds();
+            table.push(Transition { utc, local: utc + i64::from(prev.max(offset)), offset });
+            prev = offset;
+        }
+        let table_ok = table.windows(2).all(|w| w[0].local < w[1].local && w[0].utc < w[1].utc);
+        Zone { tz, first, table, table_ok }
+    }
+
+    fn in_table(&self, t: i64) -> bool {
+        self.table_ok && (TABLE_LO + 86_400..TABLE_HI - 86_400).contains(&t)
+    }
+
+    fn offset_at(&self, utc: i64) -> i32 {
+        if !self.in_table(utc) {
+            return Timestamp::from_second(utc).map_or(0, |t| self.tz.to_offset(t).seconds());
+        }
+        match self.table.partition_point(|t| t.utc <= utc) {
+            0 => self.first,
+            i => self.table[i - 1].offset,
+        }
+    }
+
+    /// Local wall-clock seconds (as if UTC) to UnixTime.
+    fn local_to_utc(&self, local: i64) -> Option<i64> {
+        if self.in_table(local) {
+            let off = match self.table.partition_point(|t| t.local <= local) {
+                0 => self.first,
+                i => self.table[i - 1].offset,
+            };
+            return Some(local - i64::from(off));
+        }
+        let (y, m, d) = civil_from_days(local.div_euclid(86_400));
+        let s = local.rem_euclid(86_400);
+        let (y, m, d) = (i16::try_from(y).ok()?, m as i8, d as i8);
+        let (h, mi, s) = ((s / 3600) as i8, (s / 60 % 60) as i8, (s % 60) as i8);
+        let dt = DateTime::new(y, m, d, h, mi, s, 0).ok()?;
+        let ts = self.tz.to_ambiguous_timestamp(dt).compatible().ok()?;
+        Some(ts.as_second())
+    }
+
+    fn local_days(&self, now: UnixTime) -> i64 {
+        (now + i64::from(self.offset_at(now))).div_euclid(86_400)
+    }
+
+    /// Places a parsed date in time; a missing year is now's local year, or
+    /// the previous one if that would be more than two days ahead of `now`.
+    fn resolve(&self, p: &Parsed, now: UnixTime) -> Option<UnixTime> {
+        if p.h > 23 || p.mi > 59 || p.s > 60 {
+            return None;
+        }
+        let secs = i64::from(p.h * 3600 + p.mi * 60 + p.s.min(59));
+        let at = |y: i64| {
+            let local = days_from_civil(y, p.mo, p.d)? * 86_400 + secs;
+            match p.offset {
+                Some(o) => Some(local - i64::from(o)),
+                None => self.local_to_utc(local),
+            }
+        };
+        match p.year {
+            Some(y) => at(y),
+            None => {
+                let y = civil_from_days(self.local_days(now)).0;
+                match at(y) {
+                    Some(t) if t <= now + FUTURE_SLACK => Some(t),
+                    _ => at(y - 1),
+                }
+            }
+        }
+    }
+}
+
+// ---- datepattern ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Year4,
+    Year2,
+    Month,
+    MonthName,
+    Day,
+    YearDay,
+    Hour,
+    Hour12,
+    AmPm,
+    Minute,
+    Second,
+    Offset,
+    ZoneName,
+    Epoch,
+    Ignore,
+}
+
+const MONTHS: &str = "(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)";
+const MONTHS_LONG: &str = "(?i:january|february|march|april|may|june|july|august|september|october|november|december)";
+const WEEKDAYS: &str = "(?i:mon|tue|wed|thu|fri|sat|sun)";
+const EPOCH_RE: &str = r"(?-u:\b)[0-9]{9,11}(?:\.[0-9]+)?(?-u:\b)";
+
+fn directive(c: char) -> Option<(&'static str, Field)> {
+    Some(match c {
+        'Y' => ("[0-9]{4}", Field::Year4),
+        'y' => ("[0-9]{2}", Field::Year2),
+        'm' => ("[0-9]{1,2}", Field::Month),
+        'd' => ("[0-9]{1,2}", Field::Day),
+        'e' => (" ?[0-9]{1,2}", Field::Day),
+        'j' => ("[0-9]{1,3}", Field::YearDay),
+        'H' => ("[0-9]{1,2}", Field::Hour),
+        'I' => ("[0-9]{1,2}", Field::Hour12),
+        'p' => ("(?i:am|pm)", Field::AmPm),
+        'M' => ("[0-9]{1,2}", Field::Minute),
+        'S' => ("[0-9]{1,2}", Field::Second),
+        'f' => ("[0-9]{1,9}", Field::Ignore),
+        'b' => (MONTHS, Field::MonthName),
+        'B' => (MONTHS_LONG, Field::MonthName),
+        'a' => (WEEKDAYS, Field::Ignore),
+        'z' => ("Z|[+-][0-9]{2}(?::?[0-9]{2})?", Field::Offset),
+        'Z' => ("[A-Za-z]{1,5}", Field::ZoneName),
+        's' => ("[0-9]{1,12}", Field::Epoch),
+        _ => return None,
+    })
+}
+
+/// A compiled `datepattern`: the regex and, per capture group, its directive.
+#[derive(Debug)]
+struct Custom {
+    re: regex::bytes::Regex,
+    fields: Vec<Field>,
+}
+
+impl Custom {
+    /// Literal text is matched literally; `\x` is a literal `x` (so fail2ban's
+    /// `\[` works). Error positions are byte offsets into the pattern.
+    fn compile(pattern: &str) -> Result<Custom, DateError> {
+        let err = |m: String| DateError::Pattern(format!("{m} in {pattern:?}"));
+        let (mut re, body_start) = if let Some(rest) = pattern.strip_prefix("{^LN-BEG}") {
+            ("^".to_string(), pattern.len() - rest.len())
+        } else if pattern.starts_with('^') {
+            ("^".to_string(), 1)
+        } else {
+            (String::new(), 0)
+        };
+        let mut fields = Vec::new();
+        let mut chars = pattern[body_start..].char_indices().map(|(i, c)| (i + body_start, c));
+        while let Some((i, c)) = chars.next() {
+            let (piece, field) = match c {
+                '%' => match chars.next() {
+                    None => return Err(err(format!("dangling '%' at position {i}"))),
+                    Some((_, '%')) => {
+                        re.push('%');
+                        continue;
+                    }
+                    Some((_, d)) => directive(d)
+                        .ok_or_else(|| err(format!("unknown directive %{d} at position {i}")))?,
+                },
+                '\\' => match chars.next() {
+                    None => return Err(err(format!("dangling '\\' at position {i}"))),
+                    Some((_, l)) => {
+                        re.push_str(&regex::escape(l.encode_utf8(&mut [0; 4])));
+                        continue;
+                    }
+                },
+                '{' | '}' => return Err(err(format!("unbalanced or unsupported '{c}' at position {i}"))),
+                'E' if pattern[i..].starts_with("EPOCH") => {
+                    chars.nth(3);
+                    (EPOCH_RE, Field::Epoch)
+                }
+                _ => {
+                    re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
+                    continue;
+                }
+            };
+            re.push('(');
+            re.push_str(piece);
+            re.push(')');
+            fields.push(field);
+        }
+        if fields.iter().all(|f| *f == Field::Ignore) {
+            return Err(err("no date or time directive".to_string()));
+        }
+        let re = regex::bytes::Regex::new(&re).map_err(|e| err(e.to_string()))?;
+        Ok(Custom { re, fields })
+    }
+
+    fn detect(&self, zone: &Zone, line: &[u8], now: UnixTime) -> Option<DateMatch> {
+        self.re.captures_iter(line).find_map(|caps| {
+            let m = caps.get(0)?;
+            let ts = self.value(zone, &caps, now)?;
+            Some(DateMatch { ts, start: m.start(), end: m.end(), format: DateFormat::Custom })
+        })
+    }
+
+    fn value(&self, zone: &Zone, caps: &regex::bytes::Captures, now: UnixTime) -> Option<UnixTime> {
+        let num = |t: &[u8]| -> Option<u32> {
+            let t = t.trim_ascii_start();
+            (!t.is_empty() && t.len() <= 9 && t.iter().all(u8::is_ascii_digit))
+                .then(|| t.iter().fold(0, |n, c| n * 10 + u32::from(c - b'0')))
+        };
+        let (mut year, mut mo, mut d, mut yday) = (None, None, None, None);
+        let (mut h, mut mi, mut s, mut h12, mut pm, mut offset) = (0, 0, 0, None, false, None);
+        for (i, field) in self.fields.iter().enumerate() {
+            let Some(t) = caps.get(i + 1).map(|m| m.as_bytes()) else { continue };
+            match field {
+                Field::Year4 => year = Some(i64::from(num(t)?)),
+                Field::Year2 => {
+                    let y = num(t)?;
+                    year = Some(i64::from(y + if y < 69 { 2000 } else { 1900 }));
+                }
+                Field::Month => mo = Some(num(t)?),
+                Field::MonthName => mo = Some(month_abbr(t, 0)?),
+                Field::Day => d = Some(num(t)?),
+                Field::YearDay => yday = Some(num(t)?),
+                Field::Hour => h = num(t)?,
+                Field::Hour12 => h12 = Some(num(t)?),
+                Field::AmPm => pm = t[0] | 0x20 == b'p',
+                Field::Minute => mi = num(t)?,
+                Field::Second => s = num(t)?,
+                Field::Offset => offset = Some(parse_offset(t, 0)?.0),
+                Field::ZoneName => {
+                    let utc = [&b"UTC"[..], b"GMT", b"UT", b"Z"].iter().any(|z| t.eq_ignore_ascii_case(z));
+                    offset = offset.or(utc.then_some(0));
+                }
+                Field::Epoch => {
+                    let int = t.split(|&c| c == b'.').next()?;
+                    return std::str::from_utf8(int).ok()?.parse().ok();
+                }
+                Field::Ignore => {}
+            }
+        }
+        if let Some(h12) = h12 {
+            if !(1..=12).contains(&h12) {
+                return None;
+            }
+            h = h12 % 12 + if pm { 12 } else { 0 };
+        }
+        let (mo, d) = match (mo, d, yday) {
+            (Some(mo), Some(d), _) => (mo, d),
+            (None, None, Some(yday)) => {
+                let y = *year.get_or_insert_with(|| civil_from_days(zone.local_days(now)).0);
+                if !(1..=366).contains(&yday) {
+                    return None;
+                }
+                let (yy, mo, d) = civil_from_days(days_from_civil(y, 1, 1)? + i64::from(yday) - 1);
+                (yy == y).then_some((mo, d))?
+            }
+            (None, None, None) => {
+                let (y, mo, d) = civil_from_days(zone.local_days(now));
+                year = year.or(Some(y));
+                (mo, d)
+            }
+            _ => return None,
+        };
+        let p = Parsed { year, mo, d, h, mi, s, offset, end: 0, format: DateFormat::Custom };
+        zone.resolve(&p, now)
     }
 }
