@@ -6,11 +6,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod filter;
 pub mod firewall;
 pub mod jail;
 pub mod source;
+pub mod store;
 
 /// Seconds since the Unix epoch. Every time in the engine is in this unit:
 /// line timestamps, windows, ban expiries.

@@ -1,0 +1,143 @@
+//! The control protocol: JSON lines over a unix socket, shared by the daemon
+//! and the CLI client. One request line, one response line.
+//!
+//! Owns the message shapes and their version; no I/O here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::UnixTime;
+
+/// Bumped on incompatible changes; the daemon refuses other versions.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A request line: `{"v":1,"cmd":"status","jail":null}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub v: u32,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// Whole-daemon status, or one jail's when `jail` is set.
+    Status { jail: Option<String> },
+    /// Active bans, optionally of one jail.
+    Bans { jail: Option<String> },
+    /// Ban `addr` (address or CIDR) in `jail`; `seconds` overrides the jail's bantime
+    /// (`None`: the jail's bantime; `Some(-1)`: permanent).
+    Ban { jail: String, addr: String, seconds: Option<i64> },
+    /// Unban `addr` from `jail` (all jails when `None`); `all` unbans everything
+    /// (of `jail` when set) and `addr` must then be `None`.
+    Unban { addr: Option<String>, jail: Option<String>, all: bool },
+    /// Re-read the configuration (like SIGHUP); errors come back in the response.
+    Reload,
+    /// Add `addr` (address or CIDR) to every jail's allow-list until the next
+    /// restart or reload (`seconds`: for that long).
+    Ignore { addr: String, seconds: Option<i64> },
+}
+
+impl Request {
+    /// Whether the request changes state (and so needs an authorised peer).
+    pub fn mutates(&self) -> bool {
+        !matches!(self, Request::Status { .. } | Request::Bans { .. })
+    }
+}
+
+/// A response line: `{"ok":true,"data":{...}}` or `{"ok":false,"error":"..."}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Reply>,
+}
+
+impl Response {
+    pub fn ok(data: Reply) -> Response {
+        Response { ok: true, error: None, data: Some(data) }
+    }
+    pub fn err(message: impl Into<String>) -> Response {
+        Response { ok: false, error: Some(message.into()), data: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    Status(DaemonStatus),
+    Jail(JailStatus),
+    Bans { bans: Vec<BanInfo> },
+    /// How many bans were added / removed, with a human summary.
+    Done { count: usize, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub config_dir: PathBuf,
+    pub table: String,
+    pub jails: Vec<JailSummary>,
+    pub files: Vec<WatchedFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JailSummary {
+    pub name: String,
+    pub filter: String,
+    pub failures_tracked: usize,
+    pub active_bans: usize,
+    pub total_bans: u64,
+    pub lines: u64,
+    pub matched: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchedFile {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub inode: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JailStatus {
+    pub name: String,
+    pub filter: String,
+    pub logpath: Vec<PathBuf>,
+    pub maxretry: u32,
+    pub findtime_seconds: i64,
+    /// `None`: permanent.
+    pub bantime_seconds: Option<i64>,
+    pub ignoreip: Vec<String>,
+    pub ports: Vec<String>,
+    pub protocol: String,
+    /// Counters since start (lines, matched, missed, ...).
+    pub counters: BTreeMap<String, u64>,
+    /// Addresses with the most failures in the window, most first.
+    pub top_offenders: Vec<Offender>,
+    pub bans: Vec<BanInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offender {
+    pub addr: String,
+    pub failures: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanInfo {
+    pub jail: String,
+    /// Address or CIDR prefix.
+    pub addr: String,
+    pub banned_at: UnixTime,
+    /// `None`: permanent.
+    pub expires: Option<UnixTime>,
+    /// How many times this address has been banned (this one included).
+    pub count: u32,
+}

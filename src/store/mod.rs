@@ -1,0 +1,1 @@
+//! Persistent state. (Stub: in progress.)
