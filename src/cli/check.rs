@@ -20,7 +20,11 @@ pub fn run(dir: &Path) -> i32 {
         }
         Err(errs) => {
             eprintln!("{errs}");
-            eprintln!("{}: {} error(s); nothing was changed", dir.display(), errs.0.len());
+            eprintln!(
+                "{}: {} error(s); nothing was changed",
+                dir.display(),
+                errs.0.len()
+            );
             1
         }
     }

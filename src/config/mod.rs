@@ -42,6 +42,10 @@ pub struct JailConfig {
     pub enabled: bool,
     pub filter: Arc<Filter>,
     pub logpath: Vec<PathBuf>,
+    /// journalctl matches when the jail reads the journal.
+    pub journal: Option<Vec<String>>,
+    /// argv of a command whose stdout the jail reads.
+    pub command: Option<Vec<String>>,
     pub settings: JailSettings,
     pub rules: JailRules,
 }
@@ -122,17 +126,34 @@ impl Errors {
     }
 
     fn file(&mut self, file: &Path, field: &str, message: impl Into<String>) {
-        self.0.push(ConfigError { file: file.to_path_buf(), line: 0, column: 0, field: field.into(), message: message.into() });
+        self.0.push(ConfigError {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     fn yaml(&mut self, file: &Path, e: serde_saphyr::Error) {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-        let text = e.to_string().replace("<input>", &file.display().to_string());
+        let text = e
+            .to_string()
+            .replace("<input>", &file.display().to_string());
         // The first line repeats the position; the rest is the rendered snippet.
-        let message = text.split_once('\n').map_or(text.as_str(), |(_, rest)| rest).to_string();
+        let message = text
+            .split_once('\n')
+            .map_or(text.as_str(), |(_, rest)| rest)
+            .to_string();
         let head = text.lines().next().unwrap_or_default();
-        let head = head.split_once(": ").map_or(head, |(_, m)| m).trim_start_matches("error: ");
-        let head = head.split_once(": ").filter(|(p, _)| p.starts_with("line ")).map_or(head, |(_, m)| m);
+        let head = head
+            .split_once(": ")
+            .map_or(head, |(_, m)| m)
+            .trim_start_matches("error: ");
+        let head = head
+            .split_once(": ")
+            .filter(|(p, _)| p.starts_with("line "))
+            .map_or(head, |(_, m)| m);
         self.0.push(ConfigError {
             file: file.to_path_buf(),
             line,
@@ -151,12 +172,22 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
         return Err(ConfigErrors(errs.0));
     }
     let global_path = dir.join("banwarden.yaml");
-    let raw_global: RawGlobal = if global_path.exists() { parse_file(&global_path, &mut errs).unwrap_or_default() } else { RawGlobal::default() };
+    let raw_global: RawGlobal = if global_path.exists() {
+        parse_file(&global_path, &mut errs).unwrap_or_default()
+    } else {
+        RawGlobal::default()
+    };
     let global = build_global(&global_path, &raw_global, &mut errs);
 
     let mut filters = BTreeMap::new();
     for path in yaml_files(&dir.join("filters"), &mut errs) {
-        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_string) else { continue };
+        let Some(name) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
         if let Some(filter) = load_filter(&path, &name, &mut errs) {
             filters.insert(name, Arc::new(filter));
         }
@@ -169,10 +200,18 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
     };
     let mut merged: BTreeMap<String, MergedJail> = BTreeMap::new();
     for path in jail_files(&dir.join("jails"), &mut errs) {
-        let Some(map) = parse_file::<BTreeMap<String, RawJail>>(&path, &mut errs) else { continue };
+        let Some(map) = parse_file::<BTreeMap<String, RawJail>>(&path, &mut errs) else {
+            continue;
+        };
         let file = Arc::new(path.clone());
         for (name, raw) in map {
-            merged.entry(name).or_insert_with(|| MergedJail { defined_in: None, ..defaults.clone() }).merge(raw, &file);
+            merged
+                .entry(name)
+                .or_insert_with(|| MergedJail {
+                    defined_in: None,
+                    ..defaults.clone()
+                })
+                .merge(raw, &file);
         }
     }
     let mut jails = Vec::new();
@@ -182,7 +221,12 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
         }
     }
     if errs.0.is_empty() {
-        Ok(Config { dir: dir.to_path_buf(), global, filters, jails })
+        Ok(Config {
+            dir: dir.to_path_buf(),
+            global,
+            filters,
+            jails,
+        })
     } else {
         Err(ConfigErrors(errs.0))
     }
@@ -191,7 +235,11 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
 /// Compiles one filter file; also used by `dry-run --filter PATH`.
 pub fn load_filter_file(path: &Path) -> Result<Filter, ConfigErrors> {
     let mut errs = Errors(Vec::new());
-    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("filter").to_string();
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("filter")
+        .to_string();
     match load_filter(path, &name, &mut errs) {
         Some(f) if errs.0.is_empty() => Ok(f),
         _ => Err(ConfigErrors(errs.0)),
@@ -237,31 +285,61 @@ fn yaml_files(dir: &Path, errs: &mut Errors) -> Vec<PathBuf> {
 fn jail_files(dir: &Path, errs: &mut Errors) -> Vec<PathBuf> {
     let mut files = yaml_files(dir, errs);
     files.sort_by_key(|p| {
-        let local = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains(".local."));
+        let local = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.contains(".local."));
         (local, p.clone())
     });
     files
 }
 
 fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
-    let table = raw.table.as_ref().map_or_else(|| "banwarden".to_string(), |t| t.value.clone());
+    let table = raw
+        .table
+        .as_ref()
+        .map_or_else(|| "banwarden".to_string(), |t| t.value.clone());
     if let Some(t) = &raw.table {
         if !values::valid_name(&t.value) {
-            errs.at(path, t, "table", "must be 1-32 characters of A-Z a-z 0-9 _ -, starting with a letter");
+            errs.at(
+                path,
+                t,
+                "table",
+                "must be 1-32 characters of A-Z a-z 0-9 _ -, starting with a letter",
+            );
         }
     }
-    let log_level = raw.log_level.as_ref().map_or_else(|| "info".to_string(), |l| l.value.clone());
+    let log_level = raw
+        .log_level
+        .as_ref()
+        .map_or_else(|| "info".to_string(), |l| l.value.clone());
     if let Some(l) = &raw.log_level {
         if !["error", "warn", "info", "debug", "trace"].contains(&l.value.as_str()) {
-            errs.at(path, l, "log_level", "must be one of error, warn, info, debug, trace");
+            errs.at(
+                path,
+                l,
+                "log_level",
+                "must be one of error, warn, info, debug, trace",
+            );
         }
     }
     Global {
-        state_dir: raw.state_dir.as_ref().map_or_else(|| PathBuf::from("/var/lib/banwarden"), |s| PathBuf::from(&s.value)),
-        socket: raw.socket.as_ref().map_or_else(|| PathBuf::from("/run/banwarden/banwarden.sock"), |s| PathBuf::from(&s.value)),
+        state_dir: raw.state_dir.as_ref().map_or_else(
+            || PathBuf::from("/var/lib/banwarden"),
+            |s| PathBuf::from(&s.value),
+        ),
+        socket: raw.socket.as_ref().map_or_else(
+            || PathBuf::from("/run/banwarden/banwarden.sock"),
+            |s| PathBuf::from(&s.value),
+        ),
         table,
         log_level,
-        ignoreip: nets(path, raw.ignoreip.as_deref().unwrap_or(&[]), "ignoreip", errs),
+        ignoreip: nets(
+            path,
+            raw.ignoreip.as_deref().unwrap_or(&[]),
+            "ignoreip",
+            errs,
+        ),
     }
 }
 
@@ -282,8 +360,18 @@ fn load_filter(path: &Path, name: &str, errs: &mut Errors) -> Option<Filter> {
         name: name.to_string(),
         description: raw.description.clone().unwrap_or_default(),
         prefregex: raw.prefregex.as_ref().map(|s| s.value.clone()),
-        failregex: raw.failregex.value.iter().map(|s| s.value.clone()).collect(),
-        ignoreregex: raw.ignoreregex.iter().flatten().map(|s| s.value.clone()).collect(),
+        failregex: raw
+            .failregex
+            .value
+            .iter()
+            .map(|s| s.value.clone())
+            .collect(),
+        ignoreregex: raw
+            .ignoreregex
+            .iter()
+            .flatten()
+            .map(|s| s.value.clone())
+            .collect(),
         datepattern: raw.datepattern.as_ref().map(|s| s.value.clone()),
     };
     match Filter::compile(spec) {
@@ -291,8 +379,17 @@ fn load_filter(path: &Path, name: &str, errs: &mut Errors) -> Option<Filter> {
         Err(e) => {
             let span = match e.which {
                 PatternRef::Prefregex => raw.prefregex.as_ref().map(|s| s.referenced),
-                PatternRef::Failregex(i) => raw.failregex.value.get(i).map(|s| s.referenced).or(Some(raw.failregex.referenced)),
-                PatternRef::Ignoreregex(i) => raw.ignoreregex.as_ref().and_then(|v| v.get(i)).map(|s| s.referenced),
+                PatternRef::Failregex(i) => raw
+                    .failregex
+                    .value
+                    .get(i)
+                    .map(|s| s.referenced)
+                    .or(Some(raw.failregex.referenced)),
+                PatternRef::Ignoreregex(i) => raw
+                    .ignoreregex
+                    .as_ref()
+                    .and_then(|v| v.get(i))
+                    .map(|s| s.referenced),
                 PatternRef::Datepattern => raw.datepattern.as_ref().map(|s| s.referenced),
             };
             let (line, column) = span.map_or((0, 0), |l| (l.line(), l.column()));
@@ -301,7 +398,13 @@ fn load_filter(path: &Path, name: &str, errs: &mut Errors) -> Option<Filter> {
                 line,
                 column,
                 field: e.which.to_string(),
-                message: format!("{}\n    {}\n    {:>w$}", e.message, e.pattern, "^", w = e.offset + 1),
+                message: format!(
+                    "{}\n    {}\n    {:>w$}",
+                    e.message,
+                    e.pattern,
+                    "^",
+                    w = e.offset + 1
+                ),
             });
             None
         }
@@ -318,18 +421,32 @@ fn build_jail(
 ) -> Option<JailConfig> {
     let before = errs.0.len();
     let raw = &m.raw;
-    let file = |field: &str| m.file_of(field).map(|p| p.as_path().to_path_buf()).unwrap_or_else(|| dir.join("jails"));
+    let file = |field: &str| {
+        m.file_of(field)
+            .map(|p| p.as_path().to_path_buf())
+            .unwrap_or_else(|| dir.join("jails"))
+    };
     let f = |field: &str| format!("{name}.{field}");
     let defined = file("");
     if !values::valid_name(name) {
-        errs.file(&defined, name, "jail names must be 1-32 characters of A-Z a-z 0-9 _ -, starting with a letter");
+        errs.file(
+            &defined,
+            name,
+            "jail names must be 1-32 characters of A-Z a-z 0-9 _ -, starting with a letter",
+        );
     }
     let filter = match &raw.filter {
         None => {
-            errs.file(&defined, &f("filter"), "missing: name a filter from filters/ or a path to a filter file");
+            errs.file(
+                &defined,
+                &f("filter"),
+                "missing: name a filter from filters/ or a path to a filter file",
+            );
             None
         }
-        Some(s) => resolve_filter(dir, &s.value, filters).map_err(|msg| errs.at(&file("filter"), s, &f("filter"), msg)).ok(),
+        Some(s) => resolve_filter(dir, &s.value, filters)
+            .map_err(|msg| errs.at(&file("filter"), s, &f("filter"), msg))
+            .ok(),
     };
     let logpath: Vec<PathBuf> = raw
         .logpath
@@ -346,31 +463,108 @@ fn build_jail(
             }
         })
         .collect();
+    let journal = raw.journal.as_ref().map(|j| {
+        if let Err(e) = values::journal_matches(&j.value.matches) {
+            errs.at(&file("journal"), j, &f("journal.match"), e);
+        }
+        j.value.matches.clone()
+    });
+    let command = raw.command.as_ref().map(|c| {
+        if c.value.first().is_none_or(|p| !Path::new(p).is_absolute()) {
+            errs.at(
+                &file("command"),
+                c,
+                &f("command"),
+                "must be an argv list starting with an absolute program path (no shell)",
+            );
+        }
+        c.value.clone()
+    });
     let enabled = raw.enabled.as_ref().is_some_and(|e| e.value);
-    if enabled && logpath.is_empty() {
-        errs.file(&defined, &f("logpath"), "an enabled jail needs at least one logpath");
+    if enabled && logpath.is_empty() && journal.is_none() && command.is_none() {
+        errs.file(
+            &defined,
+            &f("logpath"),
+            "an enabled jail needs a logpath, a journal or a command to read",
+        );
     }
     let maxretry = match &raw.maxretry {
         None => 5,
         Some(s) if (1..=1_000_000).contains(&s.value) => s.value as u32,
         Some(s) => {
-            errs.at(&file("maxretry"), s, &f("maxretry"), "must be between 1 and 1000000");
+            errs.at(
+                &file("maxretry"),
+                s,
+                &f("maxretry"),
+                "must be between 1 and 1000000",
+            );
             5
         }
     };
-    let findtime = duration(raw.findtime.as_ref(), 600, false, &file("findtime"), &f("findtime"), errs).unwrap_or(600);
-    let bantime = duration(raw.bantime.as_ref(), 600, true, &file("bantime"), &f("bantime"), errs);
+    let findtime = duration(
+        raw.findtime.as_ref(),
+        600,
+        false,
+        &file("findtime"),
+        &f("findtime"),
+        errs,
+    )
+    .unwrap_or(600);
+    let bantime = duration(
+        raw.bantime.as_ref(),
+        600,
+        true,
+        &file("bantime"),
+        &f("bantime"),
+        errs,
+    );
     let mut ignore = global.ignoreip.clone();
-    ignore.extend(nets(&file("ignoreip"), raw.ignoreip.as_deref().unwrap_or(&[]), &f("ignoreip"), errs));
+    ignore.extend(nets(
+        &file("ignoreip"),
+        raw.ignoreip.as_deref().unwrap_or(&[]),
+        &f("ignoreip"),
+        errs,
+    ));
     let ignoreself = raw.ignoreself.as_ref().is_none_or(|s| s.value);
     let max_tracked = match &raw.max_tracked {
         None => DEFAULT_MAX_TRACKED,
         Some(s) if (1..=100_000_000).contains(&s.value) => s.value as usize,
         Some(s) => {
-            errs.at(&file("max_tracked"), s, &f("max_tracked"), "must be between 1 and 100000000");
+            errs.at(
+                &file("max_tracked"),
+                s,
+                &f("max_tracked"),
+                "must be between 1 and 100000000",
+            );
             DEFAULT_MAX_TRACKED
         }
     };
+    let prefix =
+        |v: &Option<Spanned<i64>>, field: &str, max: i64, default: u8, errs: &mut Errors| match v {
+            None => default,
+            Some(s) if (8..=max).contains(&s.value) => s.value as u8,
+            Some(s) => {
+                errs.at(
+                    &file(field),
+                    s,
+                    &f(field),
+                    format!("must be between 8 and {max}"),
+                );
+                default
+            }
+        };
+    let ipv4_prefix = prefix(&raw.ipv4_prefix, "ipv4_prefix", 32, 32, errs);
+    let ipv6_prefix = prefix(&raw.ipv6_prefix, "ipv6_prefix", 128, 64, errs);
+    let increment =
+        raw.bantime_increment
+            .as_ref()
+            .and_then(|inc| match values::increment(&inc.value) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    errs.at(&file("bantime_increment"), inc, &f("bantime_increment"), e);
+                    None
+                }
+            });
     let mut ports = Vec::new();
     if let Some(list) = &raw.ports {
         // Spans do not survive the one-or-many choice: point at the list.
@@ -389,11 +583,21 @@ fn build_jail(
             "udp" => Protocol::Udp,
             "all" if ports.is_empty() => Protocol::All,
             "all" => {
-                errs.at(&file("protocol"), s, &f("protocol"), "ports need protocol tcp or udp");
+                errs.at(
+                    &file("protocol"),
+                    s,
+                    &f("protocol"),
+                    "ports need protocol tcp or udp",
+                );
                 Protocol::Tcp
             }
             _ => {
-                errs.at(&file("protocol"), s, &f("protocol"), "must be tcp, udp or all");
+                errs.at(
+                    &file("protocol"),
+                    s,
+                    &f("protocol"),
+                    "must be tcp, udp or all",
+                );
                 Protocol::All
             }
         },
@@ -414,6 +618,8 @@ fn build_jail(
         enabled,
         filter: filter?,
         logpath,
+        journal,
+        command,
         settings: JailSettings {
             name: name.to_string(),
             maxretry,
@@ -421,8 +627,17 @@ fn build_jail(
             bantime,
             ignore: IgnoreList::new(ignore, ignoreself),
             max_tracked,
+            ipv4_prefix,
+            ipv6_prefix,
+            increment,
         },
-        rules: JailRules { name: name.to_string(), protocol, ports, verdict, intervals: false },
+        rules: JailRules {
+            name: name.to_string(),
+            protocol,
+            ports,
+            verdict,
+            intervals: ipv4_prefix < 32 || ipv6_prefix < 128,
+        },
     })
 }
 
@@ -450,17 +665,27 @@ fn duration(
     }
 }
 
-fn resolve_filter(dir: &Path, name: &str, filters: &BTreeMap<String, Arc<Filter>>) -> Result<Arc<Filter>, String> {
+fn resolve_filter(
+    dir: &Path,
+    name: &str,
+    filters: &BTreeMap<String, Arc<Filter>>,
+) -> Result<Arc<Filter>, String> {
     if let Some(f) = filters.get(name) {
         return Ok(f.clone());
     }
     if name.contains('/') || name.ends_with(".yaml") {
         let p = PathBuf::from(name);
         let p = if p.is_absolute() { p } else { dir.join(p) };
-        return load_filter_file(&p).map(Arc::new).map_err(|e| format!("filter file {}: {e}", p.display()));
+        return load_filter_file(&p)
+            .map(Arc::new)
+            .map_err(|e| format!("filter file {}: {e}", p.display()));
     }
     let known: Vec<&str> = filters.keys().map(String::as_str).collect();
-    Err(format!("no filter named `{name}` in {} (known: {})", dir.join("filters").display(), known.join(", ")))
+    Err(format!(
+        "no filter named `{name}` in {} (known: {})",
+        dir.join("filters").display(),
+        known.join(", ")
+    ))
 }
 
 #[cfg(test)]

@@ -83,6 +83,33 @@ pub struct RawJail {
     pub protocol: Option<Spanned<String>>,
     pub action: Option<Spanned<String>>,
     pub max_tracked: Option<Spanned<i64>>,
+    pub ipv4_prefix: Option<Spanned<i64>>,
+    pub ipv6_prefix: Option<Spanned<i64>>,
+    pub bantime_increment: Option<Spanned<RawIncrement>>,
+    /// Read the systemd journal instead of (or besides) files.
+    pub journal: Option<Spanned<RawJournal>>,
+    /// Read a long-running command's stdout (argv, no shell).
+    pub command: Option<Spanned<Vec<String>>>,
+}
+
+/// `bantime_increment:` of a jail.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIncrement {
+    pub factor: Option<f64>,
+    pub durations: Option<Vec<Scalar>>,
+    pub maxtime: Option<Scalar>,
+    pub window: Option<Scalar>,
+    pub across_jails: Option<bool>,
+}
+
+/// `journal:` of a jail.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJournal {
+    /// journalctl matches: `FIELD=value`, `+` between alternatives.
+    #[serde(rename = "match")]
+    pub matches: Vec<String>,
 }
 
 /// A jail merged from several files, remembering which file set each field.
@@ -105,7 +132,25 @@ impl MergedJail {
                 }
             )* };
         }
-        take!(enabled, filter, logpath, maxretry, findtime, bantime, ignoreip, ignoreself, ports, protocol, action, max_tracked);
+        take!(
+            enabled,
+            filter,
+            logpath,
+            maxretry,
+            findtime,
+            bantime,
+            ignoreip,
+            ignoreself,
+            ports,
+            protocol,
+            action,
+            max_tracked,
+            ipv4_prefix,
+            ipv6_prefix,
+            bantime_increment,
+            journal,
+            command
+        );
         self.defined_in.get_or_insert_with(|| file.clone());
     }
 

@@ -18,8 +18,14 @@ const FILTER: &str = "failregex:\n  - '^Login failure <HOST>$'\n";
 fn loads_and_merges_local_drop_ins() {
     let d = dir(&[
         ("filters/demo.yaml", FILTER),
-        ("jails/demo.yaml", "demo:\n  filter: demo\n  logpath: demo.log\n  bantime: 1h\n  maxretry: 3\n"),
-        ("jails/demo.local.yaml", "demo:\n  enabled: true\n  maxretry: 2\n"),
+        (
+            "jails/demo.yaml",
+            "demo:\n  filter: demo\n  logpath: demo.log\n  bantime: 1h\n  maxretry: 3\n",
+        ),
+        (
+            "jails/demo.local.yaml",
+            "demo:\n  enabled: true\n  maxretry: 2\n",
+        ),
     ]);
     let c = load(d.path()).unwrap();
     let j = c.jail("demo").unwrap();
@@ -35,25 +41,44 @@ fn loads_and_merges_local_drop_ins() {
 #[test]
 fn defaults_from_global_file() {
     let d = dir(&[
-        ("banwarden.yaml", "ignoreip: [192.0.2.0/24]\ndefaults:\n  bantime: permanent\n  findtime: 1h\n"),
+        (
+            "banwarden.yaml",
+            "ignoreip: [192.0.2.0/24]\ndefaults:\n  bantime: permanent\n  findtime: 1h\n",
+        ),
         ("filters/demo.yaml", FILTER),
-        ("jails/a.yaml", "demo:\n  filter: demo\n  ports: [ssh, 8000-8010]\n"),
+        (
+            "jails/a.yaml",
+            "demo:\n  filter: demo\n  ports: [ssh, 8000-8010]\n",
+        ),
     ]);
     let c = load(d.path()).unwrap();
     let j = c.jail("demo").unwrap();
     assert_eq!((j.settings.bantime, j.settings.findtime), (None, 3600));
     assert_eq!(j.rules.protocol, Protocol::Tcp);
     assert_eq!(j.rules.ports.len(), 2);
-    assert!(j.settings.ignore.check("192.0.2.7".parse().unwrap()).is_some());
+    assert!(j
+        .settings
+        .ignore
+        .check("192.0.2.7".parse().unwrap())
+        .is_some());
 }
 
 #[test]
 fn unknown_key_names_file_line_and_column() {
-    let d = dir(&[("filters/demo.yaml", FILTER), ("jails/a.yaml", "demo:\n  filter: demo\n  bantim: 1h\n")]);
+    let d = dir(&[
+        ("filters/demo.yaml", FILTER),
+        ("jails/a.yaml", "demo:\n  filter: demo\n  bantim: 1h\n"),
+    ]);
     let e = load(d.path()).unwrap_err();
     assert_eq!(e.0.len(), 1);
     let s = e.to_string();
-    assert!(s.starts_with(&format!("{}:3:3: unknown field `bantim`", d.path().join("jails/a.yaml").display())), "{s}");
+    assert!(
+        s.starts_with(&format!(
+            "{}:3:3: unknown field `bantim`",
+            d.path().join("jails/a.yaml").display()
+        )),
+        "{s}"
+    );
 }
 
 #[test]
@@ -63,36 +88,108 @@ fn bad_values_name_their_field() {
         ("jails/a.yaml", "demo:\n  filter: demo\n  bantime: 10x\n  ignoreip: [10.0.0.300]\n  ports: [gopher]\n  protocol: sctp\n"),
     ]);
     let e = load(d.path()).unwrap_err().to_string();
-    for want in [":3:12: demo.bantime: `10x`", ":4:14: demo.ignoreip[0]", ":5:10: demo.ports[0]", ":6:13: demo.protocol"] {
+    for want in [
+        ":3:12: demo.bantime: `10x`",
+        ":4:14: demo.ignoreip[0]",
+        ":5:10: demo.ports[0]",
+        ":6:13: demo.protocol",
+    ] {
         assert!(e.contains(want), "missing {want} in\n{e}");
     }
 }
 
 #[test]
 fn regex_error_points_into_the_filter_file() {
-    let d = dir(&[("filters/bad.yaml", "failregex:\n  - 'x'\n  - 'from <HOST> (port'\n")]);
+    let d = dir(&[(
+        "filters/bad.yaml",
+        "failregex:\n  - 'x'\n  - 'from <HOST> (port'\n",
+    )]);
     let e = load(d.path()).unwrap_err().to_string();
-    assert!(e.contains("bad.yaml:3:5: failregex[1]: no <HOST>") || e.contains("bad.yaml:2:5: failregex[0]: no <HOST>"), "{e}");
+    assert!(
+        e.contains("bad.yaml:3:5: failregex[1]: no <HOST>")
+            || e.contains("bad.yaml:2:5: failregex[0]: no <HOST>"),
+        "{e}"
+    );
     let d = dir(&[("filters/bad.yaml", "failregex:\n  - 'from <HOST> (port'\n")]);
     let e = load(d.path()).unwrap_err().to_string();
-    assert!(e.contains("bad.yaml:2:5: failregex[0]: unclosed group"), "{e}");
-    assert!(e.contains(&format!("\n    {:>w$}", "^", w = "from <HOST> ".len() + 1)), "{e}");
+    assert!(
+        e.contains("bad.yaml:2:5: failregex[0]: unclosed group"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("\n    {:>w$}", "^", w = "from <HOST> ".len() + 1)),
+        "{e}"
+    );
 }
 
 #[test]
 fn missing_filter_is_an_error() {
     let d = dir(&[("jails/a.yaml", "demo:\n  filter: nope\n")]);
     let e = load(d.path()).unwrap_err().to_string();
-    assert!(e.contains(":2:11: demo.filter: no filter named `nope`"), "{e}");
+    assert!(
+        e.contains(":2:11: demo.filter: no filter named `nope`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn enabled_jail_needs_logpath() {
-    let d = dir(&[("filters/demo.yaml", FILTER), ("jails/a.yaml", "demo:\n  filter: demo\n  enabled: true\n")]);
-    assert!(load(d.path()).unwrap_err().to_string().contains("demo.logpath"));
+    let d = dir(&[
+        ("filters/demo.yaml", FILTER),
+        ("jails/a.yaml", "demo:\n  filter: demo\n  enabled: true\n"),
+    ]);
+    assert!(load(d.path())
+        .unwrap_err()
+        .to_string()
+        .contains("demo.logpath"));
 }
 
 #[test]
 fn missing_dir_is_an_error() {
-    assert!(load(Path::new("/nonexistent/banwarden")).unwrap_err().to_string().contains("not found"));
+    assert!(load(Path::new("/nonexistent/banwarden"))
+        .unwrap_err()
+        .to_string()
+        .contains("not found"));
+}
+
+#[test]
+fn escalation_prefixes_journal_and_command() {
+    let d = dir(&[
+        ("filters/demo.yaml", FILTER),
+        (
+            "jails/a.yaml",
+            "demo:\n  filter: demo\n  enabled: true\n  journal:\n    match: [_SYSTEMD_UNIT=ssh.service]\n  ipv6_prefix: 56\n  bantime_increment:\n    durations: [1m, 2m, 5m, 10m, permanent]\n    across_jails: true\nother:\n  filter: demo\n  enabled: true\n  command: [/usr/bin/docker, logs, -f, web]\n",
+        ),
+    ]);
+    let c = load(d.path()).unwrap();
+    let j = c.jail("demo").unwrap();
+    assert_eq!(
+        j.journal.as_deref(),
+        Some(&["_SYSTEMD_UNIT=ssh.service".to_string()][..])
+    );
+    assert_eq!(j.settings.ipv6_prefix, 56);
+    assert!(j.rules.intervals);
+    let inc = j.settings.increment.as_ref().unwrap();
+    assert!(inc.across_jails);
+    assert_eq!(inc.bantime(Some(1), 5), None);
+    assert_eq!(
+        c.jail("other").unwrap().command.as_ref().unwrap()[0],
+        "/usr/bin/docker"
+    );
+}
+
+#[test]
+fn journal_without_match_is_refused() {
+    let d = dir(&[
+        ("filters/demo.yaml", FILTER),
+        (
+            "jails/a.yaml",
+            "demo:\n  filter: demo\n  journal:\n    match: []\n",
+        ),
+    ]);
+    let e = load(d.path()).unwrap_err().to_string();
+    assert!(
+        e.contains(":4:5: demo.journal.match: needs at least one FIELD=value"),
+        "{e}"
+    );
 }

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 
 use super::raw::Scalar;
 use crate::firewall::PortRange;
+use crate::jail::{Increment, IncrementRule};
 
 /// `10m`, `1h30m`, `2 days`, `600` (seconds). `-1` and `permanent` give `None`.
 /// Built on jiff's "friendly" duration format; days are 24 hours.
@@ -17,11 +18,22 @@ pub fn parse_duration(s: &str) -> Result<Option<i64>, String> {
         return Ok(None);
     }
     if let Ok(n) = s.parse::<i64>() {
-        return if n > 0 { Ok(Some(n)) } else { Err(format!("`{s}`: a duration must be positive (or -1/permanent)")) };
+        return if n > 0 {
+            Ok(Some(n))
+        } else {
+            Err(format!(
+                "`{s}`: a duration must be positive (or -1/permanent)"
+            ))
+        };
     }
-    let span: jiff::Span = s.parse().map_err(|_| format!("`{s}` is not a duration: write e.g. 90s, 10m, 1h, 1d, 1h30m"))?;
+    let span: jiff::Span = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: write e.g. 90s, 10m, 1h, 1d, 1h30m"))?;
     let secs = span
-        .total((jiff::Unit::Second, jiff::SpanRelativeTo::days_are_24_hours()))
+        .total((
+            jiff::Unit::Second,
+            jiff::SpanRelativeTo::days_are_24_hours(),
+        ))
         .map_err(|_| format!("`{s}`: use seconds to weeks (months and years vary in length)"))?;
     if secs < 1.0 {
         return Err(format!("`{s}`: a duration must be at least one second"));
@@ -35,20 +47,30 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
     if let Ok(n) = s.parse::<IpNet>() {
         return Ok(n.trunc());
     }
-    s.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("`{s}` is not an IP address or CIDR network"))
+    s.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("`{s}` is not an IP address or CIDR network"))
 }
 
 /// A port, a range (`8000-8080`) or a well-known service name.
 pub fn parse_ports(v: &Scalar) -> Result<PortRange, String> {
     let one = |s: &str| -> Result<u16, String> {
         if let Ok(p) = s.parse::<u16>() {
-            return if p > 0 { Ok(p) } else { Err("port 0 is not a port".into()) };
+            return if p > 0 {
+                Ok(p)
+            } else {
+                Err("port 0 is not a port".into())
+            };
         }
         SERVICES
             .iter()
             .find(|(n, _)| *n == s)
             .map(|(_, p)| *p)
-            .ok_or_else(|| format!("`{s}` is not a port number, a range like 8000-8080, or a known service name"))
+            .ok_or_else(|| {
+                format!(
+                    "`{s}` is not a port number, a range like 8000-8080, or a known service name"
+                )
+            })
     };
     match v {
         Scalar::Int(i) => u16::try_from(*i)
@@ -87,11 +109,72 @@ const SERVICES: &[(&str, u16)] = &[
     ("postgresql", 5432),
 ];
 
+/// `bantime_increment`: `factor` or `durations`, with `maxtime`, `window`
+/// (default 1 week) and `across_jails`.
+pub fn increment(raw: &super::raw::RawIncrement) -> Result<Increment, String> {
+    let dur =
+        |v: &Scalar, what: &str| parse_duration(&v.to_string()).map_err(|e| format!("{what}: {e}"));
+    let rule = match (&raw.factor, &raw.durations) {
+        (Some(_), Some(_)) => return Err("give either factor or durations, not both".into()),
+        (None, None) => {
+            return Err("needs factor (e.g. 2) or durations (e.g. [1m, 5m, 1h, permanent])".into())
+        }
+        (Some(f), None) if *f >= 1.0 && f.is_finite() => IncrementRule::Factor(*f),
+        (Some(f), None) => return Err(format!("factor {f} must be at least 1")),
+        (None, Some(list)) if list.is_empty() => return Err("durations must not be empty".into()),
+        (None, Some(list)) => IncrementRule::List(
+            list.iter()
+                .map(|d| dur(d, "durations"))
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    let maxtime = match &raw.maxtime {
+        None => None,
+        Some(v) => Some(
+            dur(v, "maxtime")?.ok_or("maxtime cannot be permanent (leave it out for no cap)")?,
+        ),
+    };
+    let window = match &raw.window {
+        None => 7 * 86400,
+        Some(v) => dur(v, "window")?.ok_or("window cannot be permanent")?,
+    };
+    Ok(Increment {
+        rule,
+        maxtime,
+        window,
+        across_jails: raw.across_jails.unwrap_or(false),
+    })
+}
+
+/// journalctl matches: `FIELD=value` terms, `+` between alternatives; at least one term.
+pub fn journal_matches(matches: &[String]) -> Result<(), String> {
+    if matches.iter().all(|m| m == "+") {
+        return Err("needs at least one FIELD=value match: following the whole journal costs a quarter of a core".into());
+    }
+    if matches.first().is_some_and(|m| m == "+") || matches.last().is_some_and(|m| m == "+") {
+        return Err("`+` goes between matches, not at either end".into());
+    }
+    for m in matches.iter().filter(|m| *m != "+") {
+        let field = m.split_once('=').map(|(f, _)| f).unwrap_or("");
+        if field.is_empty()
+            || !field
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(format!(
+                "`{m}` is not FIELD=value (FIELD in capitals, e.g. _SYSTEMD_UNIT=ssh.service)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Names usable as nft identifiers: a letter, then letters, digits, `_` or `-`.
 pub fn valid_name(s: &str) -> bool {
     (1..=32).contains(&s.len())
         && s.starts_with(|c: char| c.is_ascii_alphabetic())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
@@ -120,12 +203,68 @@ mod tests {
 
     #[test]
     fn ports() {
-        assert_eq!(parse_ports(&Scalar::Int(22)), Ok(PortRange { lo: 22, hi: 22 }));
-        assert_eq!(parse_ports(&Scalar::Text("https".into())), Ok(PortRange { lo: 443, hi: 443 }));
-        assert_eq!(parse_ports(&Scalar::Text("8000-8080".into())), Ok(PortRange { lo: 8000, hi: 8080 }));
+        assert_eq!(
+            parse_ports(&Scalar::Int(22)),
+            Ok(PortRange { lo: 22, hi: 22 })
+        );
+        assert_eq!(
+            parse_ports(&Scalar::Text("https".into())),
+            Ok(PortRange { lo: 443, hi: 443 })
+        );
+        assert_eq!(
+            parse_ports(&Scalar::Text("8000-8080".into())),
+            Ok(PortRange { lo: 8000, hi: 8080 })
+        );
         assert!(parse_ports(&Scalar::Int(70000)).is_err());
         assert!(parse_ports(&Scalar::Text("90-80".into())).is_err());
         assert!(parse_ports(&Scalar::Text("gopher".into())).is_err());
+    }
+
+    #[test]
+    fn increments() {
+        use super::super::raw::RawIncrement;
+        let r = RawIncrement {
+            factor: Some(2.0),
+            maxtime: Some(Scalar::Text("1d".into())),
+            ..Default::default()
+        };
+        let i = increment(&r).unwrap();
+        assert_eq!(
+            (i.rule.clone(), i.maxtime, i.window),
+            (IncrementRule::Factor(2.0), Some(86400), 604800)
+        );
+        let r = RawIncrement {
+            durations: Some(vec![
+                Scalar::Text("1m".into()),
+                Scalar::Text("permanent".into()),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(
+            increment(&r).unwrap().rule,
+            IncrementRule::List(vec![Some(60), None])
+        );
+        assert!(increment(&RawIncrement::default()).is_err());
+        assert!(increment(&RawIncrement {
+            factor: Some(0.5),
+            ..Default::default()
+        })
+        .is_err());
+    }
+
+    #[test]
+    fn journal_match_syntax() {
+        assert!(journal_matches(&[
+            "_SYSTEMD_UNIT=ssh.service".into(),
+            "+".into(),
+            "SYSLOG_IDENTIFIER=sshd".into()
+        ])
+        .is_ok());
+        assert!(journal_matches(&[])
+            .unwrap_err()
+            .contains("quarter of a core"));
+        assert!(journal_matches(&["+".into(), "A=b".into()]).is_err());
+        assert!(journal_matches(&["unit=x".into()]).is_err());
     }
 
     #[test]

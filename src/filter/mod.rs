@@ -73,7 +73,11 @@ pub enum Outcome<'a> {
     /// Failregex number `regex` matched but its host is not an IP address.
     BadHost { regex: usize },
     /// A failure by `host`.
-    Failure { regex: usize, host: IpAddr, user: Option<&'a [u8]> },
+    Failure {
+        regex: usize,
+        host: IpAddr,
+        user: Option<&'a [u8]>,
+    },
 }
 
 /// Per-caller scratch space, so matching allocates nothing per line.
@@ -101,7 +105,12 @@ impl Filter {
             Some(p) => {
                 let (re, exp) = compile_one(PatternRef::Prefregex, p)?;
                 if re.capture_names().flatten().all(|n| n != "content") {
-                    return Err(err(PatternRef::Prefregex, p, 0, "prefregex needs a group named `content`, e.g. (?P<content>.+)"));
+                    return Err(err(
+                        PatternRef::Prefregex,
+                        p,
+                        0,
+                        "prefregex needs a group named `content`, e.g. (?P<content>.+)",
+                    ));
                 }
                 Some((re, exp.has_host))
             }
@@ -109,14 +118,24 @@ impl Filter {
         };
         let prefix_host = prefregex.as_ref().is_some_and(|(_, h)| *h);
         if spec.failregex.is_empty() {
-            return Err(err(PatternRef::Failregex(0), "", 0, "a filter needs at least one failregex"));
+            return Err(err(
+                PatternRef::Failregex(0),
+                "",
+                0,
+                "a filter needs at least one failregex",
+            ));
         }
         let mut fail = Vec::with_capacity(spec.failregex.len());
         let mut expanded = Vec::with_capacity(spec.failregex.len());
         for (i, p) in spec.failregex.iter().enumerate() {
             let (re, exp) = compile_one(PatternRef::Failregex(i), p)?;
             if !exp.has_host && !prefix_host {
-                return Err(err(PatternRef::Failregex(i), p, 0, "no <HOST> or <ADDR> tag: a failure must name the address to ban"));
+                return Err(err(
+                    PatternRef::Failregex(i),
+                    p,
+                    0,
+                    "no <HOST> or <ADDR> tag: a failure must name the address to ban",
+                ));
             }
             expanded.push(exp.regex);
             fail.push(re);
@@ -125,12 +144,27 @@ impl Filter {
         for (i, p) in spec.ignoreregex.iter().enumerate() {
             ignore.push(compile_one(PatternRef::Ignoreregex(i), p)?.1.regex);
         }
-        let fail_set = RegexSet::new(&expanded).map_err(|e| err(PatternRef::Failregex(0), "", 0, &e.to_string()))?;
-        let ignore_set = RegexSet::new(&ignore).map_err(|e| err(PatternRef::Ignoreregex(0), "", 0, &e.to_string()))?;
+        let fail_set = RegexSet::new(&expanded)
+            .map_err(|e| err(PatternRef::Failregex(0), "", 0, &e.to_string()))?;
+        let ignore_set = RegexSet::new(&ignore)
+            .map_err(|e| err(PatternRef::Ignoreregex(0), "", 0, &e.to_string()))?;
         let dates = DateDetector::new(spec.datepattern.as_deref()).map_err(|e| {
-            err(PatternRef::Datepattern, spec.datepattern.as_deref().unwrap_or(""), 0, &e.to_string())
+            err(
+                PatternRef::Datepattern,
+                spec.datepattern.as_deref().unwrap_or(""),
+                0,
+                &e.to_string(),
+            )
         })?;
-        Ok(Filter { prefregex: prefregex.map(|(r, _)| r), prefix_host, fail_set, fail, ignore_set, dates, spec })
+        Ok(Filter {
+            prefregex: prefregex.map(|(r, _)| r),
+            prefix_host,
+            fail_set,
+            fail,
+            ignore_set,
+            dates,
+            spec,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -139,7 +173,12 @@ impl Filter {
 
     /// Finds the line's time (`None`: no recognisable timestamp) and matches it.
     /// `line` may end in `\n`; `now` anchors year inference.
-    pub fn examine<'l>(&self, line: &'l [u8], now: UnixTime, scratch: &'l mut Scratch) -> (Option<DateMatch>, Outcome<'l>) {
+    pub fn examine<'l>(
+        &self,
+        line: &'l [u8],
+        now: UnixTime,
+        scratch: &'l mut Scratch,
+    ) -> (Option<DateMatch>, Outcome<'l>) {
         let line = trim_eol(line);
         let date = self.dates.detect_with_hint(line, now, &mut scratch.hint);
         let text: &[u8] = match date {
@@ -181,7 +220,13 @@ impl Filter {
         };
         let host = caps
             .name(tags::HOST_GROUP)
-            .or_else(|| if self.prefix_host { prefix_caps.as_ref().and_then(|c| c.name(tags::HOST_GROUP)) } else { None })
+            .or_else(|| {
+                if self.prefix_host {
+                    prefix_caps.as_ref().and_then(|c| c.name(tags::HOST_GROUP))
+                } else {
+                    None
+                }
+            })
             .and_then(|m| parse_host(m.as_bytes()));
         let user = caps
             .name(tags::USER_GROUP)
@@ -203,7 +248,11 @@ impl Filter {
 
 fn compile_one(which: PatternRef, pattern: &str) -> Result<(Regex, tags::Expanded), FilterError> {
     let exp = tags::expand(pattern).map_err(|e| err(which, pattern, e.offset, &e.message))?;
-    if let Err(e) = regex_syntax::ParserBuilder::new().utf8(false).build().parse(&exp.regex) {
+    if let Err(e) = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(&exp.regex)
+    {
         let (span, msg) = match &e {
             regex_syntax::Error::Parse(p) => (p.span().start.offset, p.kind().to_string()),
             regex_syntax::Error::Translate(t) => (t.span().start.offset, t.kind().to_string()),
@@ -219,12 +268,20 @@ fn compile_one(which: PatternRef, pattern: &str) -> Result<(Regex, tags::Expande
 }
 
 fn err(which: PatternRef, pattern: &str, offset: usize, message: &str) -> FilterError {
-    FilterError { which, pattern: pattern.to_string(), offset, message: message.to_string() }
+    FilterError {
+        which,
+        pattern: pattern.to_string(),
+        offset,
+        message: message.to_string(),
+    }
 }
 
 /// Parses a captured host: plain or bracketed, v4-mapped IPv6 folded to IPv4.
 pub fn parse_host(raw: &[u8]) -> Option<IpAddr> {
-    let raw = raw.strip_prefix(b"[").and_then(|r| r.strip_suffix(b"]")).unwrap_or(raw);
+    let raw = raw
+        .strip_prefix(b"[")
+        .and_then(|r| r.strip_suffix(b"]"))
+        .unwrap_or(raw);
     let s = std::str::from_utf8(raw).ok()?;
     let ip: IpAddr = s.parse().ok()?;
     Some(ip.to_canonical())
@@ -256,7 +313,11 @@ mod tests {
     fn outcome(f: &Filter, line: &str) -> String {
         match f.match_text(line.as_bytes()) {
             Outcome::Failure { host, user, .. } => {
-                format!("{host} {}", user.map(|u| String::from_utf8_lossy(u).into_owned()).unwrap_or_default())
+                format!(
+                    "{host} {}",
+                    user.map(|u| String::from_utf8_lossy(u).into_owned())
+                        .unwrap_or_default()
+                )
             }
             other => format!("{other:?}"),
         }
@@ -264,23 +325,45 @@ mod tests {
 
     #[test]
     fn captures_host_and_user() {
-        let f = Filter::compile(spec(&[r"^Failed password for <F-USER>\S+</F-USER> from <HOST> port \d+$"], &[])).unwrap();
-        assert_eq!(outcome(&f, "Failed password for root from 1.2.3.4 port 22"), "1.2.3.4 root");
-        assert_eq!(outcome(&f, "Failed password for root from ::ffff:1.2.3.4 port 22"), "1.2.3.4 root");
-        assert_eq!(outcome(&f, "Accepted password for root from 1.2.3.4 port 22"), "Missed");
+        let f = Filter::compile(spec(
+            &[r"^Failed password for <F-USER>\S+</F-USER> from <HOST> port \d+$"],
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(
+            outcome(&f, "Failed password for root from 1.2.3.4 port 22"),
+            "1.2.3.4 root"
+        );
+        assert_eq!(
+            outcome(&f, "Failed password for root from ::ffff:1.2.3.4 port 22"),
+            "1.2.3.4 root"
+        );
+        assert_eq!(
+            outcome(&f, "Accepted password for root from 1.2.3.4 port 22"),
+            "Missed"
+        );
     }
 
     #[test]
     fn ignoreregex_wins_and_bad_host_reported() {
         let f = Filter::compile(spec(&["fail from <HOST>"], &["fail from 10\\."])).unwrap();
-        assert_eq!(f.match_text(b"fail from 10.1.1.1"), Outcome::Ignored { regex: 0 });
-        assert_eq!(f.match_text(b"fail from 999.1.1.1"), Outcome::BadHost { regex: 0 });
+        assert_eq!(
+            f.match_text(b"fail from 10.1.1.1"),
+            Outcome::Ignored { regex: 0 }
+        );
+        assert_eq!(
+            f.match_text(b"fail from 999.1.1.1"),
+            Outcome::BadHost { regex: 0 }
+        );
     }
 
     #[test]
     fn second_failregex_reported_by_index() {
         let f = Filter::compile(spec(&["^a <HOST>$", "^b <HOST>$"], &[])).unwrap();
-        assert!(matches!(f.match_text(b"b 2001:db8::1"), Outcome::Failure { regex: 1, .. }));
+        assert!(matches!(
+            f.match_text(b"b 2001:db8::1"),
+            Outcome::Failure { regex: 1, .. }
+        ));
     }
 
     #[test]
@@ -288,7 +371,10 @@ mod tests {
         let mut s = spec(&["^Login failure <HOST>$"], &[]);
         s.prefregex = Some(r"^\S+ (?P<content>.+)$".into());
         let f = Filter::compile(s).unwrap();
-        assert_eq!(outcome(&f, "ERROR Login failure 203.0.113.5"), "203.0.113.5 ");
+        assert_eq!(
+            outcome(&f, "ERROR Login failure 203.0.113.5"),
+            "203.0.113.5 "
+        );
         assert_eq!(outcome(&f, "nospace"), "Missed");
     }
 
@@ -304,7 +390,11 @@ mod tests {
     fn host_tag_required() {
         let e = Filter::compile(spec(&["Login failure"], &[])).unwrap_err();
         assert!(e.message.contains("<HOST>"));
-        assert!(Filter::compile(FilterSpec { prefregex: Some("(?P<content>.*)".into()), ..spec(&[], &[]) }).is_err());
+        assert!(Filter::compile(FilterSpec {
+            prefregex: Some("(?P<content>.*)".into()),
+            ..spec(&[], &[])
+        })
+        .is_err());
     }
 
     #[test]
@@ -317,6 +407,9 @@ mod tests {
     #[test]
     fn invalid_utf8_lines_are_matched_as_bytes() {
         let f = Filter::compile(spec(&["from <HOST>$"], &[])).unwrap();
-        assert!(matches!(f.match_text(b"\xff\xfe user from 1.2.3.4"), Outcome::Failure { .. }));
+        assert!(matches!(
+            f.match_text(b"\xff\xfe user from 1.2.3.4"),
+            Outcome::Failure { .. }
+        ));
     }
 }

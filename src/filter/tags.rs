@@ -102,11 +102,17 @@ pub fn expand(pattern: &str) -> Result<Expanded, TagError> {
                 if let Some((prev, at)) = &open {
                     return Err(TagError {
                         offset: i,
-                        message: format!("<F-{}> opened inside <F-{prev}> (opened at offset {at})", name.to_uppercase()),
+                        message: format!(
+                            "<F-{}> opened inside <F-{prev}> (opened at offset {at})",
+                            name.to_uppercase()
+                        ),
                     });
                 }
                 if fields.contains(&name) {
-                    return Err(TagError { offset: i, message: format!("<F-{}> appears twice", name.to_uppercase()) });
+                    return Err(TagError {
+                        offset: i,
+                        message: format!("<F-{}> appears twice", name.to_uppercase()),
+                    });
                 }
                 out.push_str(&format!("(?P<{name}>"));
                 open = Some((name, i));
@@ -121,7 +127,10 @@ pub fn expand(pattern: &str) -> Result<Expanded, TagError> {
                 _ => {
                     return Err(TagError {
                         offset: i,
-                        message: format!("</F-{}> closes a tag that is not open", name.to_uppercase()),
+                        message: format!(
+                            "</F-{}> closes a tag that is not open",
+                            name.to_uppercase()
+                        ),
                     })
                 }
             },
@@ -129,9 +138,17 @@ pub fn expand(pattern: &str) -> Result<Expanded, TagError> {
         map.push((out.len(), i));
     }
     if let Some((name, at)) = open {
-        return Err(TagError { offset: at, message: format!("<F-{}> is never closed", name.to_uppercase()) });
+        return Err(TagError {
+            offset: at,
+            message: format!("<F-{}> is never closed", name.to_uppercase()),
+        });
     }
-    Ok(Expanded { regex: out, has_host, fields, map })
+    Ok(Expanded {
+        regex: out,
+        has_host,
+        fields,
+        map,
+    })
 }
 
 enum Tag {
@@ -156,12 +173,20 @@ fn tag_at(s: &str) -> Option<Tag> {
     };
     let end = body.find('>')?;
     let raw = &body[..end];
-    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+    if raw.is_empty()
+        || !raw
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    {
         return None;
     }
     let name = raw.to_ascii_lowercase();
     let len = if close { 4 } else { 3 } + end + 1;
-    Some(if close { Tag::Close(name, len) } else { Tag::Open(name, len) })
+    Some(if close {
+        Tag::Close(name, len)
+    } else {
+        Tag::Open(name, len)
+    })
 }
 
 #[cfg(test)]
@@ -210,7 +235,14 @@ mod tests {
     fn address_pattern_takes_v4_v6_and_mapped() {
         let e = expand("^<HOST>$").unwrap();
         let re = regex::Regex::new(&e.regex).unwrap();
-        for ok in ["1.2.3.4", "2001:db8::1", "::1", "::ffff:1.2.3.4", "[2001:db8::2]", "fe80::1:2"] {
+        for ok in [
+            "1.2.3.4",
+            "2001:db8::1",
+            "::1",
+            "::ffff:1.2.3.4",
+            "[2001:db8::2]",
+            "fe80::1:2",
+        ] {
             assert!(re.is_match(ok), "{ok}");
         }
         for bad in ["host.example", "1.2.3", "[1.2.3.4", "abc"] {

@@ -47,18 +47,30 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(jails: Vec<JailRuntime>, routes: Vec<Vec<usize>>) -> Engine {
-        Engine { jails, routes, scratch: Scratch::default(), ignore_logged: HashMap::new() }
+        Engine {
+            jails,
+            routes,
+            scratch: Scratch::default(),
+            ignore_logged: HashMap::new(),
+        }
     }
 
     /// Handles one source event; ban decisions are appended to `out`.
     pub fn handle(&mut self, ev: &SourceEvent, now: UnixTime, out: &mut Vec<BanDecision>) {
         match ev {
-            SourceEvent::Lines { source, data, read_time, .. } => {
+            SourceEvent::Lines {
+                source,
+                data,
+                read_time,
+                ..
+            } => {
                 for line in data.split_inclusive(|b| *b == b'\n') {
                     self.line(*source, line, *read_time, now, out);
                 }
             }
-            SourceEvent::Entries { source, entries, .. } => {
+            SourceEvent::Entries {
+                source, entries, ..
+            } => {
                 for (ts, text) in entries {
                     self.entry(*source, *ts, text, now, out);
                 }
@@ -73,8 +85,17 @@ impl Engine {
     }
 
     /// One raw log line (timestamp inside, falling back to `read_time`).
-    pub fn line(&mut self, source: SourceId, line: &[u8], read_time: UnixTime, now: UnixTime, out: &mut Vec<BanDecision>) {
-        let Some(route) = self.routes.get(source) else { return };
+    pub fn line(
+        &mut self,
+        source: SourceId,
+        line: &[u8],
+        read_time: UnixTime,
+        now: UnixTime,
+        out: &mut Vec<BanDecision>,
+    ) {
+        let Some(route) = self.routes.get(source) else {
+            return;
+        };
         for &j in route {
             let rt = &mut self.jails[j];
             let (date, outcome) = rt.filter.examine(line, now, &mut self.scratch);
@@ -89,8 +110,17 @@ impl Engine {
     }
 
     /// One entry that carries its own timestamp (journal); `text` has no date.
-    pub fn entry(&mut self, source: SourceId, ts: UnixTime, text: &[u8], now: UnixTime, out: &mut Vec<BanDecision>) {
-        let Some(route) = self.routes.get(source) else { return };
+    pub fn entry(
+        &mut self,
+        source: SourceId,
+        ts: UnixTime,
+        text: &[u8],
+        now: UnixTime,
+        out: &mut Vec<BanDecision>,
+    ) {
+        let Some(route) = self.routes.get(source) else {
+            return;
+        };
         for &j in route {
             let rt = &mut self.jails[j];
             let outcome = rt.filter.match_text(text);
@@ -181,16 +211,19 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let jail = Jail::new(JailSettings {
-            name: "j".into(),
-            maxretry: 2,
-            findtime: 600,
-            bantime: Some(60),
-            ignore: IgnoreList::new(vec!["192.0.2.0/24".parse().unwrap()], false),
-            max_tracked: 100,
-        });
+        let jail = Jail::new(JailSettings::new(
+            "j",
+            2,
+            600,
+            Some(60),
+            IgnoreList::new(vec!["192.0.2.0/24".parse().unwrap()], false),
+        ));
         Engine::new(
-            vec![JailRuntime { jail, filter: Arc::new(filter), stats: JailStats::default() }],
+            vec![JailRuntime {
+                jail,
+                filter: Arc::new(filter),
+                stats: JailStats::default(),
+            }],
             vec![vec![0]],
         )
     }
@@ -205,13 +238,29 @@ mod tests {
             path: Arc::new("/x".into()),
             data,
             read_time: 1000,
-            pos: crate::source::FilePos { path: "/x".into(), dev: 0, ino: 0, offset: 0, fingerprint: 0 },
+            pos: crate::source::FilePos {
+                path: "/x".into(),
+                dev: 0,
+                ino: 0,
+                offset: 0,
+                fingerprint: 0,
+            },
         };
         e.handle(&ev, 1000, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].net.to_string(), "198.51.100.1/32");
         let s = e.jails[0].stats;
-        assert_eq!((s.lines, s.matched, s.missed, s.bans, s.ignored_addresses, s.undated), (5, 4, 1, 1, 1, 5));
+        assert_eq!(
+            (
+                s.lines,
+                s.matched,
+                s.missed,
+                s.bans,
+                s.ignored_addresses,
+                s.undated
+            ),
+            (5, 4, 1, 1, 1, 5)
+        );
     }
 
     #[test]

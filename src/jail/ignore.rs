@@ -21,7 +21,9 @@ impl fmt::Display for IgnoreReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IgnoreReason::IgnoreIp(n) => write!(f, "in ignoreip {n}"),
-            IgnoreReason::OwnAddress => write!(f, "loopback or an address of this host (ignoreself)"),
+            IgnoreReason::OwnAddress => {
+                write!(f, "loopback or an address of this host (ignoreself)")
+            }
         }
     }
 }
@@ -37,15 +39,26 @@ impl IgnoreList {
     /// `ignoreself` also covers loopback and the addresses of this host's
     /// interfaces, read once here.
     pub fn new(nets: Vec<IpNet>, ignoreself: bool) -> IgnoreList {
-        let own = if ignoreself { own_addresses() } else { Vec::new() };
-        IgnoreList { nets, own, ignoreself }
+        let own = if ignoreself {
+            own_addresses()
+        } else {
+            Vec::new()
+        };
+        IgnoreList {
+            nets,
+            own,
+            ignoreself,
+        }
     }
 
     pub fn check(&self, addr: IpAddr) -> Option<IgnoreReason> {
         if self.ignoreself && (addr.is_loopback() || self.own.contains(&addr)) {
             return Some(IgnoreReason::OwnAddress);
         }
-        self.nets.iter().find(|n| n.contains(&addr)).map(|n| IgnoreReason::IgnoreIp(*n))
+        self.nets
+            .iter()
+            .find(|n| n.contains(&addr))
+            .map(|n| IgnoreReason::IgnoreIp(*n))
     }
 
     /// Adds an entry at run time (`banwarden ignore`).
@@ -84,11 +97,26 @@ mod tests {
 
     #[test]
     fn cidr_and_self() {
-        let l = IgnoreList::new(vec!["192.0.2.0/24".parse().unwrap(), "2001:db8::/32".parse().unwrap()], true);
-        assert_eq!(l.check("192.0.2.9".parse().unwrap()), Some(IgnoreReason::IgnoreIp("192.0.2.0/24".parse().unwrap())));
+        let l = IgnoreList::new(
+            vec![
+                "192.0.2.0/24".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ],
+            true,
+        );
+        assert_eq!(
+            l.check("192.0.2.9".parse().unwrap()),
+            Some(IgnoreReason::IgnoreIp("192.0.2.0/24".parse().unwrap()))
+        );
         assert!(l.check("2001:db8::5".parse().unwrap()).is_some());
-        assert_eq!(l.check("127.0.0.2".parse().unwrap()), Some(IgnoreReason::OwnAddress));
-        assert_eq!(l.check("::1".parse().unwrap()), Some(IgnoreReason::OwnAddress));
+        assert_eq!(
+            l.check("127.0.0.2".parse().unwrap()),
+            Some(IgnoreReason::OwnAddress)
+        );
+        assert_eq!(
+            l.check("::1".parse().unwrap()),
+            Some(IgnoreReason::OwnAddress)
+        );
         assert_eq!(l.check("198.51.100.1".parse().unwrap()), None);
     }
 

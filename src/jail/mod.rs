@@ -36,6 +36,94 @@ pub struct JailSettings {
     pub bantime: Option<i64>,
     pub ignore: IgnoreList,
     pub max_tracked: usize,
+    /// Failures and bans are per prefix: IPv4 /`ipv4_prefix` (default 32),
+    /// IPv6 /`ipv6_prefix` (default 64, so one attacker's /64 is one offender).
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// Longer bans for repeat offenders; `None`: every ban is `bantime`.
+    pub increment: Option<Increment>,
+}
+
+impl JailSettings {
+    /// Plain settings: host granularity for IPv4, /64 for IPv6, no escalation.
+    pub fn new(
+        name: &str,
+        maxretry: u32,
+        findtime: i64,
+        bantime: Option<i64>,
+        ignore: IgnoreList,
+    ) -> JailSettings {
+        JailSettings {
+            name: name.to_string(),
+            maxretry,
+            findtime,
+            bantime,
+            ignore,
+            max_tracked: DEFAULT_MAX_TRACKED,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
+            increment: None,
+        }
+    }
+
+    /// The counting key of an address: the address itself or its prefix.
+    pub fn key(&self, addr: IpAddr) -> IpNet {
+        let len = match addr {
+            IpAddr::V4(_) => self.ipv4_prefix,
+            IpAddr::V6(_) => self.ipv6_prefix,
+        };
+        IpNet::new(addr, len).map_or_else(|_| IpNet::from(addr), |n| n.trunc())
+    }
+
+    /// Whether bans can be prefixes (the firewall sets then need intervals).
+    pub fn bans_prefixes(&self) -> bool {
+        self.ipv4_prefix < 32 || self.ipv6_prefix < 128
+    }
+}
+
+/// How bans grow for an address banned before (`bantime_increment`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Increment {
+    pub rule: IncrementRule,
+    /// Upper bound of any escalated ban, seconds (`None`: unbounded).
+    pub maxtime: Option<i64>,
+    /// Earlier bans count if they started within this many seconds.
+    pub window: i64,
+    /// Whether bans by other jails count too (recidive).
+    pub across_jails: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum IncrementRule {
+    /// bantime × factor^(n−1).
+    Factor(f64),
+    /// The n-th ban lasts `list[n−1]` (the last entry repeats); `None` = permanent.
+    List(Vec<Option<i64>>),
+}
+
+impl Increment {
+    /// The length of ban number `n` (1 = first), given the jail's `bantime`.
+    pub fn bantime(&self, base: Option<i64>, n: u32) -> Option<i64> {
+        let raw = match &self.rule {
+            IncrementRule::Factor(f) => base.map(|b| {
+                let v = b as f64 * f.powi(n.saturating_sub(1).min(1000) as i32);
+                if v.is_finite() && v < i64::MAX as f64 {
+                    v as i64
+                } else {
+                    i64::MAX
+                }
+            }),
+            IncrementRule::List(list) => {
+                let i = (n.max(1) as usize - 1).min(list.len().saturating_sub(1));
+                list.get(i).copied().unwrap_or(base)
+            }
+        };
+        match (raw, self.maxtime) {
+            (Some(v), Some(m)) => Some(v.min(m)),
+            (None, Some(m)) if matches!(self.rule, IncrementRule::Factor(_)) => Some(m),
+            (v, _) => v,
+        }
+    }
 }
 
 /// A ban the jail decided on.
@@ -51,13 +139,17 @@ pub struct BanDecision {
     pub bantime: Option<i64>,
     /// When the ban ends (`now + bantime`); `None`: never.
     pub expires: Option<UnixTime>,
+    /// Which ban of this address this is (1 = first), within the increment window.
+    pub count: u32,
 }
 
 /// What one failure led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Counted; `failures` inside the window so far.
-    Counted { failures: u32 },
+    Counted {
+        failures: u32,
+    },
     Ban(BanDecision),
     /// Already banned: not counted, no second ban.
     AlreadyBanned,
@@ -73,12 +165,24 @@ pub struct Jail {
     failures: HashMap<IpNet, VecDeque<UnixTime>>,
     /// Active bans known to this jail: net → expiry (`None`: permanent).
     bans: HashMap<IpNet, Option<UnixTime>>,
+    /// Start times of recent bans per key (own, and other jails' when
+    /// `across_jails`), at most `HISTORY_CAP` each, for escalation.
+    history: HashMap<IpNet, VecDeque<UnixTime>>,
     since_sweep: u32,
 }
 
+/// Ban times remembered per address for escalation.
+const HISTORY_CAP: usize = 32;
+
 impl Jail {
     pub fn new(settings: JailSettings) -> Jail {
-        Jail { settings, failures: HashMap::new(), bans: HashMap::new(), since_sweep: 0 }
+        Jail {
+            settings,
+            failures: HashMap::new(),
+            bans: HashMap::new(),
+            history: HashMap::new(),
+            since_sweep: 0,
+        }
     }
 
     /// Counts one failure of `addr` seen at `line_time`.
@@ -90,7 +194,7 @@ impl Jail {
         if now - line_time >= findtime {
             return Verdict::TooOld;
         }
-        let net = IpNet::from(addr);
+        let net = self.settings.key(addr);
         if self.is_banned(&net, now) {
             return Verdict::AlreadyBanned;
         }
@@ -102,7 +206,10 @@ impl Jail {
             self.make_room(line_time);
         }
         let cap = self.settings.maxretry.max(1) as usize;
-        let ring = self.failures.entry(net).or_insert_with(|| VecDeque::with_capacity(cap.min(8)));
+        let ring = self
+            .failures
+            .entry(net)
+            .or_insert_with(|| VecDeque::with_capacity(cap.min(8)));
         while ring.front().is_some_and(|&t| t <= line_time - findtime) {
             ring.pop_front();
         }
@@ -115,15 +222,70 @@ impl Jail {
             return Verdict::Counted { failures };
         }
         self.failures.remove(&net);
-        let bantime = self.settings.bantime;
+        let mut ban = self.decide(net, now, None);
+        ban.at = line_time;
+        ban.failures = failures;
+        Verdict::Ban(ban)
+    }
+
+    /// Bans `net` now, outside counting (manual `ban`); `bantime` overrides the
+    /// jail's (`Some(None)`: permanent). Escalation applies when not overridden.
+    pub fn manual_ban(
+        &mut self,
+        net: IpNet,
+        now: UnixTime,
+        bantime: Option<Option<i64>>,
+    ) -> BanDecision {
+        self.failures.remove(&net);
+        self.decide(net, now, bantime)
+    }
+
+    fn decide(&mut self, net: IpNet, now: UnixTime, bantime: Option<Option<i64>>) -> BanDecision {
+        let count = self.prior_bans(&net, now) + 1;
+        let bantime = bantime.unwrap_or_else(|| match &self.settings.increment {
+            Some(inc) => inc.bantime(self.settings.bantime, count),
+            None => self.settings.bantime,
+        });
         let expires = bantime.map(|b| now.saturating_add(b));
         self.bans.insert(net, expires);
-        Verdict::Ban(BanDecision { jail: self.settings.name.clone(), net, at: line_time, failures, bantime, expires })
+        self.note_history(net, now);
+        BanDecision {
+            jail: self.settings.name.clone(),
+            net,
+            at: now,
+            failures: 0,
+            bantime,
+            expires,
+            count,
+        }
+    }
+
+    /// Earlier bans of `net` inside the increment window (0 without increment).
+    fn prior_bans(&self, net: &IpNet, now: UnixTime) -> u32 {
+        let Some(inc) = &self.settings.increment else {
+            return 0;
+        };
+        self.history.get(net).map_or(0, |h| {
+            h.iter()
+                .filter(|&&t| t > now - inc.window && t <= now)
+                .count() as u32
+        })
+    }
+
+    /// Remembers that `net` was banned at `at` (here, by another jail when
+    /// `across_jails`, or restored from the store).
+    pub fn note_history(&mut self, net: IpNet, at: UnixTime) {
+        let h = self.history.entry(net).or_default();
+        if h.len() == HISTORY_CAP {
+            h.pop_front();
+        }
+        h.push_back(at);
     }
 
     /// Whether `net` is under an active ban at `now`.
     pub fn is_banned(&self, net: &IpNet, now: UnixTime) -> bool {
-        matches!(self.bans.get(net), Some(None)) || matches!(self.bans.get(net), Some(Some(e)) if *e > now)
+        matches!(self.bans.get(net), Some(None))
+            || matches!(self.bans.get(net), Some(Some(e)) if *e > now)
     }
 
     /// Records a ban made elsewhere (restored, manual, fleet) so it is not repeated.
@@ -149,24 +311,36 @@ impl Jail {
 
     /// Active bans at `now`.
     pub fn active_bans(&self, now: UnixTime) -> impl Iterator<Item = (&IpNet, Option<UnixTime>)> {
-        self.bans.iter().filter(move |(_, e)| e.is_none_or(|e| e > now)).map(|(n, e)| (n, *e))
+        self.bans
+            .iter()
+            .filter(move |(_, e)| e.is_none_or(|e| e > now))
+            .map(|(n, e)| (n, *e))
     }
 
     /// Drops expired bans and addresses whose failures all left the window.
     pub fn sweep(&mut self, now: UnixTime) {
         self.since_sweep = 0;
         self.bans.retain(|_, e| e.is_none_or(|e| e > now));
+        let window = self.settings.increment.as_ref().map_or(0, |i| i.window);
+        self.history
+            .retain(|_, h| h.back().is_some_and(|&t| t > now - window));
         let edge = now - self.settings.findtime;
-        self.failures.retain(|_, r| r.back().is_some_and(|&t| t > edge));
+        self.failures
+            .retain(|_, r| r.back().is_some_and(|&t| t > edge));
     }
 
     fn make_room(&mut self, line_time: UnixTime) {
         let edge = line_time - self.settings.findtime;
-        self.failures.retain(|_, r| r.back().is_some_and(|&t| t > edge));
+        self.failures
+            .retain(|_, r| r.back().is_some_and(|&t| t > edge));
         if self.failures.len() < self.settings.max_tracked {
             return;
         }
-        let mut newest: Vec<UnixTime> = self.failures.values().filter_map(|r| r.back().copied()).collect();
+        let mut newest: Vec<UnixTime> = self
+            .failures
+            .values()
+            .filter_map(|r| r.back().copied())
+            .collect();
         let cut = (newest.len() / 10).max(1);
         let (_, &mut limit, _) = newest.select_nth_unstable(cut - 1);
         let mut evict = cut;
@@ -187,14 +361,15 @@ mod tests {
     use super::*;
 
     fn jail(maxretry: u32, findtime: i64, bantime: Option<i64>) -> Jail {
-        Jail::new(JailSettings {
-            name: "j".into(),
+        let mut s = JailSettings::new(
+            "j",
             maxretry,
             findtime,
             bantime,
-            ignore: IgnoreList::new(vec!["10.0.0.0/8".parse().unwrap()], false),
-            max_tracked: 1000,
-        })
+            IgnoreList::new(vec!["10.0.0.0/8".parse().unwrap()], false),
+        );
+        s.max_tracked = 1000;
+        Jail::new(s)
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -204,8 +379,14 @@ mod tests {
     #[test]
     fn bans_on_maxretry_within_window() {
         let mut j = jail(3, 60, Some(600));
-        assert_eq!(j.failure(ip("1.2.3.4"), 100, 100), Verdict::Counted { failures: 1 });
-        assert_eq!(j.failure(ip("1.2.3.4"), 110, 110), Verdict::Counted { failures: 2 });
+        assert_eq!(
+            j.failure(ip("1.2.3.4"), 100, 100),
+            Verdict::Counted { failures: 1 }
+        );
+        assert_eq!(
+            j.failure(ip("1.2.3.4"), 110, 110),
+            Verdict::Counted { failures: 2 }
+        );
         match j.failure(ip("1.2.3.4"), 120, 120) {
             Verdict::Ban(b) => {
                 assert_eq!((b.at, b.failures, b.expires), (120, 3, Some(720)));
@@ -222,14 +403,19 @@ mod tests {
         let mut j = jail(3, 60, Some(600));
         j.failure(ip("1.2.3.4"), 0, 0);
         j.failure(ip("1.2.3.4"), 30, 30);
-        assert_eq!(j.failure(ip("1.2.3.4"), 61, 61), Verdict::Counted { failures: 2 });
+        assert_eq!(
+            j.failure(ip("1.2.3.4"), 61, 61),
+            Verdict::Counted { failures: 2 }
+        );
         assert!(matches!(j.failure(ip("1.2.3.4"), 62, 62), Verdict::Ban(_)));
     }
 
     #[test]
     fn flood_bans_once_then_rebans_after_expiry() {
         let mut j = jail(2, 60, Some(10));
-        let bans = (0..400).filter(|_| matches!(j.failure(ip("5.5.5.5"), 1, 1), Verdict::Ban(_))).count();
+        let bans = (0..400)
+            .filter(|_| matches!(j.failure(ip("5.5.5.5"), 1, 1), Verdict::Ban(_)))
+            .count();
         assert_eq!(bans, 1);
         assert!(j.is_banned(&"5.5.5.5/32".parse().unwrap(), 10));
         assert!(!j.is_banned(&"5.5.5.5/32".parse().unwrap(), 11));
@@ -240,14 +426,23 @@ mod tests {
     #[test]
     fn permanent_ban_never_expires() {
         let mut j = jail(1, 60, None);
-        assert!(matches!(j.failure(ip("::1:2"), 0, 0), Verdict::Ban(BanDecision { expires: None, .. })));
-        assert_eq!(j.failure(ip("::1:2"), i64::MAX / 2, i64::MAX / 2), Verdict::AlreadyBanned);
+        assert!(matches!(
+            j.failure(ip("::1:2"), 0, 0),
+            Verdict::Ban(BanDecision { expires: None, .. })
+        ));
+        assert_eq!(
+            j.failure(ip("::1:2"), i64::MAX / 2, i64::MAX / 2),
+            Verdict::AlreadyBanned
+        );
     }
 
     #[test]
     fn ignored_addresses_are_never_counted() {
         let mut j = jail(1, 60, Some(10));
-        assert!(matches!(j.failure(ip("10.1.2.3"), 0, 0), Verdict::Ignored(_)));
+        assert!(matches!(
+            j.failure(ip("10.1.2.3"), 0, 0),
+            Verdict::Ignored(_)
+        ));
         assert_eq!(j.tracked(), 0);
     }
 
@@ -258,6 +453,94 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_counts_per_64() {
+        let mut j = jail(3, 60, Some(60));
+        j.failure(ip("2001:db8:1:2::1"), 0, 0);
+        j.failure(ip("2001:db8:1:2::ffff"), 1, 1);
+        match j.failure(ip("2001:db8:1:2:aaaa::9"), 2, 2) {
+            Verdict::Ban(b) => assert_eq!(b.net.to_string(), "2001:db8:1:2::/64"),
+            v => panic!("{v:?}"),
+        }
+        assert_eq!(
+            j.failure(ip("2001:db8:1:3::1"), 3, 3),
+            Verdict::Counted { failures: 1 }
+        );
+    }
+
+    #[test]
+    fn factor_escalation_doubles_up_to_maxtime() {
+        let mut j = jail(1, 60, Some(100));
+        j.settings.increment = Some(Increment {
+            rule: IncrementRule::Factor(2.0),
+            maxtime: Some(350),
+            window: 10_000,
+            across_jails: false,
+        });
+        let mut lengths = Vec::new();
+        let mut t = 0;
+        for _ in 0..4 {
+            match j.failure(ip("1.2.3.4"), t, t) {
+                Verdict::Ban(b) => {
+                    lengths.push((b.count, b.bantime));
+                    t = b.expires.unwrap();
+                }
+                v => panic!("{v:?}"),
+            }
+        }
+        assert_eq!(
+            lengths,
+            vec![
+                (1, Some(100)),
+                (2, Some(200)),
+                (3, Some(350)),
+                (4, Some(350))
+            ]
+        );
+    }
+
+    #[test]
+    fn list_escalation_ends_permanent_and_window_forgets() {
+        let inc = Increment {
+            rule: IncrementRule::List(vec![Some(60), Some(120), None]),
+            maxtime: None,
+            window: 1000,
+            across_jails: false,
+        };
+        assert_eq!(
+            (1..=4)
+                .map(|n| inc.bantime(Some(10), n))
+                .collect::<Vec<_>>(),
+            vec![Some(60), Some(120), None, None]
+        );
+        let mut j = jail(1, 60, Some(10));
+        j.settings.increment = Some(inc);
+        assert!(matches!(
+            j.failure(ip("1.1.1.1"), 0, 0),
+            Verdict::Ban(BanDecision {
+                bantime: Some(60),
+                ..
+            })
+        ));
+        // 2000 s later the first ban is outside the window: back to the first step.
+        assert!(matches!(
+            j.failure(ip("1.1.1.1"), 2000, 2000),
+            Verdict::Ban(BanDecision {
+                bantime: Some(60),
+                count: 1,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn manual_ban_overrides_length() {
+        let mut j = jail(5, 60, Some(10));
+        let b = j.manual_ban("192.0.2.0/24".parse().unwrap(), 100, Some(None));
+        assert_eq!((b.expires, b.count), (None, 1));
+        assert!(j.is_banned(&"192.0.2.0/24".parse().unwrap(), 1 << 40));
+    }
+
+    #[test]
     fn tracked_addresses_are_bounded() {
         let mut j = jail(5, 1_000_000, Some(10));
         for i in 0..5000u32 {
@@ -265,6 +548,8 @@ mod tests {
             assert!(j.tracked() <= 1000);
         }
         // The newest address survived eviction.
-        assert!(j.tracked_failures().any(|(n, _)| n.addr() == IpAddr::from(4999u32.to_be_bytes())));
+        assert!(j
+            .tracked_failures()
+            .any(|(n, _)| n.addr() == IpAddr::from(4999u32.to_be_bytes())));
     }
 }

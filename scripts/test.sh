@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, lints, unit and integration tests.
+# As root it installs what the tests need (nftables, iproute2, python3, ...)
+# and runs the privileged tests (network namespaces, real nft, real packets);
+# unprivileged, those tests print why they skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+need nft nftables
+need ip iproute2
+need python3 python3
+need systemd-analyze systemd
+need journalctl systemd
+cargo fmt --all -- --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --all-targets 2>&1
