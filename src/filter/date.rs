@@ -67,6 +67,12 @@ const FUTURE_SLACK: i64 = 2 * 86_400;
 
 impl DateDetector {
     /// `datepattern` is a filter's optional pattern; `None` tries the built-in formats.
+    ///
+    /// A datepattern is literal text (`\x` for a literal `x`) with the directives
+    /// `%Y %y %m %d %e %H %M %S %b %B %a %f %z %Z %j %p %I %s %%`; a leading `^`
+    /// or `{^LN-BEG}` anchors it at line start, and `EPOCH` is a Unix time with
+    /// optional fraction. `%Z` only understands UTC/GMT/UT/Z; other names mean
+    /// local time. Error messages give 0-based byte positions in the pattern.
     pub fn new(datepattern: Option<&str>) -> Result<DateDetector, DateError> {
         Self::with_time_zone(datepattern, TimeZone::system())
     }
@@ -75,7 +81,9 @@ impl DateDetector {
     pub fn with_time_zone(datepattern: Option<&str>, tz: TimeZone) -> Result<Self, DateError> {
         let custom = datepattern.map(Custom::compile).transpose()?;
         let zone = Zone::new(tz);
-        Ok(DateDetector { inner: Arc::new(Inner { zone, custom }) })
+        Ok(DateDetector {
+            inner: Arc::new(Inner { zone, custom }),
+        })
     }
 
     /// Finds the line's timestamp. `now` anchors year inference for formats
@@ -87,7 +95,12 @@ impl DateDetector {
     /// Like [`detect`](Self::detect), trying first where the previous line of the
     /// same stream had its date (`hint`, updated on a match). A hint only
     /// changes the answer for a line that carries more than one date.
-    pub fn detect_with_hint(&self, line: &[u8], now: UnixTime, hint: &mut DateHint) -> Option<DateMatch> {
+    pub fn detect_with_hint(
+        &self,
+        line: &[u8],
+        now: UnixTime,
+        hint: &mut DateHint,
+    ) -> Option<DateMatch> {
         if let Some(custom) = &self.inner.custom {
             return custom.detect(&self.inner.zone, line, now);
         }
@@ -118,7 +131,12 @@ impl DateDetector {
     fn builtin_at(&self, line: &[u8], pos: usize, now: UnixTime) -> Option<DateMatch> {
         let p = parse_builtin(line, pos)?;
         let ts = self.inner.zone.resolve(&p, now)?;
-        Some(DateMatch { ts, start: pos, end: p.end, format: p.format })
+        Some(DateMatch {
+            ts,
+            start: pos,
+            end: p.end,
+            format: p.format,
+        })
     }
 }
 
@@ -127,9 +145,7 @@ struct Parsed {
     year: Option<i64>,
     mo: u32,
     d: u32,
-    h: u32,
-    mi: u32,
-    s: u32,
+    hms: (u32, u32, u32),
     offset: Option<i32>,
     end: usize,
     format: DateFormat,
@@ -157,19 +173,19 @@ fn digit_at(b: &[u8], i: usize) -> bool {
 /// Three-letter English month abbreviation, any case.
 fn month_abbr(b: &[u8], i: usize) -> Option<u32> {
     let t = b.get(i..i + 3)?;
-    let m = match [t[0] | 0x20, t[1] | 0x20, t[2] | 0x20] {
-        [b'j', b'a', b'n'] => 1,
-        [b'f', b'e', b'b'] => 2,
-        [b'm', b'a', b'r'] => 3,
-        [b'a', b'p', b'r'] => 4,
-        [b'm', b'a', b'y'] => 5,
-        [b'j', b'u', b'n'] => 6,
-        [b'j', b'u', b'l'] => 7,
-        [b'a', b'u', b'g'] => 8,
-        [b's', b'e', b'p'] => 9,
-        [b'o', b'c', b't'] => 10,
-        [b'n', b'o', b'v'] => 11,
-        [b'd', b'e', b'c'] => 12,
+    let m = match &[t[0] | 0x20, t[1] | 0x20, t[2] | 0x20] {
+        b"jan" => 1,
+        b"feb" => 2,
+        b"mar" => 3,
+        b"apr" => 4,
+        b"may" => 5,
+        b"jun" => 6,
+        b"jul" => 7,
+        b"aug" => 8,
+        b"sep" => 9,
+        b"oct" => 10,
+        b"nov" => 11,
+        b"dec" => 12,
         _ => return None,
     };
     Some(m)
@@ -245,7 +261,7 @@ fn syslog(b: &[u8], pos: usize) -> Option<Parsed> {
     if !is(b, i, b' ') {
         return None;
     }
-    let (h, mi, s) = hms(b, i + 1)?;
+    let hms = hms(b, i + 1)?;
     i = skip_frac(b, i + 9, b'.');
     let mut year = None;
     if is(b, i, b' ') && !b.get(i + 5).is_some_and(u8::is_ascii_alphanumeric) {
@@ -255,7 +271,15 @@ fn syslog(b: &[u8], pos: usize) -> Option<Parsed> {
         }
     }
     let format = DateFormat::Syslog;
-    Some(Parsed { year, mo, d, h, mi, s, offset: None, end: i, format })
+    Some(Parsed {
+        year,
+        mo,
+        d,
+        hms,
+        offset: None,
+        end: i,
+        format,
+    })
 }
 
 /// ISO 8601 / Python logging (`YYYY-MM-DD`) or nginx error (`YYYY/MM/DD`).
@@ -270,7 +294,7 @@ fn numeric_ymd(b: &[u8], pos: usize) -> Option<Parsed> {
     if !(t == b' ' || (sep == b'-' && (t == b'T' || t == b't'))) {
         return None;
     }
-    let (h, mi, s) = hms(b, pos + 11)?;
+    let hms = hms(b, pos + 11)?;
     let mut i = pos + 19;
     let (mut format, mut offset) = (DateFormat::NginxError, None);
     if sep == b'-' {
@@ -285,7 +309,15 @@ fn numeric_ymd(b: &[u8], pos: usize) -> Option<Parsed> {
         }
     }
     let year = Some(i64::from(y));
-    Some(Parsed { year, mo, d, h, mi, s, offset, end: i, format })
+    Some(Parsed {
+        year,
+        mo,
+        d,
+        hms,
+        offset,
+        end: i,
+        format,
+    })
 }
 
 /// nginx access `DD/Mon/YYYY:HH:MM:SS[ ±hhmm]` (the text between the brackets).
@@ -296,7 +328,7 @@ fn nginx_access(b: &[u8], pos: usize) -> Option<Parsed> {
         return None;
     }
     let year = Some(i64::from(d4(b, pos + 7)?));
-    let (h, mi, s) = hms(b, pos + 12)?;
+    let hms = hms(b, pos + 12)?;
     let (mut offset, mut end) = (None, pos + 20);
     if is(b, end, b' ') && matches!(b.get(end + 1), Some(b'+' | b'-')) {
         if let Some((o, e)) = parse_offset(b, end + 1) {
@@ -304,7 +336,15 @@ fn nginx_access(b: &[u8], pos: usize) -> Option<Parsed> {
         }
     }
     let format = DateFormat::NginxAccess;
-    Some(Parsed { year, mo, d, h, mi, s, offset, end, format })
+    Some(Parsed {
+        year,
+        mo,
+        d,
+        hms,
+        offset,
+        end,
+        format,
+    })
 }
 
 // ---- civil arithmetic and the local zone ----
@@ -343,77 +383,102 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// A zone offset change: from `utc` on, `offset` applies. `local` is the first
-/// local wall-clock second (as if UTC) read with `offset` ("compatible"
-/// disambiguation, as jiff: gaps move forward, folds take the earlier instant).
-#[derive(Debug)]
-struct Transition {
-    utc: i64,
-    local: i64,
-    offset: i32,
+/// Local wall-clock seconds (as if UTC) as a jiff civil date-time.
+fn to_datetime(local: i64) -> Option<DateTime> {
+    let (y, m, d) = civil_from_days(local.div_euclid(86_400));
+    let s = local.rem_euclid(86_400);
+    let (h, mi, s) = ((s / 3600) as i8, (s / 60 % 60) as i8, (s % 60) as i8);
+    DateTime::new(i16::try_from(y).ok()?, m as i8, d as i8, h, mi, s, 0).ok()
 }
 
-/// The local zone with its transitions for 1900..2200 precomputed, so a
-/// lookup is a binary search instead of a jiff call per line.
+/// The local zone with its offset changes for 1900..2200 precomputed and
+/// indexed by ~48-day buckets, so a lookup costs a step or two instead of a
+/// jiff call per line. Transition `i` puts `offsets[i]` in force from
+/// `utc[i]` on; `local[i]` is the first local wall-clock second (as if UTC)
+/// read with it ("compatible" disambiguation, as jiff: a time in a gap moves
+/// forward, a time in a fold takes the earlier instant).
 #[derive(Debug)]
 struct Zone {
     tz: TimeZone,
     first: i32,
-    table: Vec<Transition>,
-    table_ok: bool,
+    offsets: Vec<i32>,
+    utc: Vec<i64>,
+    local: Vec<i64>,
+    utc_index: Vec<u32>,
+    local_index: Vec<u32>,
 }
 
 const TABLE_LO: i64 = -2_208_988_800; // 1900-01-01
 const TABLE_HI: i64 = 7_258_118_400; // 2200-01-01
+const BUCKET_SHIFT: u32 = 22;
 
 impl Zone {
     fn new(tz: TimeZone) -> Zone {
         let lo = Timestamp::from_second(TABLE_LO).unwrap_or(Timestamp::UNIX_EPOCH);
         let first = tz.to_offset(lo).seconds();
-        let (mut prev, mut table) = (first, Vec::new());
+        let (mut offsets, mut utc, mut local) = (Vec::new(), Vec::new(), Vec::new());
         for t in tz.following(lo) {
-            let utc = t.timestamp().as_second();
-            if utc >= TABLE_HI {
+            let at = t.timestamp().as_second();
+            if at >= TABLE_HI {
                 break;
             }
             let offset = t.offset().seconds();
-            table.push(Transition { utc, local: utc + i64::from(prev.max(offset)), offset });
-            prev = offset;
+            let prev = offsets.last().copied().unwrap_or(first);
+            local.push(at + i64::from(prev.max(offset)));
+            utc.push(at);
+            offsets.push(offset);
         }
-        let table_ok = table.windows(2).all(|w| w[0].local < w[1].local && w[0].utc < w[1].utc);
-        Zone { tz, first, table, table_ok }
+        let sorted = |k: &[i64]| k.windows(2).all(|w| w[0] < w[1]);
+        let index = |keys: &[i64]| -> Vec<u32> {
+            if !sorted(keys) {
+                return Vec::new(); // never seen; lookups fall back to jiff
+            }
+            (0..=(TABLE_HI - TABLE_LO) >> BUCKET_SHIFT)
+                .map(|b| keys.partition_point(|&k| k < TABLE_LO + (b << BUCKET_SHIFT)) as u32)
+                .collect()
+        };
+        let (utc_index, local_index) = (index(&utc), index(&local));
+        Zone {
+            tz,
+            first,
+            offsets,
+            utc,
+            local,
+            utc_index,
+            local_index,
+        }
     }
 
-    fn in_table(&self, t: i64) -> bool {
-        self.table_ok && (TABLE_LO + 86_400..TABLE_HI - 86_400).contains(&t)
+    /// The offset in force at `t` per `keys`, or `None` outside the table.
+    fn lookup(&self, keys: &[i64], index: &[u32], t: i64) -> Option<i32> {
+        if !(TABLE_LO..TABLE_HI).contains(&t) {
+            return None;
+        }
+        let mut i = *index.get(((t - TABLE_LO) >> BUCKET_SHIFT) as usize)? as usize;
+        while keys.get(i).is_some_and(|&k| k <= t) {
+            i += 1;
+        }
+        Some(if i == 0 {
+            self.first
+        } else {
+            self.offsets[i - 1]
+        })
     }
 
     fn offset_at(&self, utc: i64) -> i32 {
-        if !self.in_table(utc) {
-            return Timestamp::from_second(utc).map_or(0, |t| self.tz.to_offset(t).seconds());
-        }
-        match self.table.partition_point(|t| t.utc <= utc) {
-            0 => self.first,
-            i => self.table[i - 1].offset,
-        }
+        self.lookup(&self.utc, &self.utc_index, utc)
+            .unwrap_or_else(|| {
+                Timestamp::from_second(utc).map_or(0, |t| self.tz.to_offset(t).seconds())
+            })
     }
 
     /// Local wall-clock seconds (as if UTC) to UnixTime.
     fn local_to_utc(&self, local: i64) -> Option<i64> {
-        if self.in_table(local) {
-            let off = match self.table.partition_point(|t| t.local <= local) {
-                0 => self.first,
-                i => self.table[i - 1].offset,
-            };
+        if let Some(off) = self.lookup(&self.local, &self.local_index, local) {
             return Some(local - i64::from(off));
         }
-        let (y, m, d) = civil_from_days(local.div_euclid(86_400));
-        let s = local.rem_euclid(86_400);
-        let (y, m, d) = (i16::try_from(y).ok()?, m as i8, d as i8);
-        let (h, mi, s) = ((s / 3600) as i8, (s / 60 % 60) as i8, (s % 60) as i8);
-        let dt = DateTime::new(y, m, d, h, mi, s, 0).ok()?;
-        let ts = self.tz.to_ambiguous_timestamp(dt).compatible().ok()?;
-        Some(ts.as_second())
+        let ts = self.tz.to_ambiguous_timestamp(to_datetime(local)?);
+        Some(ts.compatible().ok()?.as_second())
     }
 
     fn local_days(&self, now: UnixTime) -> i64 {
@@ -423,11 +488,15 @@ impl Zone {
     /// Places a parsed date in time; a missing year is now's local year, or
     /// the previous one if that would be more than two days ahead of `now`.
     fn resolve(&self, p: &Parsed, now: UnixTime) -> Option<UnixTime> {
-        if p.h > 23 || p.mi > 59 || p.s > 60 {
+        let (h, mi, s) = p.hms;
+        if h > 23 || mi > 59 || s > 60 {
             return None;
         }
-        let secs = i64::from(p.h * 3600 + p.mi * 60 + p.s.min(59));
+        let secs = i64::from(h * 3600 + mi * 60 + s.min(59));
         let at = |y: i64| {
+            if !(-9999..=9999).contains(&y) {
+                return None; // jiff's range; keeps the arithmetic far from overflow
+            }
             let local = days_from_civil(y, p.mo, p.d)? * 86_400 + secs;
             match p.offset {
                 Some(o) => Some(local - i64::from(o)),
@@ -439,7 +508,7 @@ impl Zone {
             None => {
                 let y = civil_from_days(self.local_days(now)).0;
                 match at(y) {
-                    Some(t) if t <= now + FUTURE_SLACK => Some(t),
+                    Some(t) if t <= now.saturating_add(FUTURE_SLACK) => Some(t),
                     _ => at(y - 1),
                 }
             }
@@ -469,7 +538,8 @@ enum Field {
 }
 
 const MONTHS: &str = "(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)";
-const MONTHS_LONG: &str = "(?i:january|february|march|april|may|june|july|august|september|october|november|december)";
+const MONTHS_LONG: &str =
+    "(?i:january|february|march|april|may|june|july|august|september|october|november|december)";
 const WEEKDAYS: &str = "(?i:mon|tue|wed|thu|fri|sat|sun)";
 const EPOCH_RE: &str = r"(?-u:\b)[0-9]{9,11}(?:\.[0-9]+)?(?-u:\b)";
 
@@ -517,7 +587,9 @@ impl Custom {
             (String::new(), 0)
         };
         let mut fields = Vec::new();
-        let mut chars = pattern[body_start..].char_indices().map(|(i, c)| (i + body_start, c));
+        let mut chars = pattern[body_start..]
+            .char_indices()
+            .map(|(i, c)| (i + body_start, c));
         while let Some((i, c)) = chars.next() {
             let (piece, field) = match c {
                 '%' => match chars.next() {
@@ -536,7 +608,11 @@ impl Custom {
                         continue;
                     }
                 },
-                '{' | '}' => return Err(err(format!("unbalanced or unsupported '{c}' at position {i}"))),
+                '{' | '}' => {
+                    return Err(err(format!(
+                        "unbalanced or unsupported '{c}' at position {i}"
+                    )))
+                }
                 'E' if pattern[i..].starts_with("EPOCH") => {
                     chars.nth(3);
                     (EPOCH_RE, Field::Epoch)
@@ -562,7 +638,12 @@ impl Custom {
         self.re.captures_iter(line).find_map(|caps| {
             let m = caps.get(0)?;
             let ts = self.value(zone, &caps, now)?;
-            Some(DateMatch { ts, start: m.start(), end: m.end(), format: DateFormat::Custom })
+            Some(DateMatch {
+                ts,
+                start: m.start(),
+                end: m.end(),
+                format: DateFormat::Custom,
+            })
         })
     }
 
@@ -575,7 +656,9 @@ impl Custom {
         let (mut year, mut mo, mut d, mut yday) = (None, None, None, None);
         let (mut h, mut mi, mut s, mut h12, mut pm, mut offset) = (0, 0, 0, None, false, None);
         for (i, field) in self.fields.iter().enumerate() {
-            let Some(t) = caps.get(i + 1).map(|m| m.as_bytes()) else { continue };
+            let Some(t) = caps.get(i + 1).map(|m| m.as_bytes()) else {
+                continue;
+            };
             match field {
                 Field::Year4 => year = Some(i64::from(num(t)?)),
                 Field::Year2 => {
@@ -593,7 +676,9 @@ impl Custom {
                 Field::Second => s = num(t)?,
                 Field::Offset => offset = Some(parse_offset(t, 0)?.0),
                 Field::ZoneName => {
-                    let utc = [&b"UTC"[..], b"GMT", b"UT", b"Z"].iter().any(|z| t.eq_ignore_ascii_case(z));
+                    let utc = [&b"UTC"[..], b"GMT", b"UT", b"Z"]
+                        .iter()
+                        .any(|z| t.eq_ignore_ascii_case(z));
                     offset = offset.or(utc.then_some(0));
                 }
                 Field::Epoch => {
@@ -626,7 +711,387 @@ impl Custom {
             }
             _ => return None,
         };
-        let p = Parsed { year, mo, d, h, mi, s, offset, end: 0, format: DateFormat::Custom };
+        let p = Parsed {
+            year,
+            mo,
+            d,
+            hms: (h, mi, s),
+            offset,
+            end: 0,
+            format: DateFormat::Custom,
+        };
         zone.resolve(&p, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_718_452_800; // 2024-06-15T12:00:00Z
+
+    fn ny() -> TimeZone {
+        TimeZone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap()
+    }
+    fn det(pattern: Option<&str>) -> DateDetector {
+        DateDetector::with_time_zone(pattern, ny()).unwrap()
+    }
+    /// `...Z` is UTC, anything else New York local time (computed by jiff).
+    fn ts(s: &str) -> i64 {
+        match s.parse::<Timestamp>() {
+            Ok(t) => t.as_second(),
+            Err(_) => ny().to_timestamp(s.parse().unwrap()).unwrap().as_second(),
+        }
+    }
+    /// `"line | expected time | matched text"` (`-` for no match) holds for `d`.
+    fn check(d: &DateDetector, case: &str, format: &str) {
+        let f: Vec<&str> = case.split(" | ").collect();
+        let m = d.detect(f[0].as_bytes(), NOW);
+        let got = m.map(|m| (m.ts, &f[0][m.start..m.end], format!("{:?}", m.format)));
+        let want = (f[1] != "-").then(|| (ts(f[1]), f[2], format.to_string()));
+        assert_eq!(got, want, "{case}");
+    }
+
+    #[test]
+    fn builtin_formats_values_and_spans() {
+        let d = det(None);
+        for case in [
+            "Iso8601 | 2024-01-02T03:04:05Z sshd | 2024-01-02T03:04:05Z | 2024-01-02T03:04:05Z",
+            "Iso8601 | 2024-01-02T03:04:05.123456+01:00 h | 2024-01-02T02:04:05Z | 2024-01-02T03:04:05.123456+01:00",
+            "Iso8601 | 2024-01-02 03:04:05-0530 x | 2024-01-02T08:34:05Z | 2024-01-02 03:04:05-0530",
+            "Iso8601 | 2024-01-02T03:04:05+05 x | 2024-01-01T22:04:05Z | 2024-01-02T03:04:05+05",
+            "Iso8601 | [2024-01-02 03:04:05.9Z] x | 2024-01-02T03:04:05Z | 2024-01-02 03:04:05.9Z",
+            "Iso8601 | <34>1 2003-10-11T22:14:15.003Z mymachine su | 2003-10-11T22:14:15Z | 2003-10-11T22:14:15.003Z",
+            "Iso8601 | 2024-07-02T03:04:05 x | 2024-07-02T03:04:05 | 2024-07-02T03:04:05",
+            "Iso8601 | host: at 2024-01-02T03:04:05Z x | 2024-01-02T03:04:05Z | 2024-01-02T03:04:05Z",
+            "PythonLogging | 2015-03-10 21:31:23,899 - root | 2015-03-10T21:31:23 | 2015-03-10 21:31:23,899",
+            "NginxAccess | 203.0.113.7 - - [10/Oct/2000:13:55:36 -0700] \"GET /\" | 2000-10-10T20:55:36Z | 10/Oct/2000:13:55:36 -0700",
+            "NginxError | 2024/01/02 03:04:05 [error] 12#0: *1 x | 2024-01-02T03:04:05 | 2024/01/02 03:04:05",
+            "Syslog | Jan  2 03:04:05 host sshd[1]: x | 2024-01-02T03:04:05 | Jan  2 03:04:05",
+            "Syslog | Mar 9 03:04:05 host | 2024-03-09T03:04:05 | Mar 9 03:04:05",
+            "Syslog | [Wed Oct 11 14:32:52.123456 2000] [error] | 2000-10-11T14:32:52 | Oct 11 14:32:52.123456 2000",
+        ] {
+            let (format, case) = case.split_once(" | ").unwrap();
+            check(&d, case, format);
+        }
+    }
+
+    #[test]
+    fn nginx_access_span_excludes_brackets() {
+        let line = b"2001:db8::1 - bob [10/Oct/2000:13:55:36 +0000] \"GET /\"";
+        let m = det(None).detect(line, NOW).unwrap();
+        assert_eq!((line[m.start - 1], line[m.end]), (b'[', b']'));
+        assert_eq!(m.ts, ts("2000-10-10T13:55:36Z"));
+    }
+
+    #[test]
+    fn system_zone_is_the_default() {
+        let d = DateDetector::new(None).unwrap();
+        let dt: DateTime = "2024-07-04T12:00:00".parse().unwrap();
+        let want = TimeZone::system().to_timestamp(dt).unwrap().as_second();
+        assert_eq!(
+            d.detect(b"2024-07-04 12:00:00 x", NOW).map(|m| m.ts),
+            Some(want)
+        );
+    }
+
+    #[test]
+    fn syslog_year_inference() {
+        let d = DateDetector::with_time_zone(None, TimeZone::UTC).unwrap();
+        for (now, line, want) in [
+            (
+                "2025-01-01T10:00:00Z",
+                "Dec 31 23:59:59 h",
+                "2024-12-31T23:59:59Z",
+            ),
+            (
+                "2025-01-01T10:00:00Z",
+                "Jan  2 00:00:00 h",
+                "2025-01-02T00:00:00Z",
+            ),
+            (
+                "2025-01-01T10:00:00Z",
+                "Jan  5 00:00:00 h",
+                "2024-01-05T00:00:00Z",
+            ),
+            (
+                "2024-12-31T00:00:00Z",
+                "Dec 31 12:00:00 h",
+                "2024-12-31T12:00:00Z",
+            ),
+            (
+                "2025-03-01T00:00:00Z",
+                "Feb 29 12:00:00 h",
+                "2024-02-29T12:00:00Z",
+            ),
+        ] {
+            let got = d.detect(line.as_bytes(), ts(now)).map(|m| m.ts);
+            assert_eq!(got, Some(ts(want)), "{line} at {now}");
+        }
+        // The year is now's year in the local zone: 2024-12-31 22:00 in New York.
+        let got = det(None).detect(b"Jan  1 00:30:00 h", ts("2025-01-01T03:00:00Z"));
+        assert_eq!(got.map(|m| m.ts), Some(ts("2024-01-01T00:30:00")));
+    }
+
+    #[test]
+    fn zone_table_agrees_with_jiff() {
+        let zones = [
+            "EST5EDT,M3.2.0,M11.1.0",
+            "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0",
+        ];
+        for tz in zones.map(|z| TimeZone::posix(z).unwrap()) {
+            let zone = Zone::new(tz.clone());
+            assert!(zone.offsets.len() > 500 && !zone.local_index.is_empty());
+            let starts = [
+                "2023-01-01T00:00:00Z",
+                "1850-01-01T00:00:00Z",
+                "2250-01-01T00:00:00Z",
+            ];
+            let samples = starts
+                .iter()
+                .flat_map(|s| (0..30_000).map(move |i| ts(s) + i * 1_799));
+            let edges = zone.local.iter().flat_map(|k| [k - 1, *k, k + 1]);
+            for local in samples.chain(edges) {
+                let dt = to_datetime(local).unwrap();
+                let want = tz
+                    .to_ambiguous_timestamp(dt)
+                    .compatible()
+                    .unwrap()
+                    .as_second();
+                assert_eq!(zone.local_to_utc(local), Some(want), "{dt}");
+                let off = tz
+                    .to_offset(Timestamp::from_second(local).unwrap())
+                    .seconds();
+                assert_eq!(zone.offset_at(local), off, "{local}");
+            }
+        }
+    }
+
+    #[test]
+    fn civil_arithmetic_round_trips() {
+        for days in (-800_000..800_000).step_by(97) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), Some(days));
+        }
+        assert_eq!(days_from_civil(2000, 3, 1), Some(11_017));
+    }
+
+    #[test]
+    fn invalid_dates_do_not_match() {
+        let d = det(None);
+        for line in [
+            "2024-13-02T03:04:05Z",
+            "2023-02-29 03:04:05",
+            "2024-02-30T00:00:00Z",
+            "2024-01-02T25:04:05Z",
+            "2024-01-02T03:60:05Z",
+            "2024-01-02T03:04:056",
+            "Feb 30 03:04:05 x",
+            "Jan 32 03:04:05",
+            "Jan  2 24:00:00",
+            "32/Oct/2000:13:55:36 -0700",
+            "10/Foo/2000:13:55:36 -0700",
+            "2024/01/02 03:04:65",
+            "2024/01/02T03:04:05",
+            "Xjan  2 03:04:05",
+            "12024-01-02T03:04:05Z",
+            "2024-00-10 01:02:03",
+        ] {
+            assert_eq!(d.detect(line.as_bytes(), NOW), None, "{line}");
+        }
+        assert!(d.detect(b"2024-02-29T00:00:00Z", NOW).is_some());
+    }
+
+    #[test]
+    fn truncated_formats_do_not_match() {
+        let d = det(None);
+        for text in [
+            "2024-01-02T03:04:05",
+            "Jan  2 03:04:05",
+            "10/Oct/2000:13:55:36",
+            "2024/01/02 03:04:05",
+        ] {
+            for n in 0..text.len() {
+                assert_eq!(
+                    d.detect(&text.as_bytes()[..n], NOW),
+                    None,
+                    "{:?}",
+                    &text[..n]
+                );
+            }
+            assert_eq!(
+                d.detect(text.as_bytes(), NOW).map(|m| m.end),
+                Some(text.len())
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_and_invalid_utf8() {
+        let m = det(None)
+            .detect(b"\xff\xfe 2024-01-02T03:04:05Z \xc3(", NOW)
+            .unwrap();
+        assert_eq!((m.start, m.end, m.ts), (3, 23, ts("2024-01-02T03:04:05Z")));
+        let dets = [
+            det(None),
+            det(Some("%d/%b/%Y %H:%M:%S")),
+            det(Some("EPOCH")),
+        ];
+        let (mut x, alphabet) = (
+            0x9e37_79b9_7f4a_7c15_u64,
+            b"0123456789-:/ TZ+.,[]JanFebOct\xff\xc3",
+        );
+        for _ in 0..20_000 {
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                alphabet[(x % alphabet.len() as u64) as usize]
+            };
+            let line: Vec<u8> = (0..next() % 90).map(|_| next()).collect();
+            for m in dets.iter().filter_map(|d| d.detect(&line, NOW)) {
+                assert!(m.start < m.end && m.end <= line.len());
+            }
+        }
+        for now in [i64::MIN, -1, i64::MAX] {
+            // Years beyond jiff's range are refused, not overflowed.
+            assert_eq!(
+                dets[0].detect(b"Jan  2 03:04:05 x", now).is_some(),
+                now == -1
+            );
+            assert!(dets[1].detect(b"02/Jan/2024 03:04:05 x", now).is_some());
+        }
+        assert_eq!(dets[0].detect(b"", NOW), None);
+        assert_eq!(dets[0].detect(b"\x00\x01\xff\xfe\xfd", NOW), None);
+    }
+
+    #[test]
+    fn hint_remembers_the_position() {
+        let (d, mut hint) = (det(None), None);
+        let nginx = b"198.51.100.2 - - [10/Oct/2000:13:55:36 +0000] \"GET /\"";
+        assert_eq!(
+            d.detect_with_hint(nginx, NOW, &mut hint),
+            d.detect(nginx, NOW)
+        );
+        assert_eq!(hint, Some((DateFormat::NginxAccess, 18)));
+        let other = b"198.51.100.3 - - [11/Oct/2000:13:55:36 +0000] \"GET /\"";
+        let got = d.detect_with_hint(other, NOW, &mut hint).map(|m| m.ts);
+        assert_eq!(got, Some(ts("2000-10-11T13:55:36Z")));
+        let syslog = b"Jan  2 03:04:05 host sshd[1]: Failed password";
+        assert_eq!(
+            d.detect_with_hint(syslog, NOW, &mut hint),
+            d.detect(syslog, NOW)
+        );
+        assert_eq!(hint, Some((DateFormat::Syslog, 0)));
+    }
+
+    #[test]
+    fn detector_is_shareable() {
+        fn shareable<T: Clone + Send + Sync>() {}
+        shareable::<DateDetector>();
+    }
+
+    #[test]
+    fn datepatterns() {
+        for case in [
+            "^%Y%m%d %H%M%S | 20240102 030405 x | 2024-01-02T03:04:05 | 20240102 030405",
+            "^%Y%m%d %H%M%S | x 20240102 030405 | -",
+            "{^LN-BEG}%Y-%m-%d %H:%M | 2024-01-02 03:04 x | 2024-01-02T03:04:00 | 2024-01-02 03:04",
+            "{^LN-BEG}%Y-%m-%d %H:%M |  2024-01-02 03:04 x | -",
+            "at %d.%m.%Y %H:%M | failed at 02.01.2024 03:04 from x | 2024-01-02T03:04:00 | at 02.01.2024 03:04",
+            "%b %e %H:%M:%S | x Jan  2 03:04:05 y | 2024-01-02T03:04:05 | Jan  2 03:04:05",
+            "%b %e %H:%M:%S | x Dec 24 03:04:05 y | 2023-12-24T03:04:05 | Dec 24 03:04:05",
+            "%I:%M %p %Y-%m-%d | 12:30 AM 2024-01-02 | 2024-01-02T00:30:00 | 12:30 AM 2024-01-02",
+            "%I:%M %p %Y-%m-%d | 01:00 pm 2024-01-02 | 2024-01-02T13:00:00 | 01:00 pm 2024-01-02",
+            "%I:%M %p %Y-%m-%d | 13:00 pm 2024-01-02 | -",
+            "%Y-%m-%dT%H:%M:%S.%f%z | t=2024-01-02T03:04:05.5+0200; | 2024-01-02T01:04:05Z | 2024-01-02T03:04:05.5+0200",
+            "%j/%Y %H:%M:%S %Z | 032/2024 10:00:00 UTC | 2024-02-01T10:00:00Z | 032/2024 10:00:00 UTC",
+            "%j/%Y %H:%M:%S %Z | 366/2023 10:00:00 UTC | -",
+            "%a %B %d, %y %H:%M:%S | Tue January 02, 24 03:04:05 | 2024-01-02T03:04:05 | Tue January 02, 24 03:04:05",
+            "EPOCH | audit(1700000000.123:42): x | 2023-11-14T22:13:20Z | 1700000000.123",
+            "^EPOCH | x 1700000000 | -",
+            "t=%s | a t=1700000000 b | 2023-11-14T22:13:20Z | t=1700000000",
+            r"\[%d/%b/%Y:%H:%M:%S %z\] | h [10/Oct/2000:13:55:36 -0700] x | 2000-10-10T20:55:36Z | [10/Oct/2000:13:55:36 -0700]",
+            "^%Y/%m/%d | 2024-01-02T03:04:05Z | -",
+            "%H:%M:%S | at 03:04:05 | 2024-06-15T03:04:05 | 03:04:05",
+            "%Y-%m-%d | 2024-02-30 then 2024-03-01 | 2024-03-01T00:00:00 | 2024-03-01",
+            "%% %Y-%m-%d | 50% 2024-03-01 | 2024-03-01T00:00:00 | % 2024-03-01",
+        ] {
+            let (pattern, case) = case.split_once(" | ").unwrap();
+            check(&det(Some(pattern)), case, "Custom");
+        }
+    }
+
+    #[test]
+    fn bad_datepatterns_name_the_problem() {
+        for (pattern, needle) in [
+            ("%Y-%Q", "unknown directive %Q at position 3"),
+            ("%Y %", "dangling '%' at position 3"),
+            ("%Y\\", "dangling '\\' at position 2"),
+            ("{^LN-BEG %Y", "'{' at position 0"),
+            ("%Y}", "'}' at position 2"),
+            ("hello", "no date"),
+            ("%a %f", "no date"),
+        ] {
+            let err = DateDetector::new(Some(pattern)).unwrap_err().to_string();
+            assert!(err.contains(needle), "{pattern}: {err}");
+        }
+    }
+
+    /// `cargo test --release --lib filter::date -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn bench_ns_per_line() {
+        let d = DateDetector::new(None).unwrap();
+        type Make = fn(usize) -> String;
+        let kinds: [(&str, Make); 4] = [
+            ("syslog", |i| {
+                format!(
+                    "Jan {:2} {:02}:{:02}:{:02} host sshd[42]: Failed password",
+                    i % 28 + 1,
+                    i % 24,
+                    i % 60,
+                    i % 59
+                )
+            }),
+            ("python", |i| {
+                format!(
+                    "2015-03-{:02} 21:{:02}:{:02},899 - root - WARNING x",
+                    i % 28 + 1,
+                    i % 60,
+                    i % 59
+                )
+            }),
+            ("iso-z", |i| {
+                format!("2024-01-{:02}T03:04:{:02}.123Z host x", i % 28 + 1, i % 60)
+            }),
+            ("nginx", |i| {
+                format!(
+                    "203.0.113.{} - - [{:02}/Oct/2000:13:55:36 -0700] \"GET /\"",
+                    i % 250,
+                    i % 28 + 1
+                )
+            }),
+        ];
+        for (name, make) in kinds {
+            let lines: Vec<String> = (0..1000).map(make).collect();
+            for hinted in [false, true] {
+                let (mut hint, mut sum, mut ns) = (None, 0i64, f64::MAX);
+                for _round in 0..5 {
+                    let start = std::time::Instant::now();
+                    for l in (0..1000).flat_map(|_| &lines) {
+                        let m = match hinted {
+                            true => d.detect_with_hint(l.as_bytes(), NOW, &mut hint),
+                            false => d.detect(l.as_bytes(), NOW),
+                        };
+                        sum = sum.wrapping_add(std::hint::black_box(m).map_or(0, |m| m.ts));
+                    }
+                    ns = ns.min(start.elapsed().as_nanos() as f64 / 1e6);
+                }
+                println!(
+                    "{name:7} hint={hinted:5} {ns:6.1} ns/line, best of 5 x 1M (checksum {sum})"
+                );
+            }
+        }
     }
 }
