@@ -1,1 +1,998 @@
-//! Batching worker between the engine and a firewall backend. (Stub.)
+//! Batching worker between the engine and a firewall backend.
+//!
+//! Owns a dedicated std thread that holds the [`Firewall`] (whose calls block),
+//! the list of jails, and its own book of active bans (jail, net) → expiry, so it
+//! can rebuild the kernel state when someone deletes the table. It batches ops
+//! that arrive close together into one transaction, retries failed ones, polls
+//! `intact` and repairs.
+//!
+//! It must not decide whether to ban (the engine does), must not run one
+//! transaction per ban, and must never remove bans on shutdown: the table and its
+//! elements stay in the kernel, with their timeouts, when the daemon stops.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+
+use super::nft::{Change, NetBook};
+use super::{BanEntry, Firewall, FirewallError, FirewallOp, JailRules};
+use crate::UnixTime;
+
+/// Tuning of the worker. `Default` gives the daemon's values.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// After the first message, how long to keep collecting before applying.
+    pub batch_window: Duration,
+    /// Apply at once when this many ops are pending.
+    pub max_batch: usize,
+    /// How often, while idle, to check that the table is intact.
+    pub check_interval: Duration,
+    /// Tries per transaction before it is reported as failed.
+    pub tries: u32,
+    /// Sleep before the second try; doubled for each further try.
+    pub retry_backoff: Duration,
+    /// Where per-batch results go (metrics, daemon), if anywhere.
+    pub events: Option<UnboundedSender<WorkerEvent>>,
+    /// The clock (tests may substitute one).
+    pub clock: fn() -> UnixTime,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            batch_window: Duration::from_millis(3),
+            max_batch: 50_000,
+            check_interval: Duration::from_secs(2),
+            tries: 3,
+            retry_backoff: Duration::from_millis(25),
+            events: None,
+            clock: crate::now,
+        }
+    }
+}
+
+/// What the worker is told.
+#[derive(Debug)]
+pub enum WorkerMsg {
+    Ops(Vec<FirewallOp>),
+    /// Replace the jails and re-run `setup` with the current bans.
+    Reconfigure {
+        jails: Vec<JailRules>,
+        reply: oneshot::Sender<Result<(), FirewallError>>,
+    },
+    /// Apply what is pending, then stop. The kernel state is left as it is.
+    Shutdown,
+}
+
+/// What the worker reports, one event per transaction outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerEvent {
+    /// A batch went in: `ops` element changes in `took` (all tries included).
+    Applied { ops: usize, took: Duration },
+    /// A batch (or part of one) could not be applied; nft's error text.
+    Failed { error: String },
+    /// `setup` was re-run because the kernel state was missing or wrong.
+    Rebuilt { reason: String },
+}
+
+/// The worker has stopped; nothing more can be sent to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the firewall worker has stopped")]
+pub struct WorkerStopped;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Stopped(#[from] WorkerStopped),
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+}
+
+/// The result of the initial `setup`, delivered once the worker has run it.
+pub type SetupResult = oneshot::Receiver<Result<(), FirewallError>>;
+
+/// jail → its nets. Each jail's book holds both families.
+type Books = HashMap<String, NetBook>;
+
+/// The daemon's side of the worker.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    tx: UnboundedSender<WorkerMsg>,
+    books: Arc<Mutex<Books>>,
+    clock: fn() -> UnixTime,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts the worker thread. It first runs `setup(jails, initial_bans)`; the
+/// returned [`SetupResult`] says how that went (the worker keeps running and
+/// retries the setup at each check if it failed). Fails only if the thread or its
+/// timer runtime cannot be created.
+pub fn spawn_worker(
+    fw: Box<dyn Firewall>,
+    jails: Vec<JailRules>,
+    initial_bans: Vec<BanEntry>,
+    opts: WorkerOptions,
+) -> std::io::Result<(WorkerHandle, SetupResult)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let (tx, rx) = unbounded_channel();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let books = Arc::new(Mutex::new(Books::new()));
+    let clock = opts.clock;
+    let mut worker = Worker {
+        fw,
+        jails,
+        books: Arc::clone(&books),
+        opts,
+        needs_setup: false,
+        last_check: Instant::now(),
+        last_check_error: None,
+    };
+    // Load the initial bans through the books so they are normalised.
+    let now = clock();
+    worker.plan(initial_bans.into_iter().map(FirewallOp::Ban).collect(), now);
+    let thread = std::thread::Builder::new()
+        .name("banwarden-firewall".to_string())
+        .spawn(move || worker.run(rt, rx, ready_tx))?;
+    Ok((
+        WorkerHandle {
+            tx,
+            books,
+            clock,
+            thread: Some(thread),
+        },
+        ready_rx,
+    ))
+}
+
+fn lock(books: &Mutex<Books>) -> MutexGuard<'_, Books> {
+    books
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn snapshot(books: &Books, now: UnixTime) -> Vec<BanEntry> {
+    let mut out: Vec<BanEntry> = books
+        .iter()
+        .flat_map(|(jail, book)| {
+            book.iter()
+                .filter(|(_, e)| e.is_none_or(|e| e > now))
+                .map(move |(net, expires)| BanEntry {
+                    jail: jail.clone(),
+                    net: *net,
+                    expires: *expires,
+                })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.jail, a.net).cmp(&(&b.jail, b.net)));
+    out
+}
+
+impl WorkerHandle {
+    /// Queues ops; they are applied within about one batch window.
+    pub fn send(&self, ops: Vec<FirewallOp>) -> Result<(), WorkerStopped> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.tx.send(WorkerMsg::Ops(ops)).map_err(|_| WorkerStopped)
+    }
+
+    /// A sender for other tasks (same channel as [`send`](Self::send)).
+    pub fn sender(&self) -> UnboundedSender<WorkerMsg> {
+        self.tx.clone()
+    }
+
+    /// Replaces the jails and re-runs `setup` with the current bans; bans of
+    /// jails no longer listed are dropped (their sets are deleted).
+    pub async fn reconfigure(&self, jails: Vec<JailRules>) -> Result<(), WorkerError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(WorkerMsg::Reconfigure { jails, reply })
+            .map_err(|_| WorkerStopped)?;
+        rx.await.map_err(|_| WorkerStopped)??;
+        Ok(())
+    }
+
+    /// The bans the worker believes active (unexpired), sorted by jail and net.
+    pub fn active_bans(&self) -> Vec<BanEntry> {
+        snapshot(&lock(&self.books), (self.clock)())
+    }
+
+    /// Applies what is queued, stops the worker and waits for its thread. The
+    /// table and its bans stay in the kernel.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        let _ = self.tx.send(WorkerMsg::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the firewall worker thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for WorkerHandle {
+    /// Asks the worker to stop without waiting for it.
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.tx.send(WorkerMsg::Shutdown);
+        }
+    }
+}
+
+struct Worker {
+    fw: Box<dyn Firewall>,
+    jails: Vec<JailRules>,
+    books: Arc<Mutex<Books>>,
+    opts: WorkerOptions,
+    /// The last setup failed: the next check runs it again.
+    needs_setup: bool,
+    last_check: Instant,
+    /// To log a recurring check failure once rather than every interval.
+    last_check_error: Option<String>,
+}
+
+impl Worker {
+    fn now(&self) -> UnixTime {
+        (self.opts.clock)()
+    }
+
+    fn emit(&self, event: WorkerEvent) {
+        if let Some(events) = &self.opts.events {
+            let _ = events.send(event);
+        }
+    }
+
+    fn run(
+        mut self,
+        rt: tokio::runtime::Runtime,
+        mut rx: UnboundedReceiver<WorkerMsg>,
+        ready: oneshot::Sender<Result<(), FirewallError>>,
+    ) {
+        let now = self.now();
+        let bans = snapshot(&lock(&self.books), now);
+        let result = self.fw.setup(&self.jails, &bans, now);
+        match &result {
+            Ok(()) => tracing::info!(
+                jails = self.jails.len(),
+                bans = bans.len(),
+                "firewall set up"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "firewall setup failed; will retry");
+                self.needs_setup = true;
+            }
+        }
+        self.last_check = Instant::now();
+        let _ = ready.send(result);
+        // Timers are created outside `block_on`: they need the runtime's context.
+        let _context = rt.enter();
+
+        let mut pending: Option<WorkerMsg> = None;
+        loop {
+            let msg = match pending.take() {
+                Some(msg) => msg,
+                None => {
+                    let wait = self
+                        .opts
+                        .check_interval
+                        .saturating_sub(self.last_check.elapsed());
+                    match rt.block_on(tokio::time::timeout(wait, rx.recv())) {
+                        Err(_idle) => {
+                            self.check();
+                            continue;
+                        }
+                        Ok(None) => break, // every sender is gone
+                        Ok(Some(msg)) => msg,
+                    }
+                }
+            };
+            match msg {
+                WorkerMsg::Ops(first) => {
+                    let mut batch = first;
+                    let deadline = tokio::time::Instant::now() + self.opts.batch_window;
+                    while batch.len() < self.opts.max_batch {
+                        let next = match rx.try_recv() {
+                            Ok(msg) => Some(msg),
+                            Err(TryRecvError::Disconnected) => None,
+                            Err(TryRecvError::Empty) => rt
+                                .block_on(tokio::time::timeout_at(deadline, rx.recv()))
+                                .ok()
+                                .flatten(),
+                        };
+                        match next {
+                            Some(WorkerMsg::Ops(more)) => batch.extend(more),
+                            Some(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    self.apply_ops(batch);
+                    if self.last_check.elapsed() >= self.opts.check_interval {
+                        self.check();
+                    }
+                }
+                WorkerMsg::Reconfigure { jails, reply } => {
+                    let result = self.reconfigure(jails);
+                    let _ = reply.send(result);
+                }
+                WorkerMsg::Shutdown => break,
+            }
+        }
+        tracing::debug!("firewall worker stopped; bans stay in the kernel");
+    }
+
+    /// Updates the books with `ops` and returns the element ops that realise
+    /// them (interval sets kept free of overlaps; unknown jails skipped).
+    fn plan(&mut self, ops: Vec<FirewallOp>, now: UnixTime) -> Vec<FirewallOp> {
+        let intervals: HashMap<&str, bool> = self
+            .jails
+            .iter()
+            .map(|j| (j.name.as_str(), j.intervals))
+            .collect();
+        let mut books = lock(&self.books);
+        for book in books.values_mut() {
+            book.prune(now);
+        }
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            let (jail, changes) = match op {
+                FirewallOp::Ban(ban) => {
+                    let Some(&iv) = intervals.get(ban.jail.as_str()) else {
+                        tracing::warn!(jail = %ban.jail, net = %ban.net, "ban for an unknown jail ignored");
+                        continue;
+                    };
+                    if !iv && ban.net.prefix_len() != ban.net.max_prefix_len() {
+                        tracing::warn!(jail = %ban.jail, net = %ban.net, "prefix ban ignored: the jail's sets take no intervals");
+                        continue;
+                    }
+                    if ban.expires.is_some_and(|e| e <= now) {
+                        continue;
+                    }
+                    let changes =
+                        books
+                            .entry(ban.jail.clone())
+                            .or_default()
+                            .ban(ban.net, ban.expires, iv);
+                    if changes.is_empty() {
+                        tracing::debug!(jail = %ban.jail, net = %ban.net, "already blocked by a wider ban");
+                    }
+                    (ban.jail, changes)
+                }
+                FirewallOp::Unban { jail, net } => {
+                    let Some(&iv) = intervals.get(jail.as_str()) else {
+                        tracing::debug!(%jail, %net, "unban for an unknown jail ignored");
+                        continue;
+                    };
+                    let book = books.entry(jail.clone()).or_default();
+                    if let (true, Some((wider, _))) = (iv, book.covering(&net)) {
+                        tracing::info!(%jail, %net, %wider, "unban of a net inside a wider ban: stays blocked until that one ends");
+                    }
+                    let changes = book.unban(net, iv);
+                    (jail, changes)
+                }
+            };
+            out.extend(changes.into_iter().map(|c| match c {
+                Change::Add(net, expires) => FirewallOp::Ban(BanEntry {
+                    jail: jail.clone(),
+                    net,
+                    expires,
+                }),
+                Change::Remove(net) => FirewallOp::Unban {
+                    jail: jail.clone(),
+                    net,
+                },
+            }));
+        }
+        books.retain(|_, b| !b.is_empty());
+        out
+    }
+
+    fn apply_ops(&mut self, ops: Vec<FirewallOp>) {
+        let ops = self.plan(ops, self.now());
+        for chunk in ops.chunks(self.opts.max_batch.max(1)) {
+            self.apply_with_retry(chunk);
+        }
+    }
+
+    fn apply_with_retry(&mut self, ops: &[FirewallOp]) {
+        let started = Instant::now();
+        let mut last_error = None;
+        for attempt in 0..self.opts.tries.max(1) {
+            if attempt > 0 {
+                std::thread::sleep(
+                    self.opts
+                        .retry_backoff
+                        .saturating_mul(1 << (attempt - 1).min(16)),
+                );
+            }
+            match self.fw.apply(ops, self.now()) {
+                Ok(()) => {
+                    self.emit(WorkerEvent::Applied {
+                        ops: ops.len(),
+                        took: started.elapsed(),
+                    });
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(attempt = attempt + 1, ops = ops.len(), error = %e, "firewall transaction failed");
+                    let spawn = matches!(e, FirewallError::Spawn { .. });
+                    last_error = Some(e);
+                    if spawn {
+                        break; // nft cannot even run: retrying will not help
+                    }
+                    if attempt == 0 {
+                        // Perhaps the table was deleted under us.
+                        self.check();
+                    }
+                }
+            }
+        }
+        let Some(error) = last_error else { return };
+        if matches!(error, FirewallError::Nft(_)) && !self.needs_setup {
+            // The kernel may hold elements we do not know (an earlier run, a
+            // hand-made change) that clash with the batch: setup reconciles
+            // against the kernel and loads every current ban, then retry once.
+            if self.rebuild(&format!("transaction failed: {error}")) {
+                if let Ok(()) = self.fw.apply(ops, self.now()) {
+                    self.emit(WorkerEvent::Applied {
+                        ops: ops.len(),
+                        took: started.elapsed(),
+                    });
+                    return;
+                }
+            }
+            if ops.len() > 1 {
+                self.bisect(ops, started);
+                return;
+            }
+        }
+        tracing::error!(ops = ops.len(), error = %error, "firewall transaction failed for good");
+        self.emit(WorkerEvent::Failed {
+            error: error.to_string(),
+        });
+    }
+
+    /// Applies halves, quarters, … of a failing batch so that one bad op does
+    /// not hold back the rest. Bounded in transactions.
+    fn bisect(&mut self, ops: &[FirewallOp], started: Instant) {
+        let mut budget = 64usize;
+        let mut applied = 0usize;
+        let mut failures: Vec<(usize, String)> = Vec::new();
+        let mut stack: Vec<&[FirewallOp]> = Vec::new();
+        let mid = ops.len() / 2;
+        stack.push(&ops[mid..]);
+        stack.push(&ops[..mid]);
+        while let Some(part) = stack.pop() {
+            if budget == 0 {
+                failures.push((part.len(), "gave up isolating the failing ops".to_string()));
+                continue;
+            }
+            budget -= 1;
+            match self.fw.apply(part, self.now()) {
+                Ok(()) => applied += part.len(),
+                Err(e) if part.len() == 1 => {
+                    tracing::error!(op = ?part[0], error = %e, "firewall op rejected");
+                    failures.push((1, e.to_string()));
+                }
+                Err(_) => {
+                    let mid = part.len() / 2;
+                    stack.push(&part[mid..]);
+                    stack.push(&part[..mid]);
+                }
+            }
+        }
+        if applied > 0 {
+            self.emit(WorkerEvent::Applied {
+                ops: applied,
+                took: started.elapsed(),
+            });
+        }
+        let failed: usize = failures.iter().map(|(n, _)| n).sum();
+        if let Some((_, first)) = failures.first() {
+            tracing::error!(failed, applied, error = %first, "firewall batch partly failed");
+            self.emit(WorkerEvent::Failed {
+                error: format!("{failed} of {} ops failed: {first}", ops.len()),
+            });
+        }
+    }
+
+    /// Checks the kernel state and rebuilds it if it is missing or wrong.
+    fn check(&mut self) {
+        self.last_check = Instant::now();
+        if self.needs_setup {
+            self.rebuild("setup had failed");
+            return;
+        }
+        match self.fw.intact(&self.jails) {
+            Ok(true) => self.last_check_error = None,
+            Ok(false) => {
+                self.last_check_error = None;
+                tracing::warn!("the firewall table or a jail's sets/rules are missing (ruleset flushed or reloaded?); rebuilding");
+                self.rebuild("table, sets or rules missing");
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if self.last_check_error.as_deref() != Some(msg.as_str()) {
+                    tracing::error!(error = %msg, "could not check the firewall table");
+                } else {
+                    tracing::debug!(error = %msg, "could not check the firewall table");
+                }
+                self.last_check_error = Some(msg);
+            }
+        }
+    }
+
+    /// Re-runs setup with every current ban. Returns whether it worked.
+    fn rebuild(&mut self, reason: &str) -> bool {
+        let now = self.now();
+        let bans = snapshot(&lock(&self.books), now);
+        match self.fw.setup(&self.jails, &bans, now) {
+            Ok(()) => {
+                self.needs_setup = false;
+                tracing::info!(bans = bans.len(), reason, "firewall rebuilt");
+                self.emit(WorkerEvent::Rebuilt {
+                    reason: reason.to_string(),
+                });
+                true
+            }
+            Err(e) => {
+                if !self.needs_setup {
+                    tracing::error!(error = %e, reason, "firewall rebuild failed; will retry");
+                }
+                self.needs_setup = true;
+                self.emit(WorkerEvent::Failed {
+                    error: e.to_string(),
+                });
+                false
+            }
+        }
+    }
+
+    fn reconfigure(&mut self, jails: Vec<JailRules>) -> Result<(), FirewallError> {
+        let now = self.now();
+        let old: HashMap<String, bool> = self
+            .jails
+            .iter()
+            .map(|j| (j.name.clone(), j.intervals))
+            .collect();
+        self.jails = jails;
+        {
+            let mut books = lock(&self.books);
+            let current: HashMap<&str, bool> = self
+                .jails
+                .iter()
+                .map(|j| (j.name.as_str(), j.intervals))
+                .collect();
+            books.retain(|jail, _| current.contains_key(jail.as_str()));
+            // A jail whose interval flag changed gets its sets recreated: reload
+            // its bans through a fresh book (prefixes dropped when it lost them).
+            for (jail, book) in books.iter_mut() {
+                let iv = current.get(jail.as_str()).copied().unwrap_or(false);
+                if old.get(jail).copied() != Some(iv) {
+                    let mut fresh = NetBook::default();
+                    for (net, expires) in book.iter() {
+                        if iv || net.prefix_len() == net.max_prefix_len() {
+                            fresh.ban(*net, *expires, iv);
+                        } else {
+                            tracing::warn!(%jail, %net, "prefix ban dropped: the jail no longer takes intervals");
+                        }
+                    }
+                    *book = fresh;
+                }
+            }
+        }
+        let bans = snapshot(&lock(&self.books), now);
+        let result = self.fw.setup(&self.jails, &bans, now);
+        match &result {
+            Ok(()) => {
+                self.needs_setup = false;
+                tracing::info!(
+                    jails = self.jails.len(),
+                    bans = bans.len(),
+                    "firewall reconfigured"
+                );
+            }
+            Err(e) => {
+                self.needs_setup = true;
+                tracing::error!(error = %e, "firewall reconfiguration failed; will retry");
+            }
+        }
+        self.last_check = Instant::now();
+        result
+    }
+}
+
+/// The nets a snapshot holds for `jail` (helper for tests and status output).
+pub fn nets_of(bans: &[BanEntry], jail: &str) -> Vec<IpNet> {
+    bans.iter()
+        .filter(|b| b.jail == jail)
+        .map(|b| b.net)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::{Protocol, Verdict};
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    /// A backend recording every call; can be told to fail.
+    #[derive(Default)]
+    struct Log {
+        applies: Vec<Vec<FirewallOp>>,
+        setups: Vec<Vec<BanEntry>>,
+        intact_calls: usize,
+        /// Next N `apply` calls fail.
+        fail_applies: usize,
+        /// Fail any apply that contains this net.
+        poison: Option<IpNet>,
+        /// What `intact` answers (then resets to true).
+        intact: Option<bool>,
+        fail_setups: usize,
+    }
+
+    #[derive(Clone, Default)]
+    struct Fake(Arc<Mutex<Log>>);
+
+    impl Fake {
+        fn log(&self) -> MutexGuard<'_, Log> {
+            self.0.lock().unwrap()
+        }
+    }
+
+    impl Firewall for Fake {
+        fn setup(
+            &mut self,
+            _: &[JailRules],
+            bans: &[BanEntry],
+            _: UnixTime,
+        ) -> Result<(), FirewallError> {
+            let mut log = self.log();
+            log.setups.push(bans.to_vec());
+            if log.fail_setups > 0 {
+                log.fail_setups -= 1;
+                return Err(FirewallError::Nft("setup says no".into()));
+            }
+            Ok(())
+        }
+        fn apply(&mut self, ops: &[FirewallOp], _: UnixTime) -> Result<(), FirewallError> {
+            let mut log = self.log();
+            log.applies.push(ops.to_vec());
+            if log.fail_applies > 0 {
+                log.fail_applies -= 1;
+                return Err(FirewallError::Nft("Error: busy".into()));
+            }
+            if let Some(p) = log.poison {
+                if ops
+                    .iter()
+                    .any(|op| matches!(op, FirewallOp::Ban(b) if b.net == p))
+                {
+                    return Err(FirewallError::Nft(format!("Error: bad element {p}")));
+                }
+            }
+            Ok(())
+        }
+        fn intact(&mut self, _: &[JailRules]) -> Result<bool, FirewallError> {
+            let mut log = self.log();
+            log.intact_calls += 1;
+            Ok(log.intact.take().unwrap_or(true))
+        }
+    }
+
+    static CLOCK: AtomicI64 = AtomicI64::new(1_000);
+    fn clock() -> UnixTime {
+        CLOCK.load(Ordering::SeqCst)
+    }
+
+    fn jail(name: &str, intervals: bool) -> JailRules {
+        JailRules {
+            name: name.into(),
+            protocol: Protocol::All,
+            ports: vec![],
+            verdict: Verdict::Drop,
+            intervals,
+        }
+    }
+
+    fn ban(jail: &str, net: &str, expires: Option<UnixTime>) -> FirewallOp {
+        FirewallOp::Ban(BanEntry {
+            jail: jail.into(),
+            net: net.parse().unwrap(),
+            expires,
+        })
+    }
+
+    fn opts(events: Option<UnboundedSender<WorkerEvent>>) -> WorkerOptions {
+        WorkerOptions {
+            batch_window: Duration::from_millis(50),
+            check_interval: Duration::from_secs(3600),
+            retry_backoff: Duration::from_millis(1),
+            events,
+            clock,
+            ..WorkerOptions::default()
+        }
+    }
+
+    fn recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<WorkerEvent>) -> WorkerEvent {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match rx.try_recv() {
+                Ok(e) => return e,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("no event: {e:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn batches_messages_arriving_together_into_one_apply() {
+        let fake = Fake::default();
+        let (etx, mut erx) = unbounded_channel();
+        let initial = vec![BanEntry {
+            jail: "ssh".into(),
+            net: "198.51.100.1/32".parse().unwrap(),
+            expires: None,
+        }];
+        let (h, ready) = spawn_worker(
+            Box::new(fake.clone()),
+            vec![jail("ssh", false)],
+            initial,
+            opts(Some(etx)),
+        )
+        .unwrap();
+        ready.blocking_recv().unwrap().unwrap();
+        for i in 0..100u8 {
+            h.send(vec![ban("ssh", &format!("192.0.2.{i}/32"), Some(2_000))])
+                .unwrap();
+        }
+        assert!(matches!(
+            recv(&mut erx),
+            WorkerEvent::Applied { ops: 100, .. }
+        ));
+        h.send(vec![FirewallOp::Unban {
+            jail: "ssh".into(),
+            net: "192.0.2.5/32".parse().unwrap(),
+        }])
+        .unwrap();
+        assert!(matches!(
+            recv(&mut erx),
+            WorkerEvent::Applied { ops: 1, .. }
+        ));
+        let active = h.active_bans();
+        assert_eq!(active.len(), 100, "100 banned + 1 initial - 1 unbanned");
+        assert!(nets_of(&active, "ssh").contains(&"198.51.100.1/32".parse().unwrap()));
+        h.shutdown();
+        let log = fake.log();
+        assert_eq!(log.setups.len(), 1);
+        assert_eq!(log.setups[0].len(), 1, "initial bans loaded by setup");
+        assert_eq!(log.applies.len(), 2);
+        assert_eq!(log.applies[0].len(), 100);
+    }
+
+    #[test]
+    fn unknown_jails_expired_bans_and_misplaced_prefixes_are_not_sent() {
+        let fake = Fake::default();
+        let (etx, mut erx) = unbounded_channel();
+        let (h, ready) = spawn_worker(
+            Box::new(fake.clone()),
+            vec![jail("ssh", false)],
+            vec![],
+            opts(Some(etx)),
+        )
+        .unwrap();
+        ready.blocking_recv().unwrap().unwrap();
+        h.send(vec![
+            ban("nope", "192.0.2.1/32", None),
+            ban("ssh", "192.0.2.2/32", Some(10)),
+            ban("ssh", "192.0.2.0/24", None),
+            ban("ssh", "192.0.2.3/32", None),
+        ])
+        .unwrap();
+        assert!(matches!(
+            recv(&mut erx),
+            WorkerEvent::Applied { ops: 1, .. }
+        ));
+        h.shutdown();
+        assert_eq!(
+            fake.log().applies,
+            vec![vec![ban("ssh", "192.0.2.3/32", None)]]
+        );
+    }
+
+    #[test]
+    fn interval_jails_never_send_overlapping_elements() {
+        let fake = Fake::default();
+        let (etx, mut erx) = unbounded_channel();
+        let (h, ready) = spawn_worker(
+            Box::new(fake.clone()),
+            vec![jail("net", true)],
+            vec![],
+            opts(Some(etx)),
+        )
+        .unwrap();
+        ready.blocking_recv().unwrap().unwrap();
+        h.send(vec![ban("net", "192.0.2.1/32", Some(5_000))])
+            .unwrap();
+        recv(&mut erx);
+        h.send(vec![
+            ban("net", "192.0.2.0/24", Some(3_000)),
+            ban("net", "192.0.2.7/32", Some(2_000)),
+        ])
+        .unwrap();
+        recv(&mut erx);
+        h.shutdown();
+        let log = fake.log();
+        assert_eq!(
+            log.applies[1],
+            vec![
+                FirewallOp::Unban {
+                    jail: "net".into(),
+                    net: "192.0.2.1/32".parse().unwrap()
+                },
+                ban("net", "192.0.2.0/24", Some(5_000)),
+            ]
+        );
+    }
+
+    #[test]
+    fn failed_transactions_are_retried_then_reported() {
+        let fake = Fake::default();
+        fake.log().fail_applies = 2;
+        let (etx, mut erx) = unbounded_channel();
+        let (h, ready) = spawn_worker(
+            Box::new(fake.clone()),
+            vec![jail("ssh", false)],
+            vec![],
+            opts(Some(etx)),
+        )
+        .unwrap();
+        ready.blocking_recv().unwrap().unwrap();
+        h.send(vec![ban("ssh", "192.0.2.1/32", None)]).unwrap();
+        assert!(matches!(
+            recv(&mut erx),
+            WorkerEvent::Applied { ops: 1, .. }
+        ));
+        assert_eq!(fake.log().applies.len(), 3);
+        assert_eq!(
+            fake.log().intact_calls,
+            1,
+            "intact is checked after the first failure"
+        );
+
+        // A poisoned element: retries, a rebuild, then bisection isolates it.
+        fake.log().poison = Some("192.0.2.66/32".parse().unwrap());
+        let ops: Vec<_> = (60..70)
+            .map(|i| ban("ssh", &format!("192.0.2.{i}/32"), None))
+            .collect();
+        h.send(ops).unwrap();
+        assert!(matches!(recv(&mut erx), WorkerEvent::Rebuilt { .. }));
+        assert!(matches!(
+            recv(&mut erx),
+            WorkerEvent::Applied { ops: 9, .. }
+        ));
+        match recv(&mut erx) {
+            WorkerEvent::Failed { error } => assert!(
+                error.contains("1 of 10 ops failed") && error.contains("bad element"),
+                "{error}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        h.shutdown();
+    }
+
+    #[test]
+    fn rebuilds_when_not_intact_with_current_bans() {
+        let fake = Fake::default();
+        let (etx, mut erx) = unbounded_channel();
+        let o = WorkerOptions {
+            check_interval: Duration::from_millis(30),
+            ..opts(Some(etx))
+        };
+        let (h, ready) =
+            spawn_worker(Box::new(fake.clone()), vec![jail("ssh", false)], vec![], o).unwrap();
+        ready.blocking_recv().unwrap().unwrap();
+        h.send(vec![
+            ban("ssh", "192.0.2.1/32", None),
+            ban("ssh", "192.0.2.2/32", Some(500)),
+        ])
+        .unwrap();
+        assert!(matches!(recv(&mut erx), WorkerEvent::Applied { .. }));
+        fake.log().intact = Some(false);
+        assert!(matches!(recv(&mut erx), WorkerEvent::Rebuilt { .. }));
+        h.shutdown();
+        let log = fake.log();
+        let last = log.setups.last().unwrap();
+        assert_eq!(last.len(), 1, "the expired ban is not reloaded: {last:?}");
+        assert_eq!(last[0].net, "192.0.2.1/32".parse::<IpNet>().unwrap());
+    }
+
+    #[test]
+    fn failed_initial_setup_is_reported_and_retried() {
+        let fake = Fake::default();
+        fake.log().fail_setups = 1;
+        let (etx, mut erx) = unbounded_channel();
+        let o = WorkerOptions {
+            check_interval: Duration::from_millis(20),
+            ..opts(Some(etx))
+        };
+        let (h, ready) =
+            spawn_worker(Box::new(fake.clone()), vec![jail("ssh", false)], vec![], o).unwrap();
+        assert!(ready.blocking_recv().unwrap().is_err());
+        assert!(matches!(recv(&mut erx), WorkerEvent::Rebuilt { .. }));
+        h.shutdown();
+    }
+
+    #[test]
+    fn reconfigure_reruns_setup_and_drops_removed_jails() {
+        let fake = Fake::default();
+        let (etx, mut erx) = unbounded_channel();
+        let (h, ready) = spawn_worker(
+            Box::new(fake.clone()),
+            vec![jail("a", false), jail("b", false)],
+            vec![],
+            opts(Some(etx)),
+        )
+        .unwrap();
+        ready.blocking_recv().unwrap().unwrap();
+        h.send(vec![
+            ban("a", "192.0.2.1/32", None),
+            ban("b", "192.0.2.2/32", None),
+        ])
+        .unwrap();
+        recv(&mut erx);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(h.reconfigure(vec![jail("a", true)])).unwrap();
+        assert_eq!(
+            nets_of(&h.active_bans(), "a"),
+            vec!["192.0.2.1/32".parse::<IpNet>().unwrap()]
+        );
+        assert!(nets_of(&h.active_bans(), "b").is_empty());
+        fake.log().fail_setups = 1;
+        assert!(matches!(
+            rt.block_on(h.reconfigure(vec![jail("a", true)])),
+            Err(WorkerError::Firewall(_))
+        ));
+        let sender = h.sender();
+        h.shutdown();
+        assert!(
+            sender.send(WorkerMsg::Shutdown).is_err(),
+            "the worker is gone"
+        );
+        assert_eq!(fake.log().setups[1].len(), 1);
+    }
+
+    #[test]
+    fn shutdown_applies_what_is_queued_first() {
+        let fake = Fake::default();
+        let o = WorkerOptions {
+            batch_window: Duration::from_secs(10),
+            ..opts(None)
+        };
+        let (h, ready) =
+            spawn_worker(Box::new(fake.clone()), vec![jail("ssh", false)], vec![], o).unwrap();
+        ready.blocking_recv().unwrap().unwrap();
+        h.send(vec![ban("ssh", "192.0.2.1/32", None)]).unwrap();
+        let started = Instant::now();
+        h.shutdown();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "shutdown cuts the batch window short"
+        );
+        assert_eq!(fake.log().applies.len(), 1);
+    }
+}

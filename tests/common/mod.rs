@@ -1,0 +1,4 @@
+//! Helpers shared by the integration tests (`mod common;`).
+
+pub mod daemon;
+pub mod netns;
