@@ -4,6 +4,7 @@
 //! work itself is done by the library modules; nothing here matches or bans.
 
 pub mod check;
+pub mod control;
 pub mod dry_run;
 
 use std::path::PathBuf;
@@ -36,6 +37,18 @@ pub enum Command {
     Check(ConfigArg),
     /// Test a filter or a whole jail against logs, without touching the firewall.
     DryRun(dry_run::DryRunArgs),
+    /// Show the running daemon: jails, watched files, bans; or one jail in detail.
+    Status(control::StatusArgs),
+    /// List active bans.
+    Bans(control::BansArgs),
+    /// Ban an address (or network) in a jail now.
+    Ban(control::BanArgs),
+    /// Lift a ban (from every jail, or one), or all bans with --all.
+    Unban(control::UnbanArgs),
+    /// Re-read the configuration; errors are shown and the running one is kept.
+    Reload(control::ReloadArgs),
+    /// Never ban an address (or network) until restart or reload, or for --for.
+    Ignore(control::IgnoreArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,5 +73,11 @@ pub fn main(cli: Cli) -> i32 {
         Command::Run(args) => crate::daemon::main(args),
         Command::Check(args) => check::run(&args.config),
         Command::DryRun(args) => dry_run::run(args),
+        Command::Status(args) => control::run_status(args),
+        Command::Bans(args) => control::run_bans(args),
+        Command::Ban(args) => control::run_ban(args),
+        Command::Unban(args) => control::run_unban(args),
+        Command::Reload(args) => control::run_reload(args),
+        Command::Ignore(args) => control::run_ignore(args),
     }
 }

@@ -33,6 +33,9 @@ pub struct Global {
     pub table: String,
     pub log_level: String,
     pub ignoreip: Vec<IpNet>,
+    /// gid whose members may change state through the control socket.
+    pub control_group: Option<u32>,
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// One jail, validated.
@@ -340,6 +343,24 @@ fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
             "ignoreip",
             errs,
         ),
+        control_group: raw.control_group.as_ref().and_then(|g| {
+            crate::control::resolve_group(&g.value)
+                .map_err(|e| errs.at(path, g, "control_group", e.to_string()))
+                .ok()
+        }),
+        metrics_listen: raw.metrics_listen.as_ref().and_then(|m| {
+            m.value
+                .parse()
+                .map_err(|_| {
+                    errs.at(
+                        path,
+                        m,
+                        "metrics_listen",
+                        "must be ADDRESS:PORT, e.g. 127.0.0.1:9179",
+                    )
+                })
+                .ok()
+        }),
     }
 }
 

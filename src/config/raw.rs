@@ -49,6 +49,10 @@ impl<T> OneOrMany<T> {
 pub struct RawGlobal {
     pub state_dir: Option<Spanned<String>>,
     pub socket: Option<Spanned<String>>,
+    /// Group (name or gid) whose members may change state through the socket.
+    pub control_group: Option<Spanned<String>>,
+    /// Prometheus endpoint, e.g. `127.0.0.1:9179`; off when absent.
+    pub metrics_listen: Option<Spanned<String>>,
     pub table: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
     pub ignoreip: Option<Vec<Spanned<String>>>,

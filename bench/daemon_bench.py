@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""banwarden end-to-end benchmark: line-to-ban latency and ban throughput.
+
+Runs INSIDE a throw-away network namespace (use run_daemon_bench.sh), with the
+same jail shape as ../shared/bench/bench_daemon.py uses for fail2ban (django
+login failures, maxretry 3, findtime 600, bantime 600, ports http/https), so
+the figures compare. Ban times come from `nft monitor` events.
+
+Phases:
+  latency     per address: append 2 failures, wait, append the 3rd; time from
+              that write to the element appearing in the set.
+  throughput  N addresses x 3 failure lines in one write(); time until all N
+              are in the set; daemon CPU (utime+stime) over the phase.
+  restart     (with --restart-n) N bans in the state store, daemon restarted:
+              time from spawn to all N back in the set.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TABLE = "bwbench"
+IP_RE = re.compile(rb"(\d+\.\d+\.\d+\.\d+)")
+
+
+def write_config(work, binary_state):
+    os.makedirs(f"{work}/filters", exist_ok=True)
+    os.makedirs(f"{work}/jails", exist_ok=True)
+    with open(f"{work}/banwarden.yaml", "w") as f:
+        f.write(f"table: {TABLE}\nstate_dir: {work}/state\nsocket: {work}/run/bw.sock\nlog_level: warn\n")
+    with open(f"{work}/filters/django-login.yaml", "w") as f:
+        f.write("failregex:\n  - 'Login failure <HOST>$'\n")
+    with open(f"{work}/jails/bench.yaml", "w") as f:
+        f.write("bench:\n  enabled: true\n  filter: django-login\n  logpath: app.log\n"
+                "  maxretry: 3\n  findtime: 600\n  bantime: 600\n  ports: [http, https]\n  ignoreself: false\n")
+    open(f"{work}/app.log", "w").close()
+
+
+class Monitor:
+    """Follows `nft monitor` and records when each address was first added."""
+
+    def __init__(self):
+        self.seen = {}
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(["nft", "monitor", "elements"], stdout=subprocess.PIPE)
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        for line in self.proc.stdout:
+            t = time.monotonic()
+            if b"add element" not in line:
+                continue
+            with self.cond:
+                for ip in IP_RE.findall(line):
+                    self.seen.setdefault(ip.decode(), t)
+                self.cond.notify_all()
+
+    def wait(self, ips, timeout):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not all(ip in self.seen for ip in ips):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+        return True
+
+    def stop(self):
+        self.proc.kill()
+
+
+def cpu(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_hwm(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_daemon(binary, work):
+    d = subprocess.Popen([binary, "run", "--config", work], stderr=open(f"{work}/daemon.log", "a"))
+    t0 = time.monotonic()
+    while subprocess.run(["nft", "list", "table", "inet", TABLE], capture_output=True).returncode != 0:
+        if d.poll() is not None:
+            sys.exit(f"daemon exited: see {work}/daemon.log")
+        if time.monotonic() - t0 > 20:
+            sys.exit("daemon did not create its table in 20 s")
+        time.sleep(0.005)
+    return d, time.monotonic() - t0
+
+
+def append(work, text):
+    with open(f"{work}/app.log", "a") as f:
+        f.write(text)
+
+
+def line(ip):
+    return time.strftime("%Y-%m-%d %H:%M:%S,000") + f" ERROR Login failure {ip}\n"
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--workdir", default="/tmp/bwbench")
+    ap.add_argument("--latency-n", type=int, default=200)
+    ap.add_argument("--throughput-n", type=int, default=10000)
+    args = ap.parse_args()
+    if not os.environ.get("BW_BENCH_NETNS"):
+        sys.exit("refusing to run outside a throw-away network namespace: use run_daemon_bench.sh")
+    work = args.workdir
+    subprocess.run(["rm", "-rf", work])
+    write_config(work, None)
+    mon = Monitor()
+    daemon, startup = start_daemon(args.binary, work)
+    result = {"startup_s": startup}
+    time.sleep(0.3)
+
+    lat = []
+    for i in range(args.latency_n):
+        ip = f"198.18.{i // 250}.{i % 250 + 1}"
+        append(work, line(ip) * 2)
+        time.sleep(0.02)
+        t0 = time.monotonic()
+        append(work, line(ip))
+        if not mon.wait([ip], 5):
+            sys.exit(f"{ip} not banned within 5 s")
+        lat.append((mon.seen[ip] - t0) * 1000)
+        time.sleep(0.01)
+    result["latency_ms"] = {"n": len(lat), "min": min(lat), "p50": pct(lat, 50), "p95": pct(lat, 95),
+                            "p99": pct(lat, 99), "max": max(lat), "mean": statistics.mean(lat)}
+
+    n = args.throughput_n
+    ips = [f"198.19.{i // 250}.{i % 250 + 1}" for i in range(n)]
+    text = "".join(line(ip) * 3 for ip in ips)
+    c0 = cpu(daemon.pid)
+    t0 = time.monotonic()
+    append(work, text)
+    ok = mon.wait(ips, 60)
+    t1 = time.monotonic()
+    first = min(mon.seen[ip] for ip in ips if ip in mon.seen) - t0
+    result["throughput"] = {"n": n, "all_banned": ok, "all_in_set_s": t1 - t0, "first_ban_s": first,
+                            "bans_per_s": n / (t1 - t0), "daemon_cpu_s": cpu(daemon.pid) - c0,
+                            "vm_hwm_mib": rss_hwm(daemon.pid)}
+    daemon.terminate()
+    daemon.wait(10)
+    mon.stop()
+    json.dump(result, open(f"{work}/result.json", "w"), indent=2)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
