@@ -30,10 +30,18 @@ pub enum Request {
     Bans { jail: Option<String> },
     /// Ban `addr` (address or CIDR) in `jail`; `seconds` overrides the jail's bantime
     /// (`None`: the jail's bantime; `Some(-1)`: permanent).
-    Ban { jail: String, addr: String, seconds: Option<i64> },
+    Ban {
+        jail: String,
+        addr: String,
+        seconds: Option<i64>,
+    },
     /// Unban `addr` from `jail` (all jails when `None`); `all` unbans everything
     /// (of `jail` when set) and `addr` must then be `None`.
-    Unban { addr: Option<String>, jail: Option<String>, all: bool },
+    Unban {
+        addr: Option<String>,
+        jail: Option<String>,
+        all: bool,
+    },
     /// Re-read the configuration (like SIGHUP); errors come back in the response.
     Reload,
     /// Add `addr` (address or CIDR) to every jail's allow-list until the next
@@ -60,10 +68,18 @@ pub struct Response {
 
 impl Response {
     pub fn ok(data: Reply) -> Response {
-        Response { ok: true, error: None, data: Some(data) }
+        Response {
+            ok: true,
+            error: None,
+            data: Some(data),
+        }
     }
     pub fn err(message: impl Into<String>) -> Response {
-        Response { ok: false, error: Some(message.into()), data: None }
+        Response {
+            ok: false,
+            error: Some(message.into()),
+            data: None,
+        }
     }
 }
 
@@ -72,9 +88,14 @@ impl Response {
 pub enum Reply {
     Status(DaemonStatus),
     Jail(JailStatus),
-    Bans { bans: Vec<BanInfo> },
+    Bans {
+        bans: Vec<BanInfo>,
+    },
     /// How many bans were added / removed, with a human summary.
-    Done { count: usize, message: String },
+    Done {
+        count: usize,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
