@@ -137,6 +137,26 @@ impl Engine {
         }
     }
 
+    /// Tells jails that escalate `across_jails` about bans made by the others.
+    pub fn share_history(&mut self, bans: &[BanDecision]) {
+        for rt in &mut self.jails {
+            if !rt
+                .jail
+                .settings
+                .increment
+                .as_ref()
+                .is_some_and(|i| i.across_jails)
+            {
+                continue;
+            }
+            for b in bans {
+                if b.jail != rt.jail.settings.name {
+                    rt.jail.note_history(b.net, b.at);
+                }
+            }
+        }
+    }
+
     pub fn jail_mut(&mut self, name: &str) -> Option<&mut JailRuntime> {
         self.jails.iter_mut().find(|j| j.jail.settings.name == name)
     }

@@ -68,6 +68,11 @@ impl IgnoreList {
         }
     }
 
+    /// Removes a run-time entry again.
+    pub fn remove(&mut self, net: &IpNet) {
+        self.nets.retain(|n| n != net);
+    }
+
     pub fn nets(&self) -> &[IpNet] {
         &self.nets
     }

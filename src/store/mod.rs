@@ -1,1 +1,642 @@
-//! Persistent state. (Stub: in progress.)
+//! Persistent state: the crash-safe embedded store (`<state_dir>/state.redb`).
+//!
+//! Owns four tables in one file and nothing else:
+//! - `bans`: active bans, keyed by (jail, net), with when they were made, when
+//!   they end (`None` = permanent) and how many times this net was banned in
+//!   this jail;
+//! - `history`: per net, the times (and jails) of its last bans, at most
+//!   [`HISTORY_MAX`], for escalation ("how many bans since T?");
+//! - `positions`: where each followed log file was read up to
+//!   ([`FilePos`], keyed by path);
+//! - `cursors`: small strings by key (the journal cursor).
+//!
+//! It must not decide anything: it never decides whether to ban, never
+//! computes ban times and never talks to nft. It stores what the daemon hands
+//! it and answers questions about what it stored. The `count` of a
+//! [`BanRecord`] is the caller's (typically `ban_count(..) + 1`).
+//!
+//! Why [redb](https://docs.rs/redb): pure Rust (no C library to build or ship),
+//! ACID transactions over copy-on-write B-trees, and crash-safe: a commit is
+//! durable once `commit()` returns (it is fsynced), and a write torn by a
+//! crash or power loss cannot corrupt the file, because the previous commit's
+//! pages are never overwritten and the new root is only used once its
+//! checksum verifies. After a crash the file reopens at the last commit.
+//!
+//! Every method is one transaction, and each write method is one durable
+//! commit (one fsync or two): cheap enough for the daemon's pattern (one
+//! `record_bans` per batch of decisions, `save_positions` about once a
+//! second), but blocking, so async callers should use `spawn_blocking`.
+//! [`Store`] is `Send + Sync`; share it behind an `Arc`. Write transactions
+//! are serialised by redb; reads run concurrently with them.
+//!
+//! Keys and values are encoded by hand (see `codec`): a ban is
+//! `jail \0 net(17 bytes)` → 21 bytes of little-endian fields. Networks are
+//! stored with their host bits cleared (`10.0.0.7/24` is kept as `10.0.0.0/24`).
+
+mod codec;
+#[cfg(test)]
+mod tests;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use redb::{Database, DatabaseError, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::source::FilePos;
+use codec::{BanValue, HistEntry};
+
+/// Name of the state file inside the state directory.
+pub const STATE_FILE: &str = "state.redb";
+/// At most this many past bans are kept per net (the most recent ones).
+pub const HISTORY_MAX: usize = 32;
+/// Version of the key/value encodings below; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Memory redb may use to cache pages; the whole state of 100,000 bans is a
+/// few MiB, so this keeps it all in memory without the 1 GiB default.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+const BANS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bans");
+const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("history");
+const POSITIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("positions");
+const CURSORS: TableDefinition<&str, &str> = TableDefinition::new("cursors");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const META_SCHEMA: &str = "schema_version";
+
+/// One active ban as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanRecord {
+    pub jail: String,
+    /// Host (`/32`, `/128`) or subnet; stored with host bits cleared.
+    pub net: IpNet,
+    /// Unix seconds.
+    pub banned_at: i64,
+    /// Unix seconds; `None` = permanent.
+    pub expires: Option<i64>,
+    /// How many times this net has been banned in this jail, this ban included.
+    pub count: u32,
+}
+
+/// What went wrong, always naming the state file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create state directory {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open state file {}: {source}", path.display())]
+    OpenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "state file {} is in use by another process (is another banwarden running with the same state_dir?)",
+        path.display()
+    )]
+    InUse { path: PathBuf },
+    #[error(
+        "state file {0} is corrupt or not a banwarden state file ({detail}); move it aside \
+         (e.g. `mv {0} {0}.corrupt`) and start again: a new empty state file is created, \
+         losing the saved bans, ban history and log positions",
+        path.display()
+    )]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "state file {0} has schema version {found} but this banwarden reads version {expected}: \
+         run the banwarden that wrote it, or move the file aside (e.g. `mv {0} {0}.old`) to start afresh",
+        path.display()
+    )]
+    Schema {
+        path: PathBuf,
+        found: u64,
+        expected: u64,
+    },
+    #[error("state file {}: {op} failed: {source}", path.display())]
+    Db {
+        path: PathBuf,
+        op: &'static str,
+        source: redb::Error,
+    },
+    #[error("state file {}: cannot store {what}", path.display())]
+    Invalid { path: PathBuf, what: String },
+}
+
+/// The daemon's persistent state; see the module documentation.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) `<state_dir>/state.redb`. The directory is
+    /// created with mode 0750, the file with 0640. A file that is not a valid
+    /// state file gives [`StoreError::Corrupt`], whose message says to move
+    /// it aside; a file held by another process gives [`StoreError::InUse`].
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(state_dir)
+            .map_err(|source| StoreError::CreateDir {
+                path: state_dir.to_path_buf(),
+                source,
+            })?;
+        let path = state_dir.join(STATE_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o640)
+            .open(&path)
+            .map_err(|source| StoreError::OpenFile {
+                path: path.clone(),
+                source,
+            })?;
+
+        let mut builder = Database::builder();
+        builder.set_cache_size(CACHE_BYTES);
+        // The v3 format is the one later redb versions read without an upgrade step.
+        builder.create_with_file_format_v3(true);
+        // redb validates what it reads, but a file damaged in just the wrong
+        // place could still trip an assertion inside it: that must be an
+        // error telling the operator what to do, not a crashed daemon.
+        let db = match catch_unwind(AssertUnwindSafe(|| builder.create_file(file))) {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(open_error(&path, e)),
+            Err(panic) => {
+                let detail = panic_message(&panic);
+                return Err(StoreError::Corrupt {
+                    path,
+                    detail: format!("the database library panicked: {detail}"),
+                });
+            }
+        };
+        let store = Store { db, path };
+        store.init()?;
+        Ok(store)
+    }
+
+    /// The state file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the tables and checks (or, in a new file, writes) the schema version.
+    fn init(&self) -> Result<(), StoreError> {
+        let txn = self.begin_write()?;
+        {
+            let mut meta = txn.open_table(META).map_err(self.err("open table meta"))?;
+            let found = meta
+                .get(META_SCHEMA)
+                .map_err(self.err("read schema version"))?
+                .map(|v| v.value());
+            match found {
+                Some(v) if v == SCHEMA_VERSION => {}
+                Some(found) => {
+                    return Err(StoreError::Schema {
+                        path: self.path.clone(),
+                        found,
+                        expected: SCHEMA_VERSION,
+                    })
+                }
+                None => {
+                    meta.insert(META_SCHEMA, SCHEMA_VERSION)
+                        .map_err(self.err("write schema version"))?;
+                }
+            }
+            txn.open_table(BANS).map_err(self.err("open table bans"))?;
+            txn.open_table(HISTORY)
+                .map_err(self.err("open table history"))?;
+            txn.open_table(POSITIONS)
+                .map_err(self.err("open table positions"))?;
+            txn.open_table(CURSORS)
+                .map_err(self.err("open table cursors"))?;
+        }
+        txn.commit().map_err(self.err("commit"))
+    }
+
+    /// Stores a batch of bans in one durable transaction: each replaces any
+    /// stored ban with the same (jail, net), and is appended to its net's
+    /// history (an entry identical to one already there, same time and jail,
+    /// is not added twice, so replaying a batch does not inflate counts).
+    pub fn record_bans(&self, bans: &[BanRecord]) -> Result<(), StoreError> {
+        if bans.is_empty() {
+            return Ok(());
+        }
+        for b in bans {
+            self.check_jail(&b.jail)?;
+        }
+        // Sorted keys make the B-tree inserts sequential.
+        let mut rows: Vec<(Vec<u8>, &BanRecord)> = bans
+            .iter()
+            .map(|b| (codec::ban_key(&b.jail, codec::canonical(b.net)), b))
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+
+        let txn = self.begin_write()?;
+        {
+            let mut table = txn.open_table(BANS).map_err(self.err("open table bans"))?;
+            for (key, b) in &rows {
+                let v = BanValue {
+                    banned_at: b.banned_at,
+                    expires: b.expires,
+                    count: b.count,
+                };
+                table
+                    .insert(key.as_slice(), v.encode().as_slice())
+                    .map_err(self.err("insert ban"))?;
+            }
+        }
+        {
+            let mut table = txn
+                .open_table(HISTORY)
+                .map_err(self.err("open table history"))?;
+            let mut hist: Vec<([u8; codec::NET_LEN], &BanRecord)> = bans
+                .iter()
+                .map(|b| (codec::encode_net(codec::canonical(b.net)), b))
+                .collect();
+            // Stable: bans of one net keep their batch order.
+            hist.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut i = 0;
+            while i < hist.len() {
+                let key = hist[i].0;
+                let mut entries = match table
+                    .get(key.as_slice())
+                    .map_err(self.err("read history"))?
+                {
+                    Some(v) => self.decode_history(v.value())?,
+                    None => Vec::new(),
+                };
+                while i < hist.len() && hist[i].0 == key {
+                    let b = hist[i].1;
+                    add_history(
+                        &mut entries,
+                        HistEntry {
+                            time: b.banned_at,
+                            jail: b.jail.clone(),
+                        },
+                    );
+                    i += 1;
+                }
+                table
+                    .insert(key.as_slice(), codec::encode_history(&entries).as_slice())
+                    .map_err(self.err("write history"))?;
+            }
+        }
+        txn.commit().map_err(self.err("commit bans"))
+    }
+
+    /// Removes bans (manual unban), keeping their history. Returns how many
+    /// of `keys` were stored.
+    pub fn remove_bans(&self, keys: &[(String, IpNet)]) -> Result<usize, StoreError> {
+        let txn = self.begin_write()?;
+        let mut removed = 0;
+        {
+            let mut table = txn.open_table(BANS).map_err(self.err("open table bans"))?;
+            for (jail, net) in keys {
+                let key = codec::ban_key(jail, codec::canonical(*net));
+                if table
+                    .remove(key.as_slice())
+                    .map_err(self.err("remove ban"))?
+                    .is_some()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        txn.commit().map_err(self.err("commit unban"))?;
+        Ok(removed)
+    }
+
+    /// The bans still in force at `now` (permanent, or expiring after `now`),
+    /// ordered by jail name, then network.
+    pub fn active_bans(&self, now: i64) -> Result<Vec<BanRecord>, StoreError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(self.err("begin read transaction"))?;
+        let table = txn.open_table(BANS).map_err(self.err("open table bans"))?;
+        let mut out = Vec::with_capacity(usize::try_from(table.len().unwrap_or(0)).unwrap_or(0));
+        for row in table.iter().map_err(self.err("read bans"))? {
+            let (k, v) = row.map_err(self.err("read bans"))?;
+            let v = BanValue::decode(v.value())
+                .ok_or_else(|| self.corrupt("bans", "malformed ban value"))?;
+            if !v.active(now) {
+                continue;
+            }
+            let (jail, net) = codec::decode_ban_key(k.value())
+                .ok_or_else(|| self.corrupt("bans", "malformed ban key"))?;
+            out.push(BanRecord {
+                jail,
+                net,
+                banned_at: v.banned_at,
+                expires: v.expires,
+                count: v.count,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes the bans expired at `now` and the history entries older than
+    /// `now - history_horizon`, in one transaction. Returns how many bans were
+    /// removed.
+    pub fn purge_expired(&self, now: i64, history_horizon: i64) -> Result<usize, StoreError> {
+        let cutoff = now.saturating_sub(history_horizon);
+        let txn = self.begin_write()?;
+        let removed;
+        {
+            let mut table = txn.open_table(BANS).map_err(self.err("open table bans"))?;
+            let mut expired = Vec::new();
+            for row in table.iter().map_err(self.err("read bans"))? {
+                let (k, v) = row.map_err(self.err("read bans"))?;
+                let v = BanValue::decode(v.value())
+                    .ok_or_else(|| self.corrupt("bans", "malformed ban value"))?;
+                if !v.active(now) {
+                    expired.push(k.value().to_vec());
+                }
+            }
+            for k in &expired {
+                table
+                    .remove(k.as_slice())
+                    .map_err(self.err("remove expired ban"))?;
+            }
+            removed = expired.len();
+        }
+        {
+            let mut table = txn
+                .open_table(HISTORY)
+                .map_err(self.err("open table history"))?;
+            let mut changed: Vec<(Vec<u8>, Vec<HistEntry>)> = Vec::new();
+            for row in table.iter().map_err(self.err("read history"))? {
+                let (k, v) = row.map_err(self.err("read history"))?;
+                let entries = self.decode_history(v.value())?;
+                if entries.iter().any(|e| e.time < cutoff) {
+                    let kept = entries.into_iter().filter(|e| e.time >= cutoff).collect();
+                    changed.push((k.value().to_vec(), kept));
+                }
+            }
+            for (k, kept) in &changed {
+                if kept.is_empty() {
+                    table
+                        .remove(k.as_slice())
+                        .map_err(self.err("remove history"))?;
+                } else {
+                    table
+                        .insert(k.as_slice(), codec::encode_history(kept).as_slice())
+                        .map_err(self.err("write history"))?;
+                }
+            }
+        }
+        txn.commit().map_err(self.err("commit purge"))?;
+        Ok(removed)
+    }
+
+    /// How many recorded bans of `net` (exactly this net, not a containing
+    /// subnet) were made at or after `since`, in `jail` or, with `None`, in
+    /// any jail. Call it before recording a new ban to count the earlier ones.
+    pub fn ban_count(&self, net: IpNet, jail: Option<&str>, since: i64) -> Result<u32, StoreError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(self.err("begin read transaction"))?;
+        let table = txn
+            .open_table(HISTORY)
+            .map_err(self.err("open table history"))?;
+        let key = codec::encode_net(codec::canonical(net));
+        let Some(v) = table
+            .get(key.as_slice())
+            .map_err(self.err("read history"))?
+        else {
+            return Ok(0);
+        };
+        let entries = self.decode_history(v.value())?;
+        let n = entries
+            .iter()
+            .filter(|e| e.time >= since && jail.is_none_or(|j| e.jail == j))
+            .count();
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Stores file positions, replacing any stored for the same paths; paths
+    /// not in `positions` keep theirs (see [`Store::remove_positions`]).
+    pub fn save_positions(&self, positions: &[FilePos]) -> Result<(), StoreError> {
+        let txn = self.begin_write()?;
+        {
+            let mut table = txn
+                .open_table(POSITIONS)
+                .map_err(self.err("open table positions"))?;
+            for p in positions {
+                table
+                    .insert(codec::path_key(&p.path), encode_pos(p).as_slice())
+                    .map_err(self.err("write position"))?;
+            }
+        }
+        txn.commit().map_err(self.err("commit positions"))
+    }
+
+    /// Forgets the positions of files no longer followed. Returns how many
+    /// were stored.
+    pub fn remove_positions(&self, paths: &[PathBuf]) -> Result<usize, StoreError> {
+        let txn = self.begin_write()?;
+        let mut removed = 0;
+        {
+            let mut table = txn
+                .open_table(POSITIONS)
+                .map_err(self.err("open table positions"))?;
+            for p in paths {
+                if table
+                    .remove(codec::path_key(p))
+                    .map_err(self.err("remove position"))?
+                    .is_some()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        txn.commit().map_err(self.err("commit positions"))?;
+        Ok(removed)
+    }
+
+    /// All stored file positions, ordered by path bytes.
+    pub fn positions(&self) -> Result<Vec<FilePos>, StoreError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(self.err("begin read transaction"))?;
+        let table = txn
+            .open_table(POSITIONS)
+            .map_err(self.err("open table positions"))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(self.err("read positions"))? {
+            let (k, v) = row.map_err(self.err("read positions"))?;
+            let pos = decode_pos(k.value(), v.value())
+                .ok_or_else(|| self.corrupt("positions", "malformed file position"))?;
+            out.push(pos);
+        }
+        Ok(out)
+    }
+
+    /// Stores a small string (e.g. the journal cursor) under `key`.
+    pub fn set_cursor(&self, key: &str, cursor: &str) -> Result<(), StoreError> {
+        let txn = self.begin_write()?;
+        {
+            let mut table = txn
+                .open_table(CURSORS)
+                .map_err(self.err("open table cursors"))?;
+            table
+                .insert(key, cursor)
+                .map_err(self.err("write cursor"))?;
+        }
+        txn.commit().map_err(self.err("commit cursor"))
+    }
+
+    /// The string stored under `key`, if any.
+    pub fn cursor(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(self.err("begin read transaction"))?;
+        let table = txn
+            .open_table(CURSORS)
+            .map_err(self.err("open table cursors"))?;
+        let v = table.get(key).map_err(self.err("read cursor"))?;
+        Ok(v.map(|v| v.value().to_owned()))
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        self.db
+            .begin_write()
+            .map_err(self.err("begin write transaction"))
+    }
+
+    /// Maps a redb error of operation `op`; corruption gets the "move it aside" advice.
+    fn err<E: Into<redb::Error>>(&self, op: &'static str) -> impl FnOnce(E) -> StoreError + '_ {
+        move |e| match e.into() {
+            redb::Error::Corrupted(detail) => StoreError::Corrupt {
+                path: self.path.clone(),
+                detail,
+            },
+            source => StoreError::Db {
+                path: self.path.clone(),
+                op,
+                source,
+            },
+        }
+    }
+
+    fn corrupt(&self, table: &str, what: &str) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("{what} in table {table}"),
+        }
+    }
+
+    fn decode_history(&self, v: &[u8]) -> Result<Vec<HistEntry>, StoreError> {
+        codec::decode_history(v).ok_or_else(|| self.corrupt("history", "malformed history value"))
+    }
+
+    fn check_jail(&self, jail: &str) -> Result<(), StoreError> {
+        if jail.is_empty() || jail.len() > 255 || jail.contains('\0') {
+            return Err(StoreError::Invalid {
+                path: self.path.clone(),
+                what: format!("a ban for jail {jail:?}: a jail name is 1 to 255 bytes without NUL"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Inserts `e` in time order (after entries of the same time), skips an
+/// exact duplicate, and keeps only the newest [`HISTORY_MAX`] entries.
+fn add_history(entries: &mut Vec<HistEntry>, e: HistEntry) {
+    if entries.contains(&e) {
+        return;
+    }
+    let at = entries.partition_point(|x| x.time <= e.time);
+    entries.insert(at, e);
+    if entries.len() > HISTORY_MAX {
+        let excess = entries.len() - HISTORY_MAX;
+        entries.drain(..excess);
+    }
+}
+
+/// Position value: `dev, ino, offset, fingerprint`, each u64 little-endian.
+/// The path is the key (raw bytes, so non-UTF-8 paths are fine).
+fn encode_pos(p: &FilePos) -> [u8; 32] {
+    let mut v = [0u8; 32];
+    for (i, x) in [p.dev, p.ino, p.offset, p.fingerprint]
+        .into_iter()
+        .enumerate()
+    {
+        v[i * 8..i * 8 + 8].copy_from_slice(&x.to_le_bytes());
+    }
+    v
+}
+
+fn decode_pos(k: &[u8], v: &[u8]) -> Option<FilePos> {
+    let v: &[u8; 32] = v.try_into().ok()?;
+    let field = |i: usize| v[i * 8..i * 8 + 8].try_into().ok().map(u64::from_le_bytes);
+    Some(FilePos {
+        path: PathBuf::from(std::ffi::OsStr::from_bytes(k)),
+        dev: field(0)?,
+        ino: field(1)?,
+        offset: field(2)?,
+        fingerprint: field(3)?,
+    })
+}
+
+fn open_error(path: &Path, e: DatabaseError) -> StoreError {
+    let path = path.to_path_buf();
+    match e {
+        DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path },
+        DatabaseError::UpgradeRequired(v) => StoreError::Corrupt {
+            path,
+            detail: format!("it is in redb file format {v}, which this banwarden does not read"),
+        },
+        DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+            StoreError::Corrupt { path, detail }
+        }
+        // A file too short or with a garbled header surfaces as an I/O error
+        // about its contents rather than about the disk.
+        DatabaseError::Storage(redb::StorageError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            StoreError::Corrupt {
+                path,
+                detail: e.to_string(),
+            }
+        }
+        e => StoreError::Db {
+            path,
+            op: "open",
+            source: e.into(),
+        },
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}

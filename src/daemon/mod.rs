@@ -1,0 +1,370 @@
+//! The daemon: wires sources → engine → store and firewall worker, and handles
+//! signals, systemd notification, the control socket and reloads.
+//!
+//! Owns process lifetime and the one task that owns the engine and every piece
+//! of mutable state. It matches nothing itself (the engine does) and never
+//! talks to nft directly (the firewall worker does).
+
+mod answer;
+mod running;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::cli::RunArgs;
+use crate::config::{self, Config};
+use crate::control::{self, ControlListener, ControlRequest};
+use crate::firewall::nft::NftFirewall;
+use crate::firewall::worker::{spawn_worker, WorkerHandle, WorkerOptions};
+use crate::firewall::{BanEntry, FirewallOp, JailRules};
+use crate::jail::BanDecision;
+use crate::source::{FilePos, SourceEvent};
+use crate::store::{BanRecord, Store};
+use crate::UnixTime;
+use running::Running;
+
+/// Capacity of the channel from sources to the engine: a flooding log blocks
+/// its tailer instead of growing memory.
+const SOURCE_QUEUE: usize = 1024;
+/// How long ban history is kept for escalation when no jail says otherwise.
+const HISTORY_HORIZON: i64 = 30 * 86400;
+
+/// Entry point of `banwarden run`; returns the exit code.
+pub fn main(args: RunArgs) -> i32 {
+    let dir = args.config.config.clone();
+    let config = match config::load(&dir) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "banwarden: refusing to start: the configuration in {} has errors",
+                dir.display()
+            );
+            return 1;
+        }
+    };
+    init_tracing(&config.global.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("banwarden: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let nft_cmd: Vec<String> = args.nft.split_whitespace().map(str::to_string).collect();
+    match runtime.block_on(run(config, dir, nft_cmd)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "banwarden stopped");
+            eprintln!("banwarden: {e}");
+            1
+        }
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("banwarden={level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("firewall setup failed: {0}")]
+    Firewall(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
+    #[error("signal handling: {0}")]
+    Signal(#[from] std::io::Error),
+}
+
+/// All state of a running daemon, owned by its one main task.
+pub(crate) struct Daemon {
+    dir: PathBuf,
+    started: Instant,
+    running: Running,
+    worker: WorkerHandle,
+    store: Arc<Store>,
+    /// Active bans: the daemon's view, mirrored in the store.
+    bans: BTreeMap<(String, IpNet), BanRecord>,
+    /// Positions of lines the engine has handled, per file, not yet saved.
+    positions: HashMap<PathBuf, FilePos>,
+    positions_dirty: bool,
+    tx: mpsc::Sender<SourceEvent>,
+}
+
+async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), DaemonError> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+
+    let store = Arc::new(Store::open(&config.global.state_dir)?);
+    let now = crate::now();
+    let purged = store.purge_expired(now, HISTORY_HORIZON)?;
+    let saved = store.active_bans(now)?;
+    let listener = ControlListener::bind(&config.global.socket, config.global.control_group)?;
+
+    // Restore every unexpired ban of an enabled jail in the setup transaction.
+    let enabled: Vec<&str> = config.enabled_jails().map(|j| j.name.as_str()).collect();
+    let restore: Vec<BanEntry> = saved
+        .iter()
+        .filter(|b| enabled.contains(&b.jail.as_str()))
+        .map(|b| BanEntry {
+            jail: b.jail.clone(),
+            net: b.net,
+            expires: b.expires,
+        })
+        .collect();
+    let rules: Vec<JailRules> = config.enabled_jails().map(|j| j.rules.clone()).collect();
+    let firewall = NftFirewall::new(&config.global.table, nft_cmd);
+    let restored = restore.len();
+    let (worker, setup) =
+        spawn_worker(Box::new(firewall), rules, restore, WorkerOptions::default())
+            .map_err(|e| DaemonError::Firewall(e.to_string()))?;
+    match setup.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            worker.shutdown();
+            return Err(DaemonError::Firewall(e.to_string()));
+        }
+        Err(_) => {
+            return Err(DaemonError::Firewall(
+                "the firewall worker stopped during setup".into(),
+            ))
+        }
+    }
+
+    let (tx, mut rx) = mpsc::channel::<SourceEvent>(SOURCE_QUEUE);
+    let resume = store.positions()?;
+    let running = Running::start(config, None, &tx, &resume);
+    let mut d = Daemon {
+        dir,
+        started: Instant::now(),
+        running,
+        worker,
+        store,
+        bans: saved
+            .into_iter()
+            .map(|b| ((b.jail.clone(), b.net), b))
+            .collect(),
+        positions: HashMap::new(),
+        positions_dirty: false,
+        tx,
+    };
+    d.note_restored_bans();
+    let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(32);
+    let server = tokio::spawn(control::serve(listener, ctl_tx));
+    tracing::info!(
+        table = %d.running.config.global.table,
+        jails = ?d.running.jail_names(),
+        restored,
+        purged,
+        "banwarden running"
+    );
+    notify(&[sd_notify::NotifyState::Ready]);
+
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut decisions: Vec<BanDecision> = Vec::new();
+    loop {
+        tokio::select! {
+            Some(ev) = rx.recv() => {
+                let now = crate::now();
+                d.handle(&ev, now, &mut decisions);
+                // Drain what is already queued so a burst becomes one batch.
+                while let Ok(ev) = rx.try_recv() {
+                    d.handle(&ev, now, &mut decisions);
+                }
+                d.apply(&mut decisions, now)?;
+            }
+            Some((request, reply)) = ctl_rx.recv() => {
+                let response = d.answer(request, &mut rx).await;
+                let _ = reply.send(response);
+            }
+            _ = tick.tick() => d.tick(crate::now()),
+            _ = hup.recv() => {
+                notify(&[sd_notify::NotifyState::Reloading]);
+                if let Err(e) = d.reload(&mut rx).await {
+                    tracing::error!(errors = %e, "reload rejected; the old configuration keeps running");
+                }
+                notify(&[sd_notify::NotifyState::Ready]);
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!("stopping; bans stay in the kernel until they expire");
+    server.abort();
+    drop(ctl_rx);
+    d.running.stop();
+    while let Ok(ev) = rx.try_recv() {
+        d.handle(&ev, crate::now(), &mut decisions);
+    }
+    d.apply(&mut decisions, crate::now())?;
+    d.save_positions();
+    d.worker.shutdown();
+    Ok(())
+}
+
+fn notify(states: &[sd_notify::NotifyState]) {
+    // Not under systemd (NOTIFY_SOCKET unset) this is a no-op.
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+/// Runs blocking store I/O without stalling the runtime's other tasks.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+impl Daemon {
+    fn handle(&mut self, ev: &SourceEvent, now: UnixTime, out: &mut Vec<BanDecision>) {
+        match ev {
+            SourceEvent::Error { message, .. } => tracing::warn!(%message, "source error"),
+            SourceEvent::Rotated { path, how, .. } => {
+                tracing::info!(path = %path.display(), how, "log rotated")
+            }
+            _ => {}
+        }
+        self.running.engine.handle(ev, now, out);
+        if let SourceEvent::Lines { pos, .. } = ev {
+            if self.running.is_file_source(ev) {
+                self.positions.insert(pos.path.clone(), pos.clone());
+                self.positions_dirty = true;
+            }
+        }
+    }
+
+    /// Records decisions in the store, then hands them to the firewall.
+    fn apply(
+        &mut self,
+        decisions: &mut Vec<BanDecision>,
+        now: UnixTime,
+    ) -> Result<(), DaemonError> {
+        if decisions.is_empty() {
+            return Ok(());
+        }
+        self.running.engine.share_history(decisions);
+        let records: Vec<BanRecord> = decisions
+            .iter()
+            .map(|b| BanRecord {
+                jail: b.jail.clone(),
+                net: b.net,
+                banned_at: now,
+                expires: b.expires,
+                count: b.count,
+            })
+            .collect();
+        let store = Arc::clone(&self.store);
+        if let Err(e) = blocking(|| store.record_bans(&records)) {
+            // Banning matters more than remembering: ban anyway, loudly.
+            tracing::error!(error = %e, "could not record bans; they are applied but would not survive a restart");
+        }
+        let ops: Vec<FirewallOp> = decisions
+            .drain(..)
+            .map(|b| {
+                FirewallOp::Ban(BanEntry {
+                    jail: b.jail,
+                    net: b.net,
+                    expires: b.expires,
+                })
+            })
+            .collect();
+        for r in records {
+            self.bans.insert((r.jail.clone(), r.net), r);
+        }
+        self.worker
+            .send(ops)
+            .map_err(|_| DaemonError::Firewall("the firewall worker stopped".into()))
+    }
+
+    /// Once a second: save positions, forget expired bans, sweep counters.
+    fn tick(&mut self, now: UnixTime) {
+        self.save_positions();
+        let before = self.bans.len();
+        self.bans.retain(|_, b| b.expires.is_none_or(|e| e > now));
+        if self.bans.len() != before {
+            tracing::debug!(expired = before - self.bans.len(), "bans expired");
+        }
+        if now % 60 == 0 {
+            self.running.engine.sweep(now);
+            let store = Arc::clone(&self.store);
+            if let Err(e) = blocking(|| store.purge_expired(now, HISTORY_HORIZON)) {
+                tracing::warn!(error = %e, "could not purge expired bans from the store");
+            }
+        }
+        self.running.expire_ignores(now);
+    }
+
+    fn save_positions(&mut self) {
+        if !self.positions_dirty {
+            return;
+        }
+        let list: Vec<FilePos> = self.positions.values().cloned().collect();
+        let store = Arc::clone(&self.store);
+        match blocking(|| store.save_positions(&list)) {
+            Ok(()) => self.positions_dirty = false,
+            Err(e) => tracing::warn!(error = %e, "could not save file positions"),
+        }
+    }
+
+    /// Tells the jails about bans restored from the store, so they are neither
+    /// repeated nor forgotten by escalation.
+    fn note_restored_bans(&mut self) {
+        for b in self.bans.values() {
+            if let Some(rt) = self.running.engine.jail_mut(&b.jail) {
+                rt.jail.note_ban(b.net, b.expires);
+                for _ in 1..b.count {
+                    rt.jail.note_history(b.net, b.banned_at);
+                }
+                rt.jail.note_history(b.net, b.banned_at);
+            }
+        }
+    }
+
+    /// Applies a new configuration, or keeps the old one whole if anything fails.
+    async fn reload(&mut self, rx: &mut mpsc::Receiver<SourceEvent>) -> Result<(), String> {
+        let config = config::load(&self.dir).map_err(|e| e.to_string())?;
+        let rules: Vec<JailRules> = config.enabled_jails().map(|j| j.rules.clone()).collect();
+        self.worker
+            .reconfigure(rules)
+            .await
+            .map_err(|e| format!("firewall setup failed: {e}"))?;
+        // Stop the old sources, then finish what they already sent with the old
+        // routes, so no line is lost or counted under the wrong jail.
+        self.running.stop();
+        let mut decisions = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            self.handle(&ev, crate::now(), &mut decisions);
+        }
+        if let Err(e) = self.apply(&mut decisions, crate::now()) {
+            tracing::error!(error = %e, "bans decided during reload were not applied");
+        }
+        let resume: Vec<FilePos> = self.positions.values().cloned().collect();
+        self.running.restart(config, &self.tx, &resume);
+        // Bans of jails that are gone were dropped with their sets.
+        let names = self.running.jail_names();
+        self.bans
+            .retain(|(jail, _), _| names.iter().any(|n| n == jail));
+        self.note_restored_bans();
+        tracing::info!(jails = ?names, "configuration reloaded");
+        Ok(())
+    }
+}

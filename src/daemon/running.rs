@@ -1,0 +1,140 @@
+//! What depends on the configuration: the engine with its jails and the
+//! sources that feed it. Built from a `Config`, replaced whole on reload.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::jail::engine::{Engine, JailRuntime, JailStats};
+use crate::jail::Jail;
+use crate::source::file::{FileSource, FileSourceConfig};
+use crate::source::{FilePos, SourceEvent};
+use crate::UnixTime;
+
+pub(crate) struct Running {
+    pub config: Config,
+    pub engine: Engine,
+    pub files: Vec<FileSource>,
+    /// Source id → followed path pattern.
+    pub patterns: Vec<PathBuf>,
+    /// Addresses allowed at run time (`banwarden ignore`), with their expiry.
+    pub ignores: Vec<(IpNet, Option<UnixTime>)>,
+}
+
+impl Running {
+    /// Builds the engine and starts the sources for `config`. Jail state of
+    /// jails in `old` with the same name is carried over; files resume at `resume`.
+    pub fn start(
+        config: Config,
+        old: Option<Engine>,
+        tx: &mpsc::Sender<SourceEvent>,
+        resume: &[FilePos],
+    ) -> Running {
+        let mut old_jails: BTreeMap<String, JailRuntime> = old
+            .map(|e| {
+                e.jails
+                    .into_iter()
+                    .map(|j| (j.jail.settings.name.clone(), j))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut jails = Vec::new();
+        // One source per distinct path pattern, shared by the jails that read it.
+        let mut patterns: Vec<PathBuf> = Vec::new();
+        let mut routes: Vec<Vec<usize>> = Vec::new();
+        for jc in config.enabled_jails() {
+            let idx = jails.len();
+            let rt = match old_jails.remove(&jc.name) {
+                Some(mut rt) => {
+                    rt.jail.settings = jc.settings.clone();
+                    rt.filter = Arc::clone(&jc.filter);
+                    rt
+                }
+                None => JailRuntime {
+                    jail: Jail::new(jc.settings.clone()),
+                    filter: Arc::clone(&jc.filter),
+                    stats: JailStats::default(),
+                },
+            };
+            jails.push(rt);
+            for p in &jc.logpath {
+                let id = patterns.iter().position(|q| q == p).unwrap_or_else(|| {
+                    patterns.push(p.clone());
+                    routes.push(Vec::new());
+                    patterns.len() - 1
+                });
+                routes[id].push(idx);
+            }
+        }
+        let files = patterns
+            .iter()
+            .enumerate()
+            .map(|(id, p)| {
+                let cfg = FileSourceConfig {
+                    patterns: vec![p.clone()],
+                    resume: resume.to_vec(),
+                    ..Default::default()
+                };
+                FileSource::spawn(id, cfg, tx.clone())
+            })
+            .collect();
+        Running {
+            config,
+            engine: Engine::new(jails, routes),
+            files,
+            patterns,
+            ignores: Vec::new(),
+        }
+    }
+
+    /// Rebuilds for a new configuration, keeping jail state.
+    pub fn restart(&mut self, config: Config, tx: &mpsc::Sender<SourceEvent>, resume: &[FilePos]) {
+        let engine = std::mem::replace(&mut self.engine, Engine::new(Vec::new(), Vec::new()));
+        *self = Running::start(config, Some(engine), tx, resume);
+    }
+
+    /// Stops reading (sources end when dropped).
+    pub fn stop(&mut self) {
+        self.files.clear();
+    }
+
+    pub fn jail_names(&self) -> Vec<String> {
+        self.engine
+            .jails
+            .iter()
+            .map(|j| j.jail.settings.name.clone())
+            .collect()
+    }
+
+    /// Whether a `Lines` event came from a file (whose position is worth saving).
+    pub fn is_file_source(&self, ev: &SourceEvent) -> bool {
+        matches!(ev, SourceEvent::Lines { source, .. } if *source < self.patterns.len())
+    }
+
+    /// Adds `net` to every jail's allow-list (until `until`, or reload).
+    pub fn ignore(&mut self, net: IpNet, until: Option<UnixTime>) {
+        for rt in &mut self.engine.jails {
+            rt.jail.settings.ignore.add(net);
+        }
+        self.ignores.push((net, until));
+    }
+
+    /// Lifts temporary allow-list entries whose time is up.
+    pub fn expire_ignores(&mut self, now: UnixTime) {
+        let (gone, keep): (Vec<_>, Vec<_>) = self
+            .ignores
+            .drain(..)
+            .partition(|(_, u)| u.is_some_and(|u| u <= now));
+        self.ignores = keep;
+        for (net, _) in gone {
+            for rt in &mut self.engine.jails {
+                rt.jail.settings.ignore.remove(&net);
+            }
+            tracing::info!(addr = %net, "temporary ignore expired");
+        }
+    }
+}
