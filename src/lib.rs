@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod filter;
 pub mod firewall;
 pub mod jail;
+pub mod metrics;
 pub mod source;
 pub mod store;
 

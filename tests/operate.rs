@@ -380,3 +380,54 @@ fn an_ipv6_64_is_banned_as_one_element() {
     // The whole /64 is blocked, including an address that never failed.
     assert!(!connects(&pair.atk, &pair.atk2_v6, &pair.srv_v6, PORT, t));
 }
+
+#[test]
+fn metrics_endpoint_serves_the_documented_series() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwmet";
+    let cfg = config(table, "");
+    let yaml = std::fs::read_to_string(cfg.path().join("banwarden.yaml")).expect("global config");
+    cfg.write(
+        "banwarden.yaml",
+        &format!("{yaml}metrics_listen: 127.0.0.1:9179\n"),
+    );
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    cfg.append("app.log", &(failures("198.51.100.40", 3) + "noise\n"));
+    assert!(
+        eventually(Duration::from_secs(2), || elements(&pair, table, "app_v4")
+            .len()
+            == 1),
+        "{}",
+        daemon.stderr()
+    );
+    ok(&cli(&cfg, &["unban", "198.51.100.40"]));
+    const FETCH: &str = "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9179/metrics').read().decode())";
+    let mut body = String::new();
+    let complete = eventually(Duration::from_secs(4), || {
+        body = String::from_utf8_lossy(&exec(&pair.srv, &["python3", "-c", FETCH]).stdout)
+            .into_owned();
+        body.contains("banwarden_unbans_total{jail=\"app\",cause=\"manual\"} 1")
+            && body.contains("banwarden_lines_read_total{jail=\"app\",filter=\"app\"} 4")
+    });
+    assert!(complete, "{body}");
+    for want in [
+        "banwarden_lines_read_total{jail=\"app\",filter=\"app\"} 4",
+        "banwarden_lines_matched_total{jail=\"app\",filter=\"app\"} 3",
+        "banwarden_failures_total{jail=\"app\"} 3",
+        "banwarden_bans_total{jail=\"app\"} 1",
+        "banwarden_active_bans{jail=\"app\"} 0",
+        "banwarden_nft_transactions_total{result=\"ok\"}",
+        "banwarden_nft_transaction_seconds_bucket",
+        "banwarden_source_errors_total",
+        "banwarden_source_rotations_total",
+    ] {
+        assert!(body.contains(want), "missing {want} in\n{body}");
+    }
+    assert!(
+        !body.contains("198.51.100.40"),
+        "an address leaked into a label"
+    );
+}

@@ -270,6 +270,11 @@ impl Daemon {
             });
         }
         let count = ops.len();
+        if let Some(m) = &self.metrics {
+            for (j, _) in &keys {
+                m.unbans(j, crate::metrics::UnbanCause::Manual, 1);
+            }
+        }
         // One transaction for the whole list.
         if self.worker.send(ops).is_err() {
             return Response::err("the firewall worker has stopped");

@@ -21,9 +21,12 @@ use crate::cli::RunArgs;
 use crate::config::{self, Config};
 use crate::control::{self, ControlListener, ControlRequest};
 use crate::firewall::nft::NftFirewall;
+use crate::firewall::worker::WorkerEvent;
 use crate::firewall::worker::{spawn_worker, WorkerHandle, WorkerOptions};
 use crate::firewall::{BanEntry, FirewallOp, JailRules};
+use crate::jail::engine::JailStats;
 use crate::jail::BanDecision;
+use crate::metrics::{Metrics, UnbanCause};
 use crate::source::{FilePos, SourceEvent};
 use crate::store::{BanRecord, Store};
 use crate::UnixTime;
@@ -90,6 +93,8 @@ pub enum DaemonError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Control(#[from] crate::control::ControlError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     #[error("signal handling: {0}")]
     Signal(#[from] std::io::Error),
 }
@@ -107,6 +112,10 @@ pub(crate) struct Daemon {
     positions: HashMap<PathBuf, FilePos>,
     positions_dirty: bool,
     tx: mpsc::Sender<SourceEvent>,
+    /// Prometheus series, when `metrics_listen` is set.
+    metrics: Option<Arc<Metrics>>,
+    /// Jail counters at the last metrics update, to push deltas.
+    reported: HashMap<String, JailStats>,
 }
 
 async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), DaemonError> {
@@ -134,9 +143,22 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     let rules: Vec<JailRules> = config.enabled_jails().map(|j| j.rules.clone()).collect();
     let firewall = NftFirewall::new(&config.global.table, nft_cmd);
     let restored = restore.len();
-    let (worker, setup) =
-        spawn_worker(Box::new(firewall), rules, restore, WorkerOptions::default())
-            .map_err(|e| DaemonError::Firewall(e.to_string()))?;
+    let metrics = match config.global.metrics_listen {
+        Some(addr) => {
+            let m = Metrics::new();
+            crate::metrics::serve(addr, Arc::clone(&m)).await?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            Some(m)
+        }
+        None => None,
+    };
+    let (events_tx, mut events) = mpsc::unbounded_channel::<WorkerEvent>();
+    let opts = WorkerOptions {
+        events: metrics.as_ref().map(|_| events_tx),
+        ..WorkerOptions::default()
+    };
+    let (worker, setup) = spawn_worker(Box::new(firewall), rules, restore, opts)
+        .map_err(|e| DaemonError::Firewall(e.to_string()))?;
     match setup.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
@@ -166,6 +188,8 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         positions: HashMap::new(),
         positions_dirty: false,
         tx,
+        metrics,
+        reported: HashMap::new(),
     };
     d.note_restored_bans();
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(32);
@@ -197,6 +221,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
                 let _ = reply.send(response);
             }
             _ = tick.tick() => d.tick(crate::now()),
+            Some(ev) = events.recv() => d.worker_event(ev),
             _ = hup.recv() => {
                 notify(&[sd_notify::NotifyState::Reloading]);
                 if let Err(e) = d.reload(&mut rx).await {
@@ -237,9 +262,17 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 impl Daemon {
     fn handle(&mut self, ev: &SourceEvent, now: UnixTime, out: &mut Vec<BanDecision>) {
         match ev {
-            SourceEvent::Error { message, .. } => tracing::warn!(%message, "source error"),
+            SourceEvent::Error { message, .. } => {
+                tracing::warn!(%message, "source error");
+                if let Some(m) = &self.metrics {
+                    m.source_error(self.running.source_kind(ev));
+                }
+            }
             SourceEvent::Rotated { path, how, .. } => {
-                tracing::info!(path = %path.display(), how, "log rotated")
+                tracing::info!(path = %path.display(), how, "log rotated");
+                if let Some(m) = &self.metrics {
+                    m.rotation(how);
+                }
             }
             _ => {}
         }
@@ -298,11 +331,20 @@ impl Daemon {
     /// Once a second: save positions, forget expired bans, sweep counters.
     fn tick(&mut self, now: UnixTime) {
         self.save_positions();
-        let before = self.bans.len();
-        self.bans.retain(|_, b| b.expires.is_none_or(|e| e > now));
-        if self.bans.len() != before {
-            tracing::debug!(expired = before - self.bans.len(), "bans expired");
+        let mut expired: HashMap<String, u64> = HashMap::new();
+        self.bans.retain(|(jail, _), b| {
+            let keep = b.expires.is_none_or(|e| e > now);
+            if !keep {
+                *expired.entry(jail.clone()).or_default() += 1;
+            }
+            keep
+        });
+        if let Some(m) = &self.metrics {
+            for (jail, n) in &expired {
+                m.unbans(jail, UnbanCause::Expiry, *n);
+            }
         }
+        self.report_metrics();
         if now % 60 == 0 {
             self.running.engine.sweep(now);
             let store = Arc::clone(&self.store);
@@ -311,6 +353,42 @@ impl Daemon {
             }
         }
         self.running.expire_ignores(now);
+    }
+
+    /// Pushes counter deltas and gauges to the metrics, once a second (never
+    /// per line: the hot path only bumps plain integers in the engine).
+    fn report_metrics(&mut self) {
+        let Some(m) = &self.metrics else { return };
+        for rt in &self.running.engine.jails {
+            let name = &rt.jail.settings.name;
+            let filter = rt.filter.name();
+            let last = self.reported.get(name).copied().unwrap_or_default();
+            let now = rt.stats;
+            m.lines(name, filter, now.lines.saturating_sub(last.lines));
+            m.matched(name, filter, now.matched.saturating_sub(last.matched));
+            m.ignored_lines(
+                name,
+                filter,
+                now.ignored_lines.saturating_sub(last.ignored_lines),
+            );
+            m.failures(name, now.failures.saturating_sub(last.failures));
+            m.bans(name, now.bans.saturating_sub(last.bans));
+            m.set_active_bans(
+                name,
+                self.bans.keys().filter(|(j, _)| j == name).count() as u64,
+            );
+            m.set_tracked(name, rt.jail.tracked() as u64);
+            self.reported.insert(name.clone(), now);
+        }
+    }
+
+    fn worker_event(&mut self, ev: WorkerEvent) {
+        let Some(m) = &self.metrics else { return };
+        match ev {
+            WorkerEvent::Applied { took, .. } => m.nft_transaction(took, true),
+            WorkerEvent::Failed { .. } => m.nft_transaction(std::time::Duration::ZERO, false),
+            WorkerEvent::Rebuilt { .. } => {}
+        }
     }
 
     fn save_positions(&mut self) {

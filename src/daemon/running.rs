@@ -115,6 +115,22 @@ impl Running {
         matches!(ev, SourceEvent::Lines { source, .. } if *source < self.patterns.len())
     }
 
+    /// The metrics label of an event's source.
+    pub fn source_kind(&self, ev: &SourceEvent) -> &'static str {
+        let id = match ev {
+            SourceEvent::Lines { source, .. }
+            | SourceEvent::Entries { source, .. }
+            | SourceEvent::Skipped { source, .. }
+            | SourceEvent::Rotated { source, .. }
+            | SourceEvent::Error { source, .. } => *source,
+        };
+        if id < self.patterns.len() {
+            "file"
+        } else {
+            "other"
+        }
+    }
+
     /// Adds `net` to every jail's allow-list (until `until`, or reload).
     pub fn ignore(&mut self, net: IpNet, until: Option<UnixTime>) {
         for rt in &mut self.engine.jails {

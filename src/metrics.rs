@@ -1,0 +1,1143 @@
+//! Prometheus metrics: the counters and gauges the daemon updates, their
+//! rendering as OpenMetrics text, and a tiny HTTP server for `GET /metrics`.
+//!
+//! This module owns the metric series and the scrape endpoint
+//! (`metrics_listen`, off by default). It must not:
+//!
+//! - label any series with an address (or anything else unbounded): the
+//!   label values are jail names, filter names and small fixed sets, so the
+//!   number of series stays bounded by the configuration;
+//! - block the engine: updates are atomic adds behind a read lock (a write
+//!   lock only the first time a label set is seen), and scrapes, slow or
+//!   hostile clients are handled in their own tasks with a size cap and
+//!   timeouts;
+//! - decide anything: it only counts what the engine reports.
+//!
+//! # Series
+//!
+//! | series | type | labels | meaning |
+//! | --- | --- | --- | --- |
+//! | `banwarden_lines_read_total` | counter | `jail`, `filter` | lines read from the jail's sources and given to the filter |
+//! | `banwarden_lines_matched_total` | counter | `jail`, `filter` | lines a failure regex matched |
+//! | `banwarden_lines_ignored_total` | counter | `jail`, `filter` | lines an ignore regex matched (not counted as failures) |
+//! | `banwarden_failures_total` | counter | `jail` | failures counted against an address |
+//! | `banwarden_bans_total` | counter | `jail` | bans issued |
+//! | `banwarden_unbans_total` | counter | `jail`, `cause` = `expiry`, `manual`, `reload` | bans lifted, by cause |
+//! | `banwarden_active_bans` | gauge | `jail` | addresses banned now |
+//! | `banwarden_failures_tracked` | gauge | `jail` | addresses with failures held in memory |
+//! | `banwarden_nft_transactions_total` | counter | `result` = `ok`, `error` | nftables transactions applied |
+//! | `banwarden_nft_transaction_seconds` | histogram | none | time one nftables transaction took; buckets 0.5 ms … 5 s |
+//! | `banwarden_source_errors_total` | counter | `kind` = `file`, `journal`, `command`, `other` | errors reading a log source |
+//! | `banwarden_source_rotations_total` | counter | `how` = `renamed`, `truncated`, `recreated`, `other` | log rotations a file source followed |
+//!
+//! The series with fixed label values (`result`, `kind`, `how`) are present
+//! at zero from the start, so rates and alerts work before the first event.
+//! Per-jail series appear when the daemon first reports on that jail.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Upper bounds (seconds) of the nft transaction latency histogram.
+pub const NFT_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Content type of [`Metrics::render`]'s output (OpenMetrics text 1.0.0).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+const SOURCE_KINDS: [&str; 3] = ["file", "journal", "command"];
+const ROTATION_HOWS: [&str; 3] = ["renamed", "truncated", "recreated"];
+/// Label value used for a `kind` or `how` outside the documented set, so a
+/// caller's mistake cannot create unbounded series.
+const OTHER: &str = "other";
+
+/// Why a ban was lifted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnbanCause {
+    /// The ban time ran out.
+    Expiry,
+    /// An operator lifted it (control socket or CLI).
+    Manual,
+    /// A configuration reload removed the jail or changed its bans.
+    Reload,
+}
+
+impl UnbanCause {
+    /// The `cause` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnbanCause::Expiry => "expiry",
+            UnbanCause::Manual => "manual",
+            UnbanCause::Reload => "reload",
+        }
+    }
+}
+
+impl fmt::Display for UnbanCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Errors of the metrics endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The listening socket could not be bound.
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JailLabels {
+    jail: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JailFilterLabels {
+    jail: String,
+    filter: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UnbanLabels {
+    jail: String,
+    cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HowLabels {
+    how: &'static str,
+}
+
+type CounterFamily<L> = Family<L, Counter<u64, AtomicU64>>;
+type GaugeFamily<L> = Family<L, Gauge<u64, AtomicU64>>;
+
+/// All of banwarden's metric series. Shared as `Arc<Metrics>`; every update
+/// is an atomic add or store.
+pub struct Metrics {
+    registry: Registry,
+    lines_read: CounterFamily<JailFilterLabels>,
+    lines_matched: CounterFamily<JailFilterLabels>,
+    lines_ignored: CounterFamily<JailFilterLabels>,
+    failures: CounterFamily<JailLabels>,
+    bans: CounterFamily<JailLabels>,
+    unbans: CounterFamily<UnbanLabels>,
+    active_bans: GaugeFamily<JailLabels>,
+    tracked: GaugeFamily<JailLabels>,
+    nft_transactions: CounterFamily<ResultLabels>,
+    nft_seconds: Histogram,
+    source_errors: CounterFamily<KindLabels>,
+    rotations: CounterFamily<HowLabels>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Creates every series, registered under the `banwarden_` prefix.
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("banwarden");
+        let m = Metrics {
+            lines_read: Family::default(),
+            lines_matched: Family::default(),
+            lines_ignored: Family::default(),
+            failures: Family::default(),
+            bans: Family::default(),
+            unbans: Family::default(),
+            active_bans: Family::default(),
+            tracked: Family::default(),
+            nft_transactions: Family::default(),
+            nft_seconds: Histogram::new(NFT_BUCKETS),
+            source_errors: Family::default(),
+            rotations: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "lines_read",
+            "Lines read from a jail's sources and given to its filter",
+            m.lines_read.clone(),
+        );
+        registry.register(
+            "lines_matched",
+            "Lines a failure regex matched",
+            m.lines_matched.clone(),
+        );
+        registry.register(
+            "lines_ignored",
+            "Lines an ignore regex matched",
+            m.lines_ignored.clone(),
+        );
+        registry.register(
+            "failures",
+            "Failures counted against an address",
+            m.failures.clone(),
+        );
+        registry.register("bans", "Bans issued", m.bans.clone());
+        registry.register(
+            "unbans",
+            "Bans lifted, by cause (expiry, manual, reload)",
+            m.unbans.clone(),
+        );
+        registry.register("active_bans", "Addresses banned now", m.active_bans.clone());
+        registry.register(
+            "failures_tracked",
+            "Addresses with failures held in memory",
+            m.tracked.clone(),
+        );
+        registry.register(
+            "nft_transactions",
+            "nftables transactions applied, by result",
+            m.nft_transactions.clone(),
+        );
+        registry.register_with_unit(
+            "nft_transaction",
+            "Time one nftables transaction took",
+            Unit::Seconds,
+            m.nft_seconds.clone(),
+        );
+        registry.register(
+            "source_errors",
+            "Errors reading a log source, by kind of source",
+            m.source_errors.clone(),
+        );
+        registry.register(
+            "source_rotations",
+            "Log rotations a file source followed, by how it was rotated",
+            m.rotations.clone(),
+        );
+        // Fixed label sets start at zero so that rates and alerts work
+        // before the first event.
+        for result in ["ok", "error"] {
+            let _ = m.nft_transactions.get_or_create(&ResultLabels { result });
+        }
+        for kind in SOURCE_KINDS.into_iter().chain([OTHER]) {
+            let _ = m.source_errors.get_or_create(&KindLabels { kind });
+        }
+        for how in ROTATION_HOWS.into_iter().chain([OTHER]) {
+            let _ = m.rotations.get_or_create(&HowLabels { how });
+        }
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Adds `n` to `banwarden_lines_read_total{jail,filter}`.
+    pub fn lines(&self, jail: &str, filter: &str, n: u64) {
+        self.lines_read
+            .get_or_create(&jail_filter(jail, filter))
+            .inc_by(n);
+    }
+
+    /// Adds `n` to `banwarden_lines_matched_total{jail,filter}`.
+    pub fn matched(&self, jail: &str, filter: &str, n: u64) {
+        self.lines_matched
+            .get_or_create(&jail_filter(jail, filter))
+            .inc_by(n);
+    }
+
+    /// Adds `n` to `banwarden_lines_ignored_total{jail,filter}`.
+    pub fn ignored_lines(&self, jail: &str, filter: &str, n: u64) {
+        self.lines_ignored
+            .get_or_create(&jail_filter(jail, filter))
+            .inc_by(n);
+    }
+
+    /// Adds `n` to `banwarden_failures_total{jail}`.
+    pub fn failures(&self, jail: &str, n: u64) {
+        self.failures.get_or_create(&jail_only(jail)).inc_by(n);
+    }
+
+    /// Adds `n` to `banwarden_bans_total{jail}`.
+    pub fn bans(&self, jail: &str, n: u64) {
+        self.bans.get_or_create(&jail_only(jail)).inc_by(n);
+    }
+
+    /// Adds `n` to `banwarden_unbans_total{jail,cause}`.
+    pub fn unbans(&self, jail: &str, cause: UnbanCause, n: u64) {
+        self.unbans
+            .get_or_create(&UnbanLabels {
+                jail: jail.to_owned(),
+                cause: cause.as_str(),
+            })
+            .inc_by(n);
+    }
+
+    /// Sets `banwarden_active_bans{jail}`.
+    pub fn set_active_bans(&self, jail: &str, n: u64) {
+        self.active_bans.get_or_create(&jail_only(jail)).set(n);
+    }
+
+    /// Sets `banwarden_failures_tracked{jail}`.
+    pub fn set_tracked(&self, jail: &str, n: u64) {
+        self.tracked.get_or_create(&jail_only(jail)).set(n);
+    }
+
+    /// Removes a jail's gauges (`banwarden_active_bans`,
+    /// `banwarden_failures_tracked`), for a jail a reload dropped. Its
+    /// counters stay: they are totals since the daemon started.
+    pub fn remove_jail(&self, jail: &str) {
+        let labels = jail_only(jail);
+        self.active_bans.remove(&labels);
+        self.tracked.remove(&labels);
+    }
+
+    /// Counts one nftables transaction in
+    /// `banwarden_nft_transactions_total{result}` and records how long it
+    /// took in `banwarden_nft_transaction_seconds`.
+    pub fn nft_transaction(&self, took: Duration, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.nft_transactions
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        self.nft_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts one error in `banwarden_source_errors_total{kind}`. `kind` is
+    /// `file`, `journal` or `command`; anything else is counted as `other`.
+    pub fn source_error(&self, kind: &str) {
+        let kind = known(&SOURCE_KINDS, kind);
+        self.source_errors.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Counts one rotation in `banwarden_source_rotations_total{how}`. `how`
+    /// is `renamed`, `truncated` or `recreated`; anything else is counted as
+    /// `other`.
+    pub fn rotation(&self, how: &str) {
+        let how = known(&ROTATION_HOWS, how);
+        self.rotations.get_or_create(&HowLabels { how }).inc();
+    }
+
+    /// Every series as OpenMetrics text (ends with `# EOF`); serve it with
+    /// [`CONTENT_TYPE`].
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail, and the encoder fails only when
+        // its writer does.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!("cannot render metrics: {e}");
+        }
+        out
+    }
+}
+
+fn jail_only(jail: &str) -> JailLabels {
+    JailLabels {
+        jail: jail.to_owned(),
+    }
+}
+
+fn jail_filter(jail: &str, filter: &str) -> JailFilterLabels {
+    JailFilterLabels {
+        jail: jail.to_owned(),
+        filter: filter.to_owned(),
+    }
+}
+
+fn known(set: &[&'static str], value: &str) -> &'static str {
+    set.iter().copied().find(|k| *k == value).unwrap_or(OTHER)
+}
+
+// ---------------------------------------------------------------------------
+// HTTP endpoint
+// ---------------------------------------------------------------------------
+
+/// Limits of the scrape endpoint.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Largest request head read; past it the answer is 431.
+    max_head: usize,
+    /// Time a client has to send its request head; past it the answer is 408.
+    head_timeout: Duration,
+    /// Time the response has to be written.
+    write_timeout: Duration,
+    /// Connections handled at once; more wait in the listen backlog.
+    max_connections: usize,
+}
+
+const LIMITS: Limits = Limits {
+    max_head: 8 * 1024,
+    head_timeout: Duration::from_secs(5),
+    write_timeout: Duration::from_secs(5),
+    max_connections: 32,
+};
+
+/// After answering, how much of what the client still sends is read and
+/// dropped (so that closing does not reset the connection before the client
+/// has read the answer), and for how long.
+const DRAIN_BYTES: usize = 64 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// Binds `addr` and serves `GET /metrics` on it until the returned task is
+/// aborted. The error names the address when it cannot be bound.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> Result<JoinHandle<()>, MetricsError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    Ok(serve_listener(listener, metrics))
+}
+
+/// Serves `GET /metrics` on an already bound listener (so a caller can bind
+/// port 0 and read the port back) until the returned task is aborted.
+/// Aborting it also ends the connections it is still handling.
+pub fn serve_listener(listener: TcpListener, metrics: Arc<Metrics>) -> JoinHandle<()> {
+    tokio::spawn(accept_loop(listener, metrics, LIMITS))
+}
+
+async fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, limits: Limits) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // Owning the connection tasks here means aborting this task drops them.
+    let mut conns = JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let metrics = metrics.clone();
+                conns.spawn(async move {
+                    handle(stream, &metrics, limits).await;
+                    tracing::trace!(%peer, "metrics connection done");
+                    drop(slot);
+                });
+            }
+            Err(e) => {
+                // Out of descriptors and the like: do not spin.
+                tracing::warn!("metrics endpoint: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn handle(mut stream: TcpStream, metrics: &Metrics, limits: Limits) {
+    let response =
+        match tokio::time::timeout(limits.head_timeout, read_head(&mut stream, limits.max_head))
+            .await
+        {
+            Err(_) => Response::plain(
+                408,
+                "Request Timeout",
+                "request head not received in time\n",
+            ),
+            Ok(Err(HeadError::Io)) => return,
+            Ok(Err(HeadError::TooLarge)) => Response::plain(
+                431,
+                "Request Header Fields Too Large",
+                "request head too large\n",
+            ),
+            Ok(Err(HeadError::Incomplete)) => {
+                Response::plain(400, "Bad Request", "incomplete request head\n")
+            }
+            Ok(Ok(head)) => route(&head, metrics),
+        };
+    let bytes = response.into_bytes();
+    let write = async {
+        stream.write_all(&bytes).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    };
+    match tokio::time::timeout(limits.write_timeout, write).await {
+        Ok(Ok(())) => drain(&mut stream).await,
+        Ok(Err(e)) => tracing::debug!("metrics endpoint: cannot answer: {e}"),
+        Err(_) => tracing::debug!("metrics endpoint: client too slow to read the answer"),
+    }
+}
+
+/// Reads and drops what the client still sends, for a bounded amount and
+/// time, so that closing does not reset the connection under an unread
+/// answer.
+async fn drain<R: AsyncRead + Unpin>(r: &mut R) {
+    let mut buf = [0u8; 4096];
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while left > 0 {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum HeadError {
+    /// The head did not end within the size limit.
+    TooLarge,
+    /// The client closed before the head ended.
+    Incomplete,
+    /// The connection failed.
+    Io,
+}
+
+/// Reads a request head (up to and without the blank line), at most `max`
+/// bytes. Bytes after the blank line, if any arrived, are ignored.
+async fn read_head<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<Vec<u8>, HeadError> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let room = max.saturating_sub(buf.len()).min(chunk.len());
+        if room == 0 {
+            return Err(HeadError::TooLarge);
+        }
+        let n = match r.read(&mut chunk[..room]).await {
+            Ok(0) if buf.is_empty() => return Err(HeadError::Io),
+            Ok(0) => return Err(HeadError::Incomplete),
+            Ok(n) => n,
+            Err(_) => return Err(HeadError::Io),
+        };
+        // A terminator may straddle two reads: look back three bytes.
+        let from = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = head_end(&buf[from..]) {
+            buf.truncate(from + end);
+            return Ok(buf);
+        }
+    }
+}
+
+/// Where the head's blank line starts: `\r\n\r\n`, or `\n\n` from lenient
+/// clients.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let crlf = memchr::memmem::find(buf, b"\r\n\r\n");
+    let lf = memchr::memmem::find(buf, b"\n\n");
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+struct Response {
+    status: u16,
+    reason: &'static str,
+    content_type: &'static str,
+    extra_header: Option<&'static str>,
+    body: String,
+    head_only: bool,
+}
+
+impl Response {
+    fn plain(status: u16, reason: &'static str, body: &str) -> Response {
+        Response {
+            status,
+            reason,
+            content_type: "text/plain; charset=utf-8",
+            extra_header: None,
+            body: body.to_owned(),
+            head_only: false,
+        }
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.status,
+            self.reason,
+            self.content_type,
+            self.body.len()
+        );
+        if let Some(h) = self.extra_header {
+            out.push_str(h);
+            out.push_str("\r\n");
+        }
+        out.push_str("\r\n");
+        if !self.head_only {
+            out.push_str(&self.body);
+        }
+        out.into_bytes()
+    }
+}
+
+/// Answers one request head.
+fn route(head: &[u8], metrics: &Metrics) -> Response {
+    let bad = || Response::plain(400, "Bad Request", "malformed request line\n");
+    let line_end = memchr::memchr(b'\n', head).unwrap_or(head.len());
+    let line = &head[..line_end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Ok(line) = std::str::from_utf8(line) else {
+        return bad();
+    };
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return bad();
+    };
+    if method.is_empty()
+        || !method.bytes().all(|b| b.is_ascii_alphabetic())
+        || !target.starts_with('/')
+        || !version.starts_with("HTTP/1.")
+    {
+        return bad();
+    }
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => {
+            let mut r = Response::plain(
+                405,
+                "Method Not Allowed",
+                "only GET is served here: GET /metrics\n",
+            );
+            r.extra_header = Some("Allow: GET, HEAD");
+            return r;
+        }
+    };
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    if path != "/metrics" {
+        let mut r = Response::plain(404, "Not Found", "not found: metrics are at /metrics\n");
+        r.head_only = head_only;
+        return r;
+    }
+    Response {
+        status: 200,
+        reason: "OK",
+        content_type: CONTENT_TYPE,
+        extra_header: None,
+        body: metrics.render(),
+        head_only,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the sample line `series` (name and labels exactly as
+    /// rendered), if present.
+    fn sample(text: &str, series: &str) -> Option<String> {
+        text.lines().find_map(|l| {
+            let rest = l.strip_prefix(series)?;
+            rest.strip_prefix(' ').map(str::to_owned)
+        })
+    }
+
+    fn value(text: &str, series: &str) -> String {
+        sample(text, series).unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+    }
+
+    #[test]
+    fn line_counters_are_labelled_by_jail_and_filter() {
+        let m = Metrics::new();
+        m.lines("sshd", "sshd-auth", 5);
+        m.lines("sshd", "sshd-auth", 2);
+        m.lines("nginx", "nginx-404", 1);
+        m.matched("sshd", "sshd-auth", 3);
+        m.ignored_lines("sshd", "sshd-auth", 4);
+        let t = m.render();
+        assert_eq!(
+            value(
+                &t,
+                r#"banwarden_lines_read_total{jail="sshd",filter="sshd-auth"}"#
+            ),
+            "7"
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"banwarden_lines_read_total{jail="nginx",filter="nginx-404"}"#
+            ),
+            "1"
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"banwarden_lines_matched_total{jail="sshd",filter="sshd-auth"}"#
+            ),
+            "3"
+        );
+        assert_eq!(
+            value(
+                &t,
+                r#"banwarden_lines_ignored_total{jail="sshd",filter="sshd-auth"}"#
+            ),
+            "4"
+        );
+        assert!(t.contains("# TYPE banwarden_lines_read counter"), "{t}");
+        assert!(t.ends_with("# EOF\n"), "{t}");
+    }
+
+    #[test]
+    fn failures_and_bans_per_jail() {
+        let m = Metrics::new();
+        m.failures("sshd", 6);
+        m.failures("sshd", 1);
+        m.bans("sshd", 2);
+        m.bans("postfix", 1);
+        let t = m.render();
+        assert_eq!(value(&t, r#"banwarden_failures_total{jail="sshd"}"#), "7");
+        assert_eq!(value(&t, r#"banwarden_bans_total{jail="sshd"}"#), "2");
+        assert_eq!(value(&t, r#"banwarden_bans_total{jail="postfix"}"#), "1");
+        assert_eq!(
+            sample(&t, r#"banwarden_failures_total{jail="postfix"}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn unbans_by_cause() {
+        let m = Metrics::new();
+        m.unbans("sshd", UnbanCause::Expiry, 3);
+        m.unbans("sshd", UnbanCause::Manual, 1);
+        m.unbans("sshd", UnbanCause::Reload, 2);
+        m.unbans("sshd", UnbanCause::Expiry, 1);
+        let t = m.render();
+        assert_eq!(
+            value(&t, r#"banwarden_unbans_total{jail="sshd",cause="expiry"}"#),
+            "4"
+        );
+        assert_eq!(
+            value(&t, r#"banwarden_unbans_total{jail="sshd",cause="manual"}"#),
+            "1"
+        );
+        assert_eq!(
+            value(&t, r#"banwarden_unbans_total{jail="sshd",cause="reload"}"#),
+            "2"
+        );
+        assert_eq!(UnbanCause::Reload.to_string(), "reload");
+    }
+
+    #[test]
+    fn gauges_are_set_not_added_and_removed_with_the_jail() {
+        let m = Metrics::new();
+        m.set_active_bans("sshd", 10);
+        m.set_active_bans("sshd", 4);
+        m.set_tracked("sshd", 12);
+        m.set_tracked("sshd", 9);
+        m.bans("sshd", 1);
+        let t = m.render();
+        assert_eq!(value(&t, r#"banwarden_active_bans{jail="sshd"}"#), "4");
+        assert_eq!(value(&t, r#"banwarden_failures_tracked{jail="sshd"}"#), "9");
+        assert!(t.contains("# TYPE banwarden_active_bans gauge"), "{t}");
+
+        m.remove_jail("sshd");
+        let t = m.render();
+        assert_eq!(sample(&t, r#"banwarden_active_bans{jail="sshd"}"#), None);
+        assert_eq!(
+            sample(&t, r#"banwarden_failures_tracked{jail="sshd"}"#),
+            None
+        );
+        assert_eq!(value(&t, r#"banwarden_bans_total{jail="sshd"}"#), "1");
+    }
+
+    #[test]
+    fn fixed_label_sets_start_at_zero() {
+        let t = Metrics::new().render();
+        for s in [
+            r#"banwarden_nft_transactions_total{result="ok"}"#,
+            r#"banwarden_nft_transactions_total{result="error"}"#,
+            r#"banwarden_source_errors_total{kind="file"}"#,
+            r#"banwarden_source_errors_total{kind="journal"}"#,
+            r#"banwarden_source_errors_total{kind="command"}"#,
+            r#"banwarden_source_errors_total{kind="other"}"#,
+            r#"banwarden_source_rotations_total{how="renamed"}"#,
+            r#"banwarden_source_rotations_total{how="truncated"}"#,
+            r#"banwarden_source_rotations_total{how="recreated"}"#,
+            r#"banwarden_source_rotations_total{how="other"}"#,
+        ] {
+            assert_eq!(value(&t, s), "0", "{s}");
+        }
+        assert_eq!(value(&t, "banwarden_nft_transaction_seconds_count"), "0");
+    }
+
+    #[test]
+    fn nft_transactions_counted_by_result_and_histogram_buckets() {
+        let m = Metrics::new();
+        m.nft_transaction(Duration::from_micros(300), true); // <= 0.5 ms
+        m.nft_transaction(Duration::from_millis(3), true); // <= 5 ms
+        m.nft_transaction(Duration::from_millis(3), false); // <= 5 ms
+        m.nft_transaction(Duration::from_millis(700), true); // <= 1 s
+        m.nft_transaction(Duration::from_secs(9), false); // +Inf only
+        let t = m.render();
+        assert_eq!(
+            value(&t, r#"banwarden_nft_transactions_total{result="ok"}"#),
+            "3"
+        );
+        assert_eq!(
+            value(&t, r#"banwarden_nft_transactions_total{result="error"}"#),
+            "2"
+        );
+        assert!(
+            t.contains("# TYPE banwarden_nft_transaction_seconds histogram"),
+            "{t}"
+        );
+        assert!(
+            t.contains("# UNIT banwarden_nft_transaction_seconds seconds"),
+            "{t}"
+        );
+        let bucket = |le: &str| {
+            value(
+                &t,
+                &format!(r#"banwarden_nft_transaction_seconds_bucket{{le="{le}"}}"#),
+            )
+        };
+        // Bucket counts are cumulative.
+        assert_eq!(bucket("0.0005"), "1");
+        assert_eq!(bucket("0.001"), "1");
+        assert_eq!(bucket("0.0025"), "1");
+        assert_eq!(bucket("0.005"), "3");
+        assert_eq!(bucket("0.5"), "3");
+        assert_eq!(bucket("1.0"), "4");
+        assert_eq!(bucket("5.0"), "4");
+        assert_eq!(bucket("+Inf"), "5");
+        assert_eq!(value(&t, "banwarden_nft_transaction_seconds_count"), "5");
+        let sum: f64 = value(&t, "banwarden_nft_transaction_seconds_sum")
+            .parse()
+            .unwrap();
+        assert!((sum - 9.7063).abs() < 1e-9, "sum {sum}");
+        let buckets = t
+            .lines()
+            .filter(|l| l.starts_with("banwarden_nft_transaction_seconds_bucket"))
+            .count();
+        assert_eq!(buckets, NFT_BUCKETS.len() + 1, "{t}");
+    }
+
+    #[test]
+    fn source_errors_and_rotations_by_kind() {
+        let m = Metrics::new();
+        m.source_error("journal");
+        m.source_error("journal");
+        m.source_error("command");
+        m.source_error("10.0.0.1: something"); // not a kind: goes to `other`
+        m.rotation("truncated");
+        m.rotation("renamed");
+        m.rotation("renamed");
+        m.rotation("bogus");
+        let t = m.render();
+        assert_eq!(
+            value(&t, r#"banwarden_source_errors_total{kind="journal"}"#),
+            "2"
+        );
+        assert_eq!(
+            value(&t, r#"banwarden_source_errors_total{kind="command"}"#),
+            "1"
+        );
+        assert_eq!(
+            value(&t, r#"banwarden_source_errors_total{kind="file"}"#),
+            "0"
+        );
+        assert_eq!(
+            value(&t, r#"banwarden_source_errors_total{kind="other"}"#),
+            "1"
+        );
+        assert_eq!(
+            value(&t, r#"banwarden_source_rotations_total{how="renamed"}"#),
+            "2"
+        );
+        assert_eq!(
+            value(&t, r#"banwarden_source_rotations_total{how="truncated"}"#),
+            "1"
+        );
+        assert_eq!(
+            value(&t, r#"banwarden_source_rotations_total{how="other"}"#),
+            "1"
+        );
+        assert!(!t.contains("10.0.0.1"), "{t}");
+        assert!(!t.contains("bogus"), "{t}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::new();
+        m.bans("we\"ird\\jail\n", 1);
+        let t = m.render();
+        assert_eq!(
+            value(&t, r#"banwarden_bans_total{jail="we\"ird\\jail\n"}"#),
+            "1"
+        );
+    }
+
+    #[test]
+    fn metrics_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Metrics>();
+        check::<Arc<Metrics>>();
+    }
+
+    // --- HTTP ---------------------------------------------------------------
+
+    async fn start(limits: Limits) -> (SocketAddr, Arc<Metrics>, JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics = Metrics::new();
+        let task = tokio::spawn(accept_loop(listener, metrics.clone(), limits));
+        (addr, metrics, task)
+    }
+
+    /// Sends `request` and reads the whole answer (the server closes).
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+            .await
+            .expect("server answered in time")
+            .expect("read the answer");
+        String::from_utf8(out).unwrap()
+    }
+
+    fn split(resp: &str) -> (&str, &str) {
+        resp.split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no head end in {resp:?}"))
+    }
+
+    #[tokio::test]
+    async fn get_metrics_serves_the_rendered_text() {
+        let (addr, metrics, task) = start(LIMITS).await;
+        metrics.bans("sshd", 3);
+        let resp = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let (head, body) = split(&resp);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("\r\nContent-Type: {CONTENT_TYPE}")),
+            "{head}"
+        );
+        assert!(head.contains("\r\nConnection: close"), "{head}");
+        assert!(
+            head.contains(&format!("\r\nContent-Length: {}", body.len())),
+            "{head}"
+        );
+        assert_eq!(value(body, r#"banwarden_bans_total{jail="sshd"}"#), "3");
+        assert!(body.ends_with("# EOF\n"));
+
+        // A query string is ignored, and a later update shows up.
+        metrics.bans("sshd", 1);
+        let resp = exchange(addr, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n").await;
+        let (head, body) = split(&resp);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert_eq!(value(body, r#"banwarden_bans_total{jail="sshd"}"#), "4");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn head_request_gets_headers_only() {
+        let (addr, _m, task) = start(LIMITS).await;
+        let resp = exchange(addr, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let (head, body) = split(&resp);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(!head.contains("Content-Length: 0"), "{head}");
+        assert_eq!(body, "");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn other_path_is_404_with_a_hint() {
+        let (addr, _m, task) = start(LIMITS).await;
+        let resp = exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let (head, body) = split(&resp);
+        assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
+        assert!(body.contains("/metrics"), "{body}");
+        assert_eq!(body.lines().count(), 1, "{body}");
+        let resp = exchange(addr, b"GET /metricsx HTTP/1.1\r\n\r\n").await;
+        assert!(resp.starts_with("HTTP/1.1 404 "), "{resp}");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn non_get_is_405() {
+        let (addr, _m, task) = start(LIMITS).await;
+        let resp = exchange(
+            addr,
+            b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
+        let (head, _) = split(&resp);
+        assert!(
+            head.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nAllow: GET, HEAD"), "{head}");
+        let resp = exchange(addr, b"DELETE / HTTP/1.1\r\n\r\n").await;
+        assert!(resp.starts_with("HTTP/1.1 405 "), "{resp}");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn oversized_head_is_431_and_the_server_goes_on() {
+        let (addr, _m, task) = start(LIMITS).await;
+        let mut req = b"GET /metrics HTTP/1.1\r\nX-Big: ".to_vec();
+        req.extend(std::iter::repeat_n(b'a', 16 * 1024));
+        req.extend_from_slice(b"\r\n\r\n");
+        let resp = exchange(addr, &req).await;
+        assert!(
+            resp.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{resp}"
+        );
+        let resp = exchange(addr, b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn head_just_under_the_cap_is_served() {
+        let (addr, _m, task) = start(LIMITS).await;
+        let mut req = b"GET /metrics HTTP/1.1\r\nX-Pad: ".to_vec();
+        let pad = LIMITS.max_head - req.len() - 4;
+        req.extend(std::iter::repeat_n(b'a', pad));
+        req.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(req.len(), LIMITS.max_head);
+        let resp = exchange(addr, &req).await;
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn garbage_is_400_and_the_server_goes_on() {
+        let (addr, _m, task) = start(LIMITS).await;
+        for req in [
+            &b"\x00\xff\xfe garbage\r\n\r\n"[..],
+            b"GET\r\n\r\n",
+            b"GET /metrics\r\n\r\n",
+            b"GET /metrics HTTP/1.1 extra\r\n\r\n",
+            b"GET metrics HTTP/1.1\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"G\xc3\xa9T /metrics HTTP/1.1\r\n\r\n",
+        ] {
+            let resp = exchange(addr, req).await;
+            assert!(
+                resp.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+                "{req:?}: {resp}"
+            );
+        }
+        // The client closes half-way through its head.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost").await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
+        // A client that connects and closes without a byte gets nothing.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        assert!(out.is_empty());
+
+        let resp = exchange(addr, b"GET /metrics HTTP/1.1\n\n").await;
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn silent_client_times_out_with_408() {
+        let limits = Limits {
+            head_timeout: Duration::from_millis(200),
+            ..LIMITS
+        };
+        let (addr, _m, task) = start(limits).await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\n").await.unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+            .await
+            .expect("server gave up on the client")
+            .unwrap();
+        assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn connections_are_handled_concurrently() {
+        let (addr, _m, task) = start(LIMITS).await;
+        // A client that says nothing must not hold up the next one.
+        let _idle = TcpStream::connect(addr).await.unwrap();
+        let resp = tokio::time::timeout(
+            Duration::from_secs(2),
+            exchange(addr, b"GET /metrics HTTP/1.1\r\n\r\n"),
+        )
+        .await
+        .expect("second client served while the first is idle");
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn serve_binds_and_serves() {
+        // Find a free port, release it, and serve there.
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let metrics = Metrics::new();
+        metrics.set_active_bans("sshd", 2);
+        let task = serve(addr, metrics).await.unwrap();
+        let resp = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let (_, body) = split(&resp);
+        assert_eq!(value(body, r#"banwarden_active_bans{jail="sshd"}"#), "2");
+        task.abort();
+        let _ = task.await;
+        // Aborting the task closes the listener.
+        assert!(TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn bind_error_names_the_address() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = serve(addr, Metrics::new()).await.unwrap_err();
+        let MetricsError::Bind {
+            addr: got,
+            ref source,
+        } = err;
+        assert_eq!(got, addr);
+        assert_eq!(source.kind(), std::io::ErrorKind::AddrInUse);
+        let text = err.to_string();
+        assert!(text.contains(&addr.to_string()), "{text}");
+    }
+
+    #[tokio::test]
+    async fn read_head_stops_at_the_blank_line_across_reads() {
+        // The terminator split over two reads is still found.
+        let (mut a, mut b) = tokio::io::duplex(64);
+        let reader = tokio::spawn(async move { read_head(&mut b, 8192).await });
+        a.write_all(b"GET / HTTP/1.1\r\n\r").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        a.write_all(b"\nbody").await.unwrap();
+        let head = tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("the head's end was found")
+            .unwrap()
+            .unwrap();
+        assert_eq!(head, b"GET / HTTP/1.1");
+    }
+
+    #[test]
+    fn head_end_finds_either_terminator() {
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\n"), Some(14));
+        assert_eq!(head_end(b"GET / HTTP/1.1\n\n"), Some(14));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+    }
+}
