@@ -11,6 +11,8 @@ need ip iproute2
 need python3 python3
 need systemd-analyze systemd
 need journalctl systemd
+need /usr/lib/systemd/systemd-journal-remote systemd-journal-remote
+need runuser util-linux
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets 2>&1

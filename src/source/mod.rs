@@ -4,7 +4,9 @@
 //! (no regexes, no timestamps). It sends [`SourceEvent`]s down a channel to the
 //! engine task, which owns everything after that.
 
+pub mod command;
 pub mod file;
+pub mod journal;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,877 @@
+//! Journal reader: the systemd journal entries of every journal jail, read by
+//! ONE `journalctl --follow --output=json` child shared by all of them.
+//!
+//! Owns that child (its command line: the union of the jails' matches, the
+//! cursor to resume after; its restarts with backoff), the parsing of its JSON
+//! lines, and the routing of each entry to the jails whose own matches accept
+//! it. It turns an entry into one syslog-like line, `IDENT[PID]: MESSAGE`
+//! (without date and host, so the same `prefregex` serves files and journal),
+//! stamped with the entry's own `__REALTIME_TIMESTAMP`, and reports the
+//! journal cursor so the engine can store it. It never interprets messages
+//! (no regexes), never blocks the engine, never starts a second `journalctl`,
+//! and never reads the journal without a match (that would cost a quarter of
+//! a core on a busy host: [`validate_matches`] refuses it).
+//!
+//! Why `journalctl` rather than libsystemd (`sd_journal_*`): the binding would
+//! link the daemon against libsystemd (a C library, a `-sys` crate and its
+//! headers at build time, `unsafe` FFI on a blocking API that must live on a
+//! thread of its own), while `journalctl -o json` is present wherever a
+//! journal is, is the reference implementation of the match syntax jails use
+//! (`FIELD=value`, `+`), handles journal file rotation, corruption and
+//! permissions itself, and runs in a process of its own: a journal bug crashes
+//! a child that is restarted, not the daemon. The cost is one JSON line per
+//! matching entry, negligible since journalctl only prints what matches.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::process::Command;
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::command::{Cutter, Feed, Out, Status, Supervisor, BACKOFF_MAX, MAX_LINE};
+use super::{SourceEvent, SourceId};
+use crate::UnixTime;
+
+/// Longest JSON line accepted from journalctl; longer ones are skipped.
+/// (Only the needed fields are printed, so this is far above any real entry.)
+const JSON_MAX: usize = 1 << 20;
+/// Fields printed by journalctl besides those of the matches (and the
+/// `__CURSOR`, `__REALTIME_TIMESTAMP` it always prints).
+const LINE_FIELDS: [&str; 4] = ["MESSAGE", "SYSLOG_IDENTIFIER", "_PID", "SYSLOG_PID"];
+
+/// The journal matches of one jail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalSpec {
+    /// The source id its entries are sent with.
+    pub source: SourceId,
+    /// journalctl syntax: `FIELD=value` terms, `+` between alternatives.
+    /// Within a group, terms on the same field are OR-ed and terms on
+    /// different fields AND-ed; groups separated by `+` are OR-ed.
+    pub matches: Vec<String>,
+}
+
+/// What to read and how.
+#[derive(Debug, Clone)]
+pub struct JournalConfig {
+    /// One per journal jail; all are served by a single journalctl.
+    pub specs: Vec<JournalSpec>,
+    /// The cursor stored by a previous run: reading resumes just after it.
+    /// Without one, reading starts now (the journal's history is skipped).
+    pub cursor: Option<String>,
+    /// Journal files to read (`--file=`); empty: the system journal.
+    pub files: Vec<PathBuf>,
+    /// The journalctl binary (default `journalctl`, looked up in `PATH`).
+    pub journalctl: PathBuf,
+    /// Longest delay between restarts (they start at 100 ms and double).
+    pub backoff_max: Duration,
+    /// Longest line delivered (`IDENT[PID]: MESSAGE`); longer ones are
+    /// skipped and reported as `Skipped`.
+    pub max_line: usize,
+    /// Entries older than this are not delivered (the cursor still moves
+    /// past them), and a stored cursor journalctl rejects is replaced by
+    /// `--since` this time. The daemon passes now minus the longest
+    /// `findtime` of the journal jails, so resuming after a long stop does
+    /// not count stale failures.
+    pub since: Option<UnixTime>,
+    /// Follow the journal (the daemon). When false (dry-run), journalctl
+    /// prints what is stored (after `cursor`, else since `since`, else
+    /// everything) and the source ends: its sender is dropped, nothing is
+    /// restarted.
+    pub follow: bool,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            specs: Vec::new(),
+            cursor: None,
+            files: Vec::new(),
+            journalctl: PathBuf::from("journalctl"),
+            backoff_max: BACKOFF_MAX,
+            max_line: MAX_LINE,
+            since: None,
+            follow: true,
+        }
+    }
+}
+
+/// The running journal reader; kills its journalctl when dropped.
+pub struct JournalSource {
+    status: Arc<Status>,
+    cursor: SharedCursor,
+    _stop: DropGuard,
+}
+
+impl JournalSource {
+    /// Starts one journalctl for all `cfg.specs`, sending their entries to
+    /// `tx`. Must be called inside a tokio runtime.
+    ///
+    /// A spec whose matches are invalid (or empty) is left out and reported
+    /// once as [`SourceEvent::Error`] with its source id: it can never widen
+    /// what the others read. Each event batch is one read from journalctl;
+    /// within it, the last `Entries` event carries the cursor of the last
+    /// entry read (the others `None`), so storing the cursor of the last
+    /// event handled never skips an entry that was not handled. When a batch
+    /// delivers nothing but moves the cursor, it is an `Entries` event with
+    /// no entries, sent with the first spec's id.
+    pub fn spawn(cfg: JournalConfig, tx: mpsc::Sender<SourceEvent>) -> JournalSource {
+        let cancel = CancellationToken::new();
+        let status = Arc::new(Status::default());
+        let cursor = SharedCursor(Arc::new(Mutex::new(cfg.cursor.clone())));
+        let out = Out {
+            tx,
+            cancel: cancel.clone(),
+        };
+        let mut refused = Vec::new();
+        let mut specs = Vec::new();
+        let mut match_args = Vec::new();
+        for spec in &cfg.specs {
+            match Matcher::parse(&spec.matches) {
+                Ok(m) => {
+                    if !match_args.is_empty() {
+                        match_args.push("+".to_string());
+                    }
+                    match_args.extend(spec.matches.iter().cloned());
+                    specs.push((spec.source, m));
+                }
+                Err(e) => {
+                    let message = format!("journal source refused: {e}");
+                    tracing::error!(source = spec.source, "{message}");
+                    refused.push(SourceEvent::Error {
+                        source: spec.source,
+                        message,
+                    });
+                }
+            }
+        }
+        let mut fields: BTreeSet<&str> = LINE_FIELDS.into_iter().collect();
+        fields.extend(specs.iter().flat_map(|(_, m)| m.fields()));
+        let output_fields = fields.into_iter().collect::<Vec<_>>().join(",");
+        let now = crate::now();
+        let start = match (&cfg.cursor, cfg.since) {
+            (Some(c), _) => Start::Cursor(c.clone()),
+            // Not `--lines=0`: entries written between `spawn` returning and
+            // journalctl seeking to the end would be lost.
+            (None, _) if cfg.follow => Start::Since(now),
+            (None, Some(t)) => Start::Since(t),
+            (None, None) => Start::Beginning,
+        };
+        let first = specs.first().map_or(0, |(id, _)| *id);
+        let feed = JournalFeed {
+            journalctl: cfg.journalctl,
+            files: cfg.files,
+            follow: cfg.follow,
+            match_args,
+            output_fields,
+            start,
+            fallback: cfg.since.unwrap_or(now),
+            since: cfg.since,
+            max_line: cfg.max_line,
+            specs,
+            cutter: Cutter::new(JSON_MAX),
+            cursor: cursor.clone(),
+            read_this_run: false,
+            bad_json: 0,
+            path: Arc::new(PathBuf::from("journal")),
+        };
+        let sup = Supervisor {
+            source: first,
+            what: "journalctl".to_string(),
+            out,
+            status: status.clone(),
+            backoff_max: cfg.backoff_max,
+        };
+        tokio::spawn(async move {
+            for ev in refused {
+                if sup.out.send(ev).await.is_err() {
+                    return;
+                }
+            }
+            if !feed.specs.is_empty() {
+                sup.run(feed).await;
+            }
+        });
+        JournalSource {
+            status,
+            cursor,
+            _stop: cancel.drop_guard(),
+        }
+    }
+
+    /// How many times journalctl exited (or failed to start) and was restarted.
+    pub fn restarts(&self) -> u64 {
+        self.status.restarts.load(Ordering::Relaxed)
+    }
+
+    /// The pid of the running journalctl, if one is running.
+    pub fn pid(&self) -> Option<u32> {
+        self.status.pid()
+    }
+
+    /// The cursor of the last entry read from journalctl (sent or about to
+    /// be), or the configured one if none was read yet.
+    pub fn cursor(&self) -> Option<String> {
+        self.cursor.lock().clone()
+    }
+}
+
+#[derive(Clone)]
+struct SharedCursor(Arc<Mutex<Option<String>>>);
+
+impl SharedCursor {
+    fn lock(&self) -> MutexGuard<'_, Option<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Checks a jail's `journal.match` list (for `check` and `spawn`): at least
+/// one `FIELD=value`, FIELD made of uppercase letters, digits and `_` (not
+/// starting with a digit or `__`), `+` only between two matches.
+pub fn validate_matches(matches: &[String]) -> Result<(), String> {
+    if matches.is_empty() {
+        return Err(
+            "a journal source needs at least one match such as \"_SYSTEMD_UNIT=ssh.service\" \
+             (reading every journal entry costs a large share of a CPU)"
+                .to_string(),
+        );
+    }
+    let mut previous_plus = true;
+    for (i, m) in matches.iter().enumerate() {
+        if m == "+" {
+            if previous_plus {
+                let at = if i == 0 {
+                    "first"
+                } else {
+                    "after another \"+\""
+                };
+                return Err(format!(
+                    "\"+\" must separate two groups of matches, found it {at}"
+                ));
+            }
+            previous_plus = true;
+            continue;
+        }
+        previous_plus = false;
+        let Some((field, value)) = m.split_once('=') else {
+            return Err(format!("match {m:?} is not FIELD=value"));
+        };
+        let valid = !field.is_empty()
+            && field.len() <= 64
+            && !field.starts_with(|c: char| c.is_ascii_digit())
+            && !field.starts_with("__")
+            && field
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(format!(
+                "match {m:?}: the field name must be uppercase letters, digits and '_' \
+                 (e.g. _SYSTEMD_UNIT=ssh.service)"
+            ));
+        }
+        if value.contains('\0') {
+            return Err(format!("match {m:?}: the value contains a NUL byte"));
+        }
+    }
+    if previous_plus {
+        return Err("\"+\" must separate two groups of matches, found it last".to_string());
+    }
+    Ok(())
+}
+
+/// A jail's matches, evaluated on entries the way journalctl does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matcher {
+    /// OR of groups; a group is an AND over fields of an OR over values.
+    groups: Vec<Vec<(String, Vec<Vec<u8>>)>>,
+}
+
+impl Matcher {
+    /// Compiles journalctl match syntax (see [`validate_matches`]).
+    pub fn parse(matches: &[String]) -> Result<Matcher, String> {
+        validate_matches(matches)?;
+        let mut groups = Vec::new();
+        for group in matches.split(|m| m == "+") {
+            let mut fields: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+            for m in group {
+                let Some((field, value)) = m.split_once('=') else {
+                    continue;
+                };
+                let value = value.as_bytes().to_vec();
+                match fields.iter_mut().find(|(f, _)| f == field) {
+                    Some((_, values)) => values.push(value),
+                    None => fields.push((field.to_string(), vec![value])),
+                }
+            }
+            groups.push(fields);
+        }
+        Ok(Matcher { groups })
+    }
+
+    /// Whether the entry matches: some group all of whose fields have one of
+    /// their listed values.
+    pub fn accepts(&self, entry: &JournalEntry) -> bool {
+        self.groups.iter().any(|group| {
+            group
+                .iter()
+                .all(|(field, wanted)| entry.values(field).iter().any(|v| wanted.contains(v)))
+        })
+    }
+
+    fn fields(&self) -> impl Iterator<Item = &str> {
+        self.groups.iter().flatten().map(|(f, _)| f.as_str())
+    }
+}
+
+/// One journal entry as printed by `journalctl -o json`: every field with
+/// its values (a field may repeat; a value may be binary).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalEntry {
+    fields: HashMap<String, Vec<Vec<u8>>>,
+}
+
+impl JournalEntry {
+    /// Parses one JSON line. A field's value is a string, an array of byte
+    /// numbers (binary or non-UTF-8 data), `null` (too large to print), or
+    /// an array of those when the field repeats.
+    pub fn parse_json(line: &[u8]) -> Result<JournalEntry, String> {
+        let map: serde_json::Map<String, Value> =
+            serde_json::from_slice(line).map_err(|e| format!("not a JSON object: {e}"))?;
+        let mut fields = HashMap::with_capacity(map.len());
+        for (name, value) in map {
+            let values = json_values(&value).ok_or_else(|| format!("field {name}: bad value"))?;
+            fields.insert(name, values);
+        }
+        Ok(JournalEntry { fields })
+    }
+
+    /// All values of `field` (empty if absent).
+    pub fn values(&self, field: &str) -> &[Vec<u8>] {
+        self.fields.get(field).map_or(&[], Vec::as_slice)
+    }
+
+    /// The first value of `field`.
+    pub fn first(&self, field: &str) -> Option<&[u8]> {
+        self.values(field).first().map(Vec::as_slice)
+    }
+
+    pub fn cursor(&self) -> Option<&str> {
+        self.first("__CURSOR")
+            .and_then(|c| std::str::from_utf8(c).ok())
+    }
+
+    /// `__REALTIME_TIMESTAMP` (µs) in seconds.
+    pub fn time(&self) -> Option<UnixTime> {
+        let us: u64 = std::str::from_utf8(self.first("__REALTIME_TIMESTAMP")?)
+            .ok()?
+            .parse()
+            .ok()?;
+        UnixTime::try_from(us / 1_000_000).ok()
+    }
+
+    /// The line fed to the filter: `IDENT[PID]: MESSAGE` (PID from `_PID`,
+    /// else `SYSLOG_PID`, left out with its brackets if neither exists), or
+    /// just `MESSAGE` without `SYSLOG_IDENTIFIER`. Trailing newlines are
+    /// dropped and inner ones become spaces: one entry is one line, and a
+    /// message cannot forge a line of its own. None without `MESSAGE`.
+    pub fn line(&self) -> Option<Vec<u8>> {
+        let message = self.first("MESSAGE")?;
+        let mut line = Vec::with_capacity(message.len() + 32);
+        if let Some(ident) = self.first("SYSLOG_IDENTIFIER") {
+            line.extend_from_slice(ident);
+            if let Some(pid) = self.first("_PID").or_else(|| self.first("SYSLOG_PID")) {
+                line.push(b'[');
+                line.extend_from_slice(pid);
+                line.push(b']');
+            }
+            line.extend_from_slice(b": ");
+        }
+        let end = message
+            .iter()
+            .rposition(|&b| b != b'\n' && b != b'\r')
+            .map_or(0, |i| i + 1);
+        line.extend_from_slice(&message[..end]);
+        for b in &mut line {
+            if *b == b'\n' || *b == b'\r' {
+                *b = b' ';
+            }
+        }
+        Some(line)
+    }
+}
+
+/// The values of one JSON field (None if it is not journalctl's form).
+fn json_values(value: &Value) -> Option<Vec<Vec<u8>>> {
+    match value {
+        Value::Null => Some(Vec::new()),
+        Value::String(s) => Some(vec![s.as_bytes().to_vec()]),
+        Value::Array(items) if items.iter().all(Value::is_number) => Some(vec![json_bytes(items)?]),
+        Value::Array(items) => {
+            let mut values = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::Null => {}
+                    Value::String(s) => values.push(s.as_bytes().to_vec()),
+                    Value::Array(bytes) => values.push(json_bytes(bytes)?),
+                    _ => return None,
+                }
+            }
+            Some(values)
+        }
+        Value::Number(n) => Some(vec![n.to_string().into_bytes()]),
+        Value::Bool(_) | Value::Object(_) => None,
+    }
+}
+
+/// A binary value: an array of numbers 0..=255.
+fn json_bytes(items: &[Value]) -> Option<Vec<u8>> {
+    items
+        .iter()
+        .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()))
+        .collect()
+}
+
+/// Where the next journalctl starts reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Start {
+    /// Just after this entry.
+    Cursor(String),
+    /// At the first entry of this second or later.
+    Since(UnixTime),
+    /// At the first entry stored (one-shot reads only).
+    Beginning,
+}
+
+/// journalctl's output, parsed and routed to the specs.
+struct JournalFeed {
+    journalctl: PathBuf,
+    files: Vec<PathBuf>,
+    follow: bool,
+    /// The union of the specs' matches, groups joined by `+`.
+    match_args: Vec<String>,
+    output_fields: String,
+    start: Start,
+    /// Where to start instead of a cursor journalctl rejects.
+    fallback: UnixTime,
+    since: Option<UnixTime>,
+    max_line: usize,
+    specs: Vec<(SourceId, Matcher)>,
+    cutter: Cutter,
+    cursor: SharedCursor,
+    read_this_run: bool,
+    bad_json: u64,
+    path: Arc<PathBuf>,
+}
+
+impl JournalFeed {
+    fn args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        if self.follow {
+            args.push("--follow".into());
+        }
+        for a in ["--output=json", "--all", "--no-pager"] {
+            args.push(a.into());
+        }
+        args.push(format!("--output-fields={}", self.output_fields).into());
+        for file in &self.files {
+            let mut arg = OsString::from("--file=");
+            arg.push(file);
+            args.push(arg);
+        }
+        match &self.start {
+            Start::Cursor(c) => {
+                args.push(format!("--after-cursor={c}").into());
+                // Without it, --follow prints only the last 10 entries after the cursor.
+                args.push("--no-tail".into());
+            }
+            Start::Since(t) => {
+                args.push(format!("--since=@{t}").into());
+                args.push("--no-tail".into());
+            }
+            Start::Beginning => args.push("--no-tail".into()),
+        }
+        args.extend(self.match_args.iter().map(OsString::from));
+        args
+    }
+
+    /// Parses and routes complete JSON lines (each ending in `\n`).
+    fn process(&mut self, lines: &[u8], too_long: u64, out: &mut Vec<SourceEvent>) {
+        let n = self.specs.len();
+        let mut batches: Vec<Vec<(UnixTime, Vec<u8>)>> = vec![Vec::new(); n];
+        let mut skipped = vec![0u64; n];
+        if too_long > 0 && n > 0 {
+            skipped[0] += too_long;
+            tracing::warn!(
+                source = self.specs[0].0,
+                count = too_long,
+                "journal entries over {JSON_MAX} bytes skipped"
+            );
+        }
+        let mut last_cursor = None;
+        for json in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            self.read_this_run = true;
+            let entry = match JournalEntry::parse_json(json) {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.bad_json += 1;
+                    if self.bad_json <= 3 || self.bad_json.is_power_of_two() {
+                        let text = String::from_utf8_lossy(&json[..json.len().min(200)]);
+                        tracing::warn!(count = self.bad_json, error = %e, line = %text, "unreadable journalctl output");
+                    }
+                    continue;
+                }
+            };
+            if let Some(c) = entry.cursor() {
+                last_cursor = Some(c.to_string());
+            }
+            let ts = entry.time().unwrap_or_else(crate::now);
+            if self.since.is_some_and(|since| ts < since) {
+                continue;
+            }
+            let Some(line) = entry.line() else { continue };
+            for (i, (_, matcher)) in self.specs.iter().enumerate() {
+                if !matcher.accepts(&entry) {
+                    continue;
+                }
+                if line.len() > self.max_line {
+                    skipped[i] += 1;
+                } else {
+                    batches[i].push((ts, line.clone()));
+                }
+            }
+        }
+        for (i, count) in skipped.into_iter().enumerate() {
+            if count > 0 {
+                out.push(SourceEvent::Skipped {
+                    source: self.specs[i].0,
+                    path: self.path.clone(),
+                    count,
+                    reason: "line too long",
+                });
+            }
+        }
+        let first = out.len();
+        for (i, entries) in batches.into_iter().enumerate() {
+            if !entries.is_empty() {
+                let source = self.specs[i].0;
+                out.push(SourceEvent::Entries {
+                    source,
+                    entries,
+                    cursor: None,
+                });
+            }
+        }
+        let Some(cursor) = last_cursor else { return };
+        if out.len() == first {
+            if let Some((source, _)) = self.specs.first() {
+                let (source, entries) = (*source, Vec::new());
+                out.push(SourceEvent::Entries {
+                    source,
+                    entries,
+                    cursor: None,
+                });
+            }
+        }
+        if let Some(SourceEvent::Entries { cursor: c, .. }) = out.last_mut() {
+            *c = Some(cursor.clone());
+        }
+        *self.cursor.lock() = Some(cursor.clone());
+        self.start = Start::Cursor(cursor);
+    }
+}
+
+impl Feed for JournalFeed {
+    fn command(&mut self) -> Command {
+        self.cutter.reset();
+        self.read_this_run = false;
+        let mut cmd = Command::new(&self.journalctl);
+        cmd.args(self.args());
+        cmd
+    }
+
+    fn data(&mut self, chunk: &[u8], out: &mut Vec<SourceEvent>) {
+        let (lines, too_long) = self.cutter.feed(chunk);
+        if !lines.is_empty() || too_long > 0 {
+            self.process(&lines, too_long, out);
+        }
+    }
+
+    fn eof(&mut self, out: &mut Vec<SourceEvent>) {
+        let (lines, too_long) = self.cutter.finish();
+        if !lines.is_empty() || too_long > 0 {
+            self.process(&lines, too_long, out);
+        }
+    }
+
+    fn exited(&mut self, success: bool, stderr: &str) -> bool {
+        if !self.follow {
+            return false;
+        }
+        if !success && !self.read_this_run && stderr.contains("cursor") {
+            if let Start::Cursor(c) = &self.start {
+                tracing::warn!(cursor = %c, since = self.fallback, "journalctl rejected the stored cursor; reading from `since` instead");
+                self.start = Start::Since(self.fallback);
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn entry(json: &str) -> JournalEntry {
+        JournalEntry::parse_json(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn validate_matches_needs_field_value_terms() {
+        assert!(validate_matches(&strings(&["_SYSTEMD_UNIT=ssh.service"])).is_ok());
+        assert!(validate_matches(&strings(&[
+            "_SYSTEMD_UNIT=a",
+            "+",
+            "SYSLOG_IDENTIFIER=sshd",
+            "PRIORITY="
+        ]))
+        .is_ok());
+        for bad in [
+            &[][..],
+            &["+"][..],
+            &["+", "A=1"],
+            &["A=1", "+"],
+            &["A=1", "+", "+", "B=2"],
+            &["_systemd_unit=x"],
+            &["NOEQUALS"],
+            &["=x"],
+            &["1A=x"],
+            &["__CURSOR=x"],
+            &["-f"],
+            &["A B=x"],
+        ] {
+            assert!(validate_matches(&strings(bad)).is_err(), "{bad:?} accepted");
+        }
+        let e = validate_matches(&[]).unwrap_err();
+        assert!(e.contains("at least one match"), "{e}");
+    }
+
+    #[test]
+    fn matcher_follows_journalctl_semantics() {
+        let m = Matcher::parse(&strings(&[
+            "_SYSTEMD_UNIT=a.service",
+            "_SYSTEMD_UNIT=b.service",
+            "PRIORITY=3",
+            "+",
+            "SYSLOG_IDENTIFIER=x",
+        ]))
+        .unwrap();
+        let yes = [
+            r#"{"_SYSTEMD_UNIT":"a.service","PRIORITY":"3"}"#,
+            r#"{"_SYSTEMD_UNIT":"b.service","PRIORITY":"3"}"#,
+            r#"{"SYSLOG_IDENTIFIER":"x"}"#,
+            r#"{"_SYSTEMD_UNIT":["c.service","b.service"],"PRIORITY":"3"}"#,
+        ];
+        let no = [
+            r#"{"_SYSTEMD_UNIT":"a.service","PRIORITY":"6"}"#,
+            r#"{"_SYSTEMD_UNIT":"a.service"}"#,
+            r#"{"_SYSTEMD_UNIT":"c.service","PRIORITY":"3"}"#,
+            r#"{"SYSLOG_IDENTIFIER":"y"}"#,
+            r#"{}"#,
+        ];
+        for j in yes {
+            assert!(m.accepts(&entry(j)), "{j} refused");
+        }
+        for j in no {
+            assert!(!m.accepts(&entry(j)), "{j} accepted");
+        }
+        let fields: BTreeSet<&str> = m.fields().collect();
+        assert_eq!(
+            fields.into_iter().collect::<Vec<_>>(),
+            ["PRIORITY", "SYSLOG_IDENTIFIER", "_SYSTEMD_UNIT"]
+        );
+    }
+
+    #[test]
+    fn entries_parse_all_json_value_forms() {
+        let e = entry(
+            r#"{"MESSAGE":[102,97,105,108,255,10],"A":["x",[121,122],null],"B":null,"C":[],"__REALTIME_TIMESTAMP":"1700000000999999","__CURSOR":"s=1;i=2"}"#,
+        );
+        assert_eq!(e.first("MESSAGE"), Some(&b"fail\xff\n"[..]));
+        assert_eq!(e.values("A"), [b"x".to_vec(), b"yz".to_vec()]);
+        assert!(e.values("B").is_empty() && e.first("Z").is_none());
+        assert_eq!(e.values("C"), [Vec::<u8>::new()]);
+        assert_eq!(e.time(), Some(1_700_000_000));
+        assert_eq!(e.cursor(), Some("s=1;i=2"));
+        assert_eq!(e.line().unwrap(), b"fail\xff");
+        assert!(JournalEntry::parse_json(br#"{"M":[1,256]}"#).is_err());
+        assert!(JournalEntry::parse_json(b"[1]").is_err());
+        assert!(JournalEntry::parse_json(b"{").is_err());
+    }
+
+    #[test]
+    fn lines_look_like_syslog_without_date_and_host() {
+        let line = |j: &str| String::from_utf8(entry(j).line().unwrap()).unwrap();
+        assert_eq!(
+            line(r#"{"SYSLOG_IDENTIFIER":"sshd","_PID":"12","SYSLOG_PID":"13","MESSAGE":"m"}"#),
+            "sshd[12]: m"
+        );
+        assert_eq!(
+            line(r#"{"SYSLOG_IDENTIFIER":"sshd","SYSLOG_PID":"13","MESSAGE":"m"}"#),
+            "sshd[13]: m"
+        );
+        assert_eq!(
+            line(r#"{"SYSLOG_IDENTIFIER":"kernel","MESSAGE":"m"}"#),
+            "kernel: m"
+        );
+        assert_eq!(line(r#"{"_PID":"1","MESSAGE":"m"}"#), "m");
+        assert_eq!(
+            line(r#"{"MESSAGE":"a\nsshd[1]: forged\r\n\n"}"#),
+            "a sshd[1]: forged"
+        );
+        assert!(entry(r#"{"SYSLOG_IDENTIFIER":"x"}"#).line().is_none());
+    }
+
+    fn feed(specs: &[(SourceId, &[&str])], since: Option<UnixTime>) -> JournalFeed {
+        let specs: Vec<_> = specs
+            .iter()
+            .map(|(id, m)| (*id, Matcher::parse(&strings(m)).unwrap()))
+            .collect();
+        JournalFeed {
+            journalctl: PathBuf::from("journalctl"),
+            files: vec![PathBuf::from("/j/a.journal")],
+            follow: true,
+            match_args: strings(&["A=1", "+", "B=2"]),
+            output_fields: "A,B,MESSAGE".to_string(),
+            start: Start::Since(100),
+            fallback: 50,
+            since,
+            max_line: 20,
+            specs,
+            cutter: Cutter::new(JSON_MAX),
+            cursor: SharedCursor(Arc::new(Mutex::new(None))),
+            read_this_run: false,
+            bad_json: 0,
+            path: Arc::new(PathBuf::from("journal")),
+        }
+    }
+
+    #[test]
+    fn journalctl_arguments_follow_the_start() {
+        let mut f = feed(&[(0, &["A=1"])], None);
+        let args = |f: &JournalFeed| {
+            f.args()
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let common = "--follow --output=json --all --no-pager --output-fields=A,B,MESSAGE --file=/j/a.journal";
+        assert_eq!(
+            args(&f),
+            format!("{common} --since=@100 --no-tail A=1 + B=2")
+        );
+        f.start = Start::Cursor("s=x;i=1".into());
+        assert_eq!(
+            args(&f),
+            format!("{common} --after-cursor=s=x;i=1 --no-tail A=1 + B=2")
+        );
+        assert!(f.exited(false, "Failed to seek to cursor: Invalid argument"));
+        assert_eq!(f.start, Start::Since(50));
+        f.follow = false;
+        assert!(!f.exited(true, ""));
+    }
+
+    #[test]
+    fn batches_route_entries_and_carry_the_cursor_last() {
+        let mut f = feed(&[(4, &["A=1"]), (5, &["A=1", "+", "B=2"])], Some(1000));
+        let mut out = Vec::new();
+        let data = concat!(
+            r#"{"A":"1","MESSAGE":"both","__REALTIME_TIMESTAMP":"2000000000","__CURSOR":"c1"}"#,
+            "\n",
+            r#"{"B":"2","MESSAGE":"second only","__REALTIME_TIMESTAMP":"2000000000","__CURSOR":"c2"}"#,
+            "\n",
+            r#"{"A":"1","MESSAGE":"too old","__REALTIME_TIMESTAMP":"999000000","__CURSOR":"c3"}"#,
+            "\n",
+            r#"{"A":"1","MESSAGE":"far too long for the cap","__REALTIME_TIMESTAMP":"2000000000","__CURSOR":"c4"}"#,
+            "\n",
+            "garbage\n",
+            r#"{"A":"1","MESSAGE":"part"#,
+        );
+        f.data(data.as_bytes(), &mut out);
+        let summary: Vec<String> = out
+            .iter()
+            .map(|ev| match ev {
+                SourceEvent::Entries {
+                    source,
+                    entries,
+                    cursor,
+                } => {
+                    let texts: Vec<_> = entries
+                        .iter()
+                        .map(|(ts, l)| format!("{ts}:{}", String::from_utf8_lossy(l)))
+                        .collect();
+                    format!("{source} {texts:?} {cursor:?}")
+                }
+                SourceEvent::Skipped { source, count, .. } => format!("{source} skipped {count}"),
+                ev => format!("{ev:?}"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "4 skipped 1",
+                "5 skipped 1",
+                r#"4 ["2000:both"] None"#,
+                r#"5 ["2000:both", "2000:second only"] Some("c4")"#,
+            ]
+        );
+        assert_eq!(f.start, Start::Cursor("c4".into()));
+        assert_eq!(f.bad_json, 1);
+        // Only old entries: the cursor still moves, in an empty batch.
+        // The partial line completes; without a cursor of its own, no cursor is sent.
+        out.clear();
+        f.data(b"\"}\n", &mut out);
+        assert!(
+            matches!(
+                &out[..],
+                [
+                    SourceEvent::Entries {
+                        source: 4,
+                        cursor: None,
+                        ..
+                    },
+                    SourceEvent::Entries {
+                        source: 5,
+                        cursor: None,
+                        ..
+                    }
+                ]
+            ),
+            "{out:?}"
+        );
+        out.clear();
+        f.data(
+            concat!(
+                r#"{"A":"1","MESSAGE":"old","__REALTIME_TIMESTAMP":"1000","__CURSOR":"c9"}"#,
+                "\n"
+            )
+            .as_bytes(),
+            &mut out,
+        );
+        assert!(
+            matches!(&out[..], [SourceEvent::Entries { source: 4, entries, cursor: Some(c) }] if entries.is_empty() && c == "c9")
+        );
+        assert_eq!(f.cursor.lock().as_deref(), Some("c9"));
+    }
+}
