@@ -59,66 +59,16 @@ pub fn canonical(net: IpNet) -> IpNet {
     net.trunc()
 }
 
-/// Ban key: `jail bytes, 0, net (17 bytes)`. Jail names never contain a NUL
-/// (checked before encoding), so all keys of one jail share the prefix `jail\0`.
-pub fn ban_key(jail: &str, net: IpNet) -> Vec<u8> {
-    let mut k = Vec::with_capacity(jail.len() + 1 + NET_LEN);
-    k.extend_from_slice(jail.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&encode_net(net));
-    k
-}
-
-pub fn decode_ban_key(k: &[u8]) -> Option<(String, IpNet)> {
-    if k.len() < NET_LEN + 2 {
-        return None;
-    }
-    let (head, net) = k.split_at(k.len() - NET_LEN);
-    let (jail, sep) = head.split_at(head.len() - 1);
-    if sep != [0] || jail.contains(&0) {
-        return None;
-    }
-    let jail = std::str::from_utf8(jail).ok()?.to_owned();
-    Some((jail, decode_net(net)?))
-}
-
-/// Ban value: `banned_at i64, has_expiry u8 (0|1), expires i64, count u32`.
-pub const BAN_VALUE_LEN: usize = 8 + 1 + 8 + 4;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BanValue {
+/// One jail's ban of a net.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailBan {
+    pub jail: String,
     pub banned_at: i64,
     pub expires: Option<i64>,
     pub count: u32,
 }
 
-impl BanValue {
-    pub fn encode(&self) -> [u8; BAN_VALUE_LEN] {
-        let mut v = [0u8; BAN_VALUE_LEN];
-        v[0..8].copy_from_slice(&self.banned_at.to_le_bytes());
-        v[8] = u8::from(self.expires.is_some());
-        v[9..17].copy_from_slice(&self.expires.unwrap_or(0).to_le_bytes());
-        v[17..21].copy_from_slice(&self.count.to_le_bytes());
-        v
-    }
-
-    pub fn decode(v: &[u8]) -> Option<BanValue> {
-        let v: &[u8; BAN_VALUE_LEN] = v.try_into().ok()?;
-        let banned_at = i64::from_le_bytes(v[0..8].try_into().ok()?);
-        let exp = i64::from_le_bytes(v[9..17].try_into().ok()?);
-        let expires = match v[8] {
-            0 => None,
-            1 => Some(exp),
-            _ => return None,
-        };
-        let count = u32::from_le_bytes(v[17..21].try_into().ok()?);
-        Some(BanValue {
-            banned_at,
-            expires,
-            count,
-        })
-    }
-
+impl JailBan {
     /// Still in force at `now` (an expiry at `now` has passed).
     pub fn active(&self, now: i64) -> bool {
         self.expires.is_none_or(|e| e > now)
@@ -132,33 +82,156 @@ pub struct HistEntry {
     pub jail: String,
 }
 
-/// History value: a sequence of `time i64, jail_len u8, jail bytes`,
-/// ordered by time (oldest first).
-pub fn encode_history(entries: &[HistEntry]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(entries.iter().map(|e| 9 + e.jail.len()).sum());
-    for e in entries {
-        v.extend_from_slice(&e.time.to_le_bytes());
-        // Jail names are checked to fit in a byte before they get here.
-        v.push(u8::try_from(e.jail.len()).unwrap_or(u8::MAX));
-        v.extend_from_slice(&e.jail.as_bytes()[..e.jail.len().min(255)]);
-    }
-    v
+/// Everything stored about one net: its active bans (one per jail, ordered
+/// by jail name) and its recent ban history (ordered by time, oldest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetRecord {
+    pub bans: Vec<JailBan>,
+    pub history: Vec<HistEntry>,
 }
 
-pub fn decode_history(mut v: &[u8]) -> Option<Vec<HistEntry>> {
-    let mut out = Vec::new();
-    while !v.is_empty() {
-        if v.len() < 9 {
+/// Longest jail name that fits the encoding.
+pub const MAX_JAIL_LEN: usize = 255;
+
+impl NetRecord {
+    /// `u16 n, n × (u8 jail_len, jail, i64 banned_at, u8 has_expiry (0|1),
+    /// i64 expires, u32 count)`, then `u16 m, m × (i64 time, u8 jail_len,
+    /// jail)`; integers little-endian. Jail names are checked to be at most
+    /// [`MAX_JAIL_LEN`] bytes, and the counts to fit, before encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let len = 4
+            + self.bans.iter().map(|b| 22 + b.jail.len()).sum::<usize>()
+            + self.history.iter().map(|h| 9 + h.jail.len()).sum::<usize>();
+        let mut v = Vec::with_capacity(len);
+        v.extend_from_slice(&count16(self.bans.len()));
+        for b in &self.bans {
+            put_str(&mut v, &b.jail);
+            v.extend_from_slice(&b.banned_at.to_le_bytes());
+            v.push(u8::from(b.expires.is_some()));
+            v.extend_from_slice(&b.expires.unwrap_or(0).to_le_bytes());
+            v.extend_from_slice(&b.count.to_le_bytes());
+        }
+        v.extend_from_slice(&count16(self.history.len()));
+        for h in &self.history {
+            v.extend_from_slice(&h.time.to_le_bytes());
+            put_str(&mut v, &h.jail);
+        }
+        v
+    }
+
+    pub fn decode(v: &[u8]) -> Option<NetRecord> {
+        let mut r = Reader(v);
+        let bans = Self::read_bans(&mut r)?;
+        let n = r.u16()?;
+        let mut history = Vec::with_capacity(usize::from(n));
+        for _ in 0..n {
+            let time = r.i64()?;
+            let jail = r.str()?;
+            history.push(HistEntry { time, jail });
+        }
+        r.0.is_empty().then_some(NetRecord { bans, history })
+    }
+
+    /// Only the bans: what restoring them at startup needs.
+    pub fn decode_bans(v: &[u8]) -> Option<Vec<JailBan>> {
+        Self::read_bans(&mut Reader(v))
+    }
+
+    fn read_bans(r: &mut Reader<'_>) -> Option<Vec<JailBan>> {
+        let n = r.u16()?;
+        let mut bans = Vec::with_capacity(usize::from(n));
+        for _ in 0..n {
+            let jail = r.str()?;
+            let banned_at = r.i64()?;
+            let has_expiry = r.u8()?;
+            let exp = r.i64()?;
+            let expires = match has_expiry {
+                0 => None,
+                1 => Some(exp),
+                _ => return None,
+            };
+            let count = u32::from_le_bytes(r.take(4)?.try_into().ok()?);
+            bans.push(JailBan {
+                jail,
+                banned_at,
+                expires,
+                count,
+            });
+        }
+        Some(bans)
+    }
+
+    /// Replaces this jail's ban, or adds it.
+    pub fn set_ban(&mut self, ban: JailBan) {
+        match self
+            .bans
+            .binary_search_by(|b| b.jail.as_str().cmp(&ban.jail))
+        {
+            Ok(i) => self.bans[i] = ban,
+            Err(i) => self.bans.insert(i, ban),
+        }
+    }
+
+    /// Removes this jail's ban; true if there was one.
+    pub fn remove_ban(&mut self, jail: &str) -> bool {
+        match self.bans.binary_search_by(|b| b.jail.as_str().cmp(jail)) {
+            Ok(i) => {
+                self.bans.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Inserts `e` in time order (after entries of the same time), skips an
+    /// exact duplicate, and keeps only the newest `max` entries.
+    pub fn add_history(&mut self, e: HistEntry, max: usize) {
+        if self.history.contains(&e) {
+            return;
+        }
+        let at = self.history.partition_point(|x| x.time <= e.time);
+        self.history.insert(at, e);
+        if self.history.len() > max {
+            let excess = self.history.len() - max;
+            self.history.drain(..excess);
+        }
+    }
+}
+
+fn count16(n: usize) -> [u8; 2] {
+    u16::try_from(n).unwrap_or(u16::MAX).to_le_bytes()
+}
+
+fn put_str(v: &mut Vec<u8>, s: &str) {
+    let n = s.len().min(MAX_JAIL_LEN);
+    v.push(n as u8);
+    v.extend_from_slice(&s.as_bytes()[..n]);
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
             return None;
         }
-        let time = i64::from_le_bytes(v[0..8].try_into().ok()?);
-        let n = usize::from(v[8]);
-        let jail = v.get(9..9 + n)?;
-        let jail = std::str::from_utf8(jail).ok()?.to_owned();
-        out.push(HistEntry { time, jail });
-        v = &v[9 + n..];
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
     }
-    Some(out)
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn str(&mut self) -> Option<String> {
+        let n = usize::from(self.u8()?);
+        Some(std::str::from_utf8(self.take(n)?).ok()?.to_owned())
+    }
 }
 
 /// Key of a file position: the path's bytes.
@@ -214,73 +287,86 @@ mod tests {
         assert_eq!(decode_net(&e), None);
     }
 
-    #[test]
-    fn ban_key_round_trip() {
-        let k = ban_key("sshd", net("192.0.2.1/32"));
-        assert_eq!(k.len(), 4 + 1 + NET_LEN);
-        assert_eq!(
-            decode_ban_key(&k),
-            Some(("sshd".into(), net("192.0.2.1/32")))
-        );
-        assert_eq!(
-            decode_ban_key(&k[1..]),
-            Some(("shd".into(), net("192.0.2.1/32")))
-        );
-        assert_eq!(decode_ban_key(&k[..k.len() - 1]), None);
-        assert_eq!(decode_ban_key(&encode_net(net("::1/128"))), None);
+    fn jb(jail: &str, banned_at: i64, expires: Option<i64>, count: u32) -> JailBan {
+        JailBan {
+            jail: jail.into(),
+            banned_at,
+            expires,
+            count,
+        }
+    }
+
+    fn he(time: i64, jail: &str) -> HistEntry {
+        HistEntry {
+            time,
+            jail: jail.into(),
+        }
     }
 
     #[test]
-    fn ban_value_round_trip() {
-        for v in [
-            BanValue {
-                banned_at: 1_700_000_000,
-                expires: Some(1_700_000_600),
-                count: 3,
-            },
-            BanValue {
-                banned_at: -5,
-                expires: None,
-                count: u32::MAX,
-            },
-            BanValue {
-                banned_at: i64::MAX,
-                expires: Some(i64::MIN),
-                count: 0,
-            },
-        ] {
-            assert_eq!(BanValue::decode(&v.encode()), Some(v));
-        }
-        let mut e = BanValue {
-            banned_at: 1,
-            expires: None,
-            count: 1,
-        }
-        .encode();
-        e[8] = 2;
-        assert_eq!(BanValue::decode(&e), None);
-        assert_eq!(BanValue::decode(&e[..20]), None);
+    fn net_record_round_trip() {
+        let rec = NetRecord {
+            bans: vec![
+                jb("nginx", 1_700_000_000, Some(1_700_000_600), 3),
+                jb("sshd", -5, None, u32::MAX),
+                jb(&"x".repeat(255), i64::MAX, Some(i64::MIN), 0),
+            ],
+            history: vec![he(-1, "a"), he(10, "sshd"), he(i64::MAX, &"y".repeat(255))],
+        };
+        let e = rec.encode();
+        assert_eq!(NetRecord::decode(&e), Some(rec.clone()));
+        assert_eq!(NetRecord::decode_bans(&e), Some(rec.bans.clone()));
+        assert_eq!(
+            NetRecord::decode(&NetRecord::default().encode()),
+            Some(NetRecord::default())
+        );
     }
 
     #[test]
-    fn history_round_trip() {
-        let h = vec![
-            HistEntry {
-                time: 10,
-                jail: "sshd".into(),
-            },
-            HistEntry {
-                time: -1,
-                jail: "".into(),
-            },
-            HistEntry {
-                time: i64::MAX,
-                jail: "x".repeat(255),
-            },
-        ];
-        let e = encode_history(&h);
-        assert_eq!(decode_history(&e), Some(h));
-        assert_eq!(decode_history(&e[..e.len() - 1]), None);
-        assert_eq!(decode_history(&[]), Some(vec![]));
+    fn malformed_net_records_rejected() {
+        let rec = NetRecord {
+            bans: vec![jb("sshd", 1, None, 1)],
+            history: vec![he(1, "sshd")],
+        };
+        let e = rec.encode();
+        for cut in 0..e.len() {
+            assert_eq!(NetRecord::decode(&e[..cut]), None, "truncated at {cut}");
+        }
+        let mut long = e.clone();
+        long.push(0);
+        assert_eq!(NetRecord::decode(&long), None, "trailing bytes");
+        let mut bad_flag = e.clone();
+        bad_flag[2 + 1 + 4 + 8] = 2; // has_expiry
+        assert_eq!(NetRecord::decode(&bad_flag), None);
+        let mut bad_utf8 = e;
+        bad_utf8[3] = 0xff; // first byte of "sshd"
+        assert_eq!(NetRecord::decode(&bad_utf8), None);
+    }
+
+    #[test]
+    fn set_and_remove_ban_keep_jail_order() {
+        let mut r = NetRecord::default();
+        r.set_ban(jb("sshd", 1, None, 1));
+        r.set_ban(jb("nginx", 2, None, 1));
+        r.set_ban(jb("sshd", 3, Some(4), 2));
+        assert_eq!(r.bans, [jb("nginx", 2, None, 1), jb("sshd", 3, Some(4), 2)]);
+        assert!(r.remove_ban("nginx"));
+        assert!(!r.remove_ban("nginx"));
+        assert_eq!(r.bans, [jb("sshd", 3, Some(4), 2)]);
+    }
+
+    #[test]
+    fn history_ordered_deduplicated_bounded() {
+        let mut r = NetRecord::default();
+        for t in [5, 1, 3, 3, 9] {
+            r.add_history(he(t, "sshd"), 3);
+        }
+        // 3 is not added twice; the oldest (1) is dropped.
+        assert_eq!(r.history, [he(3, "sshd"), he(5, "sshd"), he(9, "sshd")]);
+        r.add_history(he(3, "nginx"), 3);
+        assert_eq!(r.history, [he(3, "nginx"), he(5, "sshd"), he(9, "sshd")]);
+        // Older than all kept entries: in and straight out again.
+        r.add_history(he(0, "sshd"), 3);
+        assert_eq!(r.history, [he(3, "nginx"), he(5, "sshd"), he(9, "sshd")]);
     }
 }

@@ -1,14 +1,14 @@
 //! Persistent state: the crash-safe embedded store (`<state_dir>/state.redb`).
 //!
 //! Owns four tables in one file and nothing else:
-//! - `bans`: active bans, keyed by (jail, net), with when they were made, when
-//!   they end (`None` = permanent) and how many times this net was banned in
-//!   this jail;
-//! - `history`: per net, the times (and jails) of its last bans, at most
-//!   [`HISTORY_MAX`], for escalation ("how many bans since T?");
+//! - `nets`: per network, its active bans (one per jail: when made, when they
+//!   end, `None` = permanent, and how many times this net was banned in that
+//!   jail) and its ban history (the times and jails of its last
+//!   [`HISTORY_MAX`] bans), for escalation ("how many bans since T?");
 //! - `positions`: where each followed log file was read up to
 //!   ([`FilePos`], keyed by path);
-//! - `cursors`: small strings by key (the journal cursor).
+//! - `cursors`: small strings by key (the journal cursor);
+//! - `meta`: the schema version.
 //!
 //! It must not decide anything: it never decides whether to ban, never
 //! computes ban times and never talks to nft. It stores what the daemon hands
@@ -29,8 +29,11 @@
 //! [`Store`] is `Send + Sync`; share it behind an `Arc`. Write transactions
 //! are serialised by redb; reads run concurrently with them.
 //!
-//! Keys and values are encoded by hand (see `codec`): a ban is
-//! `jail \0 net(17 bytes)` → 21 bytes of little-endian fields. Networks are
+//! Keys and values are encoded by hand (see `codec`): a net is 17 bytes
+//! (prefix tag + address), its record a few dozen bytes of length-prefixed
+//! names and little-endian integers. One record per net, rather than one
+//! per (jail, net) plus one for the history, halves the B-tree operations of
+//! `record_bans` (100,000 bans in a few hundred milliseconds). Networks are
 //! stored with their host bits cleared (`10.0.0.7/24` is kept as `10.0.0.0/24`).
 
 mod codec;
@@ -47,21 +50,21 @@ use ipnet::IpNet;
 use redb::{Database, DatabaseError, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::source::FilePos;
-use codec::{BanValue, HistEntry};
+use codec::{HistEntry, JailBan, NetRecord};
 
 /// Name of the state file inside the state directory.
 pub const STATE_FILE: &str = "state.redb";
 /// At most this many past bans are kept per net (the most recent ones).
 pub const HISTORY_MAX: usize = 32;
 /// Version of the key/value encodings below; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u64 = 1;
+/// 1: separate `bans` and `history` tables (never released); 2: one `nets` table.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Memory redb may use to cache pages; the whole state of 100,000 bans is a
 /// few MiB, so this keeps it all in memory without the 1 GiB default.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
-const BANS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bans");
-const HISTORY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("history");
+const NETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("nets");
 const POSITIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("positions");
 const CURSORS: TableDefinition<&str, &str> = TableDefinition::new("cursors");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -120,7 +123,8 @@ pub enum StoreError {
     Db {
         path: PathBuf,
         op: &'static str,
-        source: redb::Error,
+        /// Boxed: redb's error is large, and this one travels up every call.
+        source: Box<redb::Error>,
     },
     #[error("state file {}: cannot store {what}", path.display())]
     Invalid { path: PathBuf, what: String },
@@ -171,11 +175,28 @@ impl Store {
         builder.set_cache_size(CACHE_BYTES);
         // The v3 format is the one later redb versions read without an upgrade step.
         builder.create_with_file_format_v3(true);
-        // redb validates what it reads, but a file damaged in just the wrong
-        // place could still trip an assertion inside it: that must be an
-        // error telling the operator what to do, not a crashed daemon.
-        let db = match catch_unwind(AssertUnwindSafe(|| builder.create_file(file))) {
-            Ok(Ok(db)) => db,
+        // redb trusts pages it reads from a cleanly closed file: a page
+        // damaged on disk would surface later as a panic inside redb, in the
+        // middle of the daemon's work. So every page's checksum is verified
+        // here, once (tens of milliseconds for 100,000 bans), and damage becomes an
+        // error that tells the operator what to do. A panic inside redb while
+        // opening a damaged file gets the same treatment.
+        let opened = catch_unwind(AssertUnwindSafe(|| {
+            let mut db = builder.create_file(file)?;
+            let clean = db.check_integrity()?;
+            Ok::<_, DatabaseError>((db, clean))
+        }));
+        let db = match opened {
+            Ok(Ok((db, clean))) => {
+                if !clean {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "state file failed its integrity check and was repaired; \
+                         the most recent changes may be lost"
+                    );
+                }
+                db
+            }
             Ok(Err(e)) => return Err(open_error(&path, e)),
             Err(panic) => {
                 let detail = panic_message(&panic);
@@ -218,9 +239,7 @@ impl Store {
                         .map_err(self.err("write schema version"))?;
                 }
             }
-            txn.open_table(BANS).map_err(self.err("open table bans"))?;
-            txn.open_table(HISTORY)
-                .map_err(self.err("open table history"))?;
+            txn.open_table(NETS).map_err(self.err("open table nets"))?;
             txn.open_table(POSITIONS)
                 .map_err(self.err("open table positions"))?;
             txn.open_table(CURSORS)
@@ -233,6 +252,7 @@ impl Store {
     /// stored ban with the same (jail, net), and is appended to its net's
     /// history (an entry identical to one already there, same time and jail,
     /// is not added twice, so replaying a batch does not inflate counts).
+    /// Within a batch, a later ban of the same (jail, net) wins.
     pub fn record_bans(&self, bans: &[BanRecord]) -> Result<(), StoreError> {
         if bans.is_empty() {
             return Ok(());
@@ -240,61 +260,51 @@ impl Store {
         for b in bans {
             self.check_jail(&b.jail)?;
         }
-        // Sorted keys make the B-tree inserts sequential.
-        let mut rows: Vec<(Vec<u8>, &BanRecord)> = bans
+        // Sorted keys make the B-tree writes sequential; the sort is stable,
+        // so bans of one net keep their batch order.
+        let mut rows: Vec<([u8; codec::NET_LEN], &BanRecord)> = bans
             .iter()
-            .map(|b| (codec::ban_key(&b.jail, codec::canonical(b.net)), b))
+            .map(|b| (codec::encode_net(codec::canonical(b.net)), b))
             .collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.sort_by_key(|r| r.0);
 
         let txn = self.begin_write()?;
         {
-            let mut table = txn.open_table(BANS).map_err(self.err("open table bans"))?;
-            for (key, b) in &rows {
-                let v = BanValue {
-                    banned_at: b.banned_at,
-                    expires: b.expires,
-                    count: b.count,
-                };
-                table
-                    .insert(key.as_slice(), v.encode().as_slice())
-                    .map_err(self.err("insert ban"))?;
-            }
-        }
-        {
-            let mut table = txn
-                .open_table(HISTORY)
-                .map_err(self.err("open table history"))?;
-            let mut hist: Vec<([u8; codec::NET_LEN], &BanRecord)> = bans
-                .iter()
-                .map(|b| (codec::encode_net(codec::canonical(b.net)), b))
-                .collect();
-            // Stable: bans of one net keep their batch order.
-            hist.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut i = 0;
-            while i < hist.len() {
-                let key = hist[i].0;
-                let mut entries = match table
-                    .get(key.as_slice())
-                    .map_err(self.err("read history"))?
-                {
-                    Some(v) => self.decode_history(v.value())?,
-                    None => Vec::new(),
-                };
-                while i < hist.len() && hist[i].0 == key {
-                    let b = hist[i].1;
-                    add_history(
-                        &mut entries,
-                        HistEntry {
-                            time: b.banned_at,
+            let mut table = txn.open_table(NETS).map_err(self.err("open table nets"))?;
+            for group in rows.chunk_by(|a, b| a.0 == b.0) {
+                let key = group[0].0.as_slice();
+                let apply = |rec: &mut NetRecord| {
+                    for (_, b) in group {
+                        rec.set_ban(JailBan {
                             jail: b.jail.clone(),
-                        },
-                    );
-                    i += 1;
+                            banned_at: b.banned_at,
+                            expires: b.expires,
+                            count: b.count,
+                        });
+                        rec.add_history(
+                            HistEntry {
+                                time: b.banned_at,
+                                jail: b.jail.clone(),
+                            },
+                            HISTORY_MAX,
+                        );
+                    }
+                };
+                // Most nets in a batch are new: write their record blind, and
+                // only if one was there (insert returns it) merge and rewrite.
+                let mut rec = NetRecord::default();
+                apply(&mut rec);
+                let old = table
+                    .insert(key, rec.encode().as_slice())
+                    .map_err(self.err("write ban"))?
+                    .map(|v| v.value().to_vec());
+                if let Some(old) = old {
+                    let mut rec = self.decode_record(&old)?;
+                    apply(&mut rec);
+                    table
+                        .insert(key, rec.encode().as_slice())
+                        .map_err(self.err("write ban"))?;
                 }
-                table
-                    .insert(key.as_slice(), codec::encode_history(&entries).as_slice())
-                    .map_err(self.err("write history"))?;
             }
         }
         txn.commit().map_err(self.err("commit bans"))
@@ -306,15 +316,18 @@ impl Store {
         let txn = self.begin_write()?;
         let mut removed = 0;
         {
-            let mut table = txn.open_table(BANS).map_err(self.err("open table bans"))?;
+            let mut table = txn.open_table(NETS).map_err(self.err("open table nets"))?;
             for (jail, net) in keys {
-                let key = codec::ban_key(jail, codec::canonical(*net));
-                if table
-                    .remove(key.as_slice())
-                    .map_err(self.err("remove ban"))?
-                    .is_some()
-                {
+                let key = codec::encode_net(codec::canonical(*net));
+                let old = table
+                    .get(key.as_slice())
+                    .map_err(self.err("read ban"))?
+                    .map(|v| v.value().to_vec());
+                let Some(old) = old else { continue };
+                let mut rec = self.decode_record(&old)?;
+                if rec.remove_ban(jail) {
                     removed += 1;
+                    self.put_record(&mut table, &key, &rec)?;
                 }
             }
         }
@@ -323,30 +336,31 @@ impl Store {
     }
 
     /// The bans still in force at `now` (permanent, or expiring after `now`),
-    /// ordered by jail name, then network.
+    /// ordered by network, then jail name.
     pub fn active_bans(&self, now: i64) -> Result<Vec<BanRecord>, StoreError> {
         let txn = self
             .db
             .begin_read()
             .map_err(self.err("begin read transaction"))?;
-        let table = txn.open_table(BANS).map_err(self.err("open table bans"))?;
+        let table = txn.open_table(NETS).map_err(self.err("open table nets"))?;
         let mut out = Vec::with_capacity(usize::try_from(table.len().unwrap_or(0)).unwrap_or(0));
         for row in table.iter().map_err(self.err("read bans"))? {
             let (k, v) = row.map_err(self.err("read bans"))?;
-            let v = BanValue::decode(v.value())
-                .ok_or_else(|| self.corrupt("bans", "malformed ban value"))?;
-            if !v.active(now) {
+            let bans = NetRecord::decode_bans(v.value())
+                .ok_or_else(|| self.corrupt("malformed net record"))?;
+            let mut bans = bans.into_iter().filter(|b| b.active(now)).peekable();
+            if bans.peek().is_none() {
                 continue;
             }
-            let (jail, net) = codec::decode_ban_key(k.value())
-                .ok_or_else(|| self.corrupt("bans", "malformed ban key"))?;
-            out.push(BanRecord {
-                jail,
+            let net =
+                codec::decode_net(k.value()).ok_or_else(|| self.corrupt("malformed net key"))?;
+            out.extend(bans.map(|b| BanRecord {
+                jail: b.jail,
                 net,
-                banned_at: v.banned_at,
-                expires: v.expires,
-                count: v.count,
-            });
+                banned_at: b.banned_at,
+                expires: b.expires,
+                count: b.count,
+            }));
         }
         Ok(out)
     }
@@ -357,48 +371,23 @@ impl Store {
     pub fn purge_expired(&self, now: i64, history_horizon: i64) -> Result<usize, StoreError> {
         let cutoff = now.saturating_sub(history_horizon);
         let txn = self.begin_write()?;
-        let removed;
+        let mut removed = 0;
         {
-            let mut table = txn.open_table(BANS).map_err(self.err("open table bans"))?;
-            let mut expired = Vec::new();
+            let mut table = txn.open_table(NETS).map_err(self.err("open table nets"))?;
+            let mut changed: Vec<(Vec<u8>, NetRecord)> = Vec::new();
             for row in table.iter().map_err(self.err("read bans"))? {
                 let (k, v) = row.map_err(self.err("read bans"))?;
-                let v = BanValue::decode(v.value())
-                    .ok_or_else(|| self.corrupt("bans", "malformed ban value"))?;
-                if !v.active(now) {
-                    expired.push(k.value().to_vec());
+                let mut rec = self.decode_record(v.value())?;
+                let (bans, hist) = (rec.bans.len(), rec.history.len());
+                rec.bans.retain(|b| b.active(now));
+                rec.history.retain(|h| h.time >= cutoff);
+                if rec.bans.len() != bans || rec.history.len() != hist {
+                    removed += bans - rec.bans.len();
+                    changed.push((k.value().to_vec(), rec));
                 }
             }
-            for k in &expired {
-                table
-                    .remove(k.as_slice())
-                    .map_err(self.err("remove expired ban"))?;
-            }
-            removed = expired.len();
-        }
-        {
-            let mut table = txn
-                .open_table(HISTORY)
-                .map_err(self.err("open table history"))?;
-            let mut changed: Vec<(Vec<u8>, Vec<HistEntry>)> = Vec::new();
-            for row in table.iter().map_err(self.err("read history"))? {
-                let (k, v) = row.map_err(self.err("read history"))?;
-                let entries = self.decode_history(v.value())?;
-                if entries.iter().any(|e| e.time < cutoff) {
-                    let kept = entries.into_iter().filter(|e| e.time >= cutoff).collect();
-                    changed.push((k.value().to_vec(), kept));
-                }
-            }
-            for (k, kept) in &changed {
-                if kept.is_empty() {
-                    table
-                        .remove(k.as_slice())
-                        .map_err(self.err("remove history"))?;
-                } else {
-                    table
-                        .insert(k.as_slice(), codec::encode_history(kept).as_slice())
-                        .map_err(self.err("write history"))?;
-                }
+            for (k, rec) in &changed {
+                self.put_record(&mut table, k, rec)?;
             }
         }
         txn.commit().map_err(self.err("commit purge"))?;
@@ -413,9 +402,7 @@ impl Store {
             .db
             .begin_read()
             .map_err(self.err("begin read transaction"))?;
-        let table = txn
-            .open_table(HISTORY)
-            .map_err(self.err("open table history"))?;
+        let table = txn.open_table(NETS).map_err(self.err("open table nets"))?;
         let key = codec::encode_net(codec::canonical(net));
         let Some(v) = table
             .get(key.as_slice())
@@ -423,8 +410,9 @@ impl Store {
         else {
             return Ok(0);
         };
-        let entries = self.decode_history(v.value())?;
-        let n = entries
+        let rec = self.decode_record(v.value())?;
+        let n = rec
+            .history
             .iter()
             .filter(|e| e.time >= since && jail.is_none_or(|j| e.jail == j))
             .count();
@@ -484,7 +472,7 @@ impl Store {
         for row in table.iter().map_err(self.err("read positions"))? {
             let (k, v) = row.map_err(self.err("read positions"))?;
             let pos = decode_pos(k.value(), v.value())
-                .ok_or_else(|| self.corrupt("positions", "malformed file position"))?;
+                .ok_or_else(|| self.corrupt("malformed file position"))?;
             out.push(pos);
         }
         Ok(out)
@@ -533,44 +521,50 @@ impl Store {
             source => StoreError::Db {
                 path: self.path.clone(),
                 op,
-                source,
+                source: Box::new(source),
             },
         }
     }
 
-    fn corrupt(&self, table: &str, what: &str) -> StoreError {
+    fn corrupt(&self, what: &str) -> StoreError {
         StoreError::Corrupt {
             path: self.path.clone(),
-            detail: format!("{what} in table {table}"),
+            detail: what.to_owned(),
         }
     }
 
-    fn decode_history(&self, v: &[u8]) -> Result<Vec<HistEntry>, StoreError> {
-        codec::decode_history(v).ok_or_else(|| self.corrupt("history", "malformed history value"))
+    fn decode_record(&self, v: &[u8]) -> Result<NetRecord, StoreError> {
+        NetRecord::decode(v).ok_or_else(|| self.corrupt("malformed net record"))
     }
 
-    fn check_jail(&self, jail: &str) -> Result<(), StoreError> {
-        if jail.is_empty() || jail.len() > 255 || jail.contains('\0') {
-            return Err(StoreError::Invalid {
-                path: self.path.clone(),
-                what: format!("a ban for jail {jail:?}: a jail name is 1 to 255 bytes without NUL"),
-            });
+    /// Writes a net's record, or deletes it once it holds nothing.
+    fn put_record(
+        &self,
+        table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+        key: &[u8],
+        rec: &NetRecord,
+    ) -> Result<(), StoreError> {
+        if rec.bans.is_empty() && rec.history.is_empty() {
+            table.remove(key).map_err(self.err("remove net record"))?;
+        } else {
+            table
+                .insert(key, rec.encode().as_slice())
+                .map_err(self.err("write net record"))?;
         }
         Ok(())
     }
-}
 
-/// Inserts `e` in time order (after entries of the same time), skips an
-/// exact duplicate, and keeps only the newest [`HISTORY_MAX`] entries.
-fn add_history(entries: &mut Vec<HistEntry>, e: HistEntry) {
-    if entries.contains(&e) {
-        return;
-    }
-    let at = entries.partition_point(|x| x.time <= e.time);
-    entries.insert(at, e);
-    if entries.len() > HISTORY_MAX {
-        let excess = entries.len() - HISTORY_MAX;
-        entries.drain(..excess);
+    fn check_jail(&self, jail: &str) -> Result<(), StoreError> {
+        if jail.is_empty() || jail.len() > codec::MAX_JAIL_LEN {
+            return Err(StoreError::Invalid {
+                path: self.path.clone(),
+                what: format!(
+                    "a ban for jail {jail:?}: a jail name is 1 to {} bytes",
+                    codec::MAX_JAIL_LEN
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -626,7 +620,7 @@ fn open_error(path: &Path, e: DatabaseError) -> StoreError {
         e => StoreError::Db {
             path,
             op: "open",
-            source: e.into(),
+            source: Box::new(e.into()),
         },
     }
 }
