@@ -47,6 +47,8 @@ pub struct JailConfig {
     pub logpath: Vec<PathBuf>,
     /// journalctl matches when the jail reads the journal.
     pub journal: Option<Vec<String>>,
+    /// Journal files to read instead of the system journal.
+    pub journal_files: Vec<PathBuf>,
     /// argv of a command whose stdout the jail reads.
     pub command: Option<Vec<String>>,
     pub settings: JailSettings,
@@ -485,7 +487,7 @@ fn build_jail(
         })
         .collect();
     let journal = raw.journal.as_ref().map(|j| {
-        if let Err(e) = values::journal_matches(&j.value.matches) {
+        if let Err(e) = crate::source::journal::validate_matches(&j.value.matches) {
             errs.at(&file("journal"), j, &f("journal.match"), e);
         }
         j.value.matches.clone()
@@ -639,6 +641,14 @@ fn build_jail(
         enabled,
         filter: filter?,
         logpath,
+        journal_files: raw
+            .journal
+            .as_ref()
+            .and_then(|j| j.value.files.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| dir.join(f))
+            .collect(),
         journal,
         command,
         settings: JailSettings {
@@ -657,7 +667,8 @@ fn build_jail(
             protocol,
             ports,
             verdict,
-            intervals: ipv4_prefix < 32 || ipv6_prefix < 128,
+            ipv4_prefix,
+            ipv6_prefix,
         },
     })
 }

@@ -114,6 +114,9 @@ pub struct RawJournal {
     /// journalctl matches: `FIELD=value`, `+` between alternatives.
     #[serde(rename = "match")]
     pub matches: Vec<String>,
+    /// Journal files to read instead of the system journal (exported or
+    /// remote journals, tests).
+    pub files: Option<Vec<String>>,
 }
 
 /// A jail merged from several files, remembering which file set each field.

@@ -146,29 +146,6 @@ pub fn increment(raw: &super::raw::RawIncrement) -> Result<Increment, String> {
     })
 }
 
-/// journalctl matches: `FIELD=value` terms, `+` between alternatives; at least one term.
-pub fn journal_matches(matches: &[String]) -> Result<(), String> {
-    if matches.iter().all(|m| m == "+") {
-        return Err("needs at least one FIELD=value match: following the whole journal costs a quarter of a core".into());
-    }
-    if matches.first().is_some_and(|m| m == "+") || matches.last().is_some_and(|m| m == "+") {
-        return Err("`+` goes between matches, not at either end".into());
-    }
-    for m in matches.iter().filter(|m| *m != "+") {
-        let field = m.split_once('=').map(|(f, _)| f).unwrap_or("");
-        if field.is_empty()
-            || !field
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(format!(
-                "`{m}` is not FIELD=value (FIELD in capitals, e.g. _SYSTEMD_UNIT=ssh.service)"
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Names usable as nft identifiers: a letter, then letters, digits, `_` or `-`.
 pub fn valid_name(s: &str) -> bool {
     (1..=32).contains(&s.len())
@@ -250,21 +227,6 @@ mod tests {
             ..Default::default()
         })
         .is_err());
-    }
-
-    #[test]
-    fn journal_match_syntax() {
-        assert!(journal_matches(&[
-            "_SYSTEMD_UNIT=ssh.service".into(),
-            "+".into(),
-            "SYSLOG_IDENTIFIER=sshd".into()
-        ])
-        .is_ok());
-        assert!(journal_matches(&[])
-            .unwrap_err()
-            .contains("quarter of a core"));
-        assert!(journal_matches(&["+".into(), "A=b".into()]).is_err());
-        assert!(journal_matches(&["unit=x".into()]).is_err());
     }
 
     #[test]

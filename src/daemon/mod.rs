@@ -30,13 +30,15 @@ use crate::metrics::{Metrics, UnbanCause};
 use crate::source::{FilePos, SourceEvent};
 use crate::store::{BanRecord, Store};
 use crate::UnixTime;
-use running::Running;
+use running::{Resume, Running};
 
 /// Capacity of the channel from sources to the engine: a flooding log blocks
 /// its tailer instead of growing memory.
 const SOURCE_QUEUE: usize = 1024;
 /// How long ban history is kept for escalation when no jail says otherwise.
 const HISTORY_HORIZON: i64 = 30 * 86400;
+/// Store key of the journal reader's cursor.
+const JOURNAL_CURSOR: &str = "journal";
 
 /// Entry point of `banwarden run`; returns the exit code.
 pub fn main(args: RunArgs) -> i32 {
@@ -111,6 +113,8 @@ pub(crate) struct Daemon {
     /// Positions of lines the engine has handled, per file, not yet saved.
     positions: HashMap<PathBuf, FilePos>,
     positions_dirty: bool,
+    /// Cursor of the last journal entry handled, not yet saved.
+    journal_cursor: Option<String>,
     tx: mpsc::Sender<SourceEvent>,
     /// Prometheus series, when `metrics_listen` is set.
     metrics: Option<Arc<Metrics>>,
@@ -173,7 +177,10 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     }
 
     let (tx, mut rx) = mpsc::channel::<SourceEvent>(SOURCE_QUEUE);
-    let resume = store.positions()?;
+    let resume = Resume {
+        files: store.positions()?,
+        journal_cursor: store.cursor(JOURNAL_CURSOR)?,
+    };
     let running = Running::start(config, None, &tx, &resume);
     let mut d = Daemon {
         dir,
@@ -187,6 +194,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
             .collect(),
         positions: HashMap::new(),
         positions_dirty: false,
+        journal_cursor: None,
         tx,
         metrics,
         reported: HashMap::new(),
@@ -236,6 +244,8 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping; bans stay in the kernel until they expire");
     server.abort();
+    // Dropping the listener removes the socket file.
+    let _ = server.await;
     drop(ctl_rx);
     d.running.stop();
     while let Ok(ev) = rx.try_recv() {
@@ -277,6 +287,12 @@ impl Daemon {
             _ => {}
         }
         self.running.engine.handle(ev, now, out);
+        if let SourceEvent::Entries {
+            cursor: Some(c), ..
+        } = ev
+        {
+            self.journal_cursor = Some(c.clone());
+        }
         if let SourceEvent::Lines { pos, .. } = ev {
             if self.running.is_file_source(ev) {
                 self.positions.insert(pos.path.clone(), pos.clone());
@@ -392,6 +408,13 @@ impl Daemon {
     }
 
     fn save_positions(&mut self) {
+        if let Some(c) = self.journal_cursor.take() {
+            let store = Arc::clone(&self.store);
+            if let Err(e) = blocking(|| store.set_cursor(JOURNAL_CURSOR, &c)) {
+                tracing::warn!(error = %e, "could not save the journal cursor");
+                self.journal_cursor = Some(c);
+            }
+        }
         if !self.positions_dirty {
             return;
         }
@@ -435,7 +458,11 @@ impl Daemon {
         if let Err(e) = self.apply(&mut decisions, crate::now()) {
             tracing::error!(error = %e, "bans decided during reload were not applied");
         }
-        let resume: Vec<FilePos> = self.positions.values().cloned().collect();
+        self.save_positions();
+        let resume = Resume {
+            files: self.positions.values().cloned().collect(),
+            journal_cursor: self.store.cursor(JOURNAL_CURSOR).ok().flatten(),
+        };
         self.running.restart(config, &self.tx, &resume);
         // Bans of jails that are gone were dropped with their sets.
         let names = self.running.jail_names();

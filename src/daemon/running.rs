@@ -11,15 +11,27 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::jail::engine::{Engine, JailRuntime, JailStats};
 use crate::jail::Jail;
+use crate::source::command::CommandSource;
 use crate::source::file::{FileSource, FileSourceConfig};
+use crate::source::journal::{JournalConfig, JournalSource, JournalSpec};
 use crate::source::{FilePos, SourceEvent};
 use crate::UnixTime;
+
+/// Where sources start: saved file positions and the journal cursor.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Resume {
+    pub files: Vec<FilePos>,
+    pub journal_cursor: Option<String>,
+}
 
 pub(crate) struct Running {
     pub config: Config,
     pub engine: Engine,
     pub files: Vec<FileSource>,
-    /// Source id → followed path pattern.
+    pub commands: Vec<CommandSource>,
+    /// One reader for every journal jail.
+    pub journal: Option<JournalSource>,
+    /// Source id → followed path pattern (file sources have the lowest ids).
     pub patterns: Vec<PathBuf>,
     /// Addresses allowed at run time (`banwarden ignore`), with their expiry.
     pub ignores: Vec<(IpNet, Option<UnixTime>)>,
@@ -32,7 +44,7 @@ impl Running {
         config: Config,
         old: Option<Engine>,
         tx: &mpsc::Sender<SourceEvent>,
-        resume: &[FilePos],
+        resume: &Resume,
     ) -> Running {
         let mut old_jails: BTreeMap<String, JailRuntime> = old
             .map(|e| {
@@ -76,23 +88,59 @@ impl Running {
             .map(|(id, p)| {
                 let cfg = FileSourceConfig {
                     patterns: vec![p.clone()],
-                    resume: resume.to_vec(),
+                    resume: resume.files.clone(),
                     ..Default::default()
                 };
                 FileSource::spawn(id, cfg, tx.clone())
             })
             .collect();
+        // Then one source id per command jail and per journal jail.
+        let mut commands = Vec::new();
+        let mut specs = Vec::new();
+        let mut longest_findtime = 0;
+        let mut journal_files = Vec::new();
+        for (idx, jc) in config.enabled_jails().enumerate() {
+            if let Some(argv) = &jc.command {
+                routes.push(vec![idx]);
+                commands.push(CommandSource::spawn(
+                    routes.len() - 1,
+                    argv.clone(),
+                    tx.clone(),
+                ));
+            }
+            if let Some(matches) = &jc.journal {
+                routes.push(vec![idx]);
+                specs.push(JournalSpec {
+                    source: routes.len() - 1,
+                    matches: matches.clone(),
+                });
+                longest_findtime = longest_findtime.max(jc.settings.findtime);
+                journal_files.extend(jc.journal_files.iter().cloned());
+            }
+        }
+        let journal = (!specs.is_empty()).then(|| {
+            let cfg = JournalConfig {
+                specs,
+                cursor: resume.journal_cursor.clone(),
+                since: Some(crate::now() - longest_findtime),
+                files: journal_files,
+                ..JournalConfig::default()
+            };
+            JournalSource::spawn(cfg, tx.clone())
+        });
         Running {
             config,
             engine: Engine::new(jails, routes),
             files,
+            commands,
+            journal,
             patterns,
             ignores: Vec::new(),
         }
     }
 
     /// Rebuilds for a new configuration, keeping jail state.
-    pub fn restart(&mut self, config: Config, tx: &mpsc::Sender<SourceEvent>, resume: &[FilePos]) {
+    pub fn restart(&mut self, config: Config, tx: &mpsc::Sender<SourceEvent>, resume: &Resume) {
         let engine = std::mem::replace(&mut self.engine, Engine::new(Vec::new(), Vec::new()));
         *self = Running::start(config, Some(engine), tx, resume);
     }
@@ -100,6 +148,8 @@ impl Running {
     /// Stops reading (sources end when dropped).
     pub fn stop(&mut self) {
         self.files.clear();
+        self.commands.clear();
+        self.journal = None;
     }
 
     pub fn jail_names(&self) -> Vec<String> {
@@ -126,8 +176,10 @@ impl Running {
         };
         if id < self.patterns.len() {
             "file"
+        } else if id < self.patterns.len() + self.commands.len() {
+            "command"
         } else {
-            "other"
+            "journal"
         }
     }
 

@@ -4,6 +4,13 @@
 //! sent to a backend ([`FirewallOp`]). The nftables backend lives in [`nft`]; the
 //! batching worker that sits between the engine and a backend in [`worker`];
 //! dry-run uses [`Recording`]. Nothing here decides *whether* to ban.
+//!
+//! A jail counts failures per prefix (`ipv4_prefix`, `ipv6_prefix`: /32 and /64
+//! by default), so nearly every ban is a net of exactly that length. Those go
+//! into a plain set of network addresses matched against the masked source
+//! address ([`SetKind::Exact`]), which nft handles fast; bans of any other length
+//! (manual bans of a wider net, a host in a /64 jail) go into a small interval
+//! set ([`SetKind::Net`]).
 
 pub mod nft;
 pub mod worker;
@@ -61,8 +68,42 @@ pub struct JailRules {
     /// Empty: all ports. Non-empty implies `protocol` is tcp or udp.
     pub ports: Vec<PortRange>,
     pub verdict: Verdict,
-    /// Whether the sets take prefixes (CIDR bans): adds `flags interval`.
-    pub intervals: bool,
+    /// The jail's IPv4 counting granularity (8..=32): bans of exactly this
+    /// length are [`SetKind::Exact`]; the rest [`SetKind::Net`].
+    pub ipv4_prefix: u8,
+    /// The jail's IPv6 counting granularity (8..=128), likewise.
+    pub ipv6_prefix: u8,
+}
+
+/// Which of a jail's two sets per address family holds a ban.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SetKind {
+    /// Bans of the jail's own prefix length: a plain (non-interval) set of
+    /// network addresses, matched against the source address masked to that
+    /// length. Holds nearly every ban.
+    Exact,
+    /// Bans of any other prefix length: an interval set, kept free of overlaps.
+    Net,
+}
+
+impl JailRules {
+    /// The jail's prefix length for the family of `addr` (clamped to the
+    /// family's maximum).
+    pub fn prefix_len(&self, addr: IpAddr) -> u8 {
+        match addr {
+            IpAddr::V4(_) => self.ipv4_prefix.min(32),
+            IpAddr::V6(_) => self.ipv6_prefix.min(128),
+        }
+    }
+
+    /// Which set holds a ban of `net`.
+    pub fn kind_of(&self, net: &IpNet) -> SetKind {
+        if net.prefix_len() == self.prefix_len(net.addr()) {
+            SetKind::Exact
+        } else {
+            SetKind::Net
+        }
+    }
 }
 
 /// One active ban as the firewall knows it.
@@ -80,7 +121,10 @@ pub struct BanEntry {
 pub enum FirewallOp {
     /// Add the element, or refresh its timeout if present.
     Ban(BanEntry),
-    Unban { jail: String, net: IpNet },
+    Unban {
+        jail: String,
+        net: IpNet,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +145,12 @@ pub enum FirewallError {
 pub trait Firewall: Send {
     /// Creates or repairs the table, its chain, and the sets and rules of `jails`
     /// (removing those of jails no longer listed), then loads `bans`. Idempotent.
-    fn setup(&mut self, jails: &[JailRules], bans: &[BanEntry], now: UnixTime) -> Result<(), FirewallError>;
+    fn setup(
+        &mut self,
+        jails: &[JailRules],
+        bans: &[BanEntry],
+        now: UnixTime,
+    ) -> Result<(), FirewallError>;
     /// Applies `ops` in one transaction.
     fn apply(&mut self, ops: &[FirewallOp], now: UnixTime) -> Result<(), FirewallError>;
     /// Whether the table and every set of `jails` still exist.
@@ -132,5 +181,29 @@ pub fn family_suffix(addr: IpAddr) -> &'static str {
     match addr {
         IpAddr::V4(_) => "v4",
         IpAddr::V6(_) => "v6",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bans_of_the_jail_prefix_are_exact_the_rest_net() {
+        let rules = JailRules {
+            name: "j".into(),
+            protocol: Protocol::All,
+            ports: vec![],
+            verdict: Verdict::Drop,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
+        };
+        let kind = |s: &str| rules.kind_of(&s.parse().unwrap());
+        assert_eq!(kind("192.0.2.1/32"), SetKind::Exact);
+        assert_eq!(kind("192.0.2.0/24"), SetKind::Net);
+        assert_eq!(kind("2001:db8:1::/64"), SetKind::Exact);
+        assert_eq!(kind("2001:db8::/48"), SetKind::Net);
+        assert_eq!(kind("2001:db8::5/128"), SetKind::Net);
+        assert_eq!(rules.prefix_len("2001:db8::1".parse().unwrap()), 64);
     }
 }

@@ -2,16 +2,21 @@
 //!
 //! Owns a dedicated std thread that holds the [`Firewall`] (whose calls block),
 //! the list of jails, and its own book of active bans (jail, net) → expiry, so it
-//! can rebuild the kernel state when someone deletes the table. It batches ops
-//! that arrive close together into one transaction, retries failed ones, polls
-//! `intact` and repairs.
+//! can rebuild the kernel state when someone deletes the table. It retries
+//! failed transactions, polls `intact` and repairs.
+//!
+//! Batching is natural: an op arriving while the worker is idle is applied at
+//! once, together with whatever is already queued (no waiting); ops arriving
+//! while a transaction runs queue up and all go into the next one. So a lone
+//! ban pays only for the nft run, and a burst still costs few transactions.
+//! A non-zero [`WorkerOptions::batch_window`] restores waiting for more.
 //!
 //! It must not decide whether to ban (the engine does), must not run one
 //! transaction per ban, and must never remove bans on shutdown: the table and its
 //! elements stay in the kernel, with their timeouts, when the daemon stops.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,14 +25,19 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
-use super::nft::{Change, NetBook};
-use super::{BanEntry, Firewall, FirewallError, FirewallOp, JailRules};
+use self::books::{lock, snapshot, Books, JailBook};
+use super::nft::Change;
+use super::{BanEntry, Firewall, FirewallError, FirewallOp, JailRules, SetKind};
 use crate::UnixTime;
+
+mod books;
 
 /// Tuning of the worker. `Default` gives the daemon's values.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
     /// After the first message, how long to keep collecting before applying.
+    /// Zero (the default): apply at once what is queued; what arrives during
+    /// a transaction goes into the next one.
     pub batch_window: Duration,
     /// Apply at once when this many ops are pending.
     pub max_batch: usize,
@@ -46,7 +56,7 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            batch_window: Duration::from_millis(3),
+            batch_window: Duration::ZERO,
             max_batch: 50_000,
             check_interval: Duration::from_secs(2),
             tries: 3,
@@ -97,9 +107,6 @@ pub enum WorkerError {
 /// The result of the initial `setup`, delivered once the worker has run it.
 pub type SetupResult = oneshot::Receiver<Result<(), FirewallError>>;
 
-/// jail → its nets. Each jail's book holds both families.
-type Books = HashMap<String, NetBook>;
-
 /// The daemon's side of the worker.
 #[derive(Debug)]
 pub struct WorkerHandle {
@@ -134,6 +141,7 @@ pub fn spawn_worker(
         needs_setup: false,
         last_check: Instant::now(),
         last_check_error: None,
+        last_prune: UnixTime::MIN,
     };
     // Load the initial bans through the books so they are normalised.
     let now = clock();
@@ -152,31 +160,9 @@ pub fn spawn_worker(
     ))
 }
 
-fn lock(books: &Mutex<Books>) -> MutexGuard<'_, Books> {
-    books
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn snapshot(books: &Books, now: UnixTime) -> Vec<BanEntry> {
-    let mut out: Vec<BanEntry> = books
-        .iter()
-        .flat_map(|(jail, book)| {
-            book.iter()
-                .filter(|(_, e)| e.is_none_or(|e| e > now))
-                .map(move |(net, expires)| BanEntry {
-                    jail: jail.clone(),
-                    net: *net,
-                    expires: *expires,
-                })
-        })
-        .collect();
-    out.sort_by(|a, b| (&a.jail, a.net).cmp(&(&b.jail, b.net)));
-    out
-}
-
 impl WorkerHandle {
-    /// Queues ops; they are applied within about one batch window.
+    /// Queues ops; they go into the next transaction (at once when the worker
+    /// is idle).
     pub fn send(&self, ops: Vec<FirewallOp>) -> Result<(), WorkerStopped> {
         if ops.is_empty() {
             return Ok(());
@@ -240,6 +226,8 @@ struct Worker {
     last_check: Instant,
     /// To log a recurring check failure once rather than every interval.
     last_check_error: Option<String>,
+    /// When the books were last pruned of expired bans (at most once a second).
+    last_prune: UnixTime,
 }
 
 impl Worker {
@@ -299,13 +287,17 @@ impl Worker {
             };
             match msg {
                 WorkerMsg::Ops(first) => {
+                    // Take what is queued: ops that came while the previous
+                    // transaction ran. Wait for more only with a batch window.
                     let mut batch = first;
-                    let deadline = tokio::time::Instant::now() + self.opts.batch_window;
+                    let deadline = (!self.opts.batch_window.is_zero())
+                        .then(|| tokio::time::Instant::now() + self.opts.batch_window);
                     while batch.len() < self.opts.max_batch {
-                        let next = match rx.try_recv() {
-                            Ok(msg) => Some(msg),
-                            Err(TryRecvError::Disconnected) => None,
-                            Err(TryRecvError::Empty) => rt
+                        let next = match (rx.try_recv(), deadline) {
+                            (Ok(msg), _) => Some(msg),
+                            (Err(TryRecvError::Disconnected), _) => None,
+                            (Err(TryRecvError::Empty), None) => None,
+                            (Err(TryRecvError::Empty), Some(deadline)) => rt
                                 .block_on(tokio::time::timeout_at(deadline, rx.recv()))
                                 .ok()
                                 .flatten(),
@@ -335,52 +327,50 @@ impl Worker {
     }
 
     /// Updates the books with `ops` and returns the element ops that realise
-    /// them (interval sets kept free of overlaps; unknown jails skipped).
+    /// them (other-length bans kept free of overlaps; unknown jails skipped).
     fn plan(&mut self, ops: Vec<FirewallOp>, now: UnixTime) -> Vec<FirewallOp> {
-        let intervals: HashMap<&str, bool> = self
-            .jails
-            .iter()
-            .map(|j| (j.name.as_str(), j.intervals))
-            .collect();
+        let jails: HashMap<&str, &JailRules> =
+            self.jails.iter().map(|j| (j.name.as_str(), j)).collect();
         let mut books = lock(&self.books);
-        for book in books.values_mut() {
-            book.prune(now);
+        if now != self.last_prune {
+            self.last_prune = now;
+            for book in books.values_mut() {
+                book.prune(now);
+            }
         }
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
             let (jail, changes) = match op {
                 FirewallOp::Ban(ban) => {
-                    let Some(&iv) = intervals.get(ban.jail.as_str()) else {
+                    let Some(rules) = jails.get(ban.jail.as_str()) else {
                         tracing::warn!(jail = %ban.jail, net = %ban.net, "ban for an unknown jail ignored");
                         continue;
                     };
-                    if !iv && ban.net.prefix_len() != ban.net.max_prefix_len() {
-                        tracing::warn!(jail = %ban.jail, net = %ban.net, "prefix ban ignored: the jail's sets take no intervals");
-                        continue;
-                    }
                     if ban.expires.is_some_and(|e| e <= now) {
                         continue;
                     }
+                    let kind = rules.kind_of(&ban.net);
                     let changes =
                         books
                             .entry(ban.jail.clone())
                             .or_default()
-                            .ban(ban.net, ban.expires, iv);
+                            .ban(kind, ban.net, ban.expires);
                     if changes.is_empty() {
                         tracing::debug!(jail = %ban.jail, net = %ban.net, "already blocked by a wider ban");
                     }
                     (ban.jail, changes)
                 }
                 FirewallOp::Unban { jail, net } => {
-                    let Some(&iv) = intervals.get(jail.as_str()) else {
+                    let Some(rules) = jails.get(jail.as_str()) else {
                         tracing::debug!(%jail, %net, "unban for an unknown jail ignored");
                         continue;
                     };
+                    let kind = rules.kind_of(&net);
                     let book = books.entry(jail.clone()).or_default();
-                    if let (true, Some((wider, _))) = (iv, book.covering(&net)) {
+                    if let (SetKind::Net, Some((wider, _))) = (kind, book.nets.covering(&net)) {
                         tracing::info!(%jail, %net, %wider, "unban of a net inside a wider ban: stays blocked until that one ends");
                     }
-                    let changes = book.unban(net, iv);
+                    let changes = book.unban(kind, net);
                     (jail, changes)
                 }
             };
@@ -563,32 +553,27 @@ impl Worker {
 
     fn reconfigure(&mut self, jails: Vec<JailRules>) -> Result<(), FirewallError> {
         let now = self.now();
-        let old: HashMap<String, bool> = self
+        let old: HashMap<String, (u8, u8)> = self
             .jails
             .iter()
-            .map(|j| (j.name.clone(), j.intervals))
+            .map(|j| (j.name.clone(), (j.ipv4_prefix, j.ipv6_prefix)))
             .collect();
         self.jails = jails;
         {
             let mut books = lock(&self.books);
-            let current: HashMap<&str, bool> = self
-                .jails
-                .iter()
-                .map(|j| (j.name.as_str(), j.intervals))
-                .collect();
+            let current: HashMap<&str, &JailRules> =
+                self.jails.iter().map(|j| (j.name.as_str(), j)).collect();
             books.retain(|jail, _| current.contains_key(jail.as_str()));
-            // A jail whose interval flag changed gets its sets recreated: reload
-            // its bans through a fresh book (prefixes dropped when it lost them).
+            // A jail whose prefix changed has its bans sorted anew: those of
+            // the new length become exact, the rest go to the interval sets.
             for (jail, book) in books.iter_mut() {
-                let iv = current.get(jail.as_str()).copied().unwrap_or(false);
-                if old.get(jail).copied() != Some(iv) {
-                    let mut fresh = NetBook::default();
+                let Some(rules) = current.get(jail.as_str()) else {
+                    continue;
+                };
+                if old.get(jail) != Some(&(rules.ipv4_prefix, rules.ipv6_prefix)) {
+                    let mut fresh = JailBook::default();
                     for (net, expires) in book.iter() {
-                        if iv || net.prefix_len() == net.max_prefix_len() {
-                            fresh.ban(*net, *expires, iv);
-                        } else {
-                            tracing::warn!(%jail, %net, "prefix ban dropped: the jail no longer takes intervals");
-                        }
+                        fresh.ban(rules.kind_of(net), *net, *expires);
                     }
                     *book = fresh;
                 }
@@ -624,375 +609,4 @@ pub fn nets_of(bans: &[BanEntry], jail: &str) -> Vec<IpNet> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::firewall::{Protocol, Verdict};
-    use std::sync::atomic::{AtomicI64, Ordering};
-
-    /// A backend recording every call; can be told to fail.
-    #[derive(Default)]
-    struct Log {
-        applies: Vec<Vec<FirewallOp>>,
-        setups: Vec<Vec<BanEntry>>,
-        intact_calls: usize,
-        /// Next N `apply` calls fail.
-        fail_applies: usize,
-        /// Fail any apply that contains this net.
-        poison: Option<IpNet>,
-        /// What `intact` answers (then resets to true).
-        intact: Option<bool>,
-        fail_setups: usize,
-    }
-
-    #[derive(Clone, Default)]
-    struct Fake(Arc<Mutex<Log>>);
-
-    impl Fake {
-        fn log(&self) -> MutexGuard<'_, Log> {
-            self.0.lock().unwrap()
-        }
-    }
-
-    impl Firewall for Fake {
-        fn setup(
-            &mut self,
-            _: &[JailRules],
-            bans: &[BanEntry],
-            _: UnixTime,
-        ) -> Result<(), FirewallError> {
-            let mut log = self.log();
-            log.setups.push(bans.to_vec());
-            if log.fail_setups > 0 {
-                log.fail_setups -= 1;
-                return Err(FirewallError::Nft("setup says no".into()));
-            }
-            Ok(())
-        }
-        fn apply(&mut self, ops: &[FirewallOp], _: UnixTime) -> Result<(), FirewallError> {
-            let mut log = self.log();
-            log.applies.push(ops.to_vec());
-            if log.fail_applies > 0 {
-                log.fail_applies -= 1;
-                return Err(FirewallError::Nft("Error: busy".into()));
-            }
-            if let Some(p) = log.poison {
-                if ops
-                    .iter()
-                    .any(|op| matches!(op, FirewallOp::Ban(b) if b.net == p))
-                {
-                    return Err(FirewallError::Nft(format!("Error: bad element {p}")));
-                }
-            }
-            Ok(())
-        }
-        fn intact(&mut self, _: &[JailRules]) -> Result<bool, FirewallError> {
-            let mut log = self.log();
-            log.intact_calls += 1;
-            Ok(log.intact.take().unwrap_or(true))
-        }
-    }
-
-    static CLOCK: AtomicI64 = AtomicI64::new(1_000);
-    fn clock() -> UnixTime {
-        CLOCK.load(Ordering::SeqCst)
-    }
-
-    fn jail(name: &str, intervals: bool) -> JailRules {
-        JailRules {
-            name: name.into(),
-            protocol: Protocol::All,
-            ports: vec![],
-            verdict: Verdict::Drop,
-            intervals,
-        }
-    }
-
-    fn ban(jail: &str, net: &str, expires: Option<UnixTime>) -> FirewallOp {
-        FirewallOp::Ban(BanEntry {
-            jail: jail.into(),
-            net: net.parse().unwrap(),
-            expires,
-        })
-    }
-
-    fn opts(events: Option<UnboundedSender<WorkerEvent>>) -> WorkerOptions {
-        WorkerOptions {
-            batch_window: Duration::from_millis(50),
-            check_interval: Duration::from_secs(3600),
-            retry_backoff: Duration::from_millis(1),
-            events,
-            clock,
-            ..WorkerOptions::default()
-        }
-    }
-
-    fn recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<WorkerEvent>) -> WorkerEvent {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match rx.try_recv() {
-                Ok(e) => return e,
-                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-                Err(e) => panic!("no event: {e:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn batches_messages_arriving_together_into_one_apply() {
-        let fake = Fake::default();
-        let (etx, mut erx) = unbounded_channel();
-        let initial = vec![BanEntry {
-            jail: "ssh".into(),
-            net: "198.51.100.1/32".parse().unwrap(),
-            expires: None,
-        }];
-        let (h, ready) = spawn_worker(
-            Box::new(fake.clone()),
-            vec![jail("ssh", false)],
-            initial,
-            opts(Some(etx)),
-        )
-        .unwrap();
-        ready.blocking_recv().unwrap().unwrap();
-        for i in 0..100u8 {
-            h.send(vec![ban("ssh", &format!("192.0.2.{i}/32"), Some(2_000))])
-                .unwrap();
-        }
-        assert!(matches!(
-            recv(&mut erx),
-            WorkerEvent::Applied { ops: 100, .. }
-        ));
-        h.send(vec![FirewallOp::Unban {
-            jail: "ssh".into(),
-            net: "192.0.2.5/32".parse().unwrap(),
-        }])
-        .unwrap();
-        assert!(matches!(
-            recv(&mut erx),
-            WorkerEvent::Applied { ops: 1, .. }
-        ));
-        let active = h.active_bans();
-        assert_eq!(active.len(), 100, "100 banned + 1 initial - 1 unbanned");
-        assert!(nets_of(&active, "ssh").contains(&"198.51.100.1/32".parse().unwrap()));
-        h.shutdown();
-        let log = fake.log();
-        assert_eq!(log.setups.len(), 1);
-        assert_eq!(log.setups[0].len(), 1, "initial bans loaded by setup");
-        assert_eq!(log.applies.len(), 2);
-        assert_eq!(log.applies[0].len(), 100);
-    }
-
-    #[test]
-    fn unknown_jails_expired_bans_and_misplaced_prefixes_are_not_sent() {
-        let fake = Fake::default();
-        let (etx, mut erx) = unbounded_channel();
-        let (h, ready) = spawn_worker(
-            Box::new(fake.clone()),
-            vec![jail("ssh", false)],
-            vec![],
-            opts(Some(etx)),
-        )
-        .unwrap();
-        ready.blocking_recv().unwrap().unwrap();
-        h.send(vec![
-            ban("nope", "192.0.2.1/32", None),
-            ban("ssh", "192.0.2.2/32", Some(10)),
-            ban("ssh", "192.0.2.0/24", None),
-            ban("ssh", "192.0.2.3/32", None),
-        ])
-        .unwrap();
-        assert!(matches!(
-            recv(&mut erx),
-            WorkerEvent::Applied { ops: 1, .. }
-        ));
-        h.shutdown();
-        assert_eq!(
-            fake.log().applies,
-            vec![vec![ban("ssh", "192.0.2.3/32", None)]]
-        );
-    }
-
-    #[test]
-    fn interval_jails_never_send_overlapping_elements() {
-        let fake = Fake::default();
-        let (etx, mut erx) = unbounded_channel();
-        let (h, ready) = spawn_worker(
-            Box::new(fake.clone()),
-            vec![jail("net", true)],
-            vec![],
-            opts(Some(etx)),
-        )
-        .unwrap();
-        ready.blocking_recv().unwrap().unwrap();
-        h.send(vec![ban("net", "192.0.2.1/32", Some(5_000))])
-            .unwrap();
-        recv(&mut erx);
-        h.send(vec![
-            ban("net", "192.0.2.0/24", Some(3_000)),
-            ban("net", "192.0.2.7/32", Some(2_000)),
-        ])
-        .unwrap();
-        recv(&mut erx);
-        h.shutdown();
-        let log = fake.log();
-        assert_eq!(
-            log.applies[1],
-            vec![
-                FirewallOp::Unban {
-                    jail: "net".into(),
-                    net: "192.0.2.1/32".parse().unwrap()
-                },
-                ban("net", "192.0.2.0/24", Some(5_000)),
-            ]
-        );
-    }
-
-    #[test]
-    fn failed_transactions_are_retried_then_reported() {
-        let fake = Fake::default();
-        fake.log().fail_applies = 2;
-        let (etx, mut erx) = unbounded_channel();
-        let (h, ready) = spawn_worker(
-            Box::new(fake.clone()),
-            vec![jail("ssh", false)],
-            vec![],
-            opts(Some(etx)),
-        )
-        .unwrap();
-        ready.blocking_recv().unwrap().unwrap();
-        h.send(vec![ban("ssh", "192.0.2.1/32", None)]).unwrap();
-        assert!(matches!(
-            recv(&mut erx),
-            WorkerEvent::Applied { ops: 1, .. }
-        ));
-        assert_eq!(fake.log().applies.len(), 3);
-        assert_eq!(
-            fake.log().intact_calls,
-            1,
-            "intact is checked after the first failure"
-        );
-
-        // A poisoned element: retries, a rebuild, then bisection isolates it.
-        fake.log().poison = Some("192.0.2.66/32".parse().unwrap());
-        let ops: Vec<_> = (60..70)
-            .map(|i| ban("ssh", &format!("192.0.2.{i}/32"), None))
-            .collect();
-        h.send(ops).unwrap();
-        assert!(matches!(recv(&mut erx), WorkerEvent::Rebuilt { .. }));
-        assert!(matches!(
-            recv(&mut erx),
-            WorkerEvent::Applied { ops: 9, .. }
-        ));
-        match recv(&mut erx) {
-            WorkerEvent::Failed { error } => assert!(
-                error.contains("1 of 10 ops failed") && error.contains("bad element"),
-                "{error}"
-            ),
-            other => panic!("{other:?}"),
-        }
-        h.shutdown();
-    }
-
-    #[test]
-    fn rebuilds_when_not_intact_with_current_bans() {
-        let fake = Fake::default();
-        let (etx, mut erx) = unbounded_channel();
-        let o = WorkerOptions {
-            check_interval: Duration::from_millis(30),
-            ..opts(Some(etx))
-        };
-        let (h, ready) =
-            spawn_worker(Box::new(fake.clone()), vec![jail("ssh", false)], vec![], o).unwrap();
-        ready.blocking_recv().unwrap().unwrap();
-        h.send(vec![
-            ban("ssh", "192.0.2.1/32", None),
-            ban("ssh", "192.0.2.2/32", Some(500)),
-        ])
-        .unwrap();
-        assert!(matches!(recv(&mut erx), WorkerEvent::Applied { .. }));
-        fake.log().intact = Some(false);
-        assert!(matches!(recv(&mut erx), WorkerEvent::Rebuilt { .. }));
-        h.shutdown();
-        let log = fake.log();
-        let last = log.setups.last().unwrap();
-        assert_eq!(last.len(), 1, "the expired ban is not reloaded: {last:?}");
-        assert_eq!(last[0].net, "192.0.2.1/32".parse::<IpNet>().unwrap());
-    }
-
-    #[test]
-    fn failed_initial_setup_is_reported_and_retried() {
-        let fake = Fake::default();
-        fake.log().fail_setups = 1;
-        let (etx, mut erx) = unbounded_channel();
-        let o = WorkerOptions {
-            check_interval: Duration::from_millis(20),
-            ..opts(Some(etx))
-        };
-        let (h, ready) =
-            spawn_worker(Box::new(fake.clone()), vec![jail("ssh", false)], vec![], o).unwrap();
-        assert!(ready.blocking_recv().unwrap().is_err());
-        assert!(matches!(recv(&mut erx), WorkerEvent::Rebuilt { .. }));
-        h.shutdown();
-    }
-
-    #[test]
-    fn reconfigure_reruns_setup_and_drops_removed_jails() {
-        let fake = Fake::default();
-        let (etx, mut erx) = unbounded_channel();
-        let (h, ready) = spawn_worker(
-            Box::new(fake.clone()),
-            vec![jail("a", false), jail("b", false)],
-            vec![],
-            opts(Some(etx)),
-        )
-        .unwrap();
-        ready.blocking_recv().unwrap().unwrap();
-        h.send(vec![
-            ban("a", "192.0.2.1/32", None),
-            ban("b", "192.0.2.2/32", None),
-        ])
-        .unwrap();
-        recv(&mut erx);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(h.reconfigure(vec![jail("a", true)])).unwrap();
-        assert_eq!(
-            nets_of(&h.active_bans(), "a"),
-            vec!["192.0.2.1/32".parse::<IpNet>().unwrap()]
-        );
-        assert!(nets_of(&h.active_bans(), "b").is_empty());
-        fake.log().fail_setups = 1;
-        assert!(matches!(
-            rt.block_on(h.reconfigure(vec![jail("a", true)])),
-            Err(WorkerError::Firewall(_))
-        ));
-        let sender = h.sender();
-        h.shutdown();
-        assert!(
-            sender.send(WorkerMsg::Shutdown).is_err(),
-            "the worker is gone"
-        );
-        assert_eq!(fake.log().setups[1].len(), 1);
-    }
-
-    #[test]
-    fn shutdown_applies_what_is_queued_first() {
-        let fake = Fake::default();
-        let o = WorkerOptions {
-            batch_window: Duration::from_secs(10),
-            ..opts(None)
-        };
-        let (h, ready) =
-            spawn_worker(Box::new(fake.clone()), vec![jail("ssh", false)], vec![], o).unwrap();
-        ready.blocking_recv().unwrap().unwrap();
-        h.send(vec![ban("ssh", "192.0.2.1/32", None)]).unwrap();
-        let started = Instant::now();
-        h.shutdown();
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "shutdown cuts the batch window short"
-        );
-        assert_eq!(fake.log().applies.len(), 1);
-    }
-}
+mod tests;

@@ -66,7 +66,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `banwarden run --config DIR` inside `ns` and waits until the
-    /// firewall table exists (the daemon has set up and is reading).
+    /// firewall table and the control socket exist (set up and reading).
     pub fn start(ns: &str, config: &ConfigDir, table: &str) -> Daemon {
         let log = config.path().join("daemon.log");
         let err = fs::File::create(&log).expect("daemon log");

@@ -1,0 +1,175 @@
+//! The daemon bans from command streams and from the journal, end to end.
+//!
+//! There is no journald in the test environment, so the journal jail reads a
+//! journal file written by `systemd-journal-remote` (`journal.files`); the
+//! daemon's code path is the same journalctl reader as for the system journal.
+//! Not covered here: following the live system journal and its rotation.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::daemon::{ConfigDir, Daemon};
+use common::netns::{eventually, exec, skip_unless_privileged, NetPair};
+
+const REMOTE: &str = "/usr/lib/systemd/systemd-journal-remote";
+
+fn in_set(pair: &NetPair, table: &str, set: &str, addr: &str) -> bool {
+    let out = exec(&pair.srv, &["nft", "-j", "list", "set", "inet", table, set]);
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&format!("\"{addr}\""))
+}
+
+/// The CLI's JSON answer, or Null (with the error printed) if it failed.
+fn cli_json(cfg: &ConfigDir, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_banwarden"))
+        .args(args)
+        .arg("--json")
+        .arg("--config")
+        .arg(cfg.path())
+        .output()
+        .expect("cli");
+    if !out.status.success() {
+        eprintln!(
+            "banwarden {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+#[test]
+fn a_command_stream_feeds_a_jail() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwcmd";
+    let cfg = ConfigDir::new(table);
+    cfg.write(
+        "filters/app.yaml",
+        "failregex:\n  - '^Login failure <HOST>$'\n",
+    );
+    cfg.write(
+        "jails/app.yaml",
+        "app:\n  enabled: true\n  filter: app\n  command: [/bin/sh, -c, 'for i in 1 2 3; do echo Login failure 198.51.100.50; done; exec sleep 60']\n  maxretry: 3\n",
+    );
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    assert!(
+        eventually(Duration::from_secs(5), || in_set(
+            &pair,
+            table,
+            "app_v4",
+            "198.51.100.50"
+        )),
+        "{}",
+        daemon.stderr()
+    );
+}
+
+fn write_journal(path: &Path, entries: &[(i64, &str)], first_mono: u64) -> bool {
+    if !Path::new(REMOTE).exists() {
+        if std::env::var("BANWARDEN_REQUIRE_PRIVILEGED_TESTS").as_deref() == Ok("1") {
+            panic!("{REMOTE} is missing (apt-get install systemd-journal-remote)");
+        }
+        eprintln!("SKIPPED: {REMOTE} is missing (apt-get install systemd-journal-remote)");
+        return false;
+    }
+    let mut export = Vec::new();
+    for (i, (ts, msg)) in entries.iter().enumerate() {
+        write!(
+            export,
+            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=5b9a4c2f7e1d4a8b9c0d1e2f3a4b5c6d\n\
+             _SYSTEMD_UNIT=ssh.service\nSYSLOG_IDENTIFIER=sshd\n_PID=4242\nMESSAGE={msg}\n\n",
+            ts * 1_000_000,
+            first_mono + i as u64 * 1000
+        )
+        .expect("export");
+    }
+    let mut child = Command::new(REMOTE)
+        .arg(format!("--output={}", path.display()))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("systemd-journal-remote");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&export)
+        .expect("write export");
+    assert!(child.wait().expect("wait").success());
+    true
+}
+
+#[test]
+fn a_journal_jail_bans_and_resumes_at_its_cursor() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwjournal";
+    let cfg = ConfigDir::new(table);
+    let now = jiff::Timestamp::now().as_second();
+    let msg = "Failed password for root from 198.51.100.60 port 2222 ssh2";
+    let journal = cfg.path().join("ssh.journal");
+    // Without a stored cursor the reader starts at the end: the file must
+    // exist first, and the failures come after the start.
+    if !write_journal(
+        &journal,
+        &[(now - 5, "Server listening on 0.0.0.0 port 22.")],
+        1_000_000,
+    ) {
+        return;
+    }
+    cfg.write(
+        "filters/ssh.yaml",
+        "failregex:\n  - '^sshd\\[\\d+\\]: Failed password for \\S+ from <HOST> port \\d+ ssh2$'\n",
+    );
+    cfg.write(
+        "jails/ssh.yaml",
+        "ssh:\n  enabled: true\n  filter: ssh\n  journal:\n    match: [_SYSTEMD_UNIT=ssh.service]\n    files: [ssh.journal]\n  maxretry: 3\n",
+    );
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    std::thread::sleep(Duration::from_millis(1100));
+    let now = jiff::Timestamp::now().as_second();
+    write_journal(&journal, &[(now, msg), (now, msg), (now, msg)], 2_000_000);
+    assert!(
+        eventually(Duration::from_secs(5), || in_set(
+            &pair,
+            table,
+            "ssh_v4",
+            "198.51.100.60"
+        )),
+        "{}",
+        daemon.stderr()
+    );
+    let status = cli_json(&cfg, &["status", "ssh"]);
+    assert_eq!(status["counters"]["failures"], 3, "{status}");
+    // An entry written while the daemon is down is read after the restart
+    // (from the saved cursor), and the earlier ones are not read again.
+    assert!(daemon.stop().success());
+    let other = "Failed password for root from 198.51.100.61 port 2222 ssh2";
+    write_journal(
+        &journal,
+        &[(jiff::Timestamp::now().as_second(), other)],
+        3_000_000,
+    );
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    let mut status = serde_json::Value::Null;
+    let read = eventually(Duration::from_secs(5), || {
+        status = cli_json(&cfg, &["status", "ssh"]);
+        status["counters"]["lines"] == 1
+    });
+    assert!(
+        read,
+        "expected exactly the one entry written while down: {status}\n{}",
+        daemon.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(cli_json(&cfg, &["status", "ssh"])["counters"]["lines"], 1);
+}
