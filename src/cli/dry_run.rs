@@ -1,10 +1,591 @@
-//! `banwarden dry-run`. (Stub: implementation in progress.)
+//! `banwarden dry-run`: runs a filter (or a whole jail) over logs and reports
+//! what it matched, missed and ignored, which hosts and users it captured, and
+//! which bans the jail would have made, without touching the firewall.
+//!
+//! Owns the command line of `dry-run`, choosing the filter (`--filter`,
+//! `--regex`, `--jail`), the exit status and where output goes. Matching is
+//! `Filter`'s (through `scan`), counting and ban decisions are `Jail`'s
+//! (through `report`); nothing here matches a line or counts a failure.
+//!
+//! Exit status: 0 when the filter matched at least one line, 1 when it matched
+//! nothing, 2 on usage, config or input errors.
+
+mod dates;
+mod input;
+mod prefilter;
+mod report;
+mod scan;
+
+use std::cell::Cell;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::config;
+use crate::filter::{Filter, FilterError, FilterSpec, PatternRef};
+use crate::jail::JailSettings;
+use crate::UnixTime;
+
+use input::{Input, Source};
+use scan::Kind;
+
+pub use report::Report;
+
+/// Which lines `--show` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShowKind {
+    /// Lines a failregex matched (with a valid host): failures.
+    Matched,
+    /// Lines no failregex matched.
+    Missed,
+    /// Lines a failregex matched but an ignoreregex dismissed.
+    Ignored,
+    /// Lines a failregex matched whose host is not an IP address.
+    BadHost,
+}
+
+/// When to colour the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// When stdout is a terminal (and NO_COLOR is not set).
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
 
 /// Arguments of `dry-run`.
 #[derive(Debug, clap::Args)]
-pub struct DryRunArgs {}
+#[command(
+    group(clap::ArgGroup::new("what").required(true).args(["filter", "regex", "jail"])),
+    after_help = "\
+Examples:
+  banwarden dry-run /var/log/auth.log --filter sshd
+  banwarden dry-run /var/log/auth.log.2.gz /var/log/auth.log.1 /var/log/auth.log --jail sshd
+  banwarden dry-run access.log --regex '^<HOST> .* \"POST /login' --show matched --max 20
+  banwarden dry-run --line 'Login failure 203.0.113.7' --regex 'Login failure <HOST>'
+  banwarden dry-run app.log --filter ./my-filter.yaml --json | jq .jail.bans
 
-pub fn run(_args: DryRunArgs) -> i32 {
-    eprintln!("dry-run: not implemented yet");
-    2
+Exit status: 0 when the filter matched something, 1 when it matched nothing,
+2 on usage, config or input errors."
+)]
+pub struct DryRunArgs {
+    /// Log files to read, in order (oldest first for a jail timeline); `-` is
+    /// standard input; gzip-compressed files (rotated logs) are read as such.
+    /// With --jail and no LOG, the jail's own logpath is read.
+    #[arg(value_name = "LOG")]
+    pub logs: Vec<String>,
+
+    /// Test one line of text instead of logs (repeatable).
+    #[arg(long, value_name = "TEXT", conflicts_with = "logs")]
+    pub line: Vec<String>,
+
+    /// Filter by name (CONFIG/filters/NAME.yaml) or path to a filter file.
+    #[arg(long, short = 'f', value_name = "NAME|PATH")]
+    pub filter: Option<String>,
+
+    /// A failregex given on the command line (repeatable; tags such as <HOST> work).
+    #[arg(long, short = 'r', value_name = "RE")]
+    pub regex: Vec<String>,
+
+    /// An ignoreregex to go with --regex (repeatable).
+    #[arg(long, value_name = "RE", requires = "regex")]
+    pub ignoreregex: Vec<String>,
+
+    /// A prefregex to go with --regex.
+    #[arg(long, value_name = "RE", requires = "regex")]
+    pub prefregex: Option<String>,
+
+    /// A datepattern to go with --regex (default: the built-in date formats).
+    #[arg(long, value_name = "PATTERN", requires = "regex")]
+    pub datepattern: Option<String>,
+
+    /// Simulate the jail NAME of the config: its filter, and the bans it would
+    /// make (maxretry, findtime, bantime, ignoreip), with the clock driven by
+    /// the lines' timestamps.
+    #[arg(long, short = 'j', value_name = "NAME")]
+    pub jail: Option<String>,
+
+    /// Configuration directory [default: /etc/banwarden, or the current
+    /// directory if that does not exist and it has filters/].
+    #[arg(long, short = 'c', value_name = "DIR", env = "BANWARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print the lines of this kind, captured host and user highlighted (repeatable).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub show: Vec<ShowKind>,
+
+    /// At most N lines of each kind for --show.
+    #[arg(long, value_name = "N")]
+    pub max: Option<usize>,
+
+    /// How many top addresses and users to list.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+
+    /// Print one JSON document (schema: docs/dry-run.md) instead of the report.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Colour the report.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+
+    /// Reference time for dates without a year (syslog), as RFC 3339 or Unix
+    /// seconds [default: now]. Fix it for reproducible output.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+
+    /// Matching threads [default: the number of CPUs, at most 8].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Do not skip lines with the literal prefilter (for comparison; slower).
+    #[arg(long, hide = true)]
+    pub no_prefilter: bool,
+
+    /// With a filter that has a datepattern, look for the date on every line
+    /// (by default only on the lines that may match: the datepattern regex is
+    /// the costliest part of the scan, and the other lines cannot change any
+    /// result but the count of lines without a date).
+    #[arg(long)]
+    pub all_dates: bool,
+
+    /// Run the date detector on every line (for comparison; slower).
+    #[arg(long, hide = true)]
+    pub no_date_cache: bool,
+
+    /// Chunk size in KiB (benchmarking).
+    #[arg(long, hide = true, value_name = "KIB")]
+    pub chunk_kib: Option<usize>,
+}
+
+/// A usage, config or input error: exit 2.
+struct Fatal(String);
+
+pub fn run(args: DryRunArgs) -> i32 {
+    match run_inner(&args) {
+        Ok(code) => code,
+        Err(Fatal(msg)) => {
+            eprintln!("banwarden dry-run: {msg}");
+            2
+        }
+    }
+}
+
+/// The filter and (for --jail) the jail settings to test, and where they came from.
+struct Subject {
+    filter: Filter,
+    origin: String,
+    jail: Option<JailSettings>,
+    logpath: Vec<PathBuf>,
+}
+
+fn run_inner(args: &DryRunArgs) -> Result<i32, Fatal> {
+    let started = Instant::now();
+    let now = match &args.now {
+        None => crate::now(),
+        Some(t) => parse_time(t).ok_or_else(|| {
+            Fatal(format!(
+                "--now {t:?}: expected RFC 3339 (2024-03-10T12:00:00Z) or Unix seconds"
+            ))
+        })?,
+    };
+    let subject = subject(args)?;
+    let inputs = inputs(args, &subject)?;
+    for i in &inputs {
+        i.check().map_err(|e| Fatal(format!("{}: {e}", i.name)))?;
+    }
+    let filter = &subject.filter;
+    let prefilter = if args.no_prefilter {
+        None
+    } else {
+        prefilter::Prefilter::new(filter, &sample(&inputs))
+    };
+    let mut keep = scan::Keep {
+        max: args.max,
+        ..Default::default()
+    };
+    for k in &args.show {
+        match k {
+            ShowKind::Matched => keep.matched = true,
+            ShowKind::Missed => keep.missed = true,
+            ShowKind::Ignored => keep.ignored = true,
+            ShowKind::BadHost => keep.bad_host = true,
+        }
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(8)))
+        .max(1);
+    let cfg = scan::ScanConfig {
+        filter,
+        prefilter: prefilter.as_ref(),
+        now,
+        keep,
+        threads,
+        chunk: args.chunk_kib.map_or(scan::CHUNK, |k| k.max(4) * 1024),
+        date_cache: !args.no_date_cache,
+        sparse_dates: !args.all_dates,
+    };
+
+    let mut show_kinds: Vec<Kind> = Vec::new();
+    for k in &args.show {
+        let k = match k {
+            ShowKind::Matched => Kind::Matched,
+            ShowKind::Missed => Kind::Missed,
+            ShowKind::Ignored => Kind::Ignored,
+            ShowKind::BadHost => Kind::BadHost,
+        };
+        if !show_kinds.contains(&k) {
+            show_kinds.push(k);
+        }
+    }
+    let ctx = report::Context {
+        filter,
+        origin: subject.origin.clone(),
+        prefilter: prefilter.as_ref().map(|p| {
+            p.literals
+                .iter()
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .collect()
+        }),
+        jail: subject.jail.clone(),
+        inputs: inputs.iter().map(|i| i.name.clone()).collect(),
+        top: args.top,
+        shown: (!show_kinds.is_empty()).then_some((show_kinds, args.max)),
+        now,
+    };
+
+    // Scan; the aggregator takes the chunks in order while workers match.
+    let consumed = Rc::new(Cell::new(0u64));
+    let mut progress = Bar::new(&inputs, consumed.clone());
+    let mut agg = report::Aggregator::new(&ctx);
+    scan::scan(
+        &cfg,
+        inputs.len(),
+        |i| inputs[i].open(consumed.clone()),
+        &mut progress,
+        &mut |c| agg.add(c),
+    )
+    .map_err(|e| Fatal(format!("{}: {e}", progress.current_name())))?;
+    progress.finish();
+    let scanned = started.elapsed();
+    let rep = agg.finish();
+    let elapsed = started.elapsed();
+    if std::env::var_os("BANWARDEN_DRY_RUN_TIMING").is_some() {
+        eprintln!(
+            "timing: setup+scan {scanned:?}, report {:?}",
+            elapsed - scanned
+        );
+    }
+
+    let choice = match args.color {
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(
+        1 << 16,
+        anstream::AutoStream::new(stdout.lock(), choice),
+    );
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut out, &rep)
+            .map_err(std::io::Error::from)
+            .and_then(|_| writeln!(out))
+    } else {
+        report::write_human(&mut out, &rep)
+    };
+    match written.and_then(|_| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => return Err(Fatal(format!("writing the report: {e}"))),
+    }
+    if std::io::stderr().is_terminal() && !args.json {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        eprintln!(
+            "[{} lines in {:.3} s: {:.0} lines/s]",
+            rep.lines.read,
+            secs,
+            rep.lines.read as f64 / secs
+        );
+    }
+    Ok(if rep.lines.matched == 0 { 1 } else { 0 })
+}
+
+/// The start of the first input (not standard input: it cannot be read twice),
+/// on which the prefilter picks its literals.
+fn sample(inputs: &[Input]) -> Vec<u8> {
+    const SAMPLE: u64 = 256 * 1024;
+    let Some(first) = inputs
+        .first()
+        .filter(|i| !matches!(i.source, Source::Stdin))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Ok(r) = first.open(Rc::default()) {
+        let _ = std::io::Read::read_to_end(&mut std::io::Read::take(r, SAMPLE), &mut out);
+    }
+    out
+}
+
+fn parse_time(t: &str) -> Option<UnixTime> {
+    if let Ok(s) = t.parse::<i64>() {
+        return Some(s);
+    }
+    t.parse::<jiff::Timestamp>().ok().map(|ts| ts.as_second())
+}
+
+/// The config directory: --config / BANWARDEN_CONFIG, else the default, else
+/// the current directory when it holds filters/ (a checkout of the repo).
+fn config_dir(args: &DryRunArgs) -> Result<PathBuf, Fatal> {
+    if let Some(d) = &args.config {
+        return Ok(d.clone());
+    }
+    let default = PathBuf::from(config::DEFAULT_DIR);
+    if default.is_dir() {
+        return Ok(default);
+    }
+    if Path::new("filters").is_dir() {
+        return Ok(PathBuf::from("."));
+    }
+    Err(Fatal(format!(
+        "no config directory: {} does not exist and the current directory has no filters/ (use --config DIR)",
+        config::DEFAULT_DIR
+    )))
+}
+
+fn subject(args: &DryRunArgs) -> Result<Subject, Fatal> {
+    if !args.regex.is_empty() {
+        let spec = FilterSpec {
+            name: "--regex".into(),
+            description: String::new(),
+            prefregex: args.prefregex.clone(),
+            failregex: args.regex.clone(),
+            ignoreregex: args.ignoreregex.clone(),
+            datepattern: args.datepattern.clone(),
+        };
+        let filter = Filter::compile(spec).map_err(|e| Fatal(regex_error(&e)))?;
+        return Ok(Subject {
+            filter,
+            origin: "command line".into(),
+            jail: None,
+            logpath: Vec::new(),
+        });
+    }
+    if let Some(name) = &args.filter {
+        let looks_like_path =
+            name.contains('/') || name.ends_with(".yaml") || name.ends_with(".yml");
+        let path = if looks_like_path {
+            PathBuf::from(name)
+        } else {
+            config_dir(args)?
+                .join("filters")
+                .join(format!("{name}.yaml"))
+        };
+        if !path.is_file() {
+            let mut msg = format!("--filter {name}: {} not found", path.display());
+            if !looks_like_path {
+                if let Some(dir) = path.parent() {
+                    let mut known: Vec<String> = std::fs::read_dir(dir)
+                        .map(|rd| {
+                            rd.filter_map(Result::ok)
+                                .filter_map(|e| {
+                                    e.file_name()
+                                        .to_str()
+                                        .and_then(|n| n.strip_suffix(".yaml"))
+                                        .map(str::to_string)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    known.sort();
+                    if !known.is_empty() {
+                        msg.push_str(&format!(" (known: {})", known.join(", ")));
+                    }
+                }
+            }
+            return Err(Fatal(msg));
+        }
+        let filter =
+            config::load_filter_file(&path).map_err(|e| Fatal(format!("invalid filter:\n{e}")))?;
+        return Ok(Subject {
+            filter,
+            origin: path.display().to_string(),
+            jail: None,
+            logpath: Vec::new(),
+        });
+    }
+    if let Some(name) = &args.jail {
+        let dir = config_dir(args)?;
+        let cfg = config::load(&dir)
+            .map_err(|e| Fatal(format!("invalid configuration in {}:\n{e}", dir.display())))?;
+        let Some(j) = cfg.jail(name) else {
+            let known: Vec<&str> = cfg.jails.iter().map(|j| j.name.as_str()).collect();
+            return Err(Fatal(format!(
+                "no jail named `{name}` in {} (known: {})",
+                dir.display(),
+                known.join(", ")
+            )));
+        };
+        return Ok(Subject {
+            filter: (*j.filter).clone(),
+            origin: format!("jail {name}"),
+            jail: Some(j.settings.clone()),
+            logpath: j.logpath.clone(),
+        });
+    }
+    Err(Fatal(
+        "one of --filter, --regex or --jail is required".into(),
+    ))
+}
+
+/// A --regex error, pointing at the bad part.
+fn regex_error(e: &FilterError) -> String {
+    let which = match e.which {
+        PatternRef::Failregex(i) => format!("--regex #{}", i + 1),
+        PatternRef::Ignoreregex(i) => format!("--ignoreregex #{}", i + 1),
+        PatternRef::Prefregex => "--prefregex".into(),
+        PatternRef::Datepattern => "--datepattern".into(),
+    };
+    if e.pattern.is_empty() {
+        return format!("{which}: {}", e.message);
+    }
+    format!(
+        "{which}: {}\n    {}\n    {:>w$}",
+        e.message,
+        e.pattern,
+        "^",
+        w = e.offset + 1
+    )
+}
+
+fn inputs(args: &DryRunArgs, subject: &Subject) -> Result<Vec<Input>, Fatal> {
+    if !args.line.is_empty() {
+        let mut text = Vec::new();
+        for l in &args.line {
+            text.extend_from_slice(l.as_bytes());
+            text.push(b'\n');
+        }
+        return Ok(vec![Input {
+            name: "--line".into(),
+            source: Source::Text(text),
+        }]);
+    }
+    if !args.logs.is_empty() {
+        let stdin_count = args.logs.iter().filter(|l| *l == "-").count();
+        if stdin_count > 1 {
+            return Err(Fatal("`-` (standard input) can be given only once".into()));
+        }
+        return Ok(args.logs.iter().map(|l| Input::from_arg(l)).collect());
+    }
+    if subject.jail.is_some() {
+        let mut out = Vec::new();
+        for p in &subject.logpath {
+            let s = p.to_string_lossy();
+            if s.contains(['*', '?', '[']) {
+                let mut found: Vec<PathBuf> = glob::glob(&s)
+                    .map_err(|e| Fatal(format!("logpath {s}: {e}")))?
+                    .filter_map(Result::ok)
+                    .collect();
+                found.sort();
+                out.extend(
+                    found
+                        .into_iter()
+                        .map(|f| Input::from_arg(&f.to_string_lossy())),
+                );
+            } else {
+                out.push(Input::from_arg(&s));
+            }
+        }
+        if out.is_empty() {
+            return Err(Fatal(
+                "the jail's logpath matches no file; give LOG files".into(),
+            ));
+        }
+        return Ok(out);
+    }
+    Err(Fatal(
+        "give at least one LOG (or - for standard input), or --line TEXT".into(),
+    ))
+}
+
+/// The progress bar: on stderr, only on a terminal, only once the scan has
+/// taken more than a moment.
+struct Bar {
+    names: Vec<String>,
+    total: Option<u64>,
+    consumed: Rc<Cell<u64>>,
+    current: usize,
+    started: Instant,
+    enabled: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+const BAR_DELAY: Duration = Duration::from_millis(300);
+
+impl Bar {
+    fn new(inputs: &[Input], consumed: Rc<Cell<u64>>) -> Bar {
+        let total = inputs.iter().map(Input::size).sum::<Option<u64>>();
+        Bar {
+            names: inputs.iter().map(|i| i.name.clone()).collect(),
+            total,
+            consumed,
+            current: 0,
+            started: Instant::now(),
+            enabled: std::io::stderr().is_terminal(),
+            bar: None,
+        }
+    }
+
+    fn current_name(&self) -> &str {
+        self.names.get(self.current).map_or("input", String::as_str)
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl scan::Progress for Bar {
+    fn input_started(&mut self, index: usize) {
+        self.current = index;
+    }
+
+    fn advanced(&mut self) {
+        if !self.enabled {
+            return;
+        }
+        if self.bar.is_none() {
+            if self.started.elapsed() < BAR_DELAY {
+                return;
+            }
+            let bar = match self.total {
+                Some(t) => indicatif::ProgressBar::new(t).with_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:25} {binary_bytes}/{binary_total_bytes} {wide_msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                ),
+                None => indicatif::ProgressBar::new_spinner().with_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {binary_bytes} {wide_msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                ),
+            };
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            self.bar = Some(bar);
+        }
+        if let Some(b) = &self.bar {
+            let done = self.consumed.get();
+            let rate =
+                done as f64 / self.started.elapsed().as_secs_f64().max(1e-3) / (1 << 20) as f64;
+            b.set_position(done);
+            b.set_message(format!("{rate:.0} MiB/s  {}", self.current_name()));
+        }
+    }
 }

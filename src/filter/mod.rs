@@ -80,6 +80,14 @@ pub enum Outcome<'a> {
     },
 }
 
+/// Where a failregex's captures stand, as byte ranges (for display: dry-run
+/// highlights the host and user it read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spans {
+    pub host: Option<std::ops::Range<usize>>,
+    pub user: Option<std::ops::Range<usize>>,
+}
+
 /// Per-caller scratch space, so matching allocates nothing per line.
 #[derive(Debug, Default)]
 pub struct Scratch {
@@ -179,62 +187,135 @@ impl Filter {
         now: UnixTime,
         scratch: &'l mut Scratch,
     ) -> (Option<DateMatch>, Outcome<'l>) {
+        let date = self.detect_date(line, now, scratch);
+        (date, self.examine_with_date(line, date, scratch).0)
+    }
+
+    /// The first half of [`examine`](Self::examine): finds the line's time only.
+    /// dry-run calls it on every line, and [`examine_with_date`](Self::examine_with_date)
+    /// only on lines its prefilter cannot rule out.
+    pub fn detect_date(
+        &self,
+        line: &[u8],
+        now: UnixTime,
+        scratch: &mut Scratch,
+    ) -> Option<DateMatch> {
+        self.dates
+            .detect_with_hint(trim_eol(line), now, &mut scratch.hint)
+    }
+
+    /// The second half of [`examine`](Self::examine): cuts `date` (as found by
+    /// [`detect_date`](Self::detect_date) on this line) out and matches the rest.
+    /// The spans are byte offsets into `line`.
+    pub fn examine_with_date<'l>(
+        &self,
+        line: &'l [u8],
+        date: Option<DateMatch>,
+        scratch: &'l mut Scratch,
+    ) -> (Outcome<'l>, Spans) {
         let line = trim_eol(line);
-        let date = self.dates.detect_with_hint(line, now, &mut scratch.hint);
-        let text: &[u8] = match date {
-            None => line,
-            Some(d) if d.start == 0 => trim_start(&line[d.end..]),
+        // Offset of text[0] in line, and the cut (start, len) for a date mid-line.
+        let (text, base, cut): (&[u8], usize, Option<(usize, usize)>) = match date {
+            Some(d) if d.end > line.len() || d.start > d.end => (line, 0, None),
+            None => (line, 0, None),
+            Some(d) if d.start == 0 => {
+                let rest = trim_start(&line[d.end..]);
+                (rest, line.len() - rest.len(), None)
+            }
             Some(d) => {
                 scratch.buf.clear();
                 scratch.buf.extend_from_slice(&line[..d.start]);
                 scratch.buf.extend_from_slice(&line[d.end..]);
-                &scratch.buf
+                (&scratch.buf, 0, Some((d.start, d.end - d.start)))
             }
         };
-        (date, self.match_text(text))
+        let (outcome, spans) = self.match_text_spans(text);
+        let map = |o: usize| match cut {
+            Some((at, len)) if o >= at => o + len,
+            _ => o + base,
+        };
+        let map_range = |r: std::ops::Range<usize>| {
+            let start = map(r.start);
+            start..map(r.end).max(start)
+        };
+        (
+            outcome,
+            Spans {
+                host: spans.host.map(map_range),
+                user: spans.user.map(map_range),
+            },
+        )
     }
 
     /// Matches text that has no timestamp (already cut out, or a journal message).
     pub fn match_text<'l>(&self, text: &'l [u8]) -> Outcome<'l> {
+        self.match_text_spans(text).0
+    }
+
+    /// [`match_text`](Self::match_text), also saying where the host and user
+    /// captures stand in `text` (for display).
+    pub fn match_text_spans<'l>(&self, text: &'l [u8]) -> (Outcome<'l>, Spans) {
+        let none = Spans::default();
         let mut prefix_caps = None;
+        let mut content_at = 0;
         let content = match &self.prefregex {
             None => text,
             Some(re) => match re.captures(text) {
-                None => return Outcome::Missed,
+                None => return (Outcome::Missed, none),
                 Some(c) => {
-                    let content = c.name("content").map_or(&b""[..], |m| m.as_bytes());
+                    let content = c.name("content").map_or(&b""[..], |m| {
+                        content_at = m.start();
+                        m.as_bytes()
+                    });
                     prefix_caps = Some(c);
                     content
                 }
             },
         };
         // One pass over the line for all failregexes; captures only for the winner.
-        let Some(regex) = self.first_fail(content) else {
-            return Outcome::Missed;
+        // (A lone failregex without ignoreregex goes straight to its captures.)
+        let regex = if self.fail.len() == 1 && self.ignore_set.is_empty() {
+            0
+        } else {
+            let Some(regex) = self.first_fail(content) else {
+                return (Outcome::Missed, none);
+            };
+            if let Some(i) = self.ignore_set.matches(content).iter().next() {
+                return (Outcome::Ignored { regex: i }, none);
+            }
+            regex
         };
-        if let Some(i) = self.ignore_set.matches(content).iter().next() {
-            return Outcome::Ignored { regex: i };
-        }
         let Some(caps) = self.fail[regex].captures(content) else {
-            return Outcome::Missed;
+            return (Outcome::Missed, none);
         };
-        let host = caps
-            .name(tags::HOST_GROUP)
-            .or_else(|| {
-                if self.prefix_host {
-                    prefix_caps.as_ref().and_then(|c| c.name(tags::HOST_GROUP))
-                } else {
-                    None
-                }
-            })
-            .and_then(|m| parse_host(m.as_bytes()));
-        let user = caps
-            .name(tags::USER_GROUP)
-            .or_else(|| prefix_caps.as_ref().and_then(|c| c.name(tags::USER_GROUP)))
-            .map(|m| m.as_bytes());
+        let in_content =
+            |m: regex::bytes::Match<'_>| (m.start() + content_at)..(m.end() + content_at);
+        let in_text = |m: regex::bytes::Match<'_>| m.start()..m.end();
+        let host_m = caps.name(tags::HOST_GROUP).map(in_content).or_else(|| {
+            if self.prefix_host {
+                prefix_caps
+                    .as_ref()
+                    .and_then(|c| c.name(tags::HOST_GROUP))
+                    .map(in_text)
+            } else {
+                None
+            }
+        });
+        let user_m = caps.name(tags::USER_GROUP).map(in_content).or_else(|| {
+            prefix_caps
+                .as_ref()
+                .and_then(|c| c.name(tags::USER_GROUP))
+                .map(in_text)
+        });
+        let host = host_m.clone().and_then(|r| parse_host(&text[r]));
+        let user = user_m.clone().map(|r| &text[r]);
+        let spans = Spans {
+            host: host_m,
+            user: user_m,
+        };
         match host {
-            Some(host) => Outcome::Failure { regex, host, user },
-            None => Outcome::BadHost { regex },
+            Some(host) => (Outcome::Failure { regex, host, user }, spans),
+            None => (Outcome::BadHost { regex }, spans),
         }
     }
 
@@ -411,5 +492,31 @@ mod tests {
             f.match_text(b"\xff\xfe user from 1.2.3.4"),
             Outcome::Failure { .. }
         ));
+    }
+
+    #[test]
+    fn examine_in_two_halves_agrees_and_spans_point_into_the_line() {
+        let mut s = spec(&[r"^<HOST> - \[\] login <F-USER>\S+</F-USER> failed$"], &[]);
+        let f = Filter::compile(s.clone()).unwrap();
+        let line: &[u8] = b"203.0.113.9 - [10/Oct/2000:13:55:36 -0700] login bob failed\n";
+        let now = 1_000_000_000;
+        let (mut s1, mut s2) = (Scratch::default(), Scratch::default());
+        let (d1, o1) = f.examine(line, now, &mut s1);
+        let o1 = format!("{o1:?}");
+        let d2 = f.detect_date(line, now, &mut s2);
+        let (o2, spans) = f.examine_with_date(line, d2, &mut s2);
+        assert_eq!((d1, o1), (d2, format!("{o2:?}")));
+        assert_eq!(&line[spans.host.unwrap()], b"203.0.113.9");
+        assert_eq!(&line[spans.user.unwrap()], b"bob");
+        // Date at the start, and a prefregex: offsets still point into the line.
+        s.failregex = vec![r"^login <F-USER>\S+</F-USER> failed from <HOST>$".into()];
+        s.prefregex = Some(r"^\S+ (?P<content>.+)$".into());
+        let f = Filter::compile(s).unwrap();
+        let line: &[u8] = b"2024-03-10 10:00:00 app: login eve failed from 2001:db8::5";
+        let d = f.detect_date(line, now, &mut s2);
+        let (o, spans) = f.examine_with_date(line, d, &mut s2);
+        assert!(matches!(o, Outcome::Failure { .. }), "{o:?}");
+        assert_eq!(&line[spans.host.unwrap()], b"2001:db8::5");
+        assert_eq!(&line[spans.user.unwrap()], b"eve");
     }
 }

@@ -1,0 +1,863 @@
+//! The dry-run report: merges the scanner's chunks in input order, replays the
+//! failures through the jail (`Jail::failure` with the clock driven by line
+//! times, bans going to a recording firewall), and renders the result as text
+//! or as one JSON document.
+//!
+//! Owns aggregation and presentation. It must not match lines (the scanner did,
+//! through `Filter`) nor count failures towards bans itself (`Jail` does).
+//!
+//! # JSON schema (`--json`, `"schema": 1`)
+//!
+//! Times (`T`) are integers, seconds since the Unix epoch; durations are
+//! integers in seconds, `null` meaning permanent. Counts are integers.
+//!
+//! ```text
+//! {
+//!   "schema": 1,
+//!   "filter": { "name": str, "origin": str,            // file, "command line" or "jail NAME"
+//!               "prefregex": str|null, "datepattern": str|null,
+//!               "failregex":   [ { "index": n, "regex": str, "hits": n } ],
+//!               "ignoreregex": [ { "index": n, "regex": str, "hits": n } ],
+//!               "prefilter": [str]|null },             // literals used to skip lines
+//!   "inputs": [ { "name": str, "bytes": n, "lines": n } ],
+//!   "lines": { "read": n, "matched": n, "ignored": n, "bad_host": n, "missed": n,
+//!              "examined": n },                        // handed to the filter
+//!   "dates": { "checked": n, "undated": n, "formats": { FORMAT: n },  // of the checked lines
+//!              "first": T|null, "last": T|null },
+//!   "addresses": { "distinct": n,
+//!                  "top": [ { "address": str, "failures": n, "first": T|null, "last": T|null } ] },
+//!   "users": { "distinct": n, "top": [ { "user": str, "failures": n } ] },
+//!   "jail": null | {
+//!       "name": str, "maxretry": n, "findtime": n, "bantime": n|null, "ignoreip": [str],
+//!       "ipv4_prefix": n, "ipv6_prefix": n,                  // addresses are counted per prefix
+//!       "failures": n, "bans_total": n, "already_banned": n, "ignored_failures": n, "too_old": n,
+//!       "bans": [ { "address": str, "at": T, "failures": n, "count": n, "bantime": n|null,
+//!                   "expires": T|null, "input": str, "line": n } ],
+//!       "ignored": [ { "address": str, "failures": n, "reason": str } ] },
+//!   "shown": null | { "kinds": [KIND], "max": n|null,
+//!       "lines": [ { "kind": KIND, "input": str, "line": n, "time": T|null, "text": str,
+//!                    "regex": n|null, "host": str|null, "user": str|null,
+//!                    "host_span": [start, end]|null, "user_span": [start, end]|null } ] }
+//! }
+//! ```
+//!
+//! `FORMAT` is one of `syslog`, `iso8601`, `python-logging`, `nginx-access`,
+//! `nginx-error`, `custom`; `KIND` one of `matched`, `ignored`, `bad-host`,
+//! `missed`. Spans are byte offsets into the line (before lossy UTF-8
+//! conversion of `text`). Lines are numbered from 1 within each input.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use anstyle::{AnsiColor, Style};
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::filter::date::DateFormat;
+use crate::filter::Filter;
+use crate::firewall::{BanEntry, Firewall, FirewallOp, Recording};
+use crate::jail::{Jail, JailSettings, Verdict};
+use crate::UnixTime;
+
+use super::scan::{ChunkOut, Kind};
+
+/// What the report needs besides the scanned chunks.
+pub struct Context<'a> {
+    pub filter: &'a Filter,
+    pub origin: String,
+    pub prefilter: Option<Vec<String>>,
+    pub jail: Option<JailSettings>,
+    pub inputs: Vec<String>,
+    pub top: usize,
+    pub shown: Option<(Vec<Kind>, Option<usize>)>,
+    /// Time for failures when no line has a time at all.
+    pub now: UnixTime,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub schema: u32,
+    pub filter: FilterInfo,
+    pub inputs: Vec<InputInfo>,
+    pub lines: Lines,
+    pub dates: Dates,
+    pub addresses: Addresses,
+    pub users: Users,
+    pub jail: Option<JailReport>,
+    pub shown: Option<Shown>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FilterInfo {
+    pub name: String,
+    pub origin: String,
+    pub prefregex: Option<String>,
+    pub datepattern: Option<String>,
+    pub failregex: Vec<RegexHits>,
+    pub ignoreregex: Vec<RegexHits>,
+    pub prefilter: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegexHits {
+    pub index: usize,
+    pub regex: String,
+    pub hits: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InputInfo {
+    pub name: String,
+    pub bytes: u64,
+    pub lines: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Lines {
+    pub read: u64,
+    pub matched: u64,
+    pub ignored: u64,
+    pub bad_host: u64,
+    pub missed: u64,
+    pub examined: u64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Dates {
+    /// Lines whose date was looked for (all, unless the filter has a
+    /// `datepattern` and `--all-dates` was not given).
+    pub checked: u64,
+    pub undated: u64,
+    pub formats: BTreeMap<String, u64>,
+    pub first: Option<UnixTime>,
+    pub last: Option<UnixTime>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Addresses {
+    pub distinct: usize,
+    pub top: Vec<AddressRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AddressRow {
+    pub address: String,
+    pub failures: u64,
+    pub first: Option<UnixTime>,
+    pub last: Option<UnixTime>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Users {
+    pub distinct: usize,
+    pub top: Vec<UserRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserRow {
+    pub user: String,
+    pub failures: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JailReport {
+    pub name: String,
+    pub maxretry: u32,
+    pub findtime: i64,
+    pub bantime: Option<i64>,
+    pub ignoreip: Vec<String>,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    pub failures: u64,
+    pub bans_total: u64,
+    pub already_banned: u64,
+    pub ignored_failures: u64,
+    pub too_old: u64,
+    pub bans: Vec<BanRow>,
+    pub ignored: Vec<IgnoredRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BanRow {
+    pub address: String,
+    pub at: UnixTime,
+    pub failures: u32,
+    /// Which ban of this address this is (1 = first; escalation counts it).
+    pub count: u32,
+    pub bantime: Option<i64>,
+    pub expires: Option<UnixTime>,
+    pub input: String,
+    pub line: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IgnoredRow {
+    pub address: String,
+    pub failures: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Shown {
+    pub kinds: Vec<Kind>,
+    pub max: Option<usize>,
+    pub lines: Vec<ShownLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ShownLine {
+    pub kind: Kind,
+    pub input: String,
+    pub line: u64,
+    pub time: Option<UnixTime>,
+    pub text: String,
+    pub regex: Option<u32>,
+    pub host: Option<String>,
+    pub user: Option<String>,
+    pub host_span: Option<[u32; 2]>,
+    pub user_span: Option<[u32; 2]>,
+    /// The raw text, for highlighting (not serialised).
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+}
+
+/// A host as an address, a network as `addr/len`.
+fn net_text(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A fast, non-keyed hash (FxHash's mixing) for the per-address and per-user
+/// tallies: the keys come from one local run, so flooding is not a concern.
+type FastHash = std::hash::BuildHasherDefault<FxHasher>;
+
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+#[derive(Default)]
+struct AddrStat {
+    failures: u64,
+    first: Option<UnixTime>,
+    last: Option<UnixTime>,
+}
+
+/// Builds the report chunk by chunk, in input order: counters are summed,
+/// failures are replayed through the jail as they come.
+pub struct Aggregator<'a> {
+    ctx: &'a Context<'a>,
+    lines: Lines,
+    dates: Dates,
+    inputs: Vec<InputInfo>,
+    fail_hits: Vec<u64>,
+    ignore_hits: Vec<u64>,
+    formats: BTreeMap<DateFormat, u64>,
+    /// Time of the last dated line so far.
+    prev_ts: Option<UnixTime>,
+    /// Failures before the first dated line, waiting for its time.
+    early: Vec<(IpAddr, String, u64)>,
+    addrs: HashMap<IpAddr, AddrStat, FastHash>,
+    users: HashMap<Box<[u8]>, u64, FastHash>,
+    jail: Option<Jail>,
+    firewall: Recording,
+    jail_report: Option<JailReport>,
+    ignored_addrs: BTreeMap<IpAddr, (u64, String)>,
+    shown: Vec<ShownLine>,
+    shown_count: [usize; 4],
+}
+
+impl<'a> Aggregator<'a> {
+    pub fn new(ctx: &'a Context<'a>) -> Aggregator<'a> {
+        let spec = &ctx.filter.spec;
+        Aggregator {
+            ctx,
+            lines: Lines::default(),
+            dates: Dates::default(),
+            inputs: ctx
+                .inputs
+                .iter()
+                .map(|n| InputInfo {
+                    name: n.clone(),
+                    bytes: 0,
+                    lines: 0,
+                })
+                .collect(),
+            fail_hits: vec![0; spec.failregex.len()],
+            ignore_hits: vec![0; spec.ignoreregex.len()],
+            formats: BTreeMap::new(),
+            prev_ts: None,
+            early: Vec::new(),
+            addrs: HashMap::default(),
+            users: HashMap::default(),
+            jail: ctx.jail.clone().map(Jail::new),
+            firewall: Recording::default(),
+            jail_report: ctx.jail.as_ref().map(|s| JailReport {
+                name: s.name.clone(),
+                maxretry: s.maxretry,
+                findtime: s.findtime,
+                bantime: s.bantime,
+                ignoreip: s.ignore.nets().iter().map(|n| n.to_string()).collect(),
+                ipv4_prefix: s.ipv4_prefix,
+                ipv6_prefix: s.ipv6_prefix,
+                failures: 0,
+                bans_total: 0,
+                already_banned: 0,
+                ignored_failures: 0,
+                too_old: 0,
+                bans: Vec::new(),
+                ignored: Vec::new(),
+            }),
+            ignored_addrs: BTreeMap::new(),
+            shown: Vec::new(),
+            shown_count: [0; 4],
+        }
+    }
+
+    /// Adds the next chunk (chunks must come in input order).
+    pub fn add(&mut self, c: ChunkOut) {
+        let l = &mut self.lines;
+        l.read += c.lines;
+        l.matched += c.matched;
+        l.ignored += c.ignored;
+        l.bad_host += c.bad_host;
+        l.missed += c.missed;
+        l.examined += c.examined;
+        self.dates.undated += c.undated;
+        self.dates.checked += c.checked;
+        for (f, n) in &c.formats {
+            *self.formats.entry(*f).or_default() += n;
+        }
+        for (h, n) in self.fail_hits.iter_mut().zip(&c.fail_hits) {
+            *h += n;
+        }
+        for (h, n) in self.ignore_hits.iter_mut().zip(&c.ignore_hits) {
+            *h += n;
+        }
+        if let (None, Some(first)) = (self.dates.first, c.first_ts) {
+            self.dates.first = Some(first);
+            // Failures seen before any dated line happened at the first one's time.
+            for (host, input, line) in std::mem::take(&mut self.early) {
+                self.failure_named(host, first, input, line);
+            }
+        }
+        let base = self.inputs.get(c.input).map_or(0, |i| i.lines);
+        let (show_kinds, show_max) = self.ctx.shown.clone().unwrap_or_default();
+        for r in &c.recs {
+            let line_no = base + u64::from(r.line) + 1;
+            // Undated lines take the time of the line before them.
+            let time = r.time.or(self.prev_ts).or(self.dates.first);
+            if let (Kind::Matched, Some(host)) = (r.kind, r.host) {
+                if let Some(u) = r.user {
+                    let u = c.arena(u);
+                    match self.users.get_mut(u) {
+                        Some(n) => *n += 1,
+                        None => {
+                            self.users.insert(u.into(), 1);
+                        }
+                    }
+                }
+                match time {
+                    Some(t) => self.failure(host, t, c.input, line_no),
+                    // No dated line yet: wait for the first one.
+                    None => self.early.push((host, self.input_name(c.input), line_no)),
+                }
+            }
+            if let Some(k) = r.kept {
+                let n = &mut self.shown_count[r.kind as usize];
+                if let (Some(kept), true, true) = (
+                    c.kept.get(k as usize),
+                    show_kinds.contains(&r.kind),
+                    show_max.is_none_or(|m| *n < m),
+                ) {
+                    *n += 1;
+                    let raw = c.arena(kept.text).to_vec();
+                    self.shown.push(ShownLine {
+                        kind: r.kind,
+                        input: self.input_name(c.input),
+                        line: line_no,
+                        time: if r.dated { time } else { None },
+                        text: lossy(&raw),
+                        regex: (r.kind != Kind::Missed).then_some(r.regex),
+                        host: r.host.map(|h| h.to_string()),
+                        user: r.user.map(|u| lossy(c.arena(u))),
+                        host_span: kept.host_at.map(|(s, l)| [s, s + l]),
+                        user_span: kept.user_at.map(|(s, l)| [s, s + l]),
+                        raw,
+                    });
+                }
+            }
+        }
+        if c.last_ts.is_some() {
+            self.prev_ts = c.last_ts;
+            self.dates.last = c.last_ts;
+        }
+        if let Some(i) = self.inputs.get_mut(c.input) {
+            i.bytes += c.bytes;
+            i.lines += c.lines;
+        }
+    }
+
+    fn input_name(&self, i: usize) -> String {
+        self.ctx.inputs.get(i).cloned().unwrap_or_default()
+    }
+
+    fn failure(&mut self, host: IpAddr, time: UnixTime, input: usize, line: u64) {
+        let name = self.input_name(input);
+        self.failure_named(host, time, name, line);
+    }
+
+    /// One failure, in order: address statistics and the jail.
+    fn failure_named(&mut self, host: IpAddr, time: UnixTime, input: String, line: u64) {
+        let a = self.addrs.entry(host).or_default();
+        a.failures += 1;
+        a.first.get_or_insert(time);
+        a.last = Some(time);
+        let (Some(jail), Some(rep)) = (self.jail.as_mut(), self.jail_report.as_mut()) else {
+            return;
+        };
+        rep.failures += 1;
+        // The clock is the line's time: `now = line_time`.
+        match jail.failure(host, time, time) {
+            Verdict::Counted { .. } => {}
+            Verdict::Ban(b) => {
+                let op = FirewallOp::Ban(BanEntry {
+                    jail: b.jail.clone(),
+                    net: b.net,
+                    expires: b.expires,
+                });
+                // The recording firewall only records; it cannot fail.
+                let _ = self.firewall.apply(std::slice::from_ref(&op), time);
+                rep.bans_total += 1;
+                rep.bans.push(BanRow {
+                    address: net_text(&b.net),
+                    at: b.at,
+                    failures: b.failures,
+                    count: b.count,
+                    bantime: b.bantime,
+                    expires: b.expires,
+                    input,
+                    line,
+                });
+            }
+            Verdict::AlreadyBanned => rep.already_banned += 1,
+            Verdict::TooOld => rep.too_old += 1,
+            Verdict::Ignored(reason) => {
+                rep.ignored_failures += 1;
+                self.ignored_addrs
+                    .entry(host)
+                    .or_insert_with(|| (0, reason.to_string()))
+                    .0 += 1;
+            }
+        }
+    }
+
+    /// The report.
+    pub fn finish(mut self) -> Report {
+        // No dated line at all: failures happened "now".
+        let now = self.ctx.now;
+        for (host, input, line) in std::mem::take(&mut self.early) {
+            self.failure_named(host, now, input, line);
+        }
+        let ctx = self.ctx;
+        let spec = &ctx.filter.spec;
+        debug_assert_eq!(
+            self.firewall.ops.len() as u64,
+            self.jail_report.as_ref().map_or(0, |r| r.bans_total)
+        );
+        if let Some(rep) = self.jail_report.as_mut() {
+            rep.ignored = std::mem::take(&mut self.ignored_addrs)
+                .into_iter()
+                .map(|(a, (n, reason))| IgnoredRow {
+                    address: a.to_string(),
+                    failures: n,
+                    reason,
+                })
+                .collect();
+        }
+        self.dates.formats = self
+            .formats
+            .iter()
+            .map(|(f, n)| {
+                let name = serde_json::to_value(f)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string));
+                (name.unwrap_or_else(|| format!("{f:?}")), *n)
+            })
+            .collect();
+        let mut top: Vec<(IpAddr, AddrStat)> = self.addrs.into_iter().collect();
+        let distinct = top.len();
+        top.sort_by(|a, b| b.1.failures.cmp(&a.1.failures).then(a.0.cmp(&b.0)));
+        top.truncate(ctx.top);
+        let mut utop: Vec<(Box<[u8]>, u64)> = self.users.into_iter().collect();
+        let udistinct = utop.len();
+        utop.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        utop.truncate(ctx.top);
+        let hits = |pats: &[String], hits: &[u64]| -> Vec<RegexHits> {
+            pats.iter()
+                .zip(hits)
+                .enumerate()
+                .map(|(index, (p, h))| RegexHits {
+                    index,
+                    regex: p.clone(),
+                    hits: *h,
+                })
+                .collect()
+        };
+        Report {
+            schema: 1,
+            filter: FilterInfo {
+                name: spec.name.clone(),
+                origin: ctx.origin.clone(),
+                prefregex: spec.prefregex.clone(),
+                datepattern: spec.datepattern.clone(),
+                failregex: hits(&spec.failregex, &self.fail_hits),
+                ignoreregex: hits(&spec.ignoreregex, &self.ignore_hits),
+                prefilter: ctx.prefilter.clone(),
+            },
+            inputs: self.inputs,
+            lines: self.lines,
+            dates: self.dates,
+            addresses: Addresses {
+                distinct,
+                top: top
+                    .into_iter()
+                    .map(|(a, s)| AddressRow {
+                        address: a.to_string(),
+                        failures: s.failures,
+                        first: s.first,
+                        last: s.last,
+                    })
+                    .collect(),
+            },
+            users: Users {
+                distinct: udistinct,
+                top: utop
+                    .into_iter()
+                    .map(|(u, n)| UserRow {
+                        user: lossy(&u),
+                        failures: n,
+                    })
+                    .collect(),
+            },
+            jail: self.jail_report,
+            shown: ctx.shown.as_ref().map(|(kinds, max)| Shown {
+                kinds: kinds.clone(),
+                max: *max,
+                lines: self.shown,
+            }),
+        }
+    }
+}
+
+// ---- rendering ----
+
+const HEAD: Style = Style::new().bold();
+const GOOD: Style = AnsiColor::Green.on_default();
+const WARN: Style = AnsiColor::Yellow.on_default();
+const BAD: Style = AnsiColor::Red.on_default().bold();
+const DIM: Style = Style::new().dimmed();
+const ADDR: Style = AnsiColor::Cyan.on_default();
+const HOST: Style = AnsiColor::Red.on_default().bold().underline();
+const USER: Style = AnsiColor::Magenta.on_default().bold();
+
+/// Local time, `YYYY-MM-DD HH:MM:SS`.
+pub fn fmt_time(t: UnixTime) -> String {
+    match jiff::Timestamp::from_second(t) {
+        Ok(ts) => ts
+            .to_zoned_datetime(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+/// `90` → `1m30s`; `None` → `permanent`.
+pub fn fmt_duration(d: Option<i64>) -> String {
+    let Some(mut s) = d else {
+        return "permanent".into();
+    };
+    if s == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    if s < 0 {
+        out.push('-');
+        s = -s;
+    }
+    for (unit, len) in [
+        ("w", 604_800),
+        ("d", 86_400),
+        ("h", 3600),
+        ("m", 60),
+        ("s", 1),
+    ] {
+        if s >= len {
+            out.push_str(&format!("{}{unit}", s / len));
+            s %= len;
+        }
+    }
+    out
+}
+
+fn kind_style(k: Kind) -> Style {
+    match k {
+        Kind::Matched => GOOD,
+        Kind::Ignored => WARN,
+        Kind::BadHost => BAD,
+        Kind::Missed => DIM,
+    }
+}
+
+/// The `--show` lines, host and user highlighted.
+pub fn write_shown(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
+    let Some(shown) = &rep.shown else {
+        return Ok(());
+    };
+    let many = rep.inputs.len() > 1;
+    for l in &shown.lines {
+        let st = kind_style(l.kind);
+        if many {
+            write!(out, "{st}{}:{}:{st:#} ", l.input, l.line)?;
+        } else {
+            write!(out, "{st}{}:{st:#} ", l.line)?;
+        }
+        let mut marks: Vec<(usize, usize, Style)> = Vec::new();
+        for (span, style) in [(l.host_span, HOST), (l.user_span, USER)] {
+            if let Some([s, e]) = span {
+                marks.push((s as usize, e as usize, style));
+            }
+        }
+        marks.sort_by_key(|m| m.0);
+        let mut at = 0;
+        for (s, e, style) in marks {
+            if s < at || e > l.raw.len() || s > e {
+                continue;
+            }
+            write!(
+                out,
+                "{}{style}{}{style:#}",
+                lossy(&l.raw[at..s]),
+                lossy(&l.raw[s..e])
+            )?;
+            at = e;
+        }
+        writeln!(out, "{}", lossy(&l.raw[at.min(l.raw.len())..]))?;
+    }
+    if !shown.lines.is_empty() {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// The human report.
+pub fn write_human(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
+    write_shown(out, rep)?;
+    let f = &rep.filter;
+    writeln!(out, "{HEAD}Filter{HEAD:#}   {} ({})", f.name, f.origin)?;
+    let inputs: Vec<String> = rep
+        .inputs
+        .iter()
+        .map(|i| format!("{} ({} lines)", i.name, i.lines))
+        .collect();
+    writeln!(out, "{HEAD}Input{HEAD:#}    {}", inputs.join(", "))?;
+    let l = &rep.lines;
+    writeln!(
+        out,
+        "{HEAD}Lines{HEAD:#}    {} read: {GOOD}{} matched{GOOD:#}, {WARN}{} ignored{WARN:#}, {}{} bad host{:#}, {} missed",
+        l.read,
+        l.matched,
+        l.ignored,
+        if l.bad_host > 0 { BAD } else { Style::new() },
+        l.bad_host,
+        if l.bad_host > 0 { BAD } else { Style::new() },
+        l.missed
+    )?;
+    let d = &rep.dates;
+    let formats: Vec<String> = d.formats.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let dated = d.checked - d.undated;
+    write!(out, "{HEAD}Dates{HEAD:#}    {dated} with a time")?;
+    if !formats.is_empty() {
+        write!(out, " ({})", formats.join(", "))?;
+    }
+    write!(
+        out,
+        ", {}{} without{:#}",
+        if d.undated > 0 { WARN } else { Style::new() },
+        d.undated,
+        if d.undated > 0 { WARN } else { Style::new() }
+    )?;
+    if let (Some(a), Some(b)) = (d.first, d.last) {
+        write!(out, "; {} .. {}", fmt_time(a), fmt_time(b))?;
+    }
+    writeln!(out)?;
+    if d.checked < l.read {
+        writeln!(
+            out,
+            "         {DIM}(looked for on the {} lines that may match, of {}: the filter has a datepattern; --all-dates looks on every line){DIM:#}",
+            d.checked, l.read
+        )?;
+    }
+
+    writeln!(out)?;
+    writeln!(out, "{HEAD}Failregex{HEAD:#}      hits")?;
+    for r in &f.failregex {
+        let st = if r.hits == 0 { DIM } else { Style::new() };
+        writeln!(
+            out,
+            "  {st}#{:<3} {:>9}  {}{st:#}",
+            r.index, r.hits, r.regex
+        )?;
+    }
+    if !f.ignoreregex.is_empty() {
+        writeln!(out, "{HEAD}Ignoreregex{HEAD:#}    hits")?;
+        for r in &f.ignoreregex {
+            let st = if r.hits == 0 { DIM } else { Style::new() };
+            writeln!(
+                out,
+                "  {st}#{:<3} {:>9}  {}{st:#}",
+                r.index, r.hits, r.regex
+            )?;
+        }
+    }
+
+    if rep.addresses.distinct > 0 {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{HEAD}Top addresses{HEAD:#} ({} distinct)",
+            rep.addresses.distinct
+        )?;
+        let w = rep
+            .addresses
+            .top
+            .iter()
+            .map(|a| a.address.len())
+            .max()
+            .unwrap_or(0);
+        for a in &rep.addresses.top {
+            let range = match (a.first, a.last) {
+                (Some(x), Some(y)) if x == y => fmt_time(x),
+                (Some(x), Some(y)) => format!("{} .. {}", fmt_time(x), fmt_time(y)),
+                _ => String::new(),
+            };
+            writeln!(
+                out,
+                "  {:>9}  {ADDR}{:<w$}{ADDR:#}  {DIM}{range}{DIM:#}",
+                a.failures, a.address
+            )?;
+        }
+    }
+    if rep.users.distinct > 0 {
+        writeln!(
+            out,
+            "{HEAD}Top users{HEAD:#} ({} distinct)",
+            rep.users.distinct
+        )?;
+        for u in &rep.users.top {
+            writeln!(out, "  {:>9}  {:?}", u.failures, u.user)?;
+        }
+    }
+
+    if let Some(j) = &rep.jail {
+        writeln!(out)?;
+        write!(
+            out,
+            "{HEAD}Jail {}{HEAD:#}: maxretry {}, findtime {}, bantime {}",
+            j.name,
+            j.maxretry,
+            fmt_duration(Some(j.findtime)),
+            fmt_duration(j.bantime)
+        )?;
+        if !j.ignoreip.is_empty() {
+            write!(out, ", ignoreip {}", j.ignoreip.join(" "))?;
+        }
+        writeln!(out)?;
+        writeln!(
+            out,
+            "  {} failures: {BAD}{} bans{BAD:#}, {} while already banned, {} from ignored addresses",
+            j.failures, j.bans_total, j.already_banned, j.ignored_failures
+        )?;
+        const LIST: usize = 100;
+        let w = j
+            .bans
+            .iter()
+            .take(LIST)
+            .map(|b| b.address.len())
+            .max()
+            .unwrap_or(0);
+        for b in j.bans.iter().take(LIST) {
+            let until = match b.expires {
+                Some(e) => format!(" until {}", fmt_time(e)),
+                None => String::new(),
+            };
+            writeln!(
+                out,
+                "  {}  {BAD}ban{BAD:#} {ADDR}{:<w$}{ADDR:#}  after {} failures, for {}{until}{} (line {})",
+                fmt_time(b.at),
+                b.address,
+                b.failures,
+                fmt_duration(b.bantime),
+                if b.count > 1 { format!(", ban #{}", b.count) } else { String::new() },
+                b.line
+            )?;
+        }
+        if j.bans.len() > LIST {
+            writeln!(
+                out,
+                "  {DIM}... and {} more bans (--json lists them all){DIM:#}",
+                j.bans.len() - LIST
+            )?;
+        }
+        for i in &j.ignored {
+            writeln!(
+                out,
+                "  {WARN}never banned{WARN:#} {ADDR}{}{ADDR:#}: {} failures, {}",
+                i.address, i.failures, i.reason
+            )?;
+        }
+    }
+    if l.matched == 0 {
+        writeln!(out)?;
+        writeln!(out, "{WARN}The filter matched nothing.{WARN:#}")?;
+    }
+    Ok(())
+}
