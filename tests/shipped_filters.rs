@@ -49,11 +49,16 @@ struct Expect {
 }
 
 fn addr(s: &str, what: &str) -> IpAddr {
-    s.parse::<IpAddr>().unwrap_or_else(|_| panic!("{what}: `{s}` is not an IP address")).to_canonical()
+    s.parse::<IpAddr>()
+        .unwrap_or_else(|_| panic!("{what}: `{s}` is not an IP address"))
+        .to_canonical()
 }
 
 fn count(v: &Value, key: &str, what: &str) -> Option<usize> {
-    v.get(key).map(|n| n.as_u64().unwrap_or_else(|| panic!("{what}: `{key}` must be a number")) as usize)
+    v.get(key).map(|n| {
+        n.as_u64()
+            .unwrap_or_else(|| panic!("{what}: `{key}` must be a number")) as usize
+    })
 }
 
 fn read_expect(name: &str) -> Expect {
@@ -66,25 +71,44 @@ fn read_expect(name: &str) -> Expect {
             m.as_object()
                 .unwrap_or_else(|| panic!("{what}: `{key}` must be an object"))
                 .iter()
-                .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or_else(|| panic!("{what}: {key}.{k} must be a number")) as usize))
+                .map(|(k, n)| {
+                    (
+                        k.clone(),
+                        n.as_u64()
+                            .unwrap_or_else(|| panic!("{what}: {key}.{k} must be a number"))
+                            as usize,
+                    )
+                })
                 .collect()
         })
     };
     let mut hosts = BTreeMap::new();
     for (k, n) in map("hosts").unwrap_or_else(|| panic!("{what}: `hosts` is required")) {
-        assert!(hosts.insert(addr(&k, &what), n).is_none(), "{what}: host {k} listed twice");
+        assert!(
+            hosts.insert(addr(&k, &what), n).is_none(),
+            "{what}: host {k} listed twice"
+        );
     }
     let never = v
         .get("never")
         .and_then(Value::as_array)
         .unwrap_or_else(|| panic!("{what}: `never` must be a list"))
         .iter()
-        .map(|s| addr(s.as_str().unwrap_or_else(|| panic!("{what}: `never` holds strings")), &what))
+        .map(|s| {
+            addr(
+                s.as_str()
+                    .unwrap_or_else(|| panic!("{what}: `never` holds strings")),
+                &what,
+            )
+        })
         .collect();
     Expect {
-        matched: count(&v, "matched", &what).unwrap_or_else(|| panic!("{what}: `matched` is required")),
-        missed: count(&v, "missed", &what).unwrap_or_else(|| panic!("{what}: `missed` is required")),
-        ignored: count(&v, "ignored", &what).unwrap_or_else(|| panic!("{what}: `ignored` is required")),
+        matched: count(&v, "matched", &what)
+            .unwrap_or_else(|| panic!("{what}: `matched` is required")),
+        missed: count(&v, "missed", &what)
+            .unwrap_or_else(|| panic!("{what}: `missed` is required")),
+        ignored: count(&v, "ignored", &what)
+            .unwrap_or_else(|| panic!("{what}: `ignored` is required")),
         bad_host: count(&v, "bad_host", &what).unwrap_or(0),
         undated: count(&v, "undated", &what),
         hosts,
@@ -110,7 +134,10 @@ struct Seen {
 
 fn run(filter: &Filter, log: &Path) -> Seen {
     let text = std::fs::read(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
-    let mut seen = Seen { per_regex: vec![0; filter.spec.failregex.len()], ..Default::default() };
+    let mut seen = Seen {
+        per_regex: vec![0; filter.spec.failregex.len()],
+        ..Default::default()
+    };
     // One scratch for the whole file, as the daemon keeps one per stream.
     let mut scratch = Scratch::default();
     for (i, line) in text.split(|b| *b == b'\n').enumerate() {
@@ -145,15 +172,25 @@ fn run(filter: &Filter, log: &Path) -> Seen {
                 format!("failregex[{regex}] host {host} user {user:?}")
             }
         };
-        let _ = writeln!(seen.trace, "  {:>4}: {:<48} {}", i + 1, what, String::from_utf8_lossy(line));
+        let _ = writeln!(
+            seen.trace,
+            "  {:>4}: {:<48} {}",
+            i + 1,
+            what,
+            String::from_utf8_lossy(line)
+        );
     }
     seen
 }
 
 fn check(name: &str) {
     let path = root().join("filters").join(format!("{name}.yaml"));
-    let filter = load_filter_file(&path).unwrap_or_else(|e| panic!("{name}: filter does not compile:\n{e}"));
-    assert!(!filter.spec.description.trim().is_empty(), "{name}: the filter needs a description");
+    let filter =
+        load_filter_file(&path).unwrap_or_else(|e| panic!("{name}: filter does not compile:\n{e}"));
+    assert!(
+        !filter.spec.description.trim().is_empty(),
+        "{name}: the filter needs a description"
+    );
     let expect = read_expect(name);
     let seen = run(&filter, &samples().join(format!("{name}.log")));
     let ctx = format!("filter {name}, line by line:\n{}", seen.trace);
@@ -166,7 +203,10 @@ fn check(name: &str) {
     assert_eq!(seen.ignored, expect.ignored, "{name}: ignored\n{ctx}");
     assert_eq!(seen.bad_host, expect.bad_host, "{name}: bad host\n{ctx}");
     if let Some(undated) = expect.undated {
-        assert_eq!(seen.undated, undated, "{name}: lines without a detected date\n{ctx}");
+        assert_eq!(
+            seen.undated, undated,
+            "{name}: lines without a detected date\n{ctx}"
+        );
     }
     assert_eq!(seen.hosts, expect.hosts, "{name}: failures per host\n{ctx}");
     if let Some(users) = &expect.users {
@@ -179,7 +219,11 @@ fn check(name: &str) {
         .filter(|(_, n)| **n == 0)
         .map(|(i, _)| format!("failregex[{i}] {}", filter.spec.failregex[i]))
         .collect();
-    assert!(unused.is_empty(), "{name}: no sample line exercises\n  {}\n{ctx}", unused.join("\n  "));
+    assert!(
+        unused.is_empty(),
+        "{name}: no sample line exercises\n  {}\n{ctx}",
+        unused.join("\n  ")
+    );
 }
 
 #[test]
@@ -243,14 +287,23 @@ fn every_filter_has_samples_and_a_jail() {
     let filters = stems(&root().join("filters"));
     let jails = stems(&root().join("jails"));
     for f in &filters {
-        assert!(tested.contains(&f.as_str()), "filters/{f}.yaml has no #[test] in tests/shipped_filters.rs");
+        assert!(
+            tested.contains(&f.as_str()),
+            "filters/{f}.yaml has no #[test] in tests/shipped_filters.rs"
+        );
         for ext in ["log", "expect.json"] {
-            assert!(samples().join(format!("{f}.{ext}")).is_file(), "filters/{f}.yaml: tests/samples/{f}.{ext} is missing");
+            assert!(
+                samples().join(format!("{f}.{ext}")).is_file(),
+                "filters/{f}.yaml: tests/samples/{f}.{ext} is missing"
+            );
         }
         assert!(jails.contains(f), "filters/{f}.yaml: no jails/{f}.yaml");
     }
     for t in tested {
-        assert!(filters.iter().any(|f| f == t), "tested filter {t} is not in filters/");
+        assert!(
+            filters.iter().any(|f| f == t),
+            "tested filter {t} is not in filters/"
+        );
     }
 }
 
@@ -258,18 +311,43 @@ fn every_filter_has_samples_and_a_jail() {
 /// off except the demo, and each jail file names the filter of its own name.
 #[test]
 fn repository_config_loads_with_jails_disabled() {
-    let config = load(&root()).unwrap_or_else(|e| panic!("the repository does not load as a config directory:\n{e}"));
+    let config = load(&root())
+        .unwrap_or_else(|e| panic!("the repository does not load as a config directory:\n{e}"));
     assert!(!config.jails.is_empty());
     for jail in &config.jails {
-        assert!(config.filters.contains_key(jail.filter.name()), "jail {}: filter {} is not in filters/", jail.name, jail.filter.name());
+        assert!(
+            config.filters.contains_key(jail.filter.name()),
+            "jail {}: filter {} is not in filters/",
+            jail.name,
+            jail.filter.name()
+        );
         if jail.name == "demo" {
             continue;
         }
-        assert!(!jail.enabled, "jail {} is shipped enabled: only `demo` may be", jail.name);
-        assert_eq!(jail.filter.name(), jail.name, "jail {} should use the filter of the same name", jail.name);
-        assert!(!jail.logpath.is_empty(), "jail {} has no logpath", jail.name);
+        assert!(
+            !jail.enabled,
+            "jail {} is shipped enabled: only `demo` may be",
+            jail.name
+        );
+        assert_eq!(
+            jail.filter.name(),
+            jail.name,
+            "jail {} should use the filter of the same name",
+            jail.name
+        );
+        assert!(
+            !jail.logpath.is_empty(),
+            "jail {} has no logpath",
+            jail.name
+        );
     }
-    for name in stems(&root().join("jails")).iter().filter(|n| !n.contains(".local")) {
-        assert!(config.jail(name).is_some(), "jails/{name}.yaml does not define the jail `{name}`");
+    for name in stems(&root().join("jails"))
+        .iter()
+        .filter(|n| !n.contains(".local"))
+    {
+        assert!(
+            config.jail(name).is_some(),
+            "jails/{name}.yaml does not define the jail `{name}`"
+        );
     }
 }

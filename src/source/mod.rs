@@ -61,8 +61,5 @@ pub enum SourceEvent {
         how: &'static str,
     },
     /// A non-fatal error (unreadable file, watcher failure); the source keeps going.
-    Error {
-        source: SourceId,
-        message: String,
-    },
+    Error { source: SourceId, message: String },
 }
