@@ -335,9 +335,10 @@ fn repository_config_loads_with_jails_disabled() {
             "jail {} should use the filter of the same name",
             jail.name
         );
+        // sshd reads the journal where this machine has no auth.log.
         assert!(
-            !jail.logpath.is_empty(),
-            "jail {} has no logpath",
+            !jail.logpath.is_empty() || jail.journal.is_some(),
+            "jail {} has nothing to read",
             jail.name
         );
     }

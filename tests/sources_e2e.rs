@@ -173,3 +173,59 @@ fn a_journal_jail_bans_and_resumes_at_its_cursor() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(cli_json(&cfg, &["status", "ssh"])["counters"]["lines"], 1);
 }
+
+#[test]
+fn dry_run_reads_the_journal_with_matches_and_since() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let journal = dir.path().join("t.journal");
+    let now = jiff::Timestamp::now().as_second();
+    let fail = |a: &str| format!("Failed password for root from {a} port 2222 ssh2");
+    let entries = [
+        (now - 7200, fail("198.51.100.70")),
+        (now - 60, fail("198.51.100.71")),
+        (now - 30, fail("198.51.100.71")),
+    ];
+    let refs: Vec<(i64, &str)> = entries.iter().map(|(t, m)| (*t, m.as_str())).collect();
+    if !write_journal(&journal, &refs, 5_000_000) {
+        return;
+    }
+    let filter = dir.path().join("ssh.yaml");
+    std::fs::write(
+        &filter,
+        "failregex:\n  - '^sshd\\[\\d+\\]: Failed password for \\S+ from <HOST> port \\d+ ssh2$'\n",
+    )
+    .expect("filter");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_banwarden"))
+            .args(["dry-run", "--json", "--filter"])
+            .arg(&filter)
+            .arg("--journal-file")
+            .arg(&journal)
+            .args(extra)
+            .output()
+            .expect("dry-run");
+        // Exit 1 means "matched nothing", still with a report.
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
+    };
+    // --since one hour ago: the entry from two hours ago is left out.
+    let since = (now - 3600).to_string();
+    let doc = run(&["--journal", "_SYSTEMD_UNIT=ssh.service", "--since", &since]);
+    assert_eq!(doc["lines"]["matched"], 2, "{doc}");
+    assert_eq!(
+        doc["dates"]["undated"], 0,
+        "entry times must be used: {doc}"
+    );
+    // A match that selects nothing reads nothing.
+    let doc = run(&[
+        "--journal",
+        "_SYSTEMD_UNIT=nginx.service",
+        "--since",
+        &since,
+    ]);
+    assert_eq!(doc["lines"]["read"], 0, "{doc}");
+}

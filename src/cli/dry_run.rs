@@ -156,9 +156,84 @@ pub struct DryRunArgs {
     #[arg(long, hide = true)]
     pub no_date_cache: bool,
 
+    /// Read the systemd journal instead of LOG files: journalctl matches
+    /// (`_SYSTEMD_UNIT=ssh.service`, `+` between alternatives). With --jail
+    /// and no LOG, a journal jail's own matches are used.
+    #[arg(long, value_name = "MATCH", num_args = 1.., conflicts_with_all = ["logs", "line"])]
+    pub journal: Vec<String>,
+
+    /// With --journal: entries since TIME (RFC 3339 or Unix seconds)
+    /// [default: the jail's findtime before now, else one day].
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// With --journal: read these journal files instead of the system journal.
+    #[arg(long, value_name = "PATH")]
+    pub journal_file: Vec<PathBuf>,
+
     /// Chunk size in KiB (benchmarking).
     #[arg(long, hide = true, value_name = "KIB")]
     pub chunk_kib: Option<usize>,
+}
+
+/// Reads the journal once (the daemon's journal reader, not following) and
+/// turns each entry into `TIMESTAMP IDENT[PID]: MESSAGE`: the date detector
+/// finds the ISO 8601 time and cuts it, so the filter sees exactly the text
+/// the daemon gives it for the same entry.
+fn journal_input(
+    matches: Vec<String>,
+    since: UnixTime,
+    files: Vec<PathBuf>,
+) -> Result<Input, Fatal> {
+    use crate::source::journal::{validate_matches, JournalConfig, JournalSource, JournalSpec};
+    use crate::source::SourceEvent;
+    validate_matches(&matches).map_err(|e| Fatal(format!("--journal: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fatal(format!("cannot start the journal reader: {e}")))?;
+    let text = runtime.block_on(async move {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let cfg = JournalConfig {
+            specs: vec![JournalSpec { source: 0, matches }],
+            since: Some(since),
+            files,
+            follow: false,
+            ..JournalConfig::default()
+        };
+        let source = JournalSource::spawn(cfg, tx);
+        let mut text = Vec::new();
+        let mut error = None;
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                SourceEvent::Entries { entries, .. } => {
+                    for (ts, line) in entries {
+                        let stamp = jiff::Timestamp::from_second(ts)
+                            .map(|t| t.to_string())
+                            .unwrap_or_default();
+                        text.extend_from_slice(stamp.as_bytes());
+                        text.push(b' ');
+                        text.extend_from_slice(&line);
+                        text.push(b'\n');
+                    }
+                }
+                SourceEvent::Error { message, .. } => {
+                    error = Some(message);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        drop(source);
+        match error {
+            Some(e) if text.is_empty() => Err(Fatal(format!("reading the journal failed: {e}"))),
+            _ => Ok(text),
+        }
+    })?;
+    Ok(Input {
+        name: "journal".into(),
+        source: Source::Text(text),
+    })
 }
 
 /// A usage, config or input error: exit 2.
@@ -180,6 +255,8 @@ struct Subject {
     origin: String,
     jail: Option<JailSettings>,
     logpath: Vec<PathBuf>,
+    /// The jail's journal matches, if it reads the journal.
+    journal: Option<Vec<String>>,
 }
 
 fn run_inner(args: &DryRunArgs) -> Result<i32, Fatal> {
@@ -374,6 +451,7 @@ fn subject(args: &DryRunArgs) -> Result<Subject, Fatal> {
             origin: "command line".into(),
             jail: None,
             logpath: Vec::new(),
+            journal: None,
         });
     }
     if let Some(name) = &args.filter {
@@ -417,6 +495,7 @@ fn subject(args: &DryRunArgs) -> Result<Subject, Fatal> {
             origin: path.display().to_string(),
             jail: None,
             logpath: Vec::new(),
+            journal: None,
         });
     }
     if let Some(name) = &args.jail {
@@ -436,6 +515,7 @@ fn subject(args: &DryRunArgs) -> Result<Subject, Fatal> {
             origin: format!("jail {name}"),
             jail: Some(j.settings.clone()),
             logpath: j.logpath.clone(),
+            journal: j.journal.clone(),
         });
     }
     Err(Fatal(
@@ -464,6 +544,25 @@ fn regex_error(e: &FilterError) -> String {
 }
 
 fn inputs(args: &DryRunArgs, subject: &Subject) -> Result<Vec<Input>, Fatal> {
+    let journal = if !args.journal.is_empty() {
+        Some(args.journal.clone())
+    } else if args.logs.is_empty() && args.line.is_empty() {
+        subject.journal.clone()
+    } else {
+        None
+    };
+    if let Some(matches) = journal {
+        let default_since = subject.jail.as_ref().map_or(86400, |j| j.findtime);
+        let since = match &args.since {
+            Some(t) => parse_time(t).ok_or_else(|| {
+                Fatal(format!(
+                    "--since {t}: not a time (RFC 3339 or Unix seconds)"
+                ))
+            })?,
+            None => crate::now() - default_since,
+        };
+        return journal_input(matches, since, args.journal_file.clone()).map(|i| vec![i]);
+    }
     if !args.line.is_empty() {
         let mut text = Vec::new();
         for l in &args.line {

@@ -36,7 +36,7 @@ pub enum Command {
     /// Validate the configuration; print every error with file, line, column and field.
     Check(ConfigArg),
     /// Test a filter or a whole jail against logs, without touching the firewall.
-    DryRun(dry_run::DryRunArgs),
+    DryRun(Box<dry_run::DryRunArgs>),
     /// Show the running daemon: jails, watched files, bans; or one jail in detail.
     Status(control::StatusArgs),
     /// List active bans.
@@ -72,7 +72,7 @@ pub fn main(cli: Cli) -> i32 {
     match cli.command {
         Command::Run(args) => crate::daemon::main(args),
         Command::Check(args) => check::run(&args.config),
-        Command::DryRun(args) => dry_run::run(args),
+        Command::DryRun(args) => dry_run::run(*args),
         Command::Status(args) => control::run_status(args),
         Command::Bans(args) => control::run_bans(args),
         Command::Ban(args) => control::run_ban(args),

@@ -503,6 +503,28 @@ fn build_jail(
         }
         c.value.clone()
     });
+    let (logpath, journal) = match raw.backend.as_ref().map(|b| (b, b.value.as_str())) {
+        Some((_, "files")) => (logpath, None),
+        Some((_, "journal")) => (Vec::new(), journal),
+        None | Some((_, "auto")) if journal.is_some() && !logpath.is_empty() => {
+            // Debian 12 and later ship no syslog daemon: no auth.log, use the journal.
+            if logpath.iter().any(|p| any_exists(p)) {
+                (logpath, None)
+            } else {
+                (Vec::new(), journal)
+            }
+        }
+        None | Some((_, "auto")) => (logpath, journal),
+        Some((b, _)) => {
+            errs.at(
+                &file("backend"),
+                b,
+                &f("backend"),
+                "must be auto, files or journal",
+            );
+            (logpath, journal)
+        }
+    };
     let enabled = raw.enabled.as_ref().is_some_and(|e| e.value);
     if enabled && logpath.is_empty() && journal.is_none() && command.is_none() {
         errs.file(
@@ -671,6 +693,16 @@ fn build_jail(
             ipv6_prefix,
         },
     })
+}
+
+/// Whether a logpath (maybe a glob) names at least one existing file.
+fn any_exists(p: &Path) -> bool {
+    let s = p.to_string_lossy();
+    if s.contains(['*', '?', '[']) {
+        glob::glob(&s).is_ok_and(|mut g| g.any(|e| e.is_ok()))
+    } else {
+        p.exists()
+    }
 }
 
 /// Parses a duration field; `permanent_ok` allows `-1`/`permanent` (→ `None`).

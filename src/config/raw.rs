@@ -92,6 +92,9 @@ pub struct RawJail {
     pub bantime_increment: Option<Spanned<RawIncrement>>,
     /// Read the systemd journal instead of (or besides) files.
     pub journal: Option<Spanned<RawJournal>>,
+    /// `auto` (default), `files` or `journal`: with both `logpath` and
+    /// `journal` set, `auto` reads the files if any exists, else the journal.
+    pub backend: Option<Spanned<String>>,
     /// Read a long-running command's stdout (argv, no shell).
     pub command: Option<Spanned<Vec<String>>>,
 }
@@ -152,6 +155,7 @@ impl MergedJail {
             protocol,
             action,
             max_tracked,
+            backend,
             ipv4_prefix,
             ipv6_prefix,
             bantime_increment,

@@ -193,3 +193,44 @@ fn journal_without_match_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn backend_auto_falls_back_to_the_journal_without_the_log_file() {
+    let jail = |log: &str| {
+        format!("demo:\n  filter: demo\n  logpath: {log}\n  journal:\n    match: [_SYSTEMD_UNIT=ssh.service]\n")
+    };
+    let d = dir(&[
+        ("filters/demo.yaml", FILTER),
+        ("jails/a.yaml", &jail("/nonexistent/auth.log")),
+    ]);
+    let c = load(d.path()).unwrap();
+    let j = c.jail("demo").unwrap();
+    assert!(j.logpath.is_empty() && j.journal.is_some());
+    let d = dir(&[
+        ("filters/demo.yaml", FILTER),
+        ("jails/a.yaml", &jail("auth.log")),
+        ("auth.log", ""),
+    ]);
+    let c = load(d.path()).unwrap();
+    let j = c.jail("demo").unwrap();
+    assert!(!j.logpath.is_empty() && j.journal.is_none());
+    let d = dir(&[
+        ("filters/demo.yaml", FILTER),
+        ("jails/a.yaml", &(jail("auth.log") + "  backend: journal\n")),
+        ("auth.log", ""),
+    ]);
+    assert!(load(d.path())
+        .unwrap()
+        .jail("demo")
+        .unwrap()
+        .logpath
+        .is_empty());
+    let d = dir(&[
+        ("filters/demo.yaml", FILTER),
+        ("jails/a.yaml", &(jail("auth.log") + "  backend: systemd\n")),
+    ]);
+    assert!(load(d.path())
+        .unwrap_err()
+        .to_string()
+        .contains("demo.backend: must be auto, files or journal"));
+}
