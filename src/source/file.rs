@@ -13,6 +13,7 @@
 //! has a name, "recreated" if it was deleted). The same inode shorter than
 //! what was read, or with a new first line, is a copytruncate ("truncated").
 
+use super::lines::Cutter;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Display;
 use std::fs::{self, File, Metadata};
@@ -207,58 +208,6 @@ fn tail_start(file: &File, len: u64, max_line: usize) -> io::Result<(u64, bool)>
         None if want == len && len <= max_line as u64 => (0, false),
         None => (len, true),
     })
-}
-
-/// Cuts a byte stream into complete lines, holding back a partial last line
-/// and dropping lines longer than `max_line` (never buffering more than that).
-struct Cutter {
-    partial: Vec<u8>,
-    skipping: bool,
-    max_line: usize,
-}
-
-impl Cutter {
-    fn new(max_line: usize) -> Self {
-        Cutter {
-            partial: Vec::new(),
-            skipping: false,
-            max_line,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.partial.clear();
-        self.skipping = false;
-    }
-
-    /// Returns the complete lines ending in `chunk` (each with its `\n`) and
-    /// how many overlong lines ended in it.
-    fn feed(&mut self, chunk: &[u8]) -> (Vec<u8>, u64) {
-        let (mut out, mut skipped, mut rest) = (Vec::new(), 0, chunk);
-        while let Some(i) = memchr::memchr(b'\n', rest) {
-            let (line, tail) = rest.split_at(i + 1);
-            rest = tail;
-            if std::mem::take(&mut self.skipping) || self.partial.len() + i > self.max_line {
-                skipped += 1;
-            } else {
-                if out.capacity() == 0 {
-                    out.reserve_exact(self.partial.len() + chunk.len());
-                }
-                out.extend_from_slice(&self.partial);
-                out.extend_from_slice(line);
-            }
-            self.partial.clear();
-        }
-        if !self.skipping {
-            if self.partial.len() + rest.len() > self.max_line {
-                self.partial.clear();
-                self.skipping = true;
-            } else {
-                self.partial.extend_from_slice(rest);
-            }
-        }
-        (out, skipped)
-    }
 }
 
 /// How to position a file on first sight.

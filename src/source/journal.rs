@@ -34,7 +34,8 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::command::{Cutter, Feed, Out, Status, Supervisor, BACKOFF_MAX, MAX_LINE};
+use super::command::{Feed, Out, Status, Supervisor, BACKOFF_MAX, MAX_LINE};
+use super::lines::Cutter;
 use super::{SourceEvent, SourceId};
 use crate::UnixTime;
 

@@ -7,6 +7,7 @@
 pub mod command;
 pub mod file;
 pub mod journal;
+pub(crate) mod lines;
 
 use std::path::PathBuf;
 use std::sync::Arc;
