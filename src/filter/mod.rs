@@ -93,6 +93,17 @@ pub struct Spans {
 pub struct Scratch {
     buf: Vec<u8>,
     hint: Option<(date::DateFormat, usize)>,
+    /// Reused capture slots for [`Filter::examine_with_date_reuse`].
+    locs: Option<Locs>,
+}
+
+/// Capture slots of one filter's failregexes, with where `host` and `user`
+/// stand among the groups.
+#[derive(Debug)]
+struct Locs {
+    /// Address of the filter they were made for.
+    owner: usize,
+    regs: Vec<(regex::bytes::CaptureLocations, Option<usize>, Option<usize>)>,
 }
 
 /// A compiled filter. Shared read-only between threads.
@@ -247,6 +258,93 @@ impl Filter {
         )
     }
 
+    /// [`examine_with_date`](Self::examine_with_date), with the same outcome
+    /// and spans, reusing capture slots kept in `scratch` instead of
+    /// allocating captures per line (dry-run calls it on every candidate).
+    /// Filters with a `prefregex` take the plain path.
+    pub fn examine_with_date_reuse<'l>(
+        &self,
+        line: &'l [u8],
+        date: Option<DateMatch>,
+        scratch: &'l mut Scratch,
+    ) -> (Outcome<'l>, Spans) {
+        if self.prefregex.is_some() {
+            return self.examine_with_date(line, date, scratch);
+        }
+        let owner = self as *const Filter as usize;
+        if scratch.locs.as_ref().is_none_or(|l| l.owner != owner) {
+            let regs = self
+                .fail
+                .iter()
+                .map(|re| {
+                    let at = |g: &str| re.capture_names().position(|n| n == Some(g));
+                    (
+                        re.capture_locations(),
+                        at(tags::HOST_GROUP),
+                        at(tags::USER_GROUP),
+                    )
+                })
+                .collect();
+            scratch.locs = Some(Locs { owner, regs });
+        }
+        let line = trim_eol(line);
+        let Scratch { buf, locs, .. } = scratch;
+        let (text, base, cut): (&[u8], usize, Option<(usize, usize)>) = match date {
+            Some(d) if d.end > line.len() || d.start > d.end => (line, 0, None),
+            None => (line, 0, None),
+            Some(d) if d.start == 0 => {
+                let rest = trim_start(&line[d.end..]);
+                (rest, line.len() - rest.len(), None)
+            }
+            Some(d) => {
+                buf.clear();
+                buf.extend_from_slice(&line[..d.start]);
+                buf.extend_from_slice(&line[d.end..]);
+                (&buf[..], 0, Some((d.start, d.end - d.start)))
+            }
+        };
+        let none = Spans::default();
+        let regex = if self.fail.len() == 1 && self.ignore_set.is_empty() {
+            0
+        } else {
+            let Some(regex) = self.first_fail(text) else {
+                return (Outcome::Missed, none);
+            };
+            if let Some(i) = self.ignore_set.matches(text).iter().next() {
+                return (Outcome::Ignored { regex: i }, none);
+            }
+            regex
+        };
+        let Some((slots, host_g, user_g)) = locs.as_mut().and_then(|l| l.regs.get_mut(regex))
+        else {
+            return (Outcome::Missed, none);
+        };
+        if self.fail[regex].captures_read(slots, text).is_none() {
+            return (Outcome::Missed, none);
+        }
+        let group = |g: Option<usize>| g.and_then(|g| slots.get(g)).map(|(s, e)| s..e);
+        let host_m = group(*host_g);
+        let user_m = group(*user_g);
+        let host = host_m.clone().and_then(|r| parse_host_quick(&text[r]));
+        let user = user_m.clone().map(|r| &text[r]);
+        let map = |o: usize| match cut {
+            Some((at, len)) if o >= at => o + len,
+            _ => o + base,
+        };
+        let map_range = |r: std::ops::Range<usize>| {
+            let start = map(r.start);
+            start..map(r.end).max(start)
+        };
+        let spans = Spans {
+            host: host_m.map(map_range),
+            user: user_m.map(map_range),
+        };
+        match host {
+            Some(host) => (Outcome::Failure { regex, host, user }, spans),
+            None => (Outcome::BadHost { regex }, spans),
+        }
+    }
+
     /// Matches text that has no timestamp (already cut out, or a journal message).
     pub fn match_text<'l>(&self, text: &'l [u8]) -> Outcome<'l> {
         self.match_text_spans(text).0
@@ -366,6 +464,35 @@ pub fn parse_host(raw: &[u8]) -> Option<IpAddr> {
     let s = std::str::from_utf8(raw).ok()?;
     let ip: IpAddr = s.parse().ok()?;
     Some(ip.to_canonical())
+}
+
+/// [`parse_host`], reading a plain dotted-quad IPv4 address straight from
+/// the bytes (as `Ipv4Addr`'s parser would: four decimal octets up to 255,
+/// no leading zeros); anything else goes to [`parse_host`].
+fn parse_host_quick(raw: &[u8]) -> Option<IpAddr> {
+    let quad = || {
+        let mut octets = [0u8; 4];
+        let mut parts = raw.split(|&b| b == b'.');
+        for o in &mut octets {
+            let p = parts.next()?;
+            if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
+                return None;
+            }
+            let mut v: u16 = 0;
+            for &b in p {
+                if !b.is_ascii_digit() {
+                    return None;
+                }
+                v = v * 10 + u16::from(b - b'0');
+            }
+            *o = u8::try_from(v).ok()?;
+        }
+        parts.next().is_none().then_some(octets)
+    };
+    match quad() {
+        Some(o) => Some(IpAddr::from(o)),
+        None => parse_host(raw),
+    }
 }
 
 fn trim_eol(line: &[u8]) -> &[u8] {
@@ -518,5 +645,73 @@ mod tests {
         assert!(matches!(o, Outcome::Failure { .. }), "{o:?}");
         assert_eq!(&line[spans.host.unwrap()], b"2001:db8::5");
         assert_eq!(&line[spans.user.unwrap()], b"eve");
+    }
+
+    #[test]
+    fn quick_host_parse_agrees_with_parse_host() {
+        for raw in [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            "1.2.3.4.",
+            ".1.2.3",
+            "1234.1.1.1",
+            "",
+            "[1.2.3.4]",
+            "::ffff:1.2.3.4",
+            "2001:db8::1",
+            "[2001:db8::1]",
+            "host.example",
+            "1.2.3.a",
+        ] {
+            assert_eq!(
+                parse_host_quick(raw.as_bytes()),
+                parse_host(raw.as_bytes()),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reuse_path_agrees_with_plain_path() {
+        let now = 1_000_000_000;
+        let filters = [
+            spec(&[r"Login failure <HOST>"], &[]),
+            spec(
+                &[
+                    r"^<HOST> - \[\] login <F-USER>\S+</F-USER> failed$",
+                    r"denied <F-USER>\w+</F-USER> from <HOST>",
+                ],
+                &[r"from 10\."],
+            ),
+        ];
+        let lines: [&[u8]; 9] = [
+            b"2024-03-10 00:00:00,018 ERROR Login failure 198.51.100.7\n",
+            b"2024-03-10 00:00:00,018 ERROR Login failure [2001:db8::1]\r\n",
+            b"2024-03-10 00:00:00,018 ERROR Login failure 300.1.1.1\n",
+            b"Login failure 01.2.3.4",
+            b"203.0.113.9 - [10/Oct/2000:13:55:36 -0700] login bob failed\n",
+            b"Mar 10 00:00:01 host app: denied eve from 192.0.2.1",
+            b"Mar 10 00:00:01 host app: denied eve from 10.0.0.1",
+            b"nothing here",
+            b"",
+        ];
+        for s in filters {
+            let f = Filter::compile(s).unwrap();
+            let (mut s1, mut s2) = (Scratch::default(), Scratch::default());
+            for line in lines {
+                let d = f.detect_date(line, now, &mut s1);
+                let (o1, sp1) = f.examine_with_date(line, d, &mut s1);
+                let a = format!("{o1:?} {sp1:?}");
+                let (o2, sp2) = f.examine_with_date_reuse(line, d, &mut s2);
+                assert_eq!(a, format!("{o2:?} {sp2:?}"), "{line:?}");
+            }
+        }
     }
 }

@@ -263,7 +263,10 @@ impl std::hash::Hasher for FxHasher {
         self.add(i as u64);
     }
     fn finish(&self) -> u64 {
-        self.0
+        // The table indexes by the low bits, which the last multiply leaves
+        // depending on the low bits of the last word only (an address's last
+        // octets): fold the well-mixed high bits in.
+        self.0.rotate_left(26)
     }
 }
 
@@ -294,7 +297,7 @@ pub struct Aggregator<'a> {
     /// Time of the last dated line so far.
     prev_ts: Option<UnixTime>,
     /// Failures before the first dated line, waiting for its time.
-    early: Vec<(IpAddr, String, u64)>,
+    early: Vec<(IpAddr, usize, u64)>,
     addrs: HashMap<IpAddr, AddrStat, FastHash>,
     users: HashMap<Box<[u8]>, u64, FastHash>,
     jail: Option<Jail>,
@@ -396,9 +399,9 @@ impl<'a> Aggregator<'a> {
                     }
                 }
                 match time {
-                    Some(t) => self.failure(host, t, c.input, line_no),
+                    Some(t) => self.failure_named(host, t, c.input, line_no),
                     // No dated line yet: wait for the first one.
-                    None => self.early.push((host, self.input_name(c.input), line_no)),
+                    None => self.early.push((host, c.input, line_no)),
                 }
             }
             if let Some(k) = r.kept {
@@ -440,13 +443,8 @@ impl<'a> Aggregator<'a> {
         self.ctx.inputs.get(i).cloned().unwrap_or_default()
     }
 
-    fn failure(&mut self, host: IpAddr, time: UnixTime, input: usize, line: u64) {
-        let name = self.input_name(input);
-        self.failure_named(host, time, name, line);
-    }
-
     /// One failure, in order: address statistics and the jail.
-    fn failure_named(&mut self, host: IpAddr, time: UnixTime, input: String, line: u64) {
+    fn failure_named(&mut self, host: IpAddr, time: UnixTime, input: usize, line: u64) {
         let a = self.addrs.entry(host).or_default();
         a.failures += 1;
         a.first.get_or_insert(time);
@@ -474,7 +472,7 @@ impl<'a> Aggregator<'a> {
                     count: b.count,
                     bantime: b.bantime,
                     expires: b.expires,
-                    input,
+                    input: self.ctx.inputs.get(input).cloned().unwrap_or_default(),
                     line,
                 });
             }

@@ -405,7 +405,7 @@ fn examine(
     time: Option<UnixTime>,
 ) {
     out.examined += 1;
-    let (outcome, spans) = cfg.filter.examine_with_date(raw, date, scratch);
+    let (outcome, spans) = cfg.filter.examine_with_date_reuse(raw, date, scratch);
     let (kind, regex, host, user) = match outcome {
         Outcome::Missed => (Kind::Missed, 0, None, None),
         Outcome::Ignored { regex } => (Kind::Ignored, regex, None, None),
