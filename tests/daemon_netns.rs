@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::daemon::{ConfigDir, Daemon};
+use common::daemon::{failures, ConfigDir, Daemon};
 use common::netns::{connects, eventually, listen, skip_unless_privileged, NetPair};
 
 const PORT: u16 = 8080;
@@ -29,15 +29,7 @@ fn config(pair: &NetPair, table: &str) -> ConfigDir {
 }
 
 fn in_set(pair: &NetPair, table: &str, addr: &str) -> bool {
-    let out = common::netns::exec(
-        &pair.srv,
-        &["nft", "-j", "list", "set", "inet", table, "app_v4"],
-    );
-    out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&format!("\"{addr}\""))
-}
-
-fn failures(addr: &str, n: usize) -> String {
-    (0..n).map(|_| format!("Login failure {addr}\n")).collect()
+    common::daemon::in_set(&pair.srv, table, "app_v4", addr)
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::daemon::{ConfigDir, Daemon};
+use common::daemon::{failures, ConfigDir, Daemon};
 use common::netns::{connects, eventually, exec, listen, skip_unless_privileged, NetPair};
 
 const PORT: u16 = 8080;
@@ -80,10 +80,6 @@ fn elements(pair: &NetPair, table: &str, set: &str) -> Vec<(String, Option<u64>)
         }
     }
     found
-}
-
-fn failures(addr: &str, n: usize) -> String {
-    (0..n).map(|_| format!("Login failure {addr}\n")).collect()
 }
 
 #[test]

@@ -13,13 +13,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::daemon::{ConfigDir, Daemon};
-use common::netns::{eventually, exec, skip_unless_privileged, NetPair};
+use common::netns::{eventually, skip_unless_privileged, NetPair};
 
 const REMOTE: &str = "/usr/lib/systemd/systemd-journal-remote";
 
 fn in_set(pair: &NetPair, table: &str, set: &str, addr: &str) -> bool {
-    let out = exec(&pair.srv, &["nft", "-j", "list", "set", "inet", table, set]);
-    out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&format!("\"{addr}\""))
+    common::daemon::in_set(&pair.srv, table, set, addr)
 }
 
 /// The CLI's JSON answer, or Null (with the error printed) if it failed.

@@ -153,3 +153,14 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// `n` failure lines for `addr`, as the tests' `app` filter reads them.
+pub fn failures(addr: &str, n: usize) -> String {
+    (0..n).map(|_| format!("Login failure {addr}\n")).collect()
+}
+
+/// Whether `addr` is an element of `set` in the namespace's `table`.
+pub fn in_set(ns: &str, table: &str, set: &str, addr: &str) -> bool {
+    let out = exec(ns, &["nft", "-j", "list", "set", "inet", table, set]);
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&format!("\"{addr}\""))
+}
