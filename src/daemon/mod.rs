@@ -113,6 +113,8 @@ pub(crate) struct Daemon {
     /// Positions of lines the engine has handled, per file, not yet saved.
     positions: HashMap<PathBuf, FilePos>,
     positions_dirty: bool,
+    /// When counters were last swept and expired bans purged from the store.
+    last_sweep: UnixTime,
     /// Cursor of the last journal entry handled, not yet saved.
     journal_cursor: Option<String>,
     tx: mpsc::Sender<SourceEvent>,
@@ -194,6 +196,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
             .collect(),
         positions: HashMap::new(),
         positions_dirty: false,
+        last_sweep: now,
         journal_cursor: None,
         tx,
         metrics,
@@ -361,7 +364,9 @@ impl Daemon {
             }
         }
         self.report_metrics();
-        if now % 60 == 0 {
+        // A one-second tick can be skipped under load: compare, do not divide.
+        if now - self.last_sweep >= 60 {
+            self.last_sweep = now;
             self.running.engine.sweep(now);
             let store = Arc::clone(&self.store);
             if let Err(e) = blocking(|| store.purge_expired(now, HISTORY_HORIZON)) {
