@@ -224,38 +224,9 @@ impl Filter {
         date: Option<DateMatch>,
         scratch: &'l mut Scratch,
     ) -> (Outcome<'l>, Spans) {
-        let line = trim_eol(line);
-        // Offset of text[0] in line, and the cut (start, len) for a date mid-line.
-        let (text, base, cut): (&[u8], usize, Option<(usize, usize)>) = match date {
-            Some(d) if d.end > line.len() || d.start > d.end => (line, 0, None),
-            None => (line, 0, None),
-            Some(d) if d.start == 0 => {
-                let rest = trim_start(&line[d.end..]);
-                (rest, line.len() - rest.len(), None)
-            }
-            Some(d) => {
-                scratch.buf.clear();
-                scratch.buf.extend_from_slice(&line[..d.start]);
-                scratch.buf.extend_from_slice(&line[d.end..]);
-                (&scratch.buf, 0, Some((d.start, d.end - d.start)))
-            }
-        };
+        let (text, cut) = cut_date(trim_eol(line), date, &mut scratch.buf);
         let (outcome, spans) = self.match_text_spans(text);
-        let map = |o: usize| match cut {
-            Some((at, len)) if o >= at => o + len,
-            _ => o + base,
-        };
-        let map_range = |r: std::ops::Range<usize>| {
-            let start = map(r.start);
-            start..map(r.end).max(start)
-        };
-        (
-            outcome,
-            Spans {
-                host: spans.host.map(map_range),
-                user: spans.user.map(map_range),
-            },
-        )
+        (outcome, cut.spans_in_line(spans))
     }
 
     /// [`examine_with_date`](Self::examine_with_date), with the same outcome
@@ -287,33 +258,12 @@ impl Filter {
                 .collect();
             scratch.locs = Some(Locs { owner, regs });
         }
-        let line = trim_eol(line);
         let Scratch { buf, locs, .. } = scratch;
-        let (text, base, cut): (&[u8], usize, Option<(usize, usize)>) = match date {
-            Some(d) if d.end > line.len() || d.start > d.end => (line, 0, None),
-            None => (line, 0, None),
-            Some(d) if d.start == 0 => {
-                let rest = trim_start(&line[d.end..]);
-                (rest, line.len() - rest.len(), None)
-            }
-            Some(d) => {
-                buf.clear();
-                buf.extend_from_slice(&line[..d.start]);
-                buf.extend_from_slice(&line[d.end..]);
-                (&buf[..], 0, Some((d.start, d.end - d.start)))
-            }
-        };
+        let (text, cut) = cut_date(trim_eol(line), date, buf);
         let none = Spans::default();
-        let regex = if self.fail.len() == 1 && self.ignore_set.is_empty() {
-            0
-        } else {
-            let Some(regex) = self.first_fail(text) else {
-                return (Outcome::Missed, none);
-            };
-            if let Some(i) = self.ignore_set.matches(text).iter().next() {
-                return (Outcome::Ignored { regex: i }, none);
-            }
-            regex
+        let regex = match self.select(text) {
+            Ok(regex) => regex,
+            Err(outcome) => return (outcome, none),
         };
         let Some((slots, host_g, user_g)) = locs.as_mut().and_then(|l| l.regs.get_mut(regex))
         else {
@@ -327,18 +277,10 @@ impl Filter {
         let user_m = group(*user_g);
         let host = host_m.clone().and_then(|r| parse_host_quick(&text[r]));
         let user = user_m.clone().map(|r| &text[r]);
-        let map = |o: usize| match cut {
-            Some((at, len)) if o >= at => o + len,
-            _ => o + base,
-        };
-        let map_range = |r: std::ops::Range<usize>| {
-            let start = map(r.start);
-            start..map(r.end).max(start)
-        };
-        let spans = Spans {
-            host: host_m.map(map_range),
-            user: user_m.map(map_range),
-        };
+        let spans = cut.spans_in_line(Spans {
+            host: host_m,
+            user: user_m,
+        });
         match host {
             Some(host) => (Outcome::Failure { regex, host, user }, spans),
             None => (Outcome::BadHost { regex }, spans),
@@ -370,18 +312,9 @@ impl Filter {
                 }
             },
         };
-        // One pass over the line for all failregexes; captures only for the winner.
-        // (A lone failregex without ignoreregex goes straight to its captures.)
-        let regex = if self.fail.len() == 1 && self.ignore_set.is_empty() {
-            0
-        } else {
-            let Some(regex) = self.first_fail(content) else {
-                return (Outcome::Missed, none);
-            };
-            if let Some(i) = self.ignore_set.matches(content).iter().next() {
-                return (Outcome::Ignored { regex: i }, none);
-            }
-            regex
+        let regex = match self.select(content) {
+            Ok(regex) => regex,
+            Err(outcome) => return (outcome, none),
         };
         let Some(caps) = self.fail[regex].captures(content) else {
             return (Outcome::Missed, none);
@@ -414,6 +347,20 @@ impl Filter {
         match host {
             Some(host) => (Outcome::Failure { regex, host, user }, spans),
             None => (Outcome::BadHost { regex }, spans),
+        }
+    }
+
+    /// Which failregex wins on `content`, or why none counts (missed, or an
+    /// ignoreregex matched). One pass over the line for all failregexes; a
+    /// lone failregex without ignoreregex goes straight to its captures.
+    fn select(&self, content: &[u8]) -> Result<usize, Outcome<'static>> {
+        if self.fail.len() == 1 && self.ignore_set.is_empty() {
+            return Ok(0);
+        }
+        let regex = self.first_fail(content).ok_or(Outcome::Missed)?;
+        match self.ignore_set.matches(content).iter().next() {
+            Some(i) => Err(Outcome::Ignored { regex: i }),
+            None => Ok(regex),
         }
     }
 
@@ -492,6 +439,65 @@ fn parse_host_quick(raw: &[u8]) -> Option<IpAddr> {
     match quad() {
         Some(o) => Some(IpAddr::from(o)),
         None => parse_host(raw),
+    }
+}
+
+/// Where the text a filter matches stands in the original line: a head date
+/// leaves a suffix at `base`; a date mid-line is cut out at `at`, `len` long.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    base: usize,
+    mid: Option<(usize, usize)>,
+}
+
+impl Cut {
+    /// Maps spans in the matched text back to byte offsets in the line.
+    fn spans_in_line(self, spans: Spans) -> Spans {
+        let map = |o: usize| match self.mid {
+            Some((at, len)) if o >= at => o + len,
+            _ => o + self.base,
+        };
+        let range = |r: std::ops::Range<usize>| {
+            let start = map(r.start);
+            start..map(r.end).max(start)
+        };
+        Spans {
+            host: spans.host.map(range),
+            user: spans.user.map(range),
+        }
+    }
+}
+
+/// Cuts `date` out of `line` the fail2ban way: a date at the head leaves the
+/// rest (leading blanks trimmed) with no copy; a date mid-line is removed
+/// into `buf` (`[10/Oct/2000:13:55:36 -0700]` leaves `[]`).
+fn cut_date<'l>(line: &'l [u8], date: Option<DateMatch>, buf: &'l mut Vec<u8>) -> (&'l [u8], Cut) {
+    let whole = Cut { base: 0, mid: None };
+    match date {
+        Some(d) if d.end > line.len() || d.start > d.end => (line, whole),
+        None => (line, whole),
+        Some(d) if d.start == 0 => {
+            let rest = trim_start(&line[d.end..]);
+            (
+                rest,
+                Cut {
+                    base: line.len() - rest.len(),
+                    mid: None,
+                },
+            )
+        }
+        Some(d) => {
+            buf.clear();
+            buf.extend_from_slice(&line[..d.start]);
+            buf.extend_from_slice(&line[d.end..]);
+            (
+                &buf[..],
+                Cut {
+                    base: 0,
+                    mid: Some((d.start, d.end - d.start)),
+                },
+            )
+        }
     }
 }
 
