@@ -13,7 +13,7 @@ pub const USER_GROUP: &str = "user";
 /// IPv4, or IPv6 (including v4-mapped `::ffff:1.2.3.4` and `[v6]`). The captured
 /// text is validated by parsing, so the pattern only has to be tight enough that
 /// surrounding text cannot slip into it.
-const ADDR_RE: &str = r"(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]*(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{1,4}|:))";
+const ADDR_RE: &str = r"(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]*(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{1,4}|:))";
 
 /// A tag-free regex and the facts the engine needs about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
