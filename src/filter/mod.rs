@@ -11,6 +11,7 @@
 //! anywhere unless anchored with `^`/`$`.
 
 pub mod date;
+mod fixed;
 pub mod tags;
 
 use std::net::IpAddr;
@@ -114,6 +115,9 @@ pub struct Filter {
     prefix_host: bool,
     fail_set: RegexSet,
     fail: Vec<Regex>,
+    /// Per failregex: bytes before and after the host in every match, when
+    /// fixed (the host is then read off the match span, see `fixed`).
+    host_at: Vec<Option<(usize, usize)>>,
     ignore_set: RegexSet,
     dates: DateDetector,
 }
@@ -146,6 +150,7 @@ impl Filter {
         }
         let mut fail = Vec::with_capacity(spec.failregex.len());
         let mut expanded = Vec::with_capacity(spec.failregex.len());
+        let mut host_at = Vec::with_capacity(spec.failregex.len());
         for (i, p) in spec.failregex.iter().enumerate() {
             let (re, exp) = compile_one(PatternRef::Failregex(i), p)?;
             if !exp.has_host && !prefix_host {
@@ -156,6 +161,7 @@ impl Filter {
                     "no <HOST> or <ADDR> tag: a failure must name the address to ban",
                 ));
             }
+            host_at.push(fixed::host_offsets(&exp.regex));
             expanded.push(exp.regex);
             fail.push(re);
         }
@@ -180,6 +186,7 @@ impl Filter {
             prefix_host,
             fail_set,
             fail,
+            host_at,
             ignore_set,
             dates,
             spec,
@@ -265,16 +272,22 @@ impl Filter {
             Ok(regex) => regex,
             Err(outcome) => return (outcome, none),
         };
-        let Some((slots, host_g, user_g)) = locs.as_mut().and_then(|l| l.regs.get_mut(regex))
-        else {
-            return (Outcome::Missed, none);
+        let (host_m, user_m) = match self.fixed_host(regex, text) {
+            Some(None) => return (Outcome::Missed, none),
+            Some(host_m) => (host_m, None),
+            None => {
+                let Some((slots, host_g, user_g)) =
+                    locs.as_mut().and_then(|l| l.regs.get_mut(regex))
+                else {
+                    return (Outcome::Missed, none);
+                };
+                if self.fail[regex].captures_read(slots, text).is_none() {
+                    return (Outcome::Missed, none);
+                }
+                let group = |g: Option<usize>| g.and_then(|g| slots.get(g)).map(|(s, e)| s..e);
+                (group(*host_g), group(*user_g))
+            }
         };
-        if self.fail[regex].captures_read(slots, text).is_none() {
-            return (Outcome::Missed, none);
-        }
-        let group = |g: Option<usize>| g.and_then(|g| slots.get(g)).map(|(s, e)| s..e);
-        let host_m = group(*host_g);
-        let user_m = group(*user_g);
         let host = host_m.clone().and_then(|r| parse_host_quick(&text[r]));
         let user = user_m.clone().map(|r| &text[r]);
         let spans = cut.spans_in_line(Spans {
@@ -316,9 +329,47 @@ impl Filter {
             Ok(regex) => regex,
             Err(outcome) => return (outcome, none),
         };
-        let Some(caps) = self.fail[regex].captures(content) else {
-            return (Outcome::Missed, none);
+        let in_text = |m: regex::bytes::Match<'_>| m.start()..m.end();
+        let prefix_user = || {
+            prefix_caps
+                .as_ref()
+                .and_then(|c| c.name(tags::USER_GROUP))
+                .map(in_text)
         };
+        let (host_m, user_m) = match self.fixed_host(regex, content) {
+            Some(None) => return (Outcome::Missed, none),
+            Some(Some(r)) => (
+                Some((r.start + content_at)..(r.end + content_at)),
+                prefix_user(),
+            ),
+            None => match self.fail[regex].captures(content) {
+                None => return (Outcome::Missed, none),
+                Some(caps) => self.groups(&caps, content_at, prefix_caps.as_ref()),
+            },
+        };
+        let host = host_m.clone().and_then(|r| parse_host(&text[r]));
+        let user = user_m.clone().map(|r| &text[r]);
+        let spans = Spans {
+            host: host_m,
+            user: user_m,
+        };
+        match host {
+            Some(host) => (Outcome::Failure { regex, host, user }, spans),
+            None => (Outcome::BadHost { regex }, spans),
+        }
+    }
+
+    /// Host and user ranges in the text from a failregex's captures (at
+    /// `content_at` in it), falling back to the prefregex's.
+    fn groups(
+        &self,
+        caps: &regex::bytes::Captures<'_>,
+        content_at: usize,
+        prefix_caps: Option<&regex::bytes::Captures<'_>>,
+    ) -> (
+        Option<std::ops::Range<usize>>,
+        Option<std::ops::Range<usize>>,
+    ) {
         let in_content =
             |m: regex::bytes::Match<'_>| (m.start() + content_at)..(m.end() + content_at);
         let in_text = |m: regex::bytes::Match<'_>| m.start()..m.end();
@@ -334,20 +385,23 @@ impl Filter {
         });
         let user_m = caps.name(tags::USER_GROUP).map(in_content).or_else(|| {
             prefix_caps
-                .as_ref()
                 .and_then(|c| c.name(tags::USER_GROUP))
                 .map(in_text)
         });
-        let host = host_m.clone().and_then(|r| parse_host(&text[r]));
-        let user = user_m.clone().map(|r| &text[r]);
-        let spans = Spans {
-            host: host_m,
-            user: user_m,
-        };
-        match host {
-            Some(host) => (Outcome::Failure { regex, host, user }, spans),
-            None => (Outcome::BadHost { regex }, spans),
-        }
+        (host_m, user_m)
+    }
+
+    /// For a failregex whose host stands at fixed offsets in its match:
+    /// `Some(Some(host range))` when it matches `text`, `Some(None)` when it
+    /// does not. `None`: the regex needs its captures.
+    #[inline]
+    fn fixed_host(&self, regex: usize, text: &[u8]) -> Option<Option<std::ops::Range<usize>>> {
+        let (before, after) = (*self.host_at.get(regex)?)?;
+        Some(
+            self.fail[regex]
+                .find(text)
+                .map(|m| (m.start() + before)..m.end().saturating_sub(after)),
+        )
     }
 
     /// Which failregex wins on `content`, or why none counts (missed, or an
@@ -681,6 +735,46 @@ mod tests {
                 parse_host(raw.as_bytes()),
                 "{raw:?}"
             );
+        }
+    }
+
+    #[test]
+    fn host_read_off_the_match_agrees_with_captures() {
+        let patterns = [
+            "Login failure <HOST>",
+            r"^<HOST> port [0-9][0-9]$",
+            "(?:GET|PUT) <HOST>",
+            r"from <ADDR>:[0-9]{4}\b",
+        ];
+        let lines = [
+            "ERROR Login failure 198.51.100.7",
+            "Login failure Login failure 2001:db8::1 x",
+            "Login failure [2001:db8::1]",
+            "Login failure 300.1.1.1",
+            "Login failure ::ffff:1.2.3.4.",
+            "Login failure x 1.2.3.4",
+            "10.0.0.1 port 22",
+            "[::1] port 22",
+            "10.0.0.1 port 222",
+            "PUT GET 1.2.3.4",
+            "from 1.2.3.4:2222 from 5.6.7.8:1234",
+            "from ::1:2222",
+            "",
+        ];
+        for p in patterns {
+            let f = Filter::compile(spec(&[p], &[])).unwrap();
+            assert!(f.host_at[0].is_some(), "{p}");
+            let re = Regex::new(&tags::expand(p).unwrap().regex).unwrap();
+            for line in lines {
+                let (o, spans) = f.match_text_spans(line.as_bytes());
+                let want = re
+                    .captures(line.as_bytes())
+                    .map(|c| c.name(tags::HOST_GROUP).map(|m| m.range()));
+                match want {
+                    None => assert_eq!(o, Outcome::Missed, "{p} {line:?}"),
+                    Some(host) => assert_eq!(spans.host, host, "{p} {line:?}"),
+                }
+            }
         }
     }
 
