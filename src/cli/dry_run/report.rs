@@ -523,12 +523,12 @@ impl<'a> Aggregator<'a> {
             .collect();
         let mut top: Vec<(IpAddr, AddrStat)> = self.addrs.into_iter().collect();
         let distinct = top.len();
-        top.sort_by(|a, b| b.1.failures.cmp(&a.1.failures).then(a.0.cmp(&b.0)));
-        top.truncate(ctx.top);
+        top_n(&mut top, ctx.top, |a, b| {
+            b.1.failures.cmp(&a.1.failures).then(a.0.cmp(&b.0))
+        });
         let mut utop: Vec<(Box<[u8]>, u64)> = self.users.into_iter().collect();
         let udistinct = utop.len();
-        utop.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        utop.truncate(ctx.top);
+        top_n(&mut utop, ctx.top, |a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let hits = |pats: &[String], hits: &[u64]| -> Vec<RegexHits> {
             pats.iter()
                 .zip(hits)
@@ -858,4 +858,18 @@ pub fn write_human(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         writeln!(out, "{WARN}The filter matched nothing.{WARN:#}")?;
     }
     Ok(())
+}
+
+/// Keeps the first `n` of `v` in `cmp` order, sorted: a selection, then a
+/// sort of those `n` only (tens of thousands of addresses, ten shown).
+fn top_n<T>(v: &mut Vec<T>, n: usize, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    if n == 0 {
+        v.clear();
+        return;
+    }
+    if v.len() > n {
+        v.select_nth_unstable_by(n - 1, &cmp);
+        v.truncate(n);
+    }
+    v.sort_by(cmp);
 }
