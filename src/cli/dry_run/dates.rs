@@ -13,8 +13,12 @@ use crate::UnixTime;
 /// a zone offset, more digits), with room to spare.
 const DATE_MARGIN: usize = 8;
 
-/// Where the parts of a built-in date stand in its line: what the detector's
-/// answer depends on. Offsets into the line.
+/// Most bytes a window may span (the byte before a date, the date, a
+/// tail): the longest built-in date with a zone and a tail fits with room.
+const WINDOW_MAX: usize = 64;
+
+/// Where the parts of a built-in date stand in its line, and the bytes of
+/// that line the detector's answer depends on. Offsets into the line.
 #[derive(Debug, Clone, Copy)]
 struct DateWindow {
     /// The byte before the date.
@@ -28,6 +32,14 @@ struct DateWindow {
     /// End of the bytes after the date that must be equal (`date_end` when
     /// what follows cannot extend a date).
     tail_end: usize,
+    /// Words the window spans.
+    n: usize,
+    /// The line's bytes `lo..tail_end`, eight at a time, zero-padded.
+    words: [u64; WINDOW_MAX / 8],
+    /// Which of those bytes must be equal: all but the digits of a fraction.
+    mask: [u64; WINDOW_MAX / 8],
+    /// `0x80` at the digits of a fraction (which must stay digits).
+    digits: [u64; WINDOW_MAX / 8],
 }
 
 impl DateWindow {
@@ -55,14 +67,41 @@ impl DateWindow {
         } else {
             d.end
         };
+        let lo = d.start.saturating_sub(1);
+        let bytes = line.get(lo..tail_end).filter(|b| b.len() <= WINDOW_MAX)?;
+        let (mut mask, mut digits) = ([0u8; WINDOW_MAX], [0u8; WINDOW_MAX]);
+        for (i, &b) in bytes.iter().enumerate() {
+            let fraction_digit = (secs_end..frac_end).contains(&(lo + i)) && b.is_ascii_digit();
+            mask[i] = if fraction_digit { 0 } else { 0xff };
+            digits[i] = if fraction_digit { 0x80 } else { 0 };
+        }
         Some(DateWindow {
-            lo: d.start.saturating_sub(1),
+            lo,
             secs_end,
             frac_end,
             date_end: d.end,
             tail_end,
+            n: bytes.len().div_ceil(8),
+            words: words(bytes),
+            mask: words(&mask),
+            digits: words(&digits),
         })
     }
+}
+
+/// `bytes` (at most [`WINDOW_MAX`]) as little words, zero-padded.
+#[inline]
+fn words(bytes: &[u8]) -> [u64; WINDOW_MAX / 8] {
+    let mut buf = [0u8; WINDOW_MAX];
+    let n = bytes.len().min(WINDOW_MAX);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    let mut out = [0u64; WINDOW_MAX / 8];
+    for (w, c) in out.iter_mut().zip(buf.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        *w = u64::from_le_bytes(b);
+    }
+    out
 }
 
 /// Could the bytes at `i` extend a date that ends there (a year, an offset,
@@ -90,77 +129,68 @@ fn skip_fraction(line: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Slice equality for the few bytes around a date: eight bytes at a time
-/// from the end (where the seconds are, the likeliest to differ), no call
-/// into memcmp.
-#[inline]
-fn eq(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
-    let (Some(a), Some(b)) = (a, b) else {
-        return false;
-    };
-    if a.len() != b.len() {
-        return false;
-    }
-    let (mut ra, mut rb) = (a.rchunks_exact(8), b.rchunks_exact(8));
-    for (x, y) in (&mut ra).zip(&mut rb) {
-        let (Ok(x), Ok(y)) = (<[u8; 8]>::try_from(x), <[u8; 8]>::try_from(y)) else {
-            return false;
-        };
-        if u64::from_ne_bytes(x) != u64::from_ne_bytes(y) {
-            return false;
-        }
-    }
-    ra.remainder()
-        .iter()
-        .zip(rb.remainder())
-        .all(|(x, y)| x == y)
-}
-
-/// Equal but for the values of digits (a fraction of a second).
-fn same_shape(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .zip(b)
-                    .all(|(x, y)| x == y || (x.is_ascii_digit() && y.is_ascii_digit()))
-        }
-        _ => false,
-    }
-}
-
-/// Whether `line` would get the same date as `prev` (whose date stands at
-/// `w`), without running the detector.
+/// Whether `line` would get the same date as the line `w` was made from,
+/// without running the detector.
 ///
 /// Consecutive log lines mostly share their timestamp to the second. The
 /// built-in formats are parsed from the bytes around the date alone: the byte
 /// before it, the date itself (a fraction of a second is read and dropped),
 /// and what follows it only if that could extend it (a space then a digit or
 /// sign, a digit, `Z`, a sign). With the detector's hint the previous line's
-/// position is tried first. So a line identical to the previous one in those
-/// bytes, up to the digits of the fraction, gets the identical `DateMatch`.
-/// Never used with a `datepattern` (a regex may look anywhere).
-/// `tests::cache_agrees_with_the_detector` holds this to the detector.
+/// position is tried first. So a line identical to that one in those bytes,
+/// up to the digits of the fraction, gets the identical `DateMatch`. The
+/// bytes are compared eight at a time under a mask, the fraction's digits
+/// checked to be digits. Never used with a `datepattern` (a regex may look
+/// anywhere). `tests::cache_agrees_with_the_detector` holds this to the
+/// detector.
 #[inline]
-fn same_date(prev: &[u8], w: DateWindow, line: &[u8]) -> bool {
-    eq(line.get(w.lo..w.secs_end), prev.get(w.lo..w.secs_end))
-        && skip_fraction(line, w.secs_end) == w.frac_end
-        && same_shape(
-            line.get(w.secs_end..w.frac_end),
-            prev.get(w.secs_end..w.frac_end),
-        )
-        && eq(
-            line.get(w.frac_end..w.date_end),
-            prev.get(w.frac_end..w.date_end),
-        )
-        && if w.tail_end > w.date_end {
-            eq(
-                line.get(w.date_end..line.len().min(w.date_end + DATE_MARGIN)),
-                prev.get(w.date_end..w.tail_end),
-            )
-        } else {
-            !may_extend(line, w.date_end)
+fn same_date(w: &DateWindow, line: &[u8]) -> bool {
+    if w.tail_end > w.date_end {
+        // The same tail, as long as the line has it.
+        if line.len().min(w.date_end + DATE_MARGIN) != w.tail_end {
+            return false;
         }
+    } else if line.len() < w.date_end || may_extend(line, w.date_end) {
+        return false;
+    }
+    let whole = line.get(w.lo..w.lo + 8 * w.n);
+    let diff = match whole {
+        // Whole words straight from the line (bytes past the window masked).
+        Some(whole) => whole
+            .chunks_exact(8)
+            .zip(w.words.iter().zip(&w.mask).zip(&w.digits))
+            .fold(0, |acc, (c, ((&want, &mask), &digits))| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                acc | differs(u64::from_le_bytes(b), want, mask, digits)
+            }),
+        None => match line.get(w.lo..w.tail_end) {
+            Some(bytes) => words(bytes)
+                .iter()
+                .zip(w.words.iter().zip(&w.mask).zip(&w.digits))
+                .take(w.n)
+                .fold(0, |acc, (&got, ((&want, &mask), &digits))| {
+                    acc | differs(got, want, mask, digits)
+                }),
+            None => return false,
+        },
+    };
+    // The fraction's end: the bytes compared settle it unless it ends
+    // within a byte of the window's end.
+    diff == 0 && (w.frac_end + 1 < w.tail_end || skip_fraction(line, w.secs_end) == w.frac_end)
+}
+
+/// Non-zero when `got` differs from `want` where `mask` says it must not,
+/// or holds a non-digit where `digits` has `0x80` (byte ^ '0' below ten:
+/// adding 0x76 leaves the high bit clear, and no carry crosses a byte).
+#[inline(always)]
+fn differs(got: u64, want: u64, mask: u64, digits: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const TO_TEN: u64 = 0x7676_7676_7676_7676;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let t = got ^ ZEROS;
+    let not_digit = ((t & LOW7) + TO_TEN) | t;
+    ((got ^ want) & mask) | (not_digit & digits)
 }
 
 /// Date detection for the lines of one chunk, with the shortcut of [`same_date`].
@@ -168,8 +198,8 @@ pub struct Dates<'f> {
     filter: &'f Filter,
     now: UnixTime,
     cacheable: bool,
-    /// The last detected date, its window, and where its line starts in the chunk.
-    last: Option<(DateMatch, DateWindow, usize)>,
+    /// The last detected date and its window.
+    last: Option<(DateMatch, DateWindow)>,
 }
 
 impl<'f> Dates<'f> {
@@ -183,28 +213,19 @@ impl<'f> Dates<'f> {
         }
     }
 
-    /// The date of `raw` (a line without its `\n`), which starts at `at` in
-    /// `data`. Offsets are into `raw` without a final `\r`, as the filter
-    /// sees it.
+    /// The date of `raw` (a line without its `\n`). Offsets are into `raw`
+    /// without a final `\r`, as the filter sees it.
     #[inline]
-    pub fn detect(
-        &mut self,
-        data: &[u8],
-        at: usize,
-        raw: &[u8],
-        scratch: &mut Scratch,
-    ) -> Option<DateMatch> {
+    pub fn detect(&mut self, raw: &[u8], scratch: &mut Scratch) -> Option<DateMatch> {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if let Some((d, w, prev_at)) = self.last {
-            if let Some(prev) = data.get(prev_at..prev_at + w.tail_end) {
-                if same_date(prev, w, line) {
-                    return Some(d);
-                }
+        if let Some((d, w)) = &self.last {
+            if same_date(w, line) {
+                return Some(*d);
             }
         }
         let d = self.filter.detect_date(raw, self.now, scratch);
         self.last = match d {
-            Some(d) if self.cacheable => DateWindow::new(line, d).map(|w| (d, w, at)),
+            Some(d) if self.cacheable => DateWindow::new(line, d).map(|w| (d, w)),
             _ => None,
         };
         d
@@ -234,6 +255,10 @@ mod tests {
             "2024-03-10 00:00:0{s}",
             "2024-03-10 00:00:0{s},018",
             "2024-03-10 00:00:0{s},01",
+            "2024-03-10 00:00:0{s},0x8",
+            "2024-03-10 00:00:0{s},0.8",
+            "2024-03-10 00:00:0{s},1234",
+            "2024-03-10 00:00:0{s},\u{663}18",
             "2024-03-10 00:00:0{s}.018",
             "2024-03-10 00:00:0{s}.123,456",
             "2024-03-10T00:00:0{s}Z",
@@ -289,18 +314,15 @@ mod tests {
         // Every ordered pair of lines, as two consecutive lines of a chunk.
         for a in &lines {
             for b in &lines {
-                let data = format!("{a}\n{b}\n");
                 let (mut cached, mut plain) = (
                     Dates::new(&f, 1_717_200_000, true),
                     Dates::new(&f, 1_717_200_000, false),
                 );
                 let (mut s1, mut s2) = (Scratch::default(), Scratch::default());
-                let bytes = data.as_bytes();
-                let b_at = a.len() + 1;
-                for (at, line) in [(0, a.as_bytes()), (b_at, b.as_bytes())] {
+                for line in [a.as_bytes(), b.as_bytes()] {
                     // (as raw lines, without their \n)
-                    let x = cached.detect(bytes, at, line, &mut s1);
-                    let y = plain.detect(bytes, at, line, &mut s2);
+                    let x = cached.detect(line, &mut s1);
+                    let y = plain.detect(line, &mut s2);
                     assert_eq!(
                         x,
                         y,
@@ -318,11 +340,12 @@ mod tests {
         let data = b"2024-03-10 00:00:00,018 INFO a\n2024-03-10 00:00:00,217 ERROR b\n";
         let mut d = Dates::new(&f, 0, true);
         let mut s = Scratch::default();
-        let first = d.detect(data, 0, &data[..30], &mut s).unwrap();
-        assert!(d.last.is_some());
-        let (prev_d, w, at) = d.last.unwrap();
+        let first = d.detect(&data[..30], &mut s).unwrap();
+        let (prev_d, w) = d.last.unwrap();
         let second = &data[31..data.len() - 1];
-        assert!(same_date(&data[at..at + w.tail_end], w, second));
+        assert!(same_date(&w, second));
         assert_eq!(prev_d, first);
+        // Not when a digit of the fraction is not one.
+        assert!(!same_date(&w, b"2024-03-10 00:00:00,2x7 ERROR b"));
     }
 }

@@ -596,7 +596,7 @@ pub fn scan_chunk(
         let raw = &data[pos..end];
         // What the filter sees (it drops one `\r`); the filter is given `raw`.
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let date = dates.detect(data, pos, raw, scratch);
+        let date = dates.detect(raw, scratch);
         match date {
             Some(d) => {
                 last_ts = Some(d.ts);
