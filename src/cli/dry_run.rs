@@ -342,7 +342,7 @@ fn run_inner(args: &DryRunArgs) -> Result<i32, Fatal> {
     scan::scan(
         &cfg,
         inputs.len(),
-        |i| inputs[i].open(consumed.clone()),
+        |i| inputs[i].open_for_scan(consumed.clone()),
         &mut progress,
         &mut |c| agg.add(c),
     )
@@ -654,6 +654,11 @@ impl Bar {
 impl scan::Progress for Bar {
     fn input_started(&mut self, index: usize) {
         self.current = index;
+    }
+
+    fn mapped(&mut self, bytes: u64) {
+        self.consumed.set(self.consumed.get() + bytes);
+        self.advanced();
     }
 
     fn advanced(&mut self) {

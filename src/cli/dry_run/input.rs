@@ -1,12 +1,13 @@
 //! dry-run inputs: log files (plain or gzip, detected by their first bytes),
-//! standard input (`-`) and `--line` text, opened as plain byte readers.
+//! standard input (`-`) and `--line` text, opened as plain byte readers, or,
+//! for a plain regular file, mapped into memory so the scan copies nothing.
 //!
 //! Owns opening and decompressing. It must not split lines or look inside them.
 
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 /// Where an input's bytes come from.
@@ -87,6 +88,49 @@ impl Input {
             Box::new(buffered)
         })
     }
+}
+
+/// An input opened for a scan.
+pub enum Opened {
+    /// Bytes to read (gzip, standard input, text, or a file that cannot be
+    /// mapped).
+    Stream(Box<dyn Read>),
+    /// A plain regular file, mapped read-only.
+    Mapped(memmap2::Mmap),
+}
+
+impl Input {
+    /// Opens the input for scanning: a plain (not gzip) regular file is
+    /// mapped; anything else, or a file that cannot be mapped, is read as
+    /// [`open`](Self::open) reads it.
+    pub fn open_for_scan(&self, consumed: Rc<Cell<u64>>) -> io::Result<Opened> {
+        if let Source::File(p) = &self.source {
+            if let Some(m) = map(p) {
+                return Ok(Opened::Mapped(m));
+            }
+        }
+        self.open(consumed).map(Opened::Stream)
+    }
+}
+
+/// A non-empty, non-gzip regular file mapped read-only, or `None`.
+fn map(path: &Path) -> Option<memmap2::Mmap> {
+    let file = File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() == 0 {
+        return None;
+    }
+    // SAFETY: the map is read-only and private to this process. If another
+    // process truncates the file while it is scanned, reading the vanished
+    // pages raises SIGBUS (as for grep and ripgrep, which map files the same
+    // way); no other change to the file can affect memory safety here, as
+    // the bytes are only ever read as plain `u8`.
+    let m = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    if m.starts_with(&[0x1f, 0x8b]) {
+        return None;
+    }
+    let _ = m.advise(memmap2::Advice::Sequential);
+    Some(m)
 }
 
 /// Counts the bytes read through it.

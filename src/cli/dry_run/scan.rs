@@ -13,13 +13,14 @@ use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::net::IpAddr;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::filter::date::{DateFormat, DateMatch};
 use crate::filter::{Filter, Outcome, Scratch};
 use crate::UnixTime;
 
 use super::dates::Dates;
+use super::input::Opened;
 use super::prefilter::Prefilter;
 
 /// Default chunk size: big enough to amortise hand-offs, small enough to stay
@@ -148,14 +149,32 @@ impl ChunkOut {
 /// Calls back as bytes are consumed (progress bar).
 pub trait Progress {
     fn input_started(&mut self, index: usize);
+    /// More of a stream was read.
     fn advanced(&mut self);
+    /// `bytes` more of a mapped input went to the workers.
+    fn mapped(&mut self, bytes: u64);
 }
 
 struct Job {
     seq: usize,
     input: usize,
-    buf: Vec<u8>,
-    len: usize,
+    data: Data,
+}
+
+/// A chunk's bytes: the first `len` of a buffer read from a stream, or a
+/// range of a mapped file.
+enum Data {
+    Read(Vec<u8>, usize),
+    Mapped(Arc<memmap2::Mmap>, std::ops::Range<usize>),
+}
+
+impl Data {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Data::Read(buf, len) => buf.get(..*len).unwrap_or_default(),
+            Data::Mapped(m, r) => m.get(r.clone()).unwrap_or_default(),
+        }
+    }
 }
 
 /// Hands finished chunks to the sink in sequence order.
@@ -196,7 +215,7 @@ impl Collector<'_> {
 pub fn scan(
     cfg: &ScanConfig<'_>,
     count: usize,
-    mut open: impl FnMut(usize) -> io::Result<Box<dyn Read>>,
+    mut open: impl FnMut(usize) -> io::Result<Opened>,
     progress: &mut dyn Progress,
     sink: &mut dyn FnMut(ChunkOut),
 ) -> io::Result<()> {
@@ -231,9 +250,11 @@ pub fn scan(
         let mut result = Ok(());
         for i in 0..count {
             progress.input_started(i);
-            if let Err(e) =
-                open(i).and_then(|mut r| reader.read(&mut *r, i, progress, &mut collector))
-            {
+            let done = open(i).and_then(|opened| match opened {
+                Opened::Stream(mut r) => reader.read(&mut *r, i, progress, &mut collector),
+                Opened::Mapped(m) => reader.map(Arc::new(m), i, progress, &mut collector),
+            });
+            if let Err(e) = done {
                 result = Err(e);
                 break;
             }
@@ -272,12 +293,11 @@ struct Reader {
 }
 
 impl Reader {
-    fn send(&mut self, input: usize, buf: Vec<u8>, len: usize) -> io::Result<()> {
+    fn send(&mut self, input: usize, data: Data) -> io::Result<()> {
         let job = Job {
             seq: self.seq,
             input,
-            buf,
-            len,
+            data,
         };
         self.seq += 1;
         self.tx
@@ -305,7 +325,7 @@ impl Reader {
                             next.resize(tail * 2, 0);
                         }
                         next[..tail].copy_from_slice(&buf[nl + 1..filled]);
-                        self.send(input, buf, nl + 1)?;
+                        self.send(input, Data::Read(buf, nl + 1))?;
                         collector.poll();
                         buf = next;
                         filled = tail;
@@ -323,13 +343,42 @@ impl Reader {
             };
             if n == 0 {
                 if filled > 0 {
-                    self.send(input, buf, filled)?;
+                    self.send(input, Data::Read(buf, filled))?;
                 }
                 return Ok(());
             }
             filled += n;
             progress.advanced();
         }
+    }
+
+    /// Sends a mapped input to the workers in whole-line chunks of about
+    /// the chunk size (a longer line makes a longer chunk).
+    fn map(
+        &mut self,
+        m: Arc<memmap2::Mmap>,
+        input: usize,
+        progress: &mut dyn Progress,
+        collector: &mut Collector<'_>,
+    ) -> io::Result<()> {
+        let len = m.len();
+        let mut start = 0;
+        while start < len {
+            let target = (start + self.pool.size).min(len);
+            let end = if target == len {
+                len
+            } else {
+                match memchr::memrchr(b'\n', &m[start..target]) {
+                    Some(nl) => start + nl + 1,
+                    None => memchr::memchr(b'\n', &m[target..]).map_or(len, |nl| target + nl + 1),
+                }
+            };
+            self.send(input, Data::Mapped(m.clone(), start..end))?;
+            progress.mapped((end - start) as u64);
+            collector.poll();
+            start = end;
+        }
+        Ok(())
     }
 }
 
@@ -347,11 +396,11 @@ fn worker(
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let data = job.buf.get(..job.len).unwrap_or_default();
+        let data = job.data.bytes();
         let mut out = ChunkOut {
             seq: job.seq,
             input: job.input,
-            bytes: job.len as u64,
+            bytes: data.len() as u64,
             ..Default::default()
         };
         out.fail_hits = vec![0; cfg.filter.spec.failregex.len()];
@@ -369,7 +418,9 @@ fn worker(
         if res.send(out).is_err() {
             return;
         }
-        let _ = bufs.send(job.buf);
+        if let Data::Read(buf, _) = job.data {
+            let _ = bufs.send(buf);
+        }
     }
 }
 
