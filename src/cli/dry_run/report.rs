@@ -235,47 +235,9 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A fast, non-keyed hash (FxHash's mixing) for the per-address and per-user
-/// tallies: the keys come from one local run, so flooding is not a concern.
-type FastHash = std::hash::BuildHasherDefault<FxHasher>;
-
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        // The table indexes by the low bits, which the last multiply leaves
-        // depending on the low bits of the last word only (an address's last
-        // octets): fold the well-mixed high bits in.
-        self.0.rotate_left(26)
-    }
-}
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
+/// A fast hash for the per-address and per-user tallies (foldhash, seeded
+/// per process): SipHash's resistance is not needed for one local run.
+type FastHash = foldhash::fast::RandomState;
 
 #[derive(Default)]
 struct AddrStat {
