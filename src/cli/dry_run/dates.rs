@@ -69,11 +69,19 @@ impl DateWindow {
         };
         let lo = d.start.saturating_sub(1);
         let bytes = line.get(lo..tail_end).filter(|b| b.len() <= WINDOW_MAX)?;
-        let (mut mask, mut digits) = ([0u8; WINDOW_MAX], [0u8; WINDOW_MAX]);
-        for (i, &b) in bytes.iter().enumerate() {
-            let fraction_digit = (secs_end..frac_end).contains(&(lo + i)) && b.is_ascii_digit();
-            mask[i] = if fraction_digit { 0 } else { 0xff };
-            digits[i] = if fraction_digit { 0x80 } else { 0 };
+        // All bytes compared but the digits of the fraction, which must be
+        // digits. (Built on every detector run: word operations only.)
+        let (mut mask, mut digits) = ([0u64; WINDOW_MAX / 8], [0u64; WINDOW_MAX / 8]);
+        for (k, m) in mask.iter_mut().enumerate() {
+            let have = bytes.len().saturating_sub(8 * k).min(8);
+            *m = u64::MAX.checked_shr(64 - 8 * have as u32).unwrap_or(0);
+        }
+        for p in secs_end..frac_end {
+            if line.get(p).is_some_and(u8::is_ascii_digit) {
+                let (k, shift) = ((p - lo) / 8, 8 * ((p - lo) % 8));
+                mask[k] &= !(0xff << shift);
+                digits[k] |= 0x80 << shift;
+            }
         }
         Some(DateWindow {
             lo,
@@ -83,22 +91,19 @@ impl DateWindow {
             tail_end,
             n: bytes.len().div_ceil(8),
             words: words(bytes),
-            mask: words(&mask),
-            digits: words(&digits),
+            mask,
+            digits,
         })
     }
 }
 
-/// `bytes` (at most [`WINDOW_MAX`]) as little words, zero-padded.
+/// `bytes` (at most [`WINDOW_MAX`]) as little-endian words, zero-padded.
 #[inline]
 fn words(bytes: &[u8]) -> [u64; WINDOW_MAX / 8] {
-    let mut buf = [0u8; WINDOW_MAX];
-    let n = bytes.len().min(WINDOW_MAX);
-    buf[..n].copy_from_slice(&bytes[..n]);
     let mut out = [0u64; WINDOW_MAX / 8];
-    for (w, c) in out.iter_mut().zip(buf.chunks_exact(8)) {
+    for (w, c) in out.iter_mut().zip(bytes.chunks(8)) {
         let mut b = [0u8; 8];
-        b.copy_from_slice(c);
+        b[..c.len()].copy_from_slice(c);
         *w = u64::from_le_bytes(b);
     }
     out
