@@ -1,22 +1,71 @@
-//! Failregexes whose host stands at a fixed distance from both ends of the
-//! match: `Login failure <HOST>` (14 bytes after the start, none before the
-//! end), `^<HOST> port [0-9]{2}$`. For those the host is read off the match
-//! span, so a matching line costs only the regex's DFA search, not a capture
-//! engine (the bounded backtracker cost twice the search on every match).
+//! Failregexes whose host stands at a fixed distance from the start of the
+//! match, so that a matching line needs no capture engine (the bounded
+//! backtracker costs several times the DFA search on every matching line,
+//! and on long nginx lines ten times):
 //!
-//! Owns only that decision, made once per regex from its syntax tree. It must
-//! stay exact: it says `Some` only when every match of the regex has the host
-//! group at those offsets (the parts before and after it match a fixed number
-//! of bytes, whatever they match), and `None` when a `user` group is wanted
-//! too or the shape is anything else.
+//! - fixed from both ends, `Login failure <HOST>` (14 bytes after the start,
+//!   none before the end): the host is read off the match span;
+//! - fixed from the start only, `^<HOST> - .* "GET /x"`: the host pattern
+//!   alone, anchored where the host starts, gives the host's end, and the
+//!   rest of the pattern, anchored there, must still reach the match's end.
+//!
+//! Owns only these decisions, made once per regex from its syntax tree, and
+//! the two small searches of the second kind. It must stay exact: the regex
+//! crate's leftmost-first search tries the host's alternatives in order and
+//! keeps the first after which the rest matches, so when the rest matches
+//! after the host pattern's own first match, that is the host the captures
+//! would give; when it does not, the caller falls back to the captures. It
+//! says nothing when a `user` group is wanted too or the shape is other.
 
+use std::ops::Range;
+
+use regex_automata::{meta, Anchored, Input};
 use regex_syntax::hir::{Hir, HirKind};
 
 use super::tags;
 
-/// Bytes before and after the host group in every match of `regex` (as
-/// expanded from tags), or `None` when they vary or a `user` group exists.
-pub fn host_offsets(regex: &str) -> Option<(usize, usize)> {
+/// How to find the host of one failregex without captures.
+#[derive(Debug, Clone)]
+pub enum HostAt {
+    /// `before` bytes after the match's start, `after` before its end.
+    Span { before: usize, after: usize },
+    /// `before` bytes after the match's start; ends where `host` ends, if
+    /// `rest` then matches to the match's end.
+    Start {
+        before: usize,
+        host: Box<meta::Regex>,
+        rest: Box<meta::Regex>,
+    },
+}
+
+impl HostAt {
+    /// The host within `m`, a match of the whole regex in `text`; `None`:
+    /// ask the captures.
+    #[inline]
+    pub fn host(&self, text: &[u8], m: Range<usize>) -> Option<Range<usize>> {
+        match self {
+            HostAt::Span { before, after } => {
+                Some((m.start + before)..m.end.saturating_sub(*after))
+            }
+            HostAt::Start { before, host, rest } => {
+                let start = m.start + before;
+                let anchored = |from: usize| {
+                    Input::new(text)
+                        .span(from..m.end)
+                        .anchored(Anchored::Yes)
+                        .earliest(false)
+                };
+                let h = host.search(&anchored(start))?;
+                let r = rest.search(&anchored(h.end()))?;
+                (r.end() == m.end).then_some(start..h.end())
+            }
+        }
+    }
+}
+
+/// How `regex` (as expanded from tags) lets its host be found without
+/// captures, or `None`.
+pub fn host_at(regex: &str) -> Option<HostAt> {
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
@@ -30,15 +79,38 @@ pub fn host_offsets(regex: &str) -> Option<(usize, usize)> {
         _ => std::slice::from_ref(&hir),
     };
     let at = items.iter().position(|h| is_group(h, tags::HOST_GROUP))?;
-    let width = |part: &[Hir]| {
-        let p = Hir::concat(part.to_vec());
-        let p = p.properties();
-        match (p.minimum_len(), p.maximum_len()) {
-            (Some(a), Some(b)) if a == b => Some(a),
-            _ => None,
-        }
+    let before = width(&items[..at])?;
+    if let Some(after) = width(&items[at + 1..]) {
+        return Some(HostAt::Span { before, after });
+    }
+    // The regex crate's settings for byte regexes: empty matches may split
+    // a UTF-8 sequence; its size limit.
+    let build = |h: &Hir| {
+        meta::Builder::new()
+            .configure(
+                meta::Config::new()
+                    .utf8_empty(false)
+                    .nfa_size_limit(Some(16 << 20)),
+            )
+            .build_from_hir(h)
+            .ok()
+            .map(Box::new)
     };
-    Some((width(&items[..at])?, width(&items[at + 1..])?))
+    Some(HostAt::Start {
+        before,
+        host: build(&items[at])?,
+        rest: build(&Hir::concat(items[at + 1..].to_vec()))?,
+    })
+}
+
+/// The number of bytes every match of `part` spans, if it is always the same.
+fn width(part: &[Hir]) -> Option<usize> {
+    let p = Hir::concat(part.to_vec());
+    let p = p.properties();
+    match (p.minimum_len(), p.maximum_len()) {
+        (Some(a), Some(b)) if a == b => Some(a),
+        _ => None,
+    }
 }
 
 fn is_group(h: &Hir, name: &str) -> bool {
@@ -58,30 +130,40 @@ fn has_group(h: &Hir, name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn offsets(pattern: &str) -> Option<(usize, usize)> {
-        host_offsets(&tags::expand(pattern).unwrap().regex)
+    fn shape(pattern: &str) -> Option<String> {
+        host_at(&tags::expand(pattern).unwrap().regex).map(|h| match h {
+            HostAt::Span { before, after } => format!("span {before} {after}"),
+            HostAt::Start { before, .. } => format!("start {before}"),
+        })
     }
 
     #[test]
     fn fixed_parts_on_both_sides() {
-        assert_eq!(offsets("Login failure <HOST>"), Some((14, 0)));
-        assert_eq!(offsets("^Login failure <HOST>$"), Some((14, 0)));
-        assert_eq!(offsets(r"^<HOST> port [0-9][0-9]$"), Some((0, 8)));
-        assert_eq!(offsets(r"\bfrom <ADDR>:[0-9]{4}\b"), Some((5, 5)));
-        assert_eq!(offsets("(?:GET|PUT) <HOST>"), Some((4, 0)));
+        let s = |b: usize, a: usize| Some(format!("span {b} {a}"));
+        assert_eq!(shape("Login failure <HOST>"), s(14, 0));
+        assert_eq!(shape("^Login failure <HOST>$"), s(14, 0));
+        assert_eq!(shape(r"^<HOST> port [0-9][0-9]$"), s(0, 8));
+        assert_eq!(shape(r"\bfrom <ADDR>:[0-9]{4}\b"), s(5, 5));
+        assert_eq!(shape("(?:GET|PUT) <HOST>"), s(4, 0));
     }
 
     #[test]
-    fn anything_variable_or_a_user_means_captures() {
-        assert_eq!(offsets("^[A-Z]+ Login failure <HOST>$"), None);
-        assert_eq!(offsets(r"from <HOST> port \d+"), None);
+    fn fixed_start_only() {
+        let s = |b: usize| Some(format!("start {b}"));
+        assert_eq!(shape(r#"^<HOST> - \S+ \[\] "GET"#), s(0));
+        assert_eq!(shape(r"from <HOST> port \d+"), s(5));
         // `\d` is any Unicode digit: one to four bytes.
-        assert_eq!(offsets(r"^<HOST> port \d\d$"), None);
-        assert_eq!(offsets("(?:GET|POST) <HOST>"), None);
-        assert_eq!(offsets("for <F-USER>x</F-USER> from <HOST>"), None);
-        assert_eq!(offsets("(from <HOST>)"), None);
+        assert_eq!(shape(r"^<HOST> port \d\d$"), s(0));
+    }
+
+    #[test]
+    fn anything_else_means_captures() {
+        assert_eq!(shape("^[A-Z]+ Login failure <HOST>$"), None);
+        assert_eq!(shape("(?:GET|POST) <HOST>"), None);
+        assert_eq!(shape("for <F-USER>x</F-USER> from <HOST>"), None);
+        assert_eq!(shape("(from <HOST>)"), None);
         // Unicode case folding makes `k` one or three bytes wide.
-        assert_eq!(offsets("(?i)kill <HOST>"), None);
-        assert_eq!(offsets("(?i-u)kill <HOST>"), Some((5, 0)));
+        assert_eq!(shape("(?i)kill <HOST>"), None);
+        assert_eq!(shape("(?i-u)kill <HOST>"), Some("span 5 0".into()));
     }
 }

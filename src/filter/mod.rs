@@ -115,9 +115,9 @@ pub struct Filter {
     prefix_host: bool,
     fail_set: RegexSet,
     fail: Vec<Regex>,
-    /// Per failregex: bytes before and after the host in every match, when
-    /// fixed (the host is then read off the match span, see `fixed`).
-    host_at: Vec<Option<(usize, usize)>>,
+    /// Per failregex: how to find the host without captures, when its
+    /// shape allows (see `fixed`).
+    host_at: Vec<Option<fixed::HostAt>>,
     ignore_set: RegexSet,
     dates: DateDetector,
 }
@@ -161,7 +161,7 @@ impl Filter {
                     "no <HOST> or <ADDR> tag: a failure must name the address to ban",
                 ));
             }
-            host_at.push(fixed::host_offsets(&exp.regex));
+            host_at.push(fixed::host_at(&exp.regex));
             expanded.push(exp.regex);
             fail.push(re);
         }
@@ -391,17 +391,16 @@ impl Filter {
         (host_m, user_m)
     }
 
-    /// For a failregex whose host stands at fixed offsets in its match:
-    /// `Some(Some(host range))` when it matches `text`, `Some(None)` when it
-    /// does not. `None`: the regex needs its captures.
+    /// For a failregex whose host `fixed` can find: `Some(Some(host range))`
+    /// when it matches `text`, `Some(None)` when it does not. `None`: the
+    /// regex needs its captures.
     #[inline]
     fn fixed_host(&self, regex: usize, text: &[u8]) -> Option<Option<std::ops::Range<usize>>> {
-        let (before, after) = (*self.host_at.get(regex)?)?;
-        Some(
-            self.fail[regex]
-                .find(text)
-                .map(|m| (m.start() + before)..m.end().saturating_sub(after)),
-        )
+        let how = self.host_at.get(regex)?.as_ref()?;
+        match self.fail[regex].find(text) {
+            None => Some(None),
+            Some(m) => how.host(text, m.range()).map(Some),
+        }
     }
 
     /// Which failregex wins on `content`, or why none counts (missed, or an
@@ -745,6 +744,11 @@ mod tests {
             r"^<HOST> port [0-9][0-9]$",
             "(?:GET|PUT) <HOST>",
             r"from <ADDR>:[0-9]{4}\b",
+            // The host's end found by its own pattern, then the rest checked.
+            r"^<HOST> port \d+$",
+            r"from <HOST>(?::\d+)?\b",
+            r"from <ADDR>:?[0-9a-f]* x",
+            r#"^<HOST> - \S+ "GET"#,
         ];
         let lines = [
             "ERROR Login failure 198.51.100.7",
@@ -759,23 +763,48 @@ mod tests {
             "PUT GET 1.2.3.4",
             "from 1.2.3.4:2222 from 5.6.7.8:1234",
             "from ::1:2222",
+            "from ::1:22 x",
+            "from 1.2.3.4: x",
+            "from 1:2:3:4:5 x",
+            "from 1.2.3.4 port 99",
+            "10.0.0.1 - bob \"GET /\"",
+            "[2001:db8::1] - - \"GET /\"",
+            "1.2.3.4.5 - - \"GET",
             "",
         ];
         for p in patterns {
             let f = Filter::compile(spec(&[p], &[])).unwrap();
             assert!(f.host_at[0].is_some(), "{p}");
             let re = Regex::new(&tags::expand(p).unwrap().regex).unwrap();
+            let mut fast = 0;
             for line in lines {
                 let (o, spans) = f.match_text_spans(line.as_bytes());
                 let want = re
                     .captures(line.as_bytes())
                     .map(|c| c.name(tags::HOST_GROUP).map(|m| m.range()));
-                match want {
+                match &want {
                     None => assert_eq!(o, Outcome::Missed, "{p} {line:?}"),
-                    Some(host) => assert_eq!(spans.host, host, "{p} {line:?}"),
+                    Some(host) => assert_eq!(&spans.host, host, "{p} {line:?}"),
+                }
+                if let Some(found) = f.fixed_host(0, line.as_bytes()) {
+                    assert_eq!(found, want.flatten(), "{p} {line:?}");
+                    fast += 1;
                 }
             }
+            assert!(fast > 0, "{p}: the captures were never spared");
         }
+    }
+
+    #[test]
+    fn host_falls_back_to_captures_when_the_rest_needs_a_shorter_host() {
+        // The host pattern alone takes `1::2:3:5`; the whole regex gives
+        // up the `:5` so that ` x` can follow.
+        let f = Filter::compile(spec(&["^<HOST>:5 x+$"], &[])).unwrap();
+        let line = b"1::2:3:5 x";
+        assert_eq!(f.fixed_host(0, line), None);
+        let (o, spans) = f.match_text_spans(line);
+        assert!(matches!(o, Outcome::Failure { .. }), "{o:?}");
+        assert_eq!(spans.host, Some(0..6));
     }
 
     #[test]
