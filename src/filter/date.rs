@@ -47,7 +47,34 @@ pub enum DateError {
 }
 
 /// Where the last date of a stream was found; see [`DateDetector::detect_with_hint`].
-pub type DateHint = Option<(DateFormat, usize)>;
+pub type DateHint = Option<(DateFormat, Anchor)>;
+
+/// Where a date was found in its line: at a byte offset, or just after the
+/// line's first `[` (nginx and Apache access logs, where the offset moves
+/// with the length of the address before the bracket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    At(usize),
+    Bracket,
+}
+
+impl Anchor {
+    /// Where this anchor points in `line`, if anywhere.
+    #[inline]
+    pub fn position(self, line: &[u8]) -> Option<usize> {
+        match self {
+            Anchor::At(p) => Some(p),
+            Anchor::Bracket => bracket(line),
+        }
+    }
+}
+
+/// Just after the first `[` near the start of `line`: where the search for a
+/// date looks second, after the line's start.
+#[inline]
+fn bracket(line: &[u8]) -> Option<usize> {
+    memchr::memchr(b'[', &line[..line.len().min(SCAN_BRACKET)]).map(|i| i + 1)
+}
 
 /// Finds timestamps in lines. Cheap to clone; shared by all lines of a filter.
 #[derive(Debug, Clone)]
@@ -104,28 +131,33 @@ impl DateDetector {
         if let Some(custom) = &self.inner.custom {
             return custom.detect(&self.inner.zone, line, now);
         }
-        if let Some((_, pos)) = *hint {
-            if let Some(m) = self.builtin_at(line, pos, now) {
+        if let Some((_, anchor)) = *hint {
+            if let Some(m) = anchor
+                .position(line)
+                .and_then(|p| self.builtin_at(line, p, now))
+            {
                 return Some(m);
             }
         }
-        let m = self.builtin_search(line, now)?;
-        *hint = Some((m.format, m.start));
+        let (m, anchor) = self.builtin_search(line, now)?;
+        *hint = Some((m.format, anchor));
         Some(m)
     }
 
-    fn builtin_search(&self, line: &[u8], now: UnixTime) -> Option<DateMatch> {
+    /// The first date at the line's start, after its first `[`, or at the
+    /// first place in its head where one starts; and how it was found.
+    fn builtin_search(&self, line: &[u8], now: UnixTime) -> Option<(DateMatch, Anchor)> {
         if let Some(m) = self.builtin_at(line, 0, now) {
-            return Some(m);
+            return Some((m, Anchor::At(0)));
         }
-        let head = &line[..line.len().min(SCAN_BRACKET)];
-        let bracket = memchr::memchr(b'[', head).map(|i| i + 1);
+        let bracket = bracket(line);
         if let Some(m) = bracket.and_then(|p| self.builtin_at(line, p, now)) {
-            return Some(m);
+            return Some((m, Anchor::Bracket));
         }
         (1..line.len().min(SCAN_START))
             .filter(|&p| Some(p) != bracket && line[p].is_ascii_alphanumeric())
             .find_map(|p| self.builtin_at(line, p, now))
+            .map(|m| (m, Anchor::At(m.start)))
     }
 
     fn builtin_at(&self, line: &[u8], pos: usize, now: UnixTime) -> Option<DateMatch> {

@@ -247,16 +247,22 @@ fn hint_remembers_the_position() {
         d.detect_with_hint(nginx, NOW, &mut hint),
         d.detect(nginx, NOW)
     );
-    assert_eq!(hint, Some((DateFormat::NginxAccess, 18)));
-    let other = b"198.51.100.3 - - [11/Oct/2000:13:55:36 +0000] \"GET /\"";
-    let got = d.detect_with_hint(other, NOW, &mut hint).map(|m| m.ts);
-    assert_eq!(got, Some(ts("2000-10-11T13:55:36Z")));
+    // Found after the first `[`: the next line is tried there first, even
+    // when a longer address moves the bracket.
+    assert_eq!(hint, Some((DateFormat::NginxAccess, Anchor::Bracket)));
+    let other = b"2001:db8::3 - - [11/Oct/2000:13:55:36 +0000] \"GET /\"";
+    let got = d.detect_with_hint(other, NOW, &mut hint);
+    assert_eq!(
+        got.map(|m| (m.ts, m.start)),
+        Some((ts("2000-10-11T13:55:36Z"), 17))
+    );
+    assert_eq!(hint, Some((DateFormat::NginxAccess, Anchor::Bracket)));
     let syslog = b"Jan  2 03:04:05 host sshd[1]: Failed password";
     assert_eq!(
         d.detect_with_hint(syslog, NOW, &mut hint),
         d.detect(syslog, NOW)
     );
-    assert_eq!(hint, Some((DateFormat::Syslog, 0)));
+    assert_eq!(hint, Some((DateFormat::Syslog, Anchor::At(0))));
 }
 
 #[test]

@@ -93,9 +93,17 @@ pub struct Spans {
 #[derive(Debug, Default)]
 pub struct Scratch {
     buf: Vec<u8>,
-    hint: Option<(date::DateFormat, usize)>,
+    hint: date::DateHint,
     /// Reused capture slots for [`Filter::examine_with_date_reuse`].
     locs: Option<Locs>,
+}
+
+impl Scratch {
+    /// How the detector will look first for the next line's date: where
+    /// the last date was found (dry-run's date shortcut follows it).
+    pub fn date_anchor(&self) -> Option<date::Anchor> {
+        self.hint.map(|(_, a)| a)
+    }
 }
 
 /// Capture slots of one filter's failregexes, with where `host` and `user`

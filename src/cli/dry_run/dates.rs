@@ -5,7 +5,7 @@
 //! Owns only that shortcut. It must never produce a date the detector would
 //! not: when unsure it runs the detector. It parses nothing itself.
 
-use crate::filter::date::{DateFormat, DateMatch};
+use crate::filter::date::{Anchor, DateFormat, DateMatch};
 use crate::filter::{Filter, Scratch};
 use crate::UnixTime;
 
@@ -18,10 +18,13 @@ const DATE_MARGIN: usize = 8;
 const WINDOW_MAX: usize = 64;
 
 /// Where the parts of a built-in date stand in its line, and the bytes of
-/// that line the detector's answer depends on. Offsets into the line.
+/// that line the detector's answer depends on. Offsets into the line; in
+/// another line the date may stand elsewhere (see [`same_date`]).
 #[derive(Debug, Clone, Copy)]
 struct DateWindow {
-    /// The byte before the date.
+    /// The date's start.
+    start: usize,
+    /// The byte before the date (the date's start at the line's start).
     lo: usize,
     /// Just after `HH:MM:SS`.
     secs_end: usize,
@@ -84,6 +87,7 @@ impl DateWindow {
             }
         }
         Some(DateWindow {
+            start: d.start,
             lo,
             secs_end,
             frac_end,
@@ -134,31 +138,40 @@ fn skip_fraction(line: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Whether `line` would get the same date as the line `w` was made from,
-/// without running the detector.
+/// Whether `line`, in which the detector will first try for a date at
+/// `at`, gets there the same date as the line `w` was made from got at
+/// `w.start`, without running the detector.
 ///
 /// Consecutive log lines mostly share their timestamp to the second. The
 /// built-in formats are parsed from the bytes around the date alone: the byte
 /// before it, the date itself (a fraction of a second is read and dropped),
 /// and what follows it only if that could extend it (a space then a digit or
-/// sign, a digit, `Z`, a sign). With the detector's hint the previous line's
-/// position is tried first. So a line identical to that one in those bytes,
-/// up to the digits of the fraction, gets the identical `DateMatch`. The
-/// bytes are compared eight at a time under a mask, the fraction's digits
-/// checked to be digits. Never used with a `datepattern` (a regex may look
-/// anywhere). `tests::cache_agrees_with_the_detector` holds this to the
+/// sign, a digit, `Z`, a sign). The detector tries first where its hint
+/// points (the previous date's offset, or after the first `[` when it was
+/// found there) and takes a date it finds there. So a line identical to
+/// that one in those bytes, relative to where the hint points, up to the
+/// digits of the fraction, gets the identical date, moved by as many bytes.
+/// The bytes are compared eight at a time under a mask, the fraction's
+/// digits checked to be digits. Never used with a `datepattern` (a regex may
+/// look anywhere). `tests::cache_agrees_with_the_detector` holds this to the
 /// detector.
 #[inline]
-fn same_date(w: &DateWindow, line: &[u8]) -> bool {
-    if w.tail_end > w.date_end {
+fn same_date(w: &DateWindow, line: &[u8], at: usize) -> bool {
+    let Some(lo) = at.checked_sub(w.start - w.lo) else {
+        return false;
+    };
+    let moved = |x: usize| x - w.start + at;
+    let (secs_end, frac_end) = (moved(w.secs_end), moved(w.frac_end));
+    let (date_end, tail_end) = (moved(w.date_end), moved(w.tail_end));
+    if tail_end > date_end {
         // The same tail, as long as the line has it.
-        if line.len().min(w.date_end + DATE_MARGIN) != w.tail_end {
+        if line.len().min(date_end + DATE_MARGIN) != tail_end {
             return false;
         }
-    } else if line.len() < w.date_end || may_extend(line, w.date_end) {
+    } else if line.len() < date_end || may_extend(line, date_end) {
         return false;
     }
-    let whole = line.get(w.lo..w.lo + 8 * w.n);
+    let whole = line.get(lo..lo + 8 * w.n);
     let diff = match whole {
         // Whole words straight from the line (bytes past the window masked).
         Some(whole) => whole
@@ -169,7 +182,7 @@ fn same_date(w: &DateWindow, line: &[u8]) -> bool {
                 b.copy_from_slice(c);
                 acc | differs(u64::from_le_bytes(b), want, mask, digits)
             }),
-        None => match line.get(w.lo..w.tail_end) {
+        None => match line.get(lo..tail_end) {
             Some(bytes) => words(bytes)
                 .iter()
                 .zip(w.words.iter().zip(&w.mask).zip(&w.digits))
@@ -182,7 +195,7 @@ fn same_date(w: &DateWindow, line: &[u8]) -> bool {
     };
     // The fraction's end: the bytes compared settle it unless it ends
     // within a byte of the window's end.
-    diff == 0 && (w.frac_end + 1 < w.tail_end || skip_fraction(line, w.secs_end) == w.frac_end)
+    diff == 0 && (frac_end + 1 < tail_end || skip_fraction(line, secs_end) == frac_end)
 }
 
 /// Non-zero when `got` differs from `want` where `mask` says it must not,
@@ -203,8 +216,9 @@ pub struct Dates<'f> {
     filter: &'f Filter,
     now: UnixTime,
     cacheable: bool,
-    /// The last detected date and its window.
-    last: Option<(DateMatch, DateWindow)>,
+    /// The last detected date, its window, and where the detector will
+    /// look first next.
+    last: Option<(DateMatch, DateWindow, Anchor)>,
 }
 
 impl<'f> Dates<'f> {
@@ -223,14 +237,22 @@ impl<'f> Dates<'f> {
     #[inline]
     pub fn detect(&mut self, raw: &[u8], scratch: &mut Scratch) -> Option<DateMatch> {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if let Some((d, w)) = &self.last {
-            if same_date(w, line) {
-                return Some(*d);
+        if let Some((d, w, anchor)) = &self.last {
+            if let Some(at) = anchor.position(line) {
+                if same_date(w, line, at) {
+                    return Some(DateMatch {
+                        start: at,
+                        end: d.end - d.start + at,
+                        ..*d
+                    });
+                }
             }
         }
         let d = self.filter.detect_date(raw, self.now, scratch);
-        self.last = match d {
-            Some(d) if self.cacheable => DateWindow::new(line, d).map(|w| (d, w)),
+        self.last = match (d, scratch.date_anchor()) {
+            (Some(d), Some(anchor)) if self.cacheable => {
+                DateWindow::new(line, d).map(|w| (d, w, anchor))
+            }
             _ => None,
         };
         d
@@ -283,6 +305,11 @@ mod tests {
             "y [10/Mar/2024:00:00:0{s} -0130]",
             "z [10/Mar/2024:00:00:0{s}]",
             "[10/Mar/2024:00:00:0{s} +0000]",
+            "10.0.0.1 - - [10/Mar/2024:00:00:0{s} +0000]",
+            "2001:db8::1 - bob [10/Mar/2024:00:00:0{s} +0000]",
+            "a [b] [10/Mar/2024:00:00:0{s} +0000]",
+            "2024-03-10 00:00:0{s} [10/Mar/2024:00:00:0{s} +0000]",
+            "0123456789012345678901234567890123456789012345678901234567890 [10/Mar/2024:00:00:0{s} +0000]",
             "a2024-03-10 00:00:0{s}",
         ];
         let tails = [
@@ -346,11 +373,11 @@ mod tests {
         let mut d = Dates::new(&f, 0, true);
         let mut s = Scratch::default();
         let first = d.detect(&data[..30], &mut s).unwrap();
-        let (prev_d, w) = d.last.unwrap();
+        let (prev_d, w, _) = d.last.unwrap();
         let second = &data[31..data.len() - 1];
-        assert!(same_date(&w, second));
+        assert!(same_date(&w, second, 0));
         assert_eq!(prev_d, first);
         // Not when a digit of the fraction is not one.
-        assert!(!same_date(&w, b"2024-03-10 00:00:00,2x7 ERROR b"));
+        assert!(!same_date(&w, b"2024-03-10 00:00:00,2x7 ERROR b", 0));
     }
 }
