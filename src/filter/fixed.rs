@@ -26,7 +26,41 @@ use super::tags;
 
 /// How to find the host of one failregex without captures.
 #[derive(Debug, Clone)]
-pub enum HostAt {
+pub struct HostAt {
+    shape: Shape,
+    lead: Option<Lead>,
+}
+
+/// A regex that starts with a literal: its leftmost match starts at the
+/// first occurrence of the literal where an anchored search succeeds, so
+/// the match is found by searching forward only (an unanchored search also
+/// runs backward from the match's end to find its start).
+#[derive(Debug, Clone)]
+struct Lead {
+    literal: memchr::memmem::Finder<'static>,
+    whole: Box<meta::Regex>,
+}
+
+impl Lead {
+    fn find(&self, text: &[u8]) -> Option<Range<usize>> {
+        let mut from = 0;
+        while let Some(i) = text.get(from..).and_then(|t| self.literal.find(t)) {
+            let at = from + i;
+            let input = Input::new(text)
+                .span(at..text.len())
+                .anchored(Anchored::Yes);
+            if let Some(m) = self.whole.search(&input) {
+                return Some(m.range());
+            }
+            from = at + 1;
+        }
+        None
+    }
+}
+
+/// Where the host stands in every match.
+#[derive(Debug, Clone)]
+enum Shape {
     /// `before` bytes after the match's start, `after` before its end.
     Span { before: usize, after: usize },
     /// `before` bytes after the match's start; ends where `host` ends, if
@@ -39,15 +73,28 @@ pub enum HostAt {
 }
 
 impl HostAt {
+    /// The host in `text`, which `re` (the whole failregex) is searched in:
+    /// `Some(None)` when `re` does not match, `None` when the captures
+    /// must decide.
+    #[inline]
+    pub fn find(&self, re: &regex::bytes::Regex, text: &[u8]) -> Option<Option<Range<usize>>> {
+        let m = match &self.lead {
+            Some(lead) => lead.find(text),
+            None => re.find(text).map(|m| m.range()),
+        };
+        match m {
+            None => Some(None),
+            Some(m) => self.host(text, m).map(Some),
+        }
+    }
+
     /// The host within `m`, a match of the whole regex in `text`; `None`:
     /// ask the captures.
     #[inline]
-    pub fn host(&self, text: &[u8], m: Range<usize>) -> Option<Range<usize>> {
-        match self {
-            HostAt::Span { before, after } => {
-                Some((m.start + before)..m.end.saturating_sub(*after))
-            }
-            HostAt::Start { before, host, rest } => {
+    fn host(&self, text: &[u8], m: Range<usize>) -> Option<Range<usize>> {
+        match &self.shape {
+            Shape::Span { before, after } => Some((m.start + before)..m.end.saturating_sub(*after)),
+            Shape::Start { before, host, rest } => {
                 let start = m.start + before;
                 let anchored = |from: usize| {
                     Input::new(text)
@@ -80,9 +127,6 @@ pub fn host_at(regex: &str) -> Option<HostAt> {
     };
     let at = items.iter().position(|h| is_group(h, tags::HOST_GROUP))?;
     let before = width(&items[..at])?;
-    if let Some(after) = width(&items[at + 1..]) {
-        return Some(HostAt::Span { before, after });
-    }
     // The regex crate's settings for byte regexes: empty matches may split
     // a UTF-8 sequence; its size limit.
     let build = |h: &Hir| {
@@ -96,11 +140,22 @@ pub fn host_at(regex: &str) -> Option<HostAt> {
             .ok()
             .map(Box::new)
     };
-    Some(HostAt::Start {
-        before,
-        host: build(&items[at])?,
-        rest: build(&Hir::concat(items[at + 1..].to_vec()))?,
-    })
+    let shape = match width(&items[at + 1..]) {
+        Some(after) => Shape::Span { before, after },
+        None => Shape::Start {
+            before,
+            host: build(&items[at])?,
+            rest: build(&Hir::concat(items[at + 1..].to_vec()))?,
+        },
+    };
+    let lead = match items.first().map(Hir::kind) {
+        Some(HirKind::Literal(lit)) if !lit.0.is_empty() => Some(Lead {
+            literal: memchr::memmem::Finder::new(&lit.0).into_owned(),
+            whole: build(&hir)?,
+        }),
+        _ => None,
+    };
+    Some(HostAt { shape, lead })
 }
 
 /// The number of bytes every match of `part` spans, if it is always the same.
@@ -131,19 +186,23 @@ mod tests {
     use super::*;
 
     fn shape(pattern: &str) -> Option<String> {
-        host_at(&tags::expand(pattern).unwrap().regex).map(|h| match h {
-            HostAt::Span { before, after } => format!("span {before} {after}"),
-            HostAt::Start { before, .. } => format!("start {before}"),
+        host_at(&tags::expand(pattern).unwrap().regex).map(|h| {
+            let lead = if h.lead.is_some() { " lead" } else { "" };
+            match h.shape {
+                Shape::Span { before, after } => format!("span {before} {after}{lead}"),
+                Shape::Start { before, .. } => format!("start {before}{lead}"),
+            }
         })
     }
 
     #[test]
     fn fixed_parts_on_both_sides() {
         let s = |b: usize, a: usize| Some(format!("span {b} {a}"));
-        assert_eq!(shape("Login failure <HOST>"), s(14, 0));
+        assert_eq!(shape("Login failure <HOST>"), Some("span 14 0 lead".into()));
         assert_eq!(shape("^Login failure <HOST>$"), s(14, 0));
         assert_eq!(shape(r"^<HOST> port [0-9][0-9]$"), s(0, 8));
         assert_eq!(shape(r"\bfrom <ADDR>:[0-9]{4}\b"), s(5, 5));
+        assert_eq!(shape(r"from <ADDR>:[0-9]{4}"), Some("span 5 5 lead".into()));
         assert_eq!(shape("(?:GET|PUT) <HOST>"), s(4, 0));
     }
 
@@ -151,7 +210,7 @@ mod tests {
     fn fixed_start_only() {
         let s = |b: usize| Some(format!("start {b}"));
         assert_eq!(shape(r#"^<HOST> - \S+ \[\] "GET"#), s(0));
-        assert_eq!(shape(r"from <HOST> port \d+"), s(5));
+        assert_eq!(shape(r"from <HOST> port \d+"), Some("start 5 lead".into()));
         // `\d` is any Unicode digit: one to four bytes.
         assert_eq!(shape(r"^<HOST> port \d\d$"), s(0));
     }

@@ -404,11 +404,10 @@ impl Filter {
     /// regex needs its captures.
     #[inline]
     fn fixed_host(&self, regex: usize, text: &[u8]) -> Option<Option<std::ops::Range<usize>>> {
-        let how = self.host_at.get(regex)?.as_ref()?;
-        match self.fail[regex].find(text) {
-            None => Some(None),
-            Some(m) => how.host(text, m.range()).map(Some),
-        }
+        self.host_at
+            .get(regex)?
+            .as_ref()?
+            .find(&self.fail[regex], text)
     }
 
     /// Which failregex wins on `content`, or why none counts (missed, or an
@@ -752,6 +751,7 @@ mod tests {
             r"^<HOST> port [0-9][0-9]$",
             "(?:GET|PUT) <HOST>",
             r"from <ADDR>:[0-9]{4}\b",
+            r"from <ADDR>:[0-9]{4}",
             // The host's end found by its own pattern, then the rest checked.
             r"^<HOST> port \d+$",
             r"from <HOST>(?::\d+)?\b",
@@ -771,6 +771,7 @@ mod tests {
             "PUT GET 1.2.3.4",
             "from 1.2.3.4:2222 from 5.6.7.8:1234",
             "from ::1:2222",
+            "from x from 1.2.3.4:2222 from",
             "from ::1:22 x",
             "from 1.2.3.4: x",
             "from 1:2:3:4:5 x",
