@@ -23,6 +23,9 @@ const MAX_SET: usize = 64;
 /// A set whose shortest literal is shorter than this is not worth a prefilter.
 const MIN_USEFUL_LEN: usize = 3;
 
+/// Bytes of the sample on which split points are scored.
+const SPLIT_SAMPLE: usize = 64 * 1024;
+
 /// Halves searched one by one (each with its own SIMD finder) up to this many.
 const MAX_FINDERS: usize = 8;
 
@@ -133,9 +136,16 @@ impl Prefilter {
         // out of a line, L = L[..i] + L[i..] for some i, and then L[..k] lies
         // whole in the line (i >= k) or L[k..] does (i <= k). k is chosen so
         // that both halves are rare in the sample.
+        // The halves only serve the sparse walk of filters with a
+        // `datepattern`; only for those is it worth scoring every split on
+        // (the head of) the sample, a search per split and literal.
+        let split_sample = match filter.spec.datepattern {
+            Some(_) => &sample[..sample.len().min(SPLIT_SAMPLE)],
+            None => &[][..],
+        };
         let mut halves: Vec<Vec<u8>> = Vec::new();
         for l in &keep {
-            let k = split_point(l, sample);
+            let k = split_point(l, split_sample);
             halves.push(l[..k].to_vec());
             halves.push(l[k..].to_vec());
         }
