@@ -23,9 +23,6 @@ const MAX_SET: usize = 64;
 /// A set whose shortest literal is shorter than this is not worth a prefilter.
 const MIN_USEFUL_LEN: usize = 3;
 
-/// Bytes of the sample on which split points are scored.
-const SPLIT_SAMPLE: usize = 64 * 1024;
-
 /// Halves searched one by one (each with its own SIMD finder) up to this many.
 const MAX_FINDERS: usize = 8;
 
@@ -138,9 +135,9 @@ impl Prefilter {
         // that both halves are rare in the sample.
         // The halves only serve the sparse walk of filters with a
         // `datepattern`; only for those is it worth scoring every split on
-        // (the head of) the sample, a search per split and literal.
+        // the sample, a search per split and literal.
         let split_sample = match filter.spec.datepattern {
-            Some(_) => &sample[..sample.len().min(SPLIT_SAMPLE)],
+            Some(_) => sample,
             None => &[][..],
         };
         let mut halves: Vec<Vec<u8>> = Vec::new();
