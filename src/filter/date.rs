@@ -113,6 +113,17 @@ impl DateDetector {
         })
     }
 
+    /// Whether the built-in formats that carry a year place a date the
+    /// same way whatever its seconds: the time is then that of the same
+    /// minute plus the seconds (60 read as 59). True in a zone without
+    /// changes of offset (UTC, most servers); elsewhere a change could fall
+    /// inside a minute (local mean time, in the 19th century).
+    pub fn seconds_are_linear(&self) -> bool {
+        let tz = &self.inner.zone.tz;
+        self.inner.custom.is_none()
+            && (tz.to_fixed_offset().is_ok() || tz.following(Timestamp::MIN).next().is_none())
+    }
+
     /// Finds the line's timestamp. `now` anchors year inference for formats
     /// without a year. Local time zone unless the format carries an offset.
     pub fn detect(&self, line: &[u8], now: UnixTime) -> Option<DateMatch> {

@@ -205,6 +205,11 @@ impl Filter {
         &self.spec.name
     }
 
+    /// See [`DateDetector::seconds_are_linear`].
+    pub fn date_seconds_are_linear(&self) -> bool {
+        self.dates.seconds_are_linear()
+    }
+
     /// Finds the line's time (`None`: no recognisable timestamp) and matches it.
     /// `line` may end in `\n`; `now` anchors year inference.
     pub fn examine<'l>(

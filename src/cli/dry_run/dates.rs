@@ -35,6 +35,10 @@ struct DateWindow {
     /// End of the bytes after the date that must be equal (`date_end` when
     /// what follows cannot extend a date).
     tail_end: usize,
+    /// Where the seconds' two digits stand and their value, when another
+    /// value gives the time plus the difference (see
+    /// [`Filter::date_seconds_are_linear`]); else they must be equal.
+    secs: Option<(usize, i64)>,
     /// Words the window spans.
     n: usize,
     /// The line's bytes `lo..tail_end`, eight at a time, zero-padded.
@@ -46,7 +50,8 @@ struct DateWindow {
 }
 
 impl DateWindow {
-    fn new(line: &[u8], d: DateMatch) -> Option<DateWindow> {
+    /// `linear`: the seconds may differ (in a format with a year).
+    fn new(line: &[u8], d: DateMatch, linear: bool) -> Option<DateWindow> {
         if d.format == DateFormat::Custom || d.end > line.len() || d.start >= d.end {
             return None;
         }
@@ -79,7 +84,12 @@ impl DateWindow {
             let have = bytes.len().saturating_sub(8 * k).min(8);
             *m = u64::MAX.checked_shr(64 - 8 * have as u32).unwrap_or(0);
         }
-        for p in secs_end..frac_end {
+        let secs = (linear && d.format != DateFormat::Syslog).then(|| {
+            let at = secs_end - 2;
+            (at, two_digits(line, at))
+        });
+        let free = secs.map_or(secs_end..secs_end, |(at, _)| at..secs_end);
+        for p in free.chain(secs_end..frac_end) {
             if line.get(p).is_some_and(u8::is_ascii_digit) {
                 let (k, shift) = ((p - lo) / 8, 8 * ((p - lo) % 8));
                 mask[k] &= !(0xff << shift);
@@ -93,12 +103,19 @@ impl DateWindow {
             frac_end,
             date_end: d.end,
             tail_end,
+            secs,
             n: bytes.len().div_ceil(8),
             words: words(bytes),
             mask,
             digits,
         })
     }
+}
+
+/// The value of the two digits at `at` (digits, as the window checked).
+fn two_digits(line: &[u8], at: usize) -> i64 {
+    let d = |i: usize| i64::from(line.get(i).map_or(0, |b| b.wrapping_sub(b'0')));
+    10 * d(at) + d(at + 1)
 }
 
 /// `bytes` (at most [`WINDOW_MAX`]) as little-endian words, zero-padded.
@@ -140,7 +157,7 @@ fn skip_fraction(line: &[u8], mut i: usize) -> usize {
 
 /// Whether `line`, in which the detector will first try for a date at
 /// `at`, gets there the same date as the line `w` was made from got at
-/// `w.start`, without running the detector.
+/// `w.start`, without running the detector: `Some(seconds to add)`.
 ///
 /// Consecutive log lines mostly share their timestamp to the second. The
 /// built-in formats are parsed from the bytes around the date alone: the byte
@@ -150,26 +167,25 @@ fn skip_fraction(line: &[u8], mut i: usize) -> usize {
 /// points (the previous date's offset, or after the first `[` when it was
 /// found there) and takes a date it finds there. So a line identical to
 /// that one in those bytes, relative to where the hint points, up to the
-/// digits of the fraction, gets the identical date, moved by as many bytes.
-/// The bytes are compared eight at a time under a mask, the fraction's
-/// digits checked to be digits. Never used with a `datepattern` (a regex may
+/// digits of the fraction, gets the identical date, moved by as many bytes;
+/// where the seconds may differ too, its time differs by as many seconds
+/// (60 counting as 59, more than 60 no date there). The bytes are compared
+/// eight at a time under a mask, the free digits checked to be digits. Never used with a `datepattern` (a regex may
 /// look anywhere). `tests::cache_agrees_with_the_detector` holds this to the
 /// detector.
 #[inline]
-fn same_date(w: &DateWindow, line: &[u8], at: usize) -> bool {
-    let Some(lo) = at.checked_sub(w.start - w.lo) else {
-        return false;
-    };
+fn same_date(w: &DateWindow, line: &[u8], at: usize) -> Option<i64> {
+    let lo = at.checked_sub(w.start - w.lo)?;
     let moved = |x: usize| x - w.start + at;
     let (secs_end, frac_end) = (moved(w.secs_end), moved(w.frac_end));
     let (date_end, tail_end) = (moved(w.date_end), moved(w.tail_end));
     if tail_end > date_end {
         // The same tail, as long as the line has it.
         if line.len().min(date_end + DATE_MARGIN) != tail_end {
-            return false;
+            return None;
         }
     } else if line.len() < date_end || may_extend(line, date_end) {
-        return false;
+        return None;
     }
     let whole = line.get(lo..lo + 8 * w.n);
     let diff = match whole {
@@ -190,12 +206,21 @@ fn same_date(w: &DateWindow, line: &[u8], at: usize) -> bool {
                 .fold(0, |acc, (&got, ((&want, &mask), &digits))| {
                     acc | differs(got, want, mask, digits)
                 }),
-            None => return false,
+            None => return None,
         },
     };
     // The fraction's end: the bytes compared settle it unless it ends
     // within a byte of the window's end.
-    diff == 0 && (frac_end + 1 < tail_end || skip_fraction(line, secs_end) == frac_end)
+    if diff != 0 || (frac_end + 1 >= tail_end && skip_fraction(line, secs_end) != frac_end) {
+        return None;
+    }
+    match w.secs {
+        None => Some(0),
+        Some((s_at, was)) => {
+            let now = two_digits(line, moved(s_at));
+            (now <= 60).then(|| now.min(59) - was.min(59))
+        }
+    }
 }
 
 /// Non-zero when `got` differs from `want` where `mask` says it must not,
@@ -216,6 +241,8 @@ pub struct Dates<'f> {
     filter: &'f Filter,
     now: UnixTime,
     cacheable: bool,
+    /// Whether a date's seconds may differ from the cached one's.
+    linear: bool,
     /// The last detected date, its window, and where the detector will
     /// look first next.
     last: Option<(DateMatch, DateWindow, Anchor)>,
@@ -228,6 +255,7 @@ impl<'f> Dates<'f> {
             filter,
             now,
             cacheable: cache && filter.spec.datepattern.is_none(),
+            linear: filter.date_seconds_are_linear(),
             last: None,
         }
     }
@@ -239,11 +267,12 @@ impl<'f> Dates<'f> {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if let Some((d, w, anchor)) = &self.last {
             if let Some(at) = anchor.position(line) {
-                if same_date(w, line, at) {
+                if let Some(secs) = same_date(w, line, at) {
                     return Some(DateMatch {
+                        ts: d.ts + secs,
                         start: at,
                         end: d.end - d.start + at,
-                        ..*d
+                        format: d.format,
                     });
                 }
             }
@@ -251,7 +280,7 @@ impl<'f> Dates<'f> {
         let d = self.filter.detect_date(raw, self.now, scratch);
         self.last = match (d, scratch.date_anchor()) {
             (Some(d), Some(anchor)) if self.cacheable => {
-                DateWindow::new(line, d).map(|w| (d, w, anchor))
+                DateWindow::new(line, d, self.linear).map(|w| (d, w, anchor))
             }
             _ => None,
         };
@@ -285,6 +314,13 @@ mod tests {
             "2024-03-10 00:00:0{s},0x8",
             "2024-03-10 00:00:0{s},0.8",
             "2024-03-10 00:00:0{s},1234",
+            "2024-03-10 00:00:59,0{s}",
+            "2024-03-10 00:00:60,0{s}",
+            "2024-03-10 00:00:61,0{s}",
+            "2024-03-10 00:00:9{s},018",
+            "2024-03-10T00:00:60Z",
+            "[10/Mar/2024:00:00:6{s} +0000]",
+            "2024/03/10 00:00:5{s}",
             "2024-03-10 00:00:0{s},\u{663}18",
             "2024-03-10 00:00:0{s}.018",
             "2024-03-10 00:00:0{s}.123,456",
@@ -375,9 +411,17 @@ mod tests {
         let first = d.detect(&data[..30], &mut s).unwrap();
         let (prev_d, w, _) = d.last.unwrap();
         let second = &data[31..data.len() - 1];
-        assert!(same_date(&w, second, 0));
+        assert_eq!(same_date(&w, second, 0), Some(0));
         assert_eq!(prev_d, first);
+        // Other seconds: the time moves with them where that is exact.
+        let later = b"2024-03-10 00:00:07,217 ERROR b";
+        let moved = same_date(&w, later, 0);
+        if f.date_seconds_are_linear() {
+            assert_eq!(moved, Some(7));
+        } else {
+            assert_eq!(moved, None);
+        }
         // Not when a digit of the fraction is not one.
-        assert!(!same_date(&w, b"2024-03-10 00:00:00,2x7 ERROR b", 0));
+        assert_eq!(same_date(&w, b"2024-03-10 00:00:00,2x7 ERROR b", 0), None);
     }
 }
