@@ -12,6 +12,7 @@
 
 mod dates;
 mod input;
+mod newlines;
 mod prefilter;
 mod report;
 mod scan;

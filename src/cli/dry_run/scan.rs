@@ -21,6 +21,7 @@ use crate::UnixTime;
 
 use super::dates::Dates;
 use super::input::Opened;
+use super::newlines::Newlines;
 use super::prefilter::Prefilter;
 
 /// Default chunk size: big enough to amortise hand-offs, small enough to stay
@@ -641,7 +642,7 @@ pub fn scan_chunk(
     let mut last_format: Option<DateFormat> = None;
     let mut run = 0u64;
     let mut dates = Dates::new(filter, cfg.now, cfg.date_cache);
-    let mut newlines = memchr::memchr_iter(b'\n', data);
+    let mut newlines = Newlines::new(data);
     while pos < data.len() {
         let end = newlines.next().unwrap_or(data.len());
         let raw = &data[pos..end];
