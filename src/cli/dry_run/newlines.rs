@@ -52,7 +52,7 @@ fn block_mask(data: &[u8], at: usize) -> u64 {
         // target runs on has it.
         Some(block) => unsafe { mask64(block) },
         #[cfg(not(target_arch = "x86_64"))]
-        Some(block) => mask64(block),
+        Some(block) => mask64_words(block),
         None => data
             .get(at..)
             .unwrap_or_default()
@@ -84,10 +84,10 @@ fn mask64(block: &[u8]) -> u64 {
 }
 
 /// The newline mask of 64 bytes, eight at a time (exact: no carry crosses
-/// a byte, as the high bit is handled apart).
-#[cfg(not(target_arch = "x86_64"))]
+/// a byte, as the high bit is handled apart). For targets without SSE2.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 #[inline]
-fn mask64(block: &[u8]) -> u64 {
+fn mask64_words(block: &[u8]) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     let mut m = 0u64;
     for (k, c) in block.chunks_exact(8).enumerate() {
@@ -125,6 +125,13 @@ mod tests {
             );
         }
         assert_eq!(Newlines::new(b"").count(), 0);
+        for block in data.windows(64).step_by(7) {
+            assert_eq!(mask64_words(block), block_mask(block, 0), "{block:?}");
+        }
+        let odd: Vec<u8> = (0..=255u8).cycle().take(64 * 5).collect();
+        for block in odd.chunks_exact(64) {
+            assert_eq!(mask64_words(block), block_mask(block, 0), "{block:?}");
+        }
         assert_eq!(Newlines::new(&[b'\n'; 130]).count(), 130);
     }
 }
