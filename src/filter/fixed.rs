@@ -110,20 +110,15 @@ impl HostAt {
     }
 }
 
-/// How `regex` (as expanded from tags) lets its host be found without
-/// captures, or `None`.
-pub fn host_at(regex: &str) -> Option<HostAt> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .build()
-        .parse(regex)
-        .ok()?;
-    if has_group(&hir, tags::USER_GROUP) {
+/// How a failregex (its syntax tree, as parsed for the regex itself) lets
+/// its host be found without captures, or `None`.
+pub fn host_at(hir: &Hir) -> Option<HostAt> {
+    if has_group(hir, tags::USER_GROUP) {
         return None;
     }
     let items: &[Hir] = match hir.kind() {
         HirKind::Concat(items) => items,
-        _ => std::slice::from_ref(&hir),
+        _ => std::slice::from_ref(hir),
     };
     let at = items.iter().position(|h| is_group(h, tags::HOST_GROUP))?;
     let before = width(&items[..at])?;
@@ -134,7 +129,7 @@ pub fn host_at(regex: &str) -> Option<HostAt> {
             .configure(
                 meta::Config::new()
                     .utf8_empty(false)
-                    .nfa_size_limit(Some(16 << 20)),
+                    .nfa_size_limit(Some(super::REGEX_SIZE_LIMIT)),
             )
             .build_from_hir(h)
             .ok()
@@ -151,7 +146,7 @@ pub fn host_at(regex: &str) -> Option<HostAt> {
     let lead = match items.first().map(Hir::kind) {
         Some(HirKind::Literal(lit)) if !lit.0.is_empty() => Some(Lead {
             literal: memchr::memmem::Finder::new(&lit.0).into_owned(),
-            whole: build(&hir)?,
+            whole: build(hir)?,
         }),
         _ => None,
     };
@@ -186,7 +181,13 @@ mod tests {
     use super::*;
 
     fn shape(pattern: &str) -> Option<String> {
-        host_at(&tags::expand(pattern).unwrap().regex).map(|h| {
+        let regex = tags::expand(pattern).unwrap().regex;
+        let hir = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(&regex)
+            .unwrap();
+        host_at(&hir).map(|h| {
             let lead = if h.lead.is_some() { " lead" } else { "" };
             match h.shape {
                 Shape::Span { before, after } => format!("span {before} {after}{lead}"),

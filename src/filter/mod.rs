@@ -17,6 +17,7 @@ pub mod tags;
 use std::net::IpAddr;
 
 use regex::bytes::{Regex, RegexSet};
+use regex_syntax::hir::Hir;
 
 use crate::UnixTime;
 use date::{DateDetector, DateMatch};
@@ -134,7 +135,7 @@ impl Filter {
     pub fn compile(spec: FilterSpec) -> Result<Filter, FilterError> {
         let prefregex = match &spec.prefregex {
             Some(p) => {
-                let (re, exp) = compile_one(PatternRef::Prefregex, p)?;
+                let (re, exp, _) = compile_one(PatternRef::Prefregex, p)?;
                 if re.capture_names().flatten().all(|n| n != "content") {
                     return Err(err(
                         PatternRef::Prefregex,
@@ -160,7 +161,7 @@ impl Filter {
         let mut expanded = Vec::with_capacity(spec.failregex.len());
         let mut host_at = Vec::with_capacity(spec.failregex.len());
         for (i, p) in spec.failregex.iter().enumerate() {
-            let (re, exp) = compile_one(PatternRef::Failregex(i), p)?;
+            let (re, exp, hir) = compile_one(PatternRef::Failregex(i), p)?;
             if !exp.has_host && !prefix_host {
                 return Err(err(
                     PatternRef::Failregex(i),
@@ -169,7 +170,7 @@ impl Filter {
                     "no <HOST> or <ADDR> tag: a failure must name the address to ban",
                 ));
             }
-            host_at.push(fixed::host_at(&exp.regex));
+            host_at.push(fixed::host_at(&hir));
             expanded.push(exp.regex);
             fail.push(re);
         }
@@ -342,24 +343,32 @@ impl Filter {
             Ok(regex) => regex,
             Err(outcome) => return (outcome, none),
         };
-        let in_text = |m: regex::bytes::Match<'_>| m.start()..m.end();
-        let prefix_user = || {
-            prefix_caps
-                .as_ref()
-                .and_then(|c| c.name(tags::USER_GROUP))
-                .map(in_text)
-        };
         let (host_m, user_m) = match self.fixed_host(regex, content) {
             Some(None) => return (Outcome::Missed, none),
-            Some(Some(r)) => (
-                Some((r.start + content_at)..(r.end + content_at)),
-                prefix_user(),
-            ),
+            Some(host) => (host, None),
             None => match self.fail[regex].captures(content) {
                 None => return (Outcome::Missed, none),
-                Some(caps) => self.groups(&caps, content_at, prefix_caps.as_ref()),
+                Some(caps) => {
+                    let group = |g| caps.name(g).map(|m| m.range());
+                    (group(tags::HOST_GROUP), group(tags::USER_GROUP))
+                }
             },
         };
+        // Ranges in the content, moved into the text; what the failregex
+        // does not capture, the prefregex may have.
+        let in_text = |r: std::ops::Range<usize>| (r.start + content_at)..(r.end + content_at);
+        let from_prefix = |g| {
+            prefix_caps
+                .as_ref()
+                .and_then(|c| c.name(g))
+                .map(|m| m.range())
+        };
+        let host_m = host_m
+            .map(in_text)
+            .or_else(|| from_prefix(tags::HOST_GROUP).filter(|_| self.prefix_host));
+        let user_m = user_m
+            .map(in_text)
+            .or_else(|| from_prefix(tags::USER_GROUP));
         let host = host_m.clone().and_then(|r| parse_host(&text[r]));
         let user = user_m.clone().map(|r| &text[r]);
         let spans = Spans {
@@ -370,38 +379,6 @@ impl Filter {
             Some(host) => (Outcome::Failure { regex, host, user }, spans),
             None => (Outcome::BadHost { regex }, spans),
         }
-    }
-
-    /// Host and user ranges in the text from a failregex's captures (at
-    /// `content_at` in it), falling back to the prefregex's.
-    fn groups(
-        &self,
-        caps: &regex::bytes::Captures<'_>,
-        content_at: usize,
-        prefix_caps: Option<&regex::bytes::Captures<'_>>,
-    ) -> (
-        Option<std::ops::Range<usize>>,
-        Option<std::ops::Range<usize>>,
-    ) {
-        let in_content =
-            |m: regex::bytes::Match<'_>| (m.start() + content_at)..(m.end() + content_at);
-        let in_text = |m: regex::bytes::Match<'_>| m.start()..m.end();
-        let host_m = caps.name(tags::HOST_GROUP).map(in_content).or_else(|| {
-            if self.prefix_host {
-                prefix_caps
-                    .as_ref()
-                    .and_then(|c| c.name(tags::HOST_GROUP))
-                    .map(in_text)
-            } else {
-                None
-            }
-        });
-        let user_m = caps.name(tags::USER_GROUP).map(in_content).or_else(|| {
-            prefix_caps
-                .and_then(|c| c.name(tags::USER_GROUP))
-                .map(in_text)
-        });
-        (host_m, user_m)
     }
 
     /// For a failregex whose host `fixed` can find: `Some(Some(host range))`
@@ -437,25 +414,34 @@ impl Filter {
     }
 }
 
-fn compile_one(which: PatternRef, pattern: &str) -> Result<(Regex, tags::Expanded), FilterError> {
+/// Largest compiled regex a filter may hold (bytes of NFA); the `fixed`
+/// searches are built with the same limit.
+pub(crate) const REGEX_SIZE_LIMIT: usize = 16 << 20;
+
+/// Expands the tags of `pattern` and compiles it, with its syntax tree (for
+/// `fixed`) and errors placed in the text the user wrote.
+fn compile_one(
+    which: PatternRef,
+    pattern: &str,
+) -> Result<(Regex, tags::Expanded, Hir), FilterError> {
     let exp = tags::expand(pattern).map_err(|e| err(which, pattern, e.offset, &e.message))?;
-    if let Err(e) = regex_syntax::ParserBuilder::new()
+    let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
         .parse(&exp.regex)
-    {
-        let (span, msg) = match &e {
-            regex_syntax::Error::Parse(p) => (p.span().start.offset, p.kind().to_string()),
-            regex_syntax::Error::Translate(t) => (t.span().start.offset, t.kind().to_string()),
-            other => (0, other.to_string()),
-        };
-        return Err(err(which, pattern, exp.original_offset(span), &msg));
-    }
+        .map_err(|e| {
+            let (span, msg) = match &e {
+                regex_syntax::Error::Parse(p) => (p.span().start.offset, p.kind().to_string()),
+                regex_syntax::Error::Translate(t) => (t.span().start.offset, t.kind().to_string()),
+                other => (0, other.to_string()),
+            };
+            err(which, pattern, exp.original_offset(span), &msg)
+        })?;
     let re = regex::bytes::RegexBuilder::new(&exp.regex)
-        .size_limit(16 << 20)
+        .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| err(which, pattern, 0, &e.to_string()))?;
-    Ok((re, exp))
+    Ok((re, exp, hir))
 }
 
 fn err(which: PatternRef, pattern: &str, offset: usize, message: &str) -> FilterError {
