@@ -1,6 +1,8 @@
 //! Date detection for dry-run's line walk: `Filter::detect_date` on every
-//! line, skipped when a line carries the very same timestamp bytes as the
-//! line before it (most do: logs write many lines per second).
+//! line, skipped when a line carries, where the detector would look first,
+//! the same date bytes as the last dated line but for the fraction of a
+//! second (and, where that is exact, the seconds): most lines do, as logs
+//! write many lines per second.
 //!
 //! Owns only that shortcut. It must never produce a date the detector would
 //! not: when unsure it runs the detector. It parses nothing itself.
@@ -170,9 +172,9 @@ fn skip_fraction(line: &[u8], mut i: usize) -> usize {
 /// digits of the fraction, gets the identical date, moved by as many bytes;
 /// where the seconds may differ too, its time differs by as many seconds
 /// (60 counting as 59, more than 60 no date there). The bytes are compared
-/// eight at a time under a mask, the free digits checked to be digits. Never used with a `datepattern` (a regex may
-/// look anywhere). `tests::cache_agrees_with_the_detector` holds this to the
-/// detector.
+/// eight at a time under a mask, the free digits checked to be digits.
+/// Never used with a `datepattern` (a regex may look anywhere).
+/// `tests::cache_agrees_with_the_detector` holds this to the detector.
 #[inline]
 fn same_date(w: &DateWindow, line: &[u8], at: usize) -> Option<i64> {
     let lo = at.checked_sub(w.start - w.lo)?;

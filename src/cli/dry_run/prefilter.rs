@@ -131,11 +131,10 @@ impl Prefilter {
             .ok()?;
         // Split each literal L in two, L[..k] and L[k..]: where a date is cut
         // out of a line, L = L[..i] + L[i..] for some i, and then L[..k] lies
-        // whole in the line (i >= k) or L[k..] does (i <= k). k is chosen so
-        // that both halves are rare in the sample.
-        // The halves only serve the sparse walk of filters with a
-        // `datepattern`; only for those is it worth scoring every split on
-        // the sample, a search per split and literal.
+        // whole in the line (i >= k) or L[k..] does (i <= k). The halves only
+        // serve the sparse walk of filters with a `datepattern`: for those k
+        // is chosen so that both halves are rare in the sample (a search per
+        // split and literal); for others it is the middle.
         let split_sample = match filter.spec.datepattern {
             Some(_) => sample,
             None => &[][..],

@@ -1,5 +1,5 @@
-//! The dry-run scanner: reads inputs in large buffers, cuts them into chunks at
-//! line boundaries, matches chunks on worker threads with the filter's own
+//! The dry-run scanner: maps plain files and reads other inputs in large
+//! buffers, cuts them into chunks at line boundaries, matches chunks on worker threads with the filter's own
 //! code (`Filter::detect_date` + `Filter::examine_with_date`), and hands the
 //! results back in input order: per-chunk counters plus compact records of
 //! the interesting lines only.
@@ -7,7 +7,8 @@
 //! Owns reading and parallel matching. It must not count failures per address,
 //! decide bans or print anything (that is `report`), and must not match lines
 //! any other way than through `Filter`: the prefilter only skips lines that
-//! cannot match, the date shortcut only skips re-detecting an identical date.
+//! cannot match, the date shortcut only skips re-detecting a date it can
+//! vouch for.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
