@@ -13,6 +13,9 @@ Phases:
               are in the set; daemon CPU (utime+stime) over the phase.
   restart     (with --restart-n) N bans in the state store, daemon restarted:
               time from spawn to all N back in the set.
+  flood       (with --flood-n) N distinct-address failure lines (one each: no
+              ban) in one write(); time until `status` shows them all read,
+              as lines/s.
 """
 import argparse
 import json
@@ -111,6 +114,42 @@ def line(ip):
     return time.strftime("%Y-%m-%d %H:%M:%S,000") + f" ERROR Login failure {ip}\n"
 
 
+def lines_read(binary, work):
+    """The bench jail's `lines` counter, from `banwarden status --json`."""
+    out = subprocess.run([binary, "status", "--json", "--config", work], capture_output=True, text=True).stdout
+    def find(v):
+        if isinstance(v, dict):
+            if v.get("name") == "bench" and "lines" in v:
+                return v["lines"]
+            vs = v.values()
+        elif isinstance(v, list):
+            vs = v
+        else:
+            return None
+        for x in vs:
+            r = find(x)
+            if r is not None:
+                return r
+        return None
+    try:
+        return find(json.loads(out)) or 0
+    except ValueError:
+        return 0
+
+
+def flood(binary, work, n):
+    base = lines_read(binary, work)
+    text = "".join(line(f"10.{i // 62500 + 100}.{i // 250 % 250}.{i % 250 + 1}") for i in range(n))
+    t0 = time.monotonic()
+    append(work, text)
+    while lines_read(binary, work) < base + n:
+        if time.monotonic() - t0 > 120:
+            sys.exit("flood: not all lines read within 120 s")
+        time.sleep(0.002)
+    t = time.monotonic() - t0
+    return {"n": n, "all_read_s": t, "lines_per_s": n / t}
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
@@ -123,6 +162,7 @@ def main():
     ap.add_argument("--latency-n", type=int, default=200)
     ap.add_argument("--throughput-n", type=int, default=10000)
     ap.add_argument("--restart-n", type=int, default=0, help="bans to restore after a restart (0: skip)")
+    ap.add_argument("--flood-n", type=int, default=0, help="distinct-address lines for the flood phase (0: skip)")
     args = ap.parse_args()
     if not os.environ.get("BW_BENCH_NETNS"):
         sys.exit("refusing to run outside a throw-away network namespace: use run_daemon_bench.sh")
@@ -149,6 +189,9 @@ def main():
         time.sleep(0.01)
     result["latency_ms"] = {"n": len(lat), "min": min(lat), "p50": pct(lat, 50), "p95": pct(lat, 95),
                             "p99": pct(lat, 99), "max": max(lat), "mean": statistics.mean(lat)}
+
+    if args.flood_n:
+        result["flood"] = flood(args.binary, work, args.flood_n)
 
     n = args.throughput_n
     ips = [f"198.19.{i // 250}.{i % 250 + 1}" for i in range(n)]

@@ -1,8 +1,9 @@
 //! banwarden: a log-watching ban daemon.
 //!
-//! Data flows one way: `source` → `filter` → `jail` → decisions → `firewall`.
-//! The same filter and jail code serves the daemon and `dry-run`; only the
-//! source of lines, the clock and the firewall differ.
+//! Data flows one way: `source` → `scan` (with `filter`) → `jail` → decisions
+//! → `firewall`. The same line engine (`scan`, `filter`, `jail::engine`)
+//! serves the daemon and `dry-run`; only where lines come from, the clock and
+//! where decisions go differ.
 
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod filter;
 pub mod firewall;
 pub mod jail;
 pub mod metrics;
+pub mod scan;
 pub mod source;
 pub mod store;
 

@@ -481,7 +481,7 @@ fn fast_paths_agree_with_the_plain_path() {
 /// line in order): same counts, same hosts with the same first and last times.
 #[test]
 fn agrees_with_the_plain_filter_loop() {
-    use banwarden::filter::{Filter, FilterSpec, Outcome, Scratch};
+    use banwarden::filter::{Filter, FilterSpec, Outcome};
     let tmp = tempfile::tempdir().expect("tempdir");
     let log = tmp.path().join("mixed.log");
     let mut text = String::new();
@@ -510,7 +510,7 @@ fn agrees_with_the_plain_filter_loop() {
     std::env::set_var("TZ", "UTC");
     let filter = Filter::compile(spec).expect("filter");
     let now = 1_717_200_000;
-    let mut scratch = Scratch::default();
+    let mut scratch = filter.new_state();
     let (mut matched, mut ignored, mut missed, mut undated) = (0u64, 0u64, 0u64, 0u64);
     let mut hosts: BTreeMap<IpAddr, (u64, i64, i64)> = BTreeMap::new();
     let mut prev: Option<i64> = None;

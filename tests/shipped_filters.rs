@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use banwarden::config::{load, load_filter_file};
-use banwarden::filter::{Filter, Outcome, Scratch};
+use banwarden::filter::{Filter, Outcome};
 use serde_json::Value;
 
 /// 2024-06-01T00:00:00Z: the samples are dated late May 2024, so syslog
@@ -138,8 +138,8 @@ fn run(filter: &Filter, log: &Path) -> Seen {
         per_regex: vec![0; filter.spec.failregex.len()],
         ..Default::default()
     };
-    // One scratch for the whole file, as the daemon keeps one per stream.
-    let mut scratch = Scratch::default();
+    // One state for the whole file, as the daemon keeps one per stream.
+    let mut scratch = filter.new_state();
     for (i, line) in text.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) || line.starts_with(b"#") {
             continue;

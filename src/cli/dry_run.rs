@@ -3,33 +3,29 @@
 //! which bans the jail would have made, without touching the firewall.
 //!
 //! Owns the command line of `dry-run`, choosing the filter (`--filter`,
-//! `--regex`, `--jail`), the exit status and where output goes. Matching is
-//! `Filter`'s (through `scan`), counting and ban decisions are `Jail`'s
-//! (through `report`); nothing here matches a line or counts a failure.
+//! `--regex`, `--jail`), the exit status and where output goes. Reading and
+//! matching are the line engine's (`scan::bulk`, `scan::walk`), counting and
+//! ban decisions the daemon's engine's (through `report`); nothing here
+//! matches a line or counts a failure.
 //!
 //! Exit status: 0 when the filter matched at least one line, 1 when it matched
 //! nothing, 2 on usage, config or input errors.
 
-mod dates;
-mod input;
-mod newlines;
-mod prefilter;
 mod report;
-mod scan;
 
 use std::cell::Cell;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config;
 use crate::filter::{Filter, FilterError, FilterSpec, PatternRef};
 use crate::jail::JailSettings;
+use crate::scan::input::{Input, Source};
+use crate::scan::{self, bulk, Kind};
 use crate::UnixTime;
-
-use input::{Input, Source};
-use scan::Kind;
 
 pub use report::Report;
 
@@ -177,10 +173,9 @@ pub struct DryRunArgs {
     pub chunk_kib: Option<usize>,
 }
 
-/// Reads the journal once (the daemon's journal reader, not following) and
-/// turns each entry into `TIMESTAMP IDENT[PID]: MESSAGE`: the date detector
-/// finds the ISO 8601 time and cuts it, so the filter sees exactly the text
-/// the daemon gives it for the same entry.
+/// Reads the journal once (the daemon's journal reader, not following): the
+/// entries, each with its own time, go through the engine as the daemon's
+/// do (their text is matched without looking for a date).
 fn journal_input(
     matches: Vec<String>,
     since: UnixTime,
@@ -207,17 +202,7 @@ fn journal_input(
         let mut error = None;
         while let Some(ev) = rx.recv().await {
             match ev {
-                SourceEvent::Entries { entries, .. } => {
-                    for (ts, line) in entries {
-                        let stamp = jiff::Timestamp::from_second(ts)
-                            .map(|t| t.to_string())
-                            .unwrap_or_default();
-                        text.extend_from_slice(stamp.as_bytes());
-                        text.push(b' ');
-                        text.extend_from_slice(&line);
-                        text.push(b'\n');
-                    }
-                }
+                SourceEvent::Entries { entries, .. } => text.extend(entries),
                 SourceEvent::Error { message, .. } => {
                     error = Some(message);
                     break;
@@ -233,7 +218,7 @@ fn journal_input(
     })?;
     Ok(Input {
         name: "journal".into(),
-        source: Source::Text(text),
+        source: Source::Entries(Arc::new(text)),
     })
 }
 
@@ -252,7 +237,7 @@ pub fn run(args: DryRunArgs) -> i32 {
 
 /// The filter and (for --jail) the jail settings to test, and where they came from.
 struct Subject {
-    filter: Filter,
+    filter: Arc<Filter>,
     origin: String,
     jail: Option<JailSettings>,
     logpath: Vec<PathBuf>,
@@ -279,7 +264,7 @@ fn run_inner(args: &DryRunArgs) -> Result<i32, Fatal> {
     let prefilter = if args.no_prefilter {
         None
     } else {
-        prefilter::Prefilter::new(filter, &sample(&inputs))
+        filter.prefilter_for(&sample(&inputs))
     };
     let mut keep = scan::Keep {
         max: args.max,
@@ -297,15 +282,17 @@ fn run_inner(args: &DryRunArgs) -> Result<i32, Fatal> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(8)))
         .max(1);
-    let cfg = scan::ScanConfig {
-        filter,
-        prefilter: prefilter.as_ref(),
-        now,
-        keep,
+    let cfg = bulk::BulkConfig {
+        walk: scan::WalkConfig {
+            filter,
+            prefilter: prefilter.as_ref(),
+            now,
+            keep,
+            sparse_dates: !args.all_dates,
+        },
         threads,
         chunk: args.chunk_kib.map_or(scan::CHUNK, |k| k.max(4) * 1024),
         date_cache: !args.no_date_cache,
-        sparse_dates: !args.all_dates,
     };
 
     let mut show_kinds: Vec<Kind> = Vec::new();
@@ -340,7 +327,7 @@ fn run_inner(args: &DryRunArgs) -> Result<i32, Fatal> {
     let consumed = Rc::new(Cell::new(0u64));
     let mut progress = Bar::new(&inputs, consumed.clone());
     let mut agg = report::Aggregator::new(&ctx);
-    scan::scan(
+    bulk::scan(
         &cfg,
         inputs.len(),
         |i| inputs[i].open_for_scan(consumed.clone()),
@@ -448,7 +435,7 @@ fn subject(args: &DryRunArgs) -> Result<Subject, Fatal> {
         };
         let filter = Filter::compile(spec).map_err(|e| Fatal(regex_error(&e)))?;
         return Ok(Subject {
-            filter,
+            filter: Arc::new(filter),
             origin: "command line".into(),
             jail: None,
             logpath: Vec::new(),
@@ -492,7 +479,7 @@ fn subject(args: &DryRunArgs) -> Result<Subject, Fatal> {
         let filter =
             config::load_filter_file(&path).map_err(|e| Fatal(format!("invalid filter:\n{e}")))?;
         return Ok(Subject {
-            filter,
+            filter: Arc::new(filter),
             origin: path.display().to_string(),
             jail: None,
             logpath: Vec::new(),
@@ -501,10 +488,11 @@ fn subject(args: &DryRunArgs) -> Result<Subject, Fatal> {
     }
     if let Some(name) = &args.jail {
         let dir = config_dir(args)?;
-        let cfg = config::load(&dir)
+        let cfg = config::load_jail(&dir, name)
             .map_err(|e| Fatal(format!("invalid configuration in {}:\n{e}", dir.display())))?;
         let Some(j) = cfg.jail(name) else {
-            let known: Vec<&str> = cfg.jails.iter().map(|j| j.name.as_str()).collect();
+            let all = config::load(&dir).map(|c| c.jails).unwrap_or_default();
+            let known: Vec<&str> = all.iter().map(|j| j.name.as_str()).collect();
             return Err(Fatal(format!(
                 "no jail named `{name}` in {} (known: {})",
                 dir.display(),
@@ -512,7 +500,7 @@ fn subject(args: &DryRunArgs) -> Result<Subject, Fatal> {
             )));
         };
         return Ok(Subject {
-            filter: (*j.filter).clone(),
+            filter: j.filter.clone(),
             origin: format!("jail {name}"),
             jail: Some(j.settings.clone()),
             logpath: j.logpath.clone(),
@@ -652,7 +640,7 @@ impl Bar {
     }
 }
 
-impl scan::Progress for Bar {
+impl bulk::Progress for Bar {
     fn input_started(&mut self, index: usize) {
         self.current = index;
     }

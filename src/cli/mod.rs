@@ -70,7 +70,10 @@ pub struct RunArgs {
 /// Runs the parsed command; returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run(args) => crate::daemon::main(args),
+        Command::Run(args) => crate::daemon::main(crate::daemon::Options {
+            config_dir: args.config.config,
+            nft_cmd: args.nft.split_whitespace().map(str::to_string).collect(),
+        }),
         Command::Check(args) => check::run(&args.config),
         Command::DryRun(args) => dry_run::run(*args),
         Command::Status(args) => control::run_status(args),

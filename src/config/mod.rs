@@ -171,6 +171,18 @@ impl Errors {
 
 /// Reads and validates the configuration in `dir`.
 pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
+    load_some(dir, None)
+}
+
+/// Reads `dir` for one jail only (`dry-run --jail`): the global file, every
+/// jail file (drop-ins merge across them), and only the filter the jail
+/// names; other jails are not built or validated. The jail is absent from
+/// the result if no file defines it.
+pub fn load_jail(dir: &Path, jail: &str) -> Result<Config, ConfigErrors> {
+    load_some(dir, Some(jail))
+}
+
+fn load_some(dir: &Path, only: Option<&str>) -> Result<Config, ConfigErrors> {
     let mut errs = Errors(Vec::new());
     if !dir.is_dir() {
         errs.file(dir, "", "config directory not found (use --config DIR)");
@@ -183,20 +195,6 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
         RawGlobal::default()
     };
     let global = build_global(&global_path, &raw_global, &mut errs);
-
-    let mut filters = BTreeMap::new();
-    for path in yaml_files(&dir.join("filters"), &mut errs) {
-        let Some(name) = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .map(str::to_string)
-        else {
-            continue;
-        };
-        if let Some(filter) = load_filter(&path, &name, &mut errs) {
-            filters.insert(name, Arc::new(filter));
-        }
-    }
 
     let defaults = MergedJail {
         raw: raw_global.defaults.clone().unwrap_or_default(),
@@ -219,8 +217,34 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
                 .merge(raw, &file);
         }
     }
+    // The one jail's filter only, when one jail is asked for.
+    let wanted = only.map(|j| {
+        merged
+            .get(j)
+            .and_then(|m| m.raw.filter.as_ref())
+            .map(|f| f.value.clone())
+    });
+    let mut filters = BTreeMap::new();
+    for path in yaml_files(&dir.join("filters"), &mut errs) {
+        let Some(name) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if wanted.as_ref().is_some_and(|w| w.as_deref() != Some(&name)) {
+            continue;
+        }
+        if let Some(filter) = load_filter(&path, &name, &mut errs) {
+            filters.insert(name, Arc::new(filter));
+        }
+    }
     let mut jails = Vec::new();
     for (name, m) in &merged {
+        if only.is_some_and(|j| j != name) {
+            continue;
+        }
         if let Some(j) = build_jail(dir, name, m, &global, &filters, &mut errs) {
             jails.push(j);
         }

@@ -17,7 +17,6 @@ use ipnet::IpNet;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::cli::RunArgs;
 use crate::config::{self, Config};
 use crate::control::{self, ControlListener, ControlRequest};
 use crate::firewall::nft::NftFirewall;
@@ -40,9 +39,21 @@ const HISTORY_HORIZON: i64 = 30 * 86400;
 /// Store key of the journal reader's cursor.
 const JOURNAL_CURSOR: &str = "journal";
 
+/// What the daemon is started with (`cli` builds it from `banwarden run`'s arguments).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration directory.
+    pub config_dir: PathBuf,
+    /// The command that runs nft, as argv (`["nft"]`; tests prefix `ip netns exec NS`).
+    pub nft_cmd: Vec<String>,
+}
+
 /// Entry point of `banwarden run`; returns the exit code.
-pub fn main(args: RunArgs) -> i32 {
-    let dir = args.config.config.clone();
+pub fn main(options: Options) -> i32 {
+    let Options {
+        config_dir: dir,
+        nft_cmd,
+    } = options;
     let config = match config::load(&dir) {
         Ok(c) => c,
         Err(e) => {
@@ -66,7 +77,6 @@ pub fn main(args: RunArgs) -> i32 {
             return 1;
         }
     };
-    let nft_cmd: Vec<String> = args.nft.split_whitespace().map(str::to_string).collect();
     match runtime.block_on(run(config, dir, nft_cmd)) {
         Ok(()) => 0,
         Err(e) => {

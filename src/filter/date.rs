@@ -3,8 +3,9 @@
 //!
 //! Owns: finding where a line's date stands and turning it into `UnixTime`.
 //! Must not: allocate or run a regex on the built-in hot path, use interior
-//! mutability (one detector is shared by threads; per-stream state lives in
-//! the caller's hint), panic on any input, read the clock (`now` is passed
+//! mutability (one detector is shared by threads), give a line an answer
+//! that depends on the lines before it (per-stream caches only save work,
+//! see `date_cache`), panic on any input, read the clock (`now` is passed
 //! in), or know about failregexes, jails or firewalls.
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub enum DateFormat {
     NginxError,
     /// A filter's own `datepattern`.
     Custom,
+    /// The journal's own time of an entry (its text is not searched).
+    Journal,
 }
 
 /// A timestamp found in a line: its value and where it stands (byte offsets).
@@ -45,9 +48,6 @@ pub enum DateError {
     #[error("invalid datepattern: {0}")]
     Pattern(String),
 }
-
-/// Where the last date of a stream was found; see [`DateDetector::detect_with_hint`].
-pub type DateHint = Option<(DateFormat, Anchor)>;
 
 /// Where a date was found in its line: at a byte offset, or just after the
 /// line's first `[` (nginx and Apache access logs, where the offset moves
@@ -124,35 +124,37 @@ impl DateDetector {
             && (tz.to_fixed_offset().is_ok() || tz.following(Timestamp::MIN).next().is_none())
     }
 
-    /// Finds the line's timestamp. `now` anchors year inference for formats
-    /// without a year. Local time zone unless the format carries an offset.
-    pub fn detect(&self, line: &[u8], now: UnixTime) -> Option<DateMatch> {
-        self.detect_with_hint(line, now, &mut None)
+    /// Whether the filter gave a `datepattern` (the built-in formats are not tried).
+    pub fn has_datepattern(&self) -> bool {
+        self.inner.custom.is_some()
     }
 
-    /// Like [`detect`](Self::detect), trying first where the previous line of the
-    /// same stream had its date (`hint`, updated on a match). A hint only
-    /// changes the answer for a line that carries more than one date.
-    pub fn detect_with_hint(
+    /// Finds the line's timestamp. `now` anchors year inference for formats
+    /// without a year. Local time zone unless the format carries an offset.
+    /// The answer depends on the line and `now` only.
+    pub fn detect(&self, line: &[u8], now: UnixTime) -> Option<DateMatch> {
+        self.detect_anchored(line, now).map(|(m, _)| m)
+    }
+
+    /// [`detect`](Self::detect), also saying how a built-in date was found
+    /// (`None` for a `datepattern`'s): the date cache needs it.
+    pub(crate) fn detect_anchored(
         &self,
         line: &[u8],
         now: UnixTime,
-        hint: &mut DateHint,
-    ) -> Option<DateMatch> {
+    ) -> Option<(DateMatch, Option<Anchor>)> {
         if let Some(custom) = &self.inner.custom {
-            return custom.detect(&self.inner.zone, line, now);
+            return custom
+                .detect(&self.inner.zone, line, now)
+                .map(|m| (m, None));
         }
-        if let Some((_, anchor)) = *hint {
-            if let Some(m) = anchor
-                .position(line)
-                .and_then(|p| self.builtin_at(line, p, now))
-            {
-                return Some(m);
-            }
-        }
-        let (m, anchor) = self.builtin_search(line, now)?;
-        *hint = Some((m.format, anchor));
-        Some(m)
+        self.builtin_search(line, now).map(|(m, a)| (m, Some(a)))
+    }
+
+    /// Whether a built-in date starts at the line's first byte (where the
+    /// search looks first).
+    pub(crate) fn date_at_start(&self, line: &[u8], now: UnixTime) -> bool {
+        self.inner.custom.is_none() && self.builtin_at(line, 0, now).is_some()
     }
 
     /// The first date at the line's start, after its first `[`, or at the

@@ -240,29 +240,19 @@ fn garbage_and_invalid_utf8() {
 }
 
 #[test]
-fn hint_remembers_the_position() {
-    let (d, mut hint) = (det(None), None);
+fn a_line_gets_the_same_date_whatever_came_before() {
+    let d = det(None);
     let nginx = b"198.51.100.2 - - [10/Oct/2000:13:55:36 +0000] \"GET /\"";
-    assert_eq!(
-        d.detect_with_hint(nginx, NOW, &mut hint),
-        d.detect(nginx, NOW)
-    );
-    // Found after the first `[`: the next line is tried there first, even
-    // when a longer address moves the bracket.
-    assert_eq!(hint, Some((DateFormat::NginxAccess, Anchor::Bracket)));
-    let other = b"2001:db8::3 - - [11/Oct/2000:13:55:36 +0000] \"GET /\"";
-    let got = d.detect_with_hint(other, NOW, &mut hint);
-    assert_eq!(
-        got.map(|m| (m.ts, m.start)),
-        Some((ts("2000-10-11T13:55:36Z"), 17))
-    );
-    assert_eq!(hint, Some((DateFormat::NginxAccess, Anchor::Bracket)));
-    let syslog = b"Jan  2 03:04:05 host sshd[1]: Failed password";
-    assert_eq!(
-        d.detect_with_hint(syslog, NOW, &mut hint),
-        d.detect(syslog, NOW)
-    );
-    assert_eq!(hint, Some((DateFormat::Syslog, Anchor::At(0))));
+    let (m, anchor) = d.detect_anchored(nginx, NOW).unwrap();
+    assert_eq!(m.ts, ts("2000-10-10T13:55:36Z"));
+    assert_eq!(anchor, Some(Anchor::Bracket));
+    // Two dates: the one at the start wins, after any line.
+    let both = b"2024-03-10 00:00:00 [10/Oct/2000:13:55:36 +0000] x";
+    assert_eq!(d.detect(both, NOW).map(|m| m.start), Some(0));
+    let (m, anchor) = d.detect_anchored(both, NOW).unwrap();
+    assert_eq!((m.start, anchor), (0, Some(Anchor::At(0))));
+    assert!(d.date_at_start(both, NOW));
+    assert!(!d.date_at_start(nginx, NOW));
 }
 
 #[test]
@@ -355,20 +345,15 @@ fn bench_ns_per_line() {
     ];
     for (name, make) in kinds {
         let lines: Vec<String> = (0..1000).map(make).collect();
-        for hinted in [false, true] {
-            let (mut hint, mut sum, mut ns) = (None, 0i64, f64::MAX);
-            for _round in 0..5 {
-                let start = std::time::Instant::now();
-                for l in (0..1000).flat_map(|_| &lines) {
-                    let m = match hinted {
-                        true => d.detect_with_hint(l.as_bytes(), NOW, &mut hint),
-                        false => d.detect(l.as_bytes(), NOW),
-                    };
-                    sum = sum.wrapping_add(std::hint::black_box(m).map_or(0, |m| m.ts));
-                }
-                ns = ns.min(start.elapsed().as_nanos() as f64 / 1e6);
+        let (mut sum, mut ns) = (0i64, f64::MAX);
+        for _round in 0..5 {
+            let start = std::time::Instant::now();
+            for l in (0..1000).flat_map(|_| &lines) {
+                let m = d.detect(l.as_bytes(), NOW);
+                sum = sum.wrapping_add(std::hint::black_box(m).map_or(0, |m| m.ts));
             }
-            println!("{name:7} hint={hinted:5} {ns:6.1} ns/line, best of 5 x 1M (checksum {sum})");
+            ns = ns.min(start.elapsed().as_nanos() as f64 / 1e6);
         }
+        println!("{name:7} {ns:6.1} ns/line, best of 5 x 1M (checksum {sum})");
     }
 }

@@ -11,16 +11,19 @@
 //! anywhere unless anchored with `^`/`$`.
 
 pub mod date;
+mod date_cache;
 mod fixed;
+pub mod prefilter;
 pub mod tags;
 
 use std::net::IpAddr;
 
-use regex::bytes::{Regex, RegexSet};
+use regex::bytes::{CaptureLocations, Regex, RegexSet};
 use regex_syntax::hir::Hir;
 
 use crate::UnixTime;
 use date::{DateDetector, DateMatch};
+pub use prefilter::Prefilter;
 
 /// A filter as written, before compilation: plain strings, so config files and
 /// importers (fail2ban `filter.d/*.conf`) both map onto it.
@@ -90,30 +93,17 @@ pub struct Spans {
     pub user: Option<std::ops::Range<usize>>,
 }
 
-/// Per-caller scratch space, so matching allocates nothing per line.
-#[derive(Debug, Default)]
-pub struct Scratch {
-    buf: Vec<u8>,
-    hint: date::DateHint,
-    /// Reused capture slots for [`Filter::examine_with_date_reuse`].
-    locs: Option<Locs>,
-}
-
-impl Scratch {
-    /// How the detector will look first for the next line's date: where
-    /// the last date was found (dry-run's date shortcut follows it).
-    pub fn date_anchor(&self) -> Option<date::Anchor> {
-        self.hint.map(|(_, a)| a)
-    }
-}
-
-/// Capture slots of one filter's failregexes, with where `host` and `user`
-/// stand among the groups.
+/// Matching state of one stream (a file, a journal, a command, one worker's
+/// run of chunks) for one filter, made by [`Filter::new_state`]; never shared
+/// between streams or filters. It only saves work: reused capture slots, a
+/// buffer for lines with a date cut out of their middle, and the date cache.
+/// A line's outcome and date never depend on it.
 #[derive(Debug)]
-struct Locs {
-    /// Address of the filter they were made for.
-    owner: usize,
-    regs: Vec<(regex::bytes::CaptureLocations, Option<usize>, Option<usize>)>,
+pub struct LineState {
+    buf: Vec<u8>,
+    /// Per failregex: capture slots, and where `host` and `user` stand among the groups.
+    locs: Vec<(CaptureLocations, Option<usize>, Option<usize>)>,
+    dates: date_cache::DateCache,
 }
 
 /// A compiled filter. Shared read-only between threads.
@@ -129,6 +119,11 @@ pub struct Filter {
     host_at: Vec<Option<fixed::HostAt>>,
     ignore_set: RegexSet,
     dates: DateDetector,
+    /// Per failregex: literal sets one of which every match contains, best
+    /// first (from the syntax tree `compile` builds anyway).
+    literal_sets: Vec<Vec<Vec<Vec<u8>>>>,
+    /// The candidate-line prefilter built from them, if every failregex has one.
+    prefilter: Option<Prefilter>,
 }
 
 impl Filter {
@@ -160,6 +155,7 @@ impl Filter {
         let mut fail = Vec::with_capacity(spec.failregex.len());
         let mut expanded = Vec::with_capacity(spec.failregex.len());
         let mut host_at = Vec::with_capacity(spec.failregex.len());
+        let mut literal_sets = Vec::with_capacity(spec.failregex.len());
         for (i, p) in spec.failregex.iter().enumerate() {
             let (re, exp, hir) = compile_one(PatternRef::Failregex(i), p)?;
             if !exp.has_host && !prefix_host {
@@ -171,6 +167,7 @@ impl Filter {
                 ));
             }
             host_at.push(fixed::host_at(&hir));
+            literal_sets.push(prefilter::required_sets(&hir));
             expanded.push(exp.regex);
             fail.push(re);
         }
@@ -190,7 +187,7 @@ impl Filter {
                 &e.to_string(),
             )
         })?;
-        Ok(Filter {
+        let mut filter = Filter {
             prefregex: prefregex.map(|(r, _)| r),
             prefix_host,
             fail_set,
@@ -199,16 +196,55 @@ impl Filter {
             ignore_set,
             dates,
             spec,
-        })
+            literal_sets,
+            prefilter: None,
+        };
+        filter.prefilter = Prefilter::new(&filter, b"");
+        Ok(filter)
     }
 
     pub fn name(&self) -> &str {
         &self.spec.name
     }
 
-    /// See [`DateDetector::seconds_are_linear`].
-    pub fn date_seconds_are_linear(&self) -> bool {
-        self.dates.seconds_are_linear()
+    /// Fresh matching state for one stream read through this filter.
+    pub fn new_state(&self) -> LineState {
+        self.new_state_with(true)
+    }
+
+    /// [`new_state`](Self::new_state); `date_cache: false` runs the date
+    /// detector on every line (for comparison: the answers are the same).
+    pub fn new_state_with(&self, date_cache: bool) -> LineState {
+        let locs = self
+            .fail
+            .iter()
+            .map(|re| {
+                let at = |g: &str| re.capture_names().position(|n| n == Some(g));
+                (
+                    re.capture_locations(),
+                    at(tags::HOST_GROUP),
+                    at(tags::USER_GROUP),
+                )
+            })
+            .collect();
+        LineState {
+            buf: Vec::new(),
+            locs,
+            dates: date_cache::DateCache::new(&self.dates, date_cache),
+        }
+    }
+
+    /// The candidate-line prefilter: a line that holds none of its literals
+    /// (not even where a date is cut out, see [`Prefilter::spans_cut`]) is
+    /// missed. `None`: every line must be examined.
+    pub fn prefilter(&self) -> Option<&Prefilter> {
+        self.prefilter.as_ref()
+    }
+
+    /// A prefilter whose literals are chosen to be rare in `sample` (the
+    /// start of a log), from the same literal sets as [`prefilter`](Self::prefilter).
+    pub fn prefilter_for(&self, sample: &[u8]) -> Option<Prefilter> {
+        Prefilter::new(self, sample)
     }
 
     /// Finds the line's time (`None`: no recognisable timestamp) and matches it.
@@ -217,69 +253,35 @@ impl Filter {
         &self,
         line: &'l [u8],
         now: UnixTime,
-        scratch: &'l mut Scratch,
+        state: &'l mut LineState,
     ) -> (Option<DateMatch>, Outcome<'l>) {
-        let date = self.detect_date(line, now, scratch);
-        (date, self.examine_with_date(line, date, scratch).0)
+        let date = self.date(line, now, state);
+        (date, self.examine_dated(line, date, state).0)
     }
 
-    /// The first half of [`examine`](Self::examine): finds the line's time only.
-    /// dry-run calls it on every line, and [`examine_with_date`](Self::examine_with_date)
-    /// only on lines its prefilter cannot rule out.
-    pub fn detect_date(
-        &self,
-        line: &[u8],
-        now: UnixTime,
-        scratch: &mut Scratch,
-    ) -> Option<DateMatch> {
-        self.dates
-            .detect_with_hint(trim_eol(line), now, &mut scratch.hint)
+    /// The first half of [`examine`](Self::examine): the line's time only
+    /// (the scan dates every line, and examines only those its prefilter
+    /// cannot rule out). `line` may end in `\n`.
+    #[inline]
+    pub fn date(&self, line: &[u8], now: UnixTime, state: &mut LineState) -> Option<DateMatch> {
+        let raw = line.strip_suffix(b"\n").unwrap_or(line);
+        state.dates.detect(&self.dates, raw, now)
     }
 
-    /// The second half of [`examine`](Self::examine): cuts `date` (as found by
-    /// [`detect_date`](Self::detect_date) on this line) out and matches the rest.
-    /// The spans are byte offsets into `line`.
-    pub fn examine_with_date<'l>(
+    /// The second half of [`examine`](Self::examine): cuts `date` (as
+    /// [`date`](Self::date) found it on this line) out and matches the rest,
+    /// reusing the state's capture slots. The spans are byte offsets into
+    /// `line`.
+    pub fn examine_dated<'l>(
         &self,
         line: &'l [u8],
         date: Option<DateMatch>,
-        scratch: &'l mut Scratch,
-    ) -> (Outcome<'l>, Spans) {
-        let (text, cut) = cut_date(trim_eol(line), date, &mut scratch.buf);
-        let (outcome, spans) = self.match_text_spans(text);
-        (outcome, cut.spans_in_line(spans))
-    }
-
-    /// [`examine_with_date`](Self::examine_with_date), with the same outcome
-    /// and spans, reusing capture slots kept in `scratch` instead of
-    /// allocating captures per line (dry-run calls it on every candidate).
-    /// Filters with a `prefregex` take the plain path.
-    pub fn examine_with_date_reuse<'l>(
-        &self,
-        line: &'l [u8],
-        date: Option<DateMatch>,
-        scratch: &'l mut Scratch,
+        state: &'l mut LineState,
     ) -> (Outcome<'l>, Spans) {
         if self.prefregex.is_some() {
-            return self.examine_with_date(line, date, scratch);
+            return self.examine_with_date(line, date, &mut state.buf);
         }
-        let owner = self as *const Filter as usize;
-        if scratch.locs.as_ref().is_none_or(|l| l.owner != owner) {
-            let regs = self
-                .fail
-                .iter()
-                .map(|re| {
-                    let at = |g: &str| re.capture_names().position(|n| n == Some(g));
-                    (
-                        re.capture_locations(),
-                        at(tags::HOST_GROUP),
-                        at(tags::USER_GROUP),
-                    )
-                })
-                .collect();
-            scratch.locs = Some(Locs { owner, regs });
-        }
-        let Scratch { buf, locs, .. } = scratch;
+        let LineState { buf, locs, .. } = state;
         let (text, cut) = cut_date(trim_eol(line), date, buf);
         let none = Spans::default();
         let regex = match self.select(text) {
@@ -290,9 +292,7 @@ impl Filter {
             Some(None) => return (Outcome::Missed, none),
             Some(host_m) => (host_m, None),
             None => {
-                let Some((slots, host_g, user_g)) =
-                    locs.as_mut().and_then(|l| l.regs.get_mut(regex))
-                else {
+                let Some((slots, host_g, user_g)) = locs.get_mut(regex) else {
                     return (Outcome::Missed, none);
                 };
                 if self.fail[regex].captures_read(slots, text).is_none() {
@@ -312,6 +312,19 @@ impl Filter {
             Some(host) => (Outcome::Failure { regex, host, user }, spans),
             None => (Outcome::BadHost { regex }, spans),
         }
+    }
+
+    /// [`examine_dated`](Self::examine_dated) with captures allocated per
+    /// line (filters with a `prefregex`, and the reference in tests).
+    fn examine_with_date<'l>(
+        &self,
+        line: &'l [u8],
+        date: Option<DateMatch>,
+        buf: &'l mut Vec<u8>,
+    ) -> (Outcome<'l>, Spans) {
+        let (text, cut) = cut_date(trim_eol(line), date, buf);
+        let (outcome, spans) = self.match_text_spans(text);
+        (outcome, cut.spans_in_line(spans))
     }
 
     /// Matches text that has no timestamp (already cut out, or a journal message).
@@ -684,11 +697,11 @@ mod tests {
         let f = Filter::compile(s.clone()).unwrap();
         let line: &[u8] = b"203.0.113.9 - [10/Oct/2000:13:55:36 -0700] login bob failed\n";
         let now = 1_000_000_000;
-        let (mut s1, mut s2) = (Scratch::default(), Scratch::default());
+        let (mut s1, mut s2) = (f.new_state(), f.new_state());
         let (d1, o1) = f.examine(line, now, &mut s1);
         let o1 = format!("{o1:?}");
-        let d2 = f.detect_date(line, now, &mut s2);
-        let (o2, spans) = f.examine_with_date(line, d2, &mut s2);
+        let d2 = f.date(line, now, &mut s2);
+        let (o2, spans) = f.examine_dated(line, d2, &mut s2);
         assert_eq!((d1, o1), (d2, format!("{o2:?}")));
         assert_eq!(&line[spans.host.unwrap()], b"203.0.113.9");
         assert_eq!(&line[spans.user.unwrap()], b"bob");
@@ -697,8 +710,9 @@ mod tests {
         s.prefregex = Some(r"^\S+ (?P<content>.+)$".into());
         let f = Filter::compile(s).unwrap();
         let line: &[u8] = b"2024-03-10 10:00:00 app: login eve failed from 2001:db8::5";
-        let d = f.detect_date(line, now, &mut s2);
-        let (o, spans) = f.examine_with_date(line, d, &mut s2);
+        let mut s2 = f.new_state();
+        let d = f.date(line, now, &mut s2);
+        let (o, spans) = f.examine_dated(line, d, &mut s2);
         assert!(matches!(o, Outcome::Failure { .. }), "{o:?}");
         assert_eq!(&line[spans.host.unwrap()], b"2001:db8::5");
         assert_eq!(&line[spans.user.unwrap()], b"eve");
@@ -833,12 +847,12 @@ mod tests {
         ];
         for s in filters {
             let f = Filter::compile(s).unwrap();
-            let (mut s1, mut s2) = (Scratch::default(), Scratch::default());
+            let (mut buf, mut s2) = (Vec::new(), f.new_state());
             for line in lines {
-                let d = f.detect_date(line, now, &mut s1);
-                let (o1, sp1) = f.examine_with_date(line, d, &mut s1);
+                let d = f.date(line, now, &mut s2);
+                let (o1, sp1) = f.examine_with_date(line, d, &mut buf);
                 let a = format!("{o1:?} {sp1:?}");
-                let (o2, sp2) = f.examine_with_date_reuse(line, d, &mut s2);
+                let (o2, sp2) = f.examine_dated(line, d, &mut s2);
                 assert_eq!(a, format!("{o2:?} {sp2:?}"), "{line:?}");
             }
         }

@@ -1,22 +1,31 @@
-//! The engine: routes each line from a source through the filters of the jails
-//! that read that source, and collects the ban decisions.
+//! The engine: walks each chunk a source delivers through the filters of the
+//! jails that read that source (`scan::walk`, with per-stream state), counts
+//! the failures in the jails, and collects the ban decisions. dry-run feeds it
+//! the chunks its workers walked with the same code.
 //!
 //! Owned by exactly one task (no locks on the hot path). It never does I/O: the
-//! caller feeds it [`SourceEvent`]s and applies the decisions it returns.
+//! caller feeds it [`SourceEvent`]s (or walked chunks) and applies the
+//! decisions it returns. Only the clock differs between callers: the wall
+//! clock (the daemon) or each line's own time ([`Clock::Replay`]: dry-run,
+//! and tests that replay a log).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::filter::{Filter, Outcome, Scratch};
+use crate::filter::{Filter, LineState};
 use crate::jail::{BanDecision, Jail, Verdict};
+use crate::scan::{self, ChunkOut, Kind, Rec, StreamClock, WalkConfig};
 use crate::source::{SourceEvent, SourceId};
 use crate::UnixTime;
 
 /// Counters of one jail, for status and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct JailStats {
+    /// Lines handed to the jail's filter (skipped lines not included).
     pub lines: u64,
+    /// Lines whose date was looked for and not found.
     pub undated: u64,
     pub matched: u64,
     pub ignored_lines: u64,
@@ -25,8 +34,9 @@ pub struct JailStats {
     pub failures: u64,
     pub ignored_addresses: u64,
     pub too_old: u64,
+    pub already_banned: u64,
     pub bans: u64,
-    /// Lines skipped by sources (over the length cap).
+    /// Lines skipped (over the length cap).
     pub skipped: u64,
 }
 
@@ -36,44 +46,92 @@ pub struct JailRuntime {
     pub stats: JailStats,
 }
 
+/// What "now" is for the jails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The wall clock, read by the caller (the daemon).
+    Wall,
+    /// Each failure happens at its line's time: a log replayed as if it were
+    /// being written (dry-run). `now` then only anchors year inference.
+    Replay,
+}
+
+/// A stream: one source, and one file of a source that follows several.
+pub type StreamKey = (SourceId, Option<Arc<PathBuf>>);
+
+/// Per stream and jail: the filter's line state and the stream's clock.
+struct StreamJail {
+    state: LineState,
+    clock: StreamClock,
+}
+
+/// A chunk as a source delivers it.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Lines(&'a [u8]),
+    Entries(&'a [(UnixTime, Vec<u8>)]),
+}
+
+/// Called for each failure a jail counted, with the record, its time and
+/// the jail's verdict (dry-run's report).
+pub type Observer<'o> = &'o mut dyn FnMut(&Rec, UnixTime, &Verdict);
+
 pub struct Engine {
     pub jails: Vec<JailRuntime>,
     /// Source id → indices into `jails`.
     routes: Vec<Vec<usize>>,
-    scratch: Scratch,
+    /// Per stream and jail (index into `jails`).
+    streams: HashMap<(StreamKey, usize), StreamJail>,
+    clock: Clock,
     /// Last time an ignored address was logged, to keep a flood from flooding the log.
     ignore_logged: HashMap<IpAddr, UnixTime>,
 }
 
 impl Engine {
     pub fn new(jails: Vec<JailRuntime>, routes: Vec<Vec<usize>>) -> Engine {
+        Engine::with_clock(jails, routes, Clock::Wall)
+    }
+
+    pub fn with_clock(jails: Vec<JailRuntime>, routes: Vec<Vec<usize>>, clock: Clock) -> Engine {
         Engine {
             jails,
             routes,
-            scratch: Scratch::default(),
+            streams: HashMap::new(),
+            clock,
             ignore_logged: HashMap::new(),
         }
     }
 
-    /// Handles one source event; ban decisions are appended to `out`.
+    /// Handles one source event; ban decisions are appended to `out`. `now`
+    /// is the wall clock (with [`Clock::Replay`], the reference time).
     pub fn handle(&mut self, ev: &SourceEvent, now: UnixTime, out: &mut Vec<BanDecision>) {
+        self.handle_observed(ev, now, out, None);
+    }
+
+    /// [`handle`](Self::handle), with `observer` seeing each failure.
+    pub fn handle_observed(
+        &mut self,
+        ev: &SourceEvent,
+        now: UnixTime,
+        out: &mut Vec<BanDecision>,
+        observer: Option<Observer<'_>>,
+    ) {
         match ev {
             SourceEvent::Lines {
                 source,
+                path,
                 data,
                 read_time,
                 ..
             } => {
-                for line in data.split_inclusive(|b| *b == b'\n') {
-                    self.line(*source, line, *read_time, now, out);
-                }
+                let input = Input::Lines(data);
+                self.chunk(*source, Some(path), input, *read_time, now, out, observer)
             }
             SourceEvent::Entries {
                 source, entries, ..
             } => {
-                for (ts, text) in entries {
-                    self.entry(*source, *ts, text, now, out);
-                }
+                let input = Input::Entries(entries);
+                self.chunk(*source, None, input, now, now, out, observer)
             }
             SourceEvent::Skipped { source, count, .. } => {
                 for &j in self.routes.get(*source).map(Vec::as_slice).unwrap_or(&[]) {
@@ -84,47 +142,98 @@ impl Engine {
         }
     }
 
-    /// One raw log line (timestamp inside, falling back to `read_time`).
-    pub fn line(
+    /// Walks one chunk through every jail of the source's route and counts it.
+    #[allow(clippy::too_many_arguments)]
+    fn chunk(
         &mut self,
         source: SourceId,
-        line: &[u8],
+        path: Option<&Arc<PathBuf>>,
+        input: Input<'_>,
         read_time: UnixTime,
         now: UnixTime,
         out: &mut Vec<BanDecision>,
+        mut observer: Option<Observer<'_>>,
     ) {
-        let Some(route) = self.routes.get(source) else {
+        let Some(route) = self.routes.get(source).cloned() else {
             return;
         };
-        for &j in route {
-            let rt = &mut self.jails[j];
-            let (date, outcome) = rt.filter.examine(line, now, &mut self.scratch);
-            if date.is_none() {
-                rt.stats.undated += 1;
+        for j in route {
+            let Some(filter) = self.jails.get(j).map(|rt| rt.filter.clone()) else {
+                continue;
+            };
+            let cfg = WalkConfig {
+                filter: &filter,
+                prefilter: filter.prefilter(),
+                now,
+                keep: scan::Keep::default(),
+                sparse_dates: true,
+            };
+            let mut chunk = ChunkOut::default();
+            let key = (source, path.cloned());
+            let stream = self
+                .streams
+                .entry((key.clone(), j))
+                .or_insert_with(|| StreamJail {
+                    state: filter.new_state(),
+                    clock: StreamClock::default(),
+                });
+            match input {
+                Input::Lines(data) => scan::walk(&cfg, data, &mut chunk, &mut stream.state),
+                Input::Entries(entries) => scan::walk_entries(&cfg, entries, &mut chunk),
             }
-            let time = date.map_or(read_time, |d| d.ts);
-            if let Some(ban) = apply(rt, outcome, time, now, &mut self.ignore_logged) {
-                out.push(ban);
-            }
+            let observer = observer.as_mut().map(|o| &mut **o as Observer<'_>);
+            self.count(key, j, &chunk, read_time, now, out, observer);
         }
     }
 
-    /// One entry that carries its own timestamp (journal); `text` has no date.
-    pub fn entry(
+    /// Counts a chunk that `scan::walk` made of stream `key`'s lines with
+    /// jail `j`'s filter (chunks of a stream in order): counters, failures,
+    /// ban decisions (appended to `out`); `observer` sees each failure.
+    #[allow(clippy::too_many_arguments)]
+    pub fn count(
         &mut self,
-        source: SourceId,
-        ts: UnixTime,
-        text: &[u8],
+        key: StreamKey,
+        j: usize,
+        chunk: &ChunkOut,
+        read_time: UnixTime,
         now: UnixTime,
         out: &mut Vec<BanDecision>,
+        mut observer: Option<Observer<'_>>,
     ) {
-        let Some(route) = self.routes.get(source) else {
+        let Some(rt) = self.jails.get_mut(j) else {
             return;
         };
-        for &j in route {
-            let rt = &mut self.jails[j];
-            let outcome = rt.filter.match_text(text);
-            if let Some(ban) = apply(rt, outcome, ts, now, &mut self.ignore_logged) {
+        let stream = self.streams.entry((key, j)).or_insert_with(|| StreamJail {
+            state: rt.filter.new_state(),
+            clock: StreamClock::default(),
+        });
+        let clock = stream.clock;
+        stream.clock.advance(chunk);
+        let s = &mut rt.stats;
+        s.lines += chunk.lines - chunk.skipped;
+        s.skipped += chunk.skipped;
+        s.undated += chunk.undated;
+        s.matched += chunk.matched;
+        s.ignored_lines += chunk.ignored;
+        s.missed += chunk.missed;
+        s.bad_host += chunk.bad_host;
+        if chunk.bad_host > 0 {
+            tracing::debug!(jail = %rt.jail.settings.name, lines = chunk.bad_host, "failregex matched but the host is not an IP address");
+        }
+        for rec in &chunk.recs {
+            let (Kind::Matched, Some(host)) = (rec.kind, rec.host) else {
+                continue;
+            };
+            let time = clock.time_of(rec, read_time);
+            let now = match self.clock {
+                Clock::Wall => now,
+                Clock::Replay => time,
+            };
+            let verdict = rt.jail.failure(host, time, now);
+            if let Some(o) = observer.as_mut() {
+                o(rec, time, &verdict);
+            }
+            if let Some(ban) = apply(rt, verdict, host, now, &mut self.ignore_logged) {
                 out.push(ban);
             }
         }
@@ -162,32 +271,15 @@ impl Engine {
     }
 }
 
+/// Books a verdict in the jail's counters; the ban, if it is one.
 fn apply(
     rt: &mut JailRuntime,
-    outcome: Outcome<'_>,
-    time: UnixTime,
+    verdict: Verdict,
+    host: IpAddr,
     now: UnixTime,
     ignore_logged: &mut HashMap<IpAddr, UnixTime>,
 ) -> Option<BanDecision> {
-    rt.stats.lines += 1;
-    let host = match outcome {
-        Outcome::Missed => {
-            rt.stats.missed += 1;
-            return None;
-        }
-        Outcome::Ignored { .. } => {
-            rt.stats.ignored_lines += 1;
-            return None;
-        }
-        Outcome::BadHost { regex } => {
-            rt.stats.bad_host += 1;
-            tracing::debug!(jail = %rt.jail.settings.name, regex, "failregex matched but the host is not an IP address");
-            return None;
-        }
-        Outcome::Failure { host, .. } => host,
-    };
-    rt.stats.matched += 1;
-    match rt.jail.failure(host, time, now) {
+    match verdict {
         Verdict::Counted { .. } => {
             rt.stats.failures += 1;
             None
@@ -198,7 +290,10 @@ fn apply(
             tracing::info!(jail = %ban.jail, addr = %ban.net, failures = ban.failures, bantime = ?ban.bantime, "ban");
             Some(ban)
         }
-        Verdict::AlreadyBanned => None,
+        Verdict::AlreadyBanned => {
+            rt.stats.already_banned += 1;
+            None
+        }
         Verdict::TooOld => {
             rt.stats.too_old += 1;
             None
@@ -287,8 +382,13 @@ mod tests {
     fn unknown_source_is_ignored() {
         let mut e = engine();
         let mut out = Vec::new();
-        e.line(7, b"fail from 198.51.100.1\n", 0, 0, &mut out);
-        e.entry(7, 0, b"fail from 198.51.100.1", 0, &mut out);
+        let ev = SourceEvent::Entries {
+            source: 7,
+            entries: vec![(0, b"fail from 198.51.100.1".to_vec())],
+            cursor: None,
+        };
+        e.handle(&ev, 0, &mut out);
         assert!(out.is_empty());
+        assert_eq!(e.jails[0].stats, JailStats::default());
     }
 }

@@ -11,7 +11,7 @@
 //! The supervision loop ([`Supervisor`]) is shared with the journal reader
 //! (`journal.rs`), which only differs in what it does with the bytes.
 
-use super::lines::Cutter;
+use crate::scan::split::Cutter;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -34,7 +34,7 @@ pub(crate) const HEALTHY: Duration = Duration::from_secs(60);
 /// Default longest delay between restarts.
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Default line cap, the same as the file tailer's.
-pub(crate) const MAX_LINE: usize = 16 * 1024;
+pub(crate) use crate::scan::MAX_LINE;
 /// Bytes read from a child's stdout per `read` call.
 const CHUNK: usize = 64 * 1024;
 /// Stderr lines logged per child and minute; the rest are counted.

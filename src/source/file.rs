@@ -13,7 +13,7 @@
 //! has a name, "recreated" if it was deleted). The same inode shorter than
 //! what was read, or with a new first line, is a copytruncate ("truncated").
 
-use super::lines::Cutter;
+use crate::scan::split::Cutter;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Display;
 use std::fs::{self, File, Metadata};

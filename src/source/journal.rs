@@ -35,8 +35,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::command::{Feed, Out, Status, Supervisor, BACKOFF_MAX, MAX_LINE};
-use super::lines::Cutter;
 use super::{SourceEvent, SourceId};
+use crate::scan::split::Cutter;
 use crate::UnixTime;
 
 /// Longest JSON line accepted from journalctl; longer ones are skipped.

@@ -1,13 +1,12 @@
 //! Sources of log lines: files (tailed), later the journal and command streams.
 //!
-//! A source only reads bytes and cuts them into lines; it never interprets them
-//! (no regexes, no timestamps). It sends [`SourceEvent`]s down a channel to the
+//! A source only reads bytes and cuts them into lines (`scan::split`); it never
+//! interprets them (no regexes, no timestamps). It sends [`SourceEvent`]s down a channel to the
 //! engine task, which owns everything after that.
 
 pub mod command;
 pub mod file;
 pub mod journal;
-pub(crate) mod lines;
 
 use std::path::PathBuf;
 use std::sync::Arc;

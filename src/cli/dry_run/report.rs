@@ -1,10 +1,11 @@
-//! The dry-run report: merges the scanner's chunks in input order, replays the
-//! failures through the jail (`Jail::failure` with the clock driven by line
-//! times, bans going to a recording firewall), and renders the result as text
-//! or as one JSON document.
+//! The dry-run report: takes the walked chunks in input order, counts them
+//! through the daemon's engine (`jail::engine::Engine` with [`Clock::Replay`]:
+//! each failure happens at its line's time; each input is one stream, its
+//! undated lines timed by `scan::StreamClock`), sends the bans to a recording
+//! firewall, and renders the result as text or as one JSON document.
 //!
-//! Owns aggregation and presentation. It must not match lines (the scanner did,
-//! through `Filter`) nor count failures towards bans itself (`Jail` does).
+//! Owns aggregation and presentation. It must not match lines (the walk did,
+//! through `Filter`) nor count failures towards bans itself (the engine does).
 //!
 //! # JSON schema (`--json`, `"schema": 1`)
 //!
@@ -21,6 +22,7 @@
 //!               "prefilter": [str]|null },             // literals used to skip lines
 //!   "inputs": [ { "name": str, "bytes": n, "lines": n } ],
 //!   "lines": { "read": n, "matched": n, "ignored": n, "bad_host": n, "missed": n,
+//!              "skipped": n,                           // over 16 KiB: never matched
 //!              "examined": n },                        // handed to the filter
 //!   "dates": { "checked": n, "undated": n, "formats": { FORMAT: n },  // of the checked lines
 //!              "first": T|null, "last": T|null },
@@ -42,7 +44,7 @@
 //! ```
 //!
 //! `FORMAT` is one of `syslog`, `iso8601`, `python-logging`, `nginx-access`,
-//! `nginx-error`, `custom`; `KIND` one of `matched`, `ignored`, `bad-host`,
+//! `nginx-error`, `custom`, `journal` (an entry's own time); `KIND` one of `matched`, `ignored`, `bad-host`,
 //! `missed`. Spans are byte offsets into the line (before lossy UTF-8
 //! conversion of `text`). Lines are numbered from 1 within each input.
 
@@ -57,21 +59,21 @@ use serde::Serialize;
 use crate::filter::date::DateFormat;
 use crate::filter::Filter;
 use crate::firewall::{BanEntry, Firewall, FirewallOp, Recording};
-use crate::jail::{Jail, JailSettings, Verdict};
+use crate::jail::engine::{Clock, Engine, JailRuntime, JailStats};
+use crate::jail::{BanDecision, Jail, JailSettings, Verdict};
+use crate::scan::{ChunkOut, Kind, StreamClock};
 use crate::UnixTime;
-
-use super::scan::{ChunkOut, Kind};
 
 /// What the report needs besides the scanned chunks.
 pub struct Context<'a> {
-    pub filter: &'a Filter,
+    pub filter: &'a std::sync::Arc<Filter>,
     pub origin: String,
     pub prefilter: Option<Vec<String>>,
     pub jail: Option<JailSettings>,
     pub inputs: Vec<String>,
     pub top: usize,
     pub shown: Option<(Vec<Kind>, Option<usize>)>,
-    /// Time for failures when no line has a time at all.
+    /// The read time: for a stream's lines before its first dated line.
     pub now: UnixTime,
 }
 
@@ -120,6 +122,7 @@ pub struct Lines {
     pub ignored: u64,
     pub bad_host: u64,
     pub missed: u64,
+    pub skipped: u64,
     pub examined: u64,
 }
 
@@ -256,13 +259,12 @@ pub struct Aggregator<'a> {
     fail_hits: Vec<u64>,
     ignore_hits: Vec<u64>,
     formats: BTreeMap<DateFormat, u64>,
-    /// Time of the last dated line so far.
-    prev_ts: Option<UnixTime>,
-    /// Failures before the first dated line, waiting for its time.
-    early: Vec<(IpAddr, usize, u64)>,
+    /// Per input (one stream each): the time of its last dated line.
+    clocks: Vec<StreamClock>,
     addrs: HashMap<IpAddr, AddrStat, FastHash>,
     users: HashMap<Box<[u8]>, u64, FastHash>,
-    jail: Option<Jail>,
+    /// The daemon's engine with the one jail, for --jail.
+    engine: Option<Engine>,
     firewall: Recording,
     jail_report: Option<JailReport>,
     ignored_addrs: BTreeMap<IpAddr, (u64, String)>,
@@ -289,11 +291,17 @@ impl<'a> Aggregator<'a> {
             fail_hits: vec![0; spec.failregex.len()],
             ignore_hits: vec![0; spec.ignoreregex.len()],
             formats: BTreeMap::new(),
-            prev_ts: None,
-            early: Vec::new(),
+            clocks: vec![StreamClock::default(); ctx.inputs.len()],
             addrs: HashMap::default(),
             users: HashMap::default(),
-            jail: ctx.jail.clone().map(Jail::new),
+            engine: ctx.jail.clone().map(|settings| {
+                let jail = JailRuntime {
+                    jail: Jail::new(settings),
+                    filter: ctx.filter.clone(),
+                    stats: JailStats::default(),
+                };
+                Engine::with_clock(vec![jail], Vec::new(), Clock::Replay)
+            }),
             firewall: Recording::default(),
             jail_report: ctx.jail.as_ref().map(|s| JailReport {
                 name: s.name.clone(),
@@ -325,6 +333,7 @@ impl<'a> Aggregator<'a> {
         l.ignored += c.ignored;
         l.bad_host += c.bad_host;
         l.missed += c.missed;
+        l.skipped += c.skipped;
         l.examined += c.examined;
         self.dates.undated += c.undated;
         self.dates.checked += c.checked;
@@ -337,19 +346,16 @@ impl<'a> Aggregator<'a> {
         for (h, n) in self.ignore_hits.iter_mut().zip(&c.ignore_hits) {
             *h += n;
         }
-        if let (None, Some(first)) = (self.dates.first, c.first_ts) {
-            self.dates.first = Some(first);
-            // Failures seen before any dated line happened at the first one's time.
-            for (host, input, line) in std::mem::take(&mut self.early) {
-                self.failure_named(host, first, input, line);
-            }
+        if self.dates.first.is_none() {
+            self.dates.first = c.first_ts;
         }
         let base = self.inputs.get(c.input).map_or(0, |i| i.lines);
+        let read_time = self.ctx.now;
+        let clock = self.clocks.get(c.input).copied().unwrap_or_default();
         let (show_kinds, show_max) = self.ctx.shown.clone().unwrap_or_default();
         for r in &c.recs {
             let line_no = base + u64::from(r.line) + 1;
-            // Undated lines take the time of the line before them.
-            let time = r.time.or(self.prev_ts).or(self.dates.first);
+            let time = clock.time_of(r, read_time);
             if let (Kind::Matched, Some(host)) = (r.kind, r.host) {
                 if let Some(u) = r.user {
                     let u = c.arena(u);
@@ -360,11 +366,10 @@ impl<'a> Aggregator<'a> {
                         }
                     }
                 }
-                match time {
-                    Some(t) => self.failure_named(host, t, c.input, line_no),
-                    // No dated line yet: wait for the first one.
-                    None => self.early.push((host, c.input, line_no)),
-                }
+                let a = self.addrs.entry(host).or_default();
+                a.failures += 1;
+                a.first.get_or_insert(time);
+                a.last = Some(time);
             }
             if let Some(k) = r.kept {
                 let n = &mut self.shown_count[r.kind as usize];
@@ -379,7 +384,7 @@ impl<'a> Aggregator<'a> {
                         kind: r.kind,
                         input: self.input_name(c.input),
                         line: line_no,
-                        time: if r.dated { time } else { None },
+                        time: if r.dated { Some(time) } else { None },
                         text: lossy(&raw),
                         regex: (r.kind != Kind::Missed).then_some(r.regex),
                         host: r.host.map(|h| h.to_string()),
@@ -391,8 +396,11 @@ impl<'a> Aggregator<'a> {
                 }
             }
         }
+        self.jail_chunk(&c, base, read_time);
+        if let Some(clock) = self.clocks.get_mut(c.input) {
+            clock.advance(&c);
+        }
         if c.last_ts.is_some() {
-            self.prev_ts = c.last_ts;
             self.dates.last = c.last_ts;
         }
         if let Some(i) = self.inputs.get_mut(c.input) {
@@ -405,58 +413,66 @@ impl<'a> Aggregator<'a> {
         self.ctx.inputs.get(i).cloned().unwrap_or_default()
     }
 
-    /// One failure, in order: address statistics and the jail.
-    fn failure_named(&mut self, host: IpAddr, time: UnixTime, input: usize, line: u64) {
-        let a = self.addrs.entry(host).or_default();
-        a.failures += 1;
-        a.first.get_or_insert(time);
-        a.last = Some(time);
-        let (Some(jail), Some(rep)) = (self.jail.as_mut(), self.jail_report.as_mut()) else {
+    /// Counts the chunk's failures in the jail, as the daemon's engine does.
+    fn jail_chunk(&mut self, c: &ChunkOut, base: u64, read_time: UnixTime) {
+        let (Some(engine), Some(rep)) = (self.engine.as_mut(), self.jail_report.as_mut()) else {
             return;
         };
-        rep.failures += 1;
-        // The clock is the line's time: `now = line_time`.
-        match jail.failure(host, time, time) {
-            Verdict::Counted { .. } => {}
-            Verdict::Ban(b) => {
-                let op = FirewallOp::Ban(BanEntry {
-                    jail: b.jail.clone(),
-                    net: b.net,
-                    expires: b.expires,
-                });
-                // The recording firewall only records; it cannot fail.
-                let _ = self.firewall.apply(std::slice::from_ref(&op), time);
-                rep.bans_total += 1;
-                rep.bans.push(BanRow {
-                    address: net_text(&b.net),
-                    at: b.at,
-                    failures: b.failures,
-                    count: b.count,
-                    bantime: b.bantime,
-                    expires: b.expires,
-                    input: self.ctx.inputs.get(input).cloned().unwrap_or_default(),
-                    line,
-                });
+        let input = self.ctx.inputs.get(c.input).cloned().unwrap_or_default();
+        let mut bans: Vec<BanDecision> = Vec::new();
+        let ignored = &mut self.ignored_addrs;
+        let mut observe = |r: &crate::scan::Rec, _time: UnixTime, v: &Verdict| {
+            rep.failures += 1;
+            match v {
+                Verdict::Counted { .. } => {}
+                Verdict::Ban(b) => {
+                    rep.bans_total += 1;
+                    rep.bans.push(BanRow {
+                        address: net_text(&b.net),
+                        at: b.at,
+                        failures: b.failures,
+                        count: b.count,
+                        bantime: b.bantime,
+                        expires: b.expires,
+                        input: input.clone(),
+                        line: base + u64::from(r.line) + 1,
+                    });
+                }
+                Verdict::AlreadyBanned => rep.already_banned += 1,
+                Verdict::TooOld => rep.too_old += 1,
+                Verdict::Ignored(reason) => {
+                    rep.ignored_failures += 1;
+                    if let Some(host) = r.host {
+                        ignored
+                            .entry(host)
+                            .or_insert_with(|| (0, reason.to_string()))
+                            .0 += 1;
+                    }
+                }
             }
-            Verdict::AlreadyBanned => rep.already_banned += 1,
-            Verdict::TooOld => rep.too_old += 1,
-            Verdict::Ignored(reason) => {
-                rep.ignored_failures += 1;
-                self.ignored_addrs
-                    .entry(host)
-                    .or_insert_with(|| (0, reason.to_string()))
-                    .0 += 1;
-            }
+        };
+        engine.count(
+            (c.input, None),
+            0,
+            c,
+            read_time,
+            read_time,
+            &mut bans,
+            Some(&mut observe),
+        );
+        // Decisions go to a recording firewall (it only records; it cannot fail).
+        for b in bans {
+            let op = FirewallOp::Ban(BanEntry {
+                jail: b.jail,
+                net: b.net,
+                expires: b.expires,
+            });
+            let _ = self.firewall.apply(std::slice::from_ref(&op), b.at);
         }
     }
 
     /// The report.
     pub fn finish(mut self) -> Report {
-        // No dated line at all: failures happened "now".
-        let now = self.ctx.now;
-        for (host, input, line) in std::mem::take(&mut self.early) {
-            self.failure_named(host, now, input, line);
-        }
         let ctx = self.ctx;
         let spec = &ctx.filter.spec;
         debug_assert_eq!(

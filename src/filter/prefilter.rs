@@ -1,11 +1,13 @@
-//! A literal prefilter for dry-run: from each failregex, a set of literal
-//! strings one of which every match must contain, searched over a whole chunk
-//! at once so that lines which cannot match are never handed to the filter.
+//! The candidate-line prefilter: from each failregex's syntax tree, a set of
+//! literal strings one of which every match must contain, searched over a
+//! whole chunk at once so that lines which cannot match are never handed to
+//! the filter. Built once when the filter compiles; the scan uses it for the
+//! daemon and dry-run alike.
 //!
 //! Owns only the "cannot possibly match" decision. It must never decide that a
-//! line *does* match: candidate lines go through `Filter::examine_with_date`,
-//! the same code the daemon uses. It must stay sound (no false negatives): when
-//! in doubt it returns `None` and every line is examined.
+//! line *does* match: candidate lines go through `Filter::examine_dated`. It
+//! must stay sound (no false negatives): when in doubt it returns `None` and
+//! every line is examined.
 //!
 //! Soundness with dates cut out of the middle of a line: the filter matches the
 //! line with its timestamp removed, so `[10/Oct/2000:13:55:36 -0700] "GET`
@@ -16,7 +18,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
-use crate::filter::{tags, Filter};
+use crate::filter::Filter;
 
 /// Most alternatives kept in one literal set (cross products are cut here).
 const MAX_SET: usize = 64;
@@ -92,8 +94,8 @@ impl Prefilter {
     /// decides between candidate sets: the one found on the fewest lines wins.
     pub fn new(filter: &Filter, sample: &[u8]) -> Option<Prefilter> {
         let mut all: Vec<Vec<u8>> = Vec::new();
-        for p in &filter.spec.failregex {
-            let sets = required_sets(p);
+        for sets in &filter.literal_sets {
+            let sets = sets.clone();
             let best = if sample.is_empty() || sets.len() < 2 {
                 sets.into_iter().next()?
             } else {
@@ -247,28 +249,11 @@ impl Prefilter {
     }
 }
 
-/// The best set of literals one of which every match of `pattern` (as the user
-/// wrote it, tags included) contains; `None` if there is none worth using.
-#[cfg(test)]
-pub fn required_set(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    required_sets(pattern).into_iter().next()
-}
-
-/// Every usable literal set found for `pattern`, best first by their own
-/// merit (long literals, few of them); [`Prefilter::new`] may prefer one that
-/// is rarer in the input.
-pub fn required_sets(pattern: &str) -> Vec<Vec<Vec<u8>>> {
-    let Ok(exp) = tags::expand(pattern) else {
-        return Vec::new();
-    };
-    let Ok(hir) = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .build()
-        .parse(&exp.regex)
-    else {
-        return Vec::new();
-    };
-    let mut sets: Vec<Vec<Vec<u8>>> = analyze(&hir)
+/// Every usable literal set found in a failregex's syntax tree (tags
+/// expanded), best first by their own merit (long literals, few of them);
+/// [`Prefilter::new`] may prefer one that is rarer in the input.
+pub(crate) fn required_sets(hir: &Hir) -> Vec<Vec<Vec<u8>>> {
+    let mut sets: Vec<Vec<Vec<u8>>> = analyze(hir)
         .required
         .into_iter()
         .filter(|s| min_len(s) >= MIN_USEFUL_LEN)
@@ -475,8 +460,15 @@ fn analyze(hir: &Hir) -> Info {
 mod tests {
     use super::*;
 
+    /// The best literal set of `p` (tags included), as the filter finds it.
     fn set(p: &str) -> Option<Vec<String>> {
-        required_set(p).map(|s| {
+        let f = Filter::compile(crate::filter::FilterSpec {
+            name: "t".into(),
+            failregex: vec![p.into()],
+            ..Default::default()
+        })
+        .unwrap();
+        f.literal_sets[0].first().cloned().map(|s| {
             s.into_iter()
                 .map(|l| String::from_utf8_lossy(&l).into_owned())
                 .collect()
@@ -535,8 +527,8 @@ mod tests {
 
     /// Whether the prefilter lets `line` through, as `scan` asks it.
     fn passes(f: &Filter, p: &Prefilter, line: &[u8]) -> bool {
-        let mut scratch = crate::filter::Scratch::default();
-        let date = f.detect_date(line, 1_717_200_000, &mut scratch);
+        let mut state = f.new_state();
+        let date = f.date(line, 1_717_200_000, &mut state);
         let text = line.strip_suffix(b"\r").unwrap_or(line);
         p.find(line, 0).is_some()
             || date
@@ -562,7 +554,7 @@ mod tests {
                 continue;
             };
             let f = crate::config::load_filter_file(&path).unwrap();
-            let mut scratch = crate::filter::Scratch::default();
+            let mut scratch = f.new_state();
             for sample in [&b""[..], &text[..]] {
                 let Some(p) = Prefilter::new(&f, sample) else {
                     continue;

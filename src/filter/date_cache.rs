@@ -1,14 +1,14 @@
-//! Date detection for dry-run's line walk: `Filter::detect_date` on every
-//! line, skipped when a line carries, where the detector would look first,
-//! the same date bytes as the last dated line but for the fraction of a
-//! second (and, where that is exact, the seconds): most lines do, as logs
-//! write many lines per second.
+//! A per-stream date cache: the detector runs on a line unless the line
+//! carries, where the detector would find a date, the same date bytes as the
+//! last dated line of the stream but for the fraction of a second (and,
+//! where that is exact, the seconds): most lines do, as logs write many
+//! lines per second. Part of a stream's [`LineState`](super::LineState).
 //!
 //! Owns only that shortcut. It must never produce a date the detector would
-//! not: when unsure it runs the detector. It parses nothing itself.
+//! not (so a line's date never depends on the lines before it): when unsure
+//! it runs the detector. It parses nothing itself.
 
-use crate::filter::date::{Anchor, DateFormat, DateMatch};
-use crate::filter::{Filter, Scratch};
+use crate::filter::date::{Anchor, DateDetector, DateFormat, DateMatch};
 use crate::UnixTime;
 
 /// Bytes after a built-in date compared when they might extend it (a year,
@@ -39,7 +39,7 @@ struct DateWindow {
     tail_end: usize,
     /// Where the seconds' two digits stand and their value, when another
     /// value gives the time plus the difference (see
-    /// [`Filter::date_seconds_are_linear`]); else they must be equal.
+    /// [`DateDetector::seconds_are_linear`]); else they must be equal.
     secs: Option<(usize, i64)>,
     /// Words the window spans.
     n: usize,
@@ -165,10 +165,11 @@ fn skip_fraction(line: &[u8], mut i: usize) -> usize {
 /// built-in formats are parsed from the bytes around the date alone: the byte
 /// before it, the date itself (a fraction of a second is read and dropped),
 /// and what follows it only if that could extend it (a space then a digit or
-/// sign, a digit, `Z`, a sign). The detector tries first where its hint
-/// points (the previous date's offset, or after the first `[` when it was
-/// found there) and takes a date it finds there. So a line identical to
-/// that one in those bytes, relative to where the hint points, up to the
+/// sign, a digit, `Z`, a sign). The detector takes a date at the line's
+/// start, else one just after its first `[`; the cache is kept only for
+/// dates found at one of those two places (`at`), and [`DateCache::detect`]
+/// checks that no date starts a line before it takes one after a `[`. So a
+/// line identical to the last one in those bytes, relative to `at`, up to the
 /// digits of the fraction, gets the identical date, moved by as many bytes;
 /// where the seconds may differ too, its time differs by as many seconds
 /// (60 counting as 59, more than 60 no date there). The bytes are compared
@@ -238,38 +239,45 @@ fn differs(got: u64, want: u64, mask: u64, digits: u64) -> u64 {
     ((got ^ want) & mask) | (not_digit & digits)
 }
 
-/// Date detection for the lines of one chunk, with the shortcut of [`same_date`].
-pub struct Dates<'f> {
-    filter: &'f Filter,
-    now: UnixTime,
-    cacheable: bool,
+/// Date detection for the lines of one stream, with the shortcut of [`same_date`].
+#[derive(Debug, Clone)]
+pub(crate) struct DateCache {
+    enabled: bool,
     /// Whether a date's seconds may differ from the cached one's.
     linear: bool,
-    /// The last detected date, its window, and where the detector will
-    /// look first next.
-    last: Option<(DateMatch, DateWindow, Anchor)>,
+    /// The last detected date, its window, where the detector found it, and
+    /// the `now` it was placed in time with.
+    last: Option<(DateMatch, DateWindow, Anchor, UnixTime)>,
 }
 
-impl<'f> Dates<'f> {
-    /// `cache: false` runs the detector on every line.
-    pub fn new(filter: &'f Filter, now: UnixTime, cache: bool) -> Dates<'f> {
-        Dates {
-            filter,
-            now,
-            cacheable: cache && filter.spec.datepattern.is_none(),
-            linear: filter.date_seconds_are_linear(),
+impl DateCache {
+    /// `enabled: false` runs the detector on every line; a `datepattern`
+    /// always does (a regex may look anywhere).
+    pub(crate) fn new(detector: &DateDetector, enabled: bool) -> DateCache {
+        DateCache {
+            enabled: enabled && !detector.has_datepattern(),
+            linear: detector.seconds_are_linear(),
             last: None,
         }
     }
 
-    /// The date of `raw` (a line without its `\n`). Offsets are into `raw`
-    /// without a final `\r`, as the filter sees it.
+    /// The date of `raw` (a line without its `\n`), as `detector.detect`
+    /// gives it. Offsets are into `raw` without a final `\r`.
     #[inline]
-    pub fn detect(&mut self, raw: &[u8], scratch: &mut Scratch) -> Option<DateMatch> {
+    pub(crate) fn detect(
+        &mut self,
+        detector: &DateDetector,
+        raw: &[u8],
+        now: UnixTime,
+    ) -> Option<DateMatch> {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if let Some((d, w, anchor)) = &self.last {
-            if let Some(at) = anchor.position(line) {
-                if let Some(secs) = same_date(w, line, at) {
+        if let Some((d, w, anchor, then)) = &self.last {
+            if let Some(at) = anchor.position(line).filter(|_| *then == now) {
+                // The detector looks at the line's start first: a date
+                // after the first `[` is its answer only if none starts there.
+                if let Some(secs) =
+                    same_date(w, line, at).filter(|_| at == 0 || !detector.date_at_start(line, now))
+                {
                     return Some(DateMatch {
                         ts: d.ts + secs,
                         start: at,
@@ -279,29 +287,23 @@ impl<'f> Dates<'f> {
                 }
             }
         }
-        let d = self.filter.detect_date(raw, self.now, scratch);
-        self.last = match (d, scratch.date_anchor()) {
-            (Some(d), Some(anchor)) if self.cacheable => {
-                DateWindow::new(line, d, self.linear).map(|w| (d, w, anchor))
+        let found = detector.detect_anchored(line, now);
+        self.last = match found {
+            Some((d, Some(anchor @ (Anchor::At(0) | Anchor::Bracket)))) if self.enabled => {
+                DateWindow::new(line, d, self.linear).map(|w| (d, w, anchor, now))
             }
             _ => None,
         };
-        d
+        found.map(|(d, _)| d)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::FilterSpec;
 
-    fn filter() -> Filter {
-        Filter::compile(FilterSpec {
-            name: "t".into(),
-            failregex: vec!["<HOST>".into()],
-            ..Default::default()
-        })
-        .unwrap()
+    fn detector() -> DateDetector {
+        DateDetector::new(None).unwrap()
     }
 
     /// Lines in the built-in formats with every variation the shortcut must
@@ -379,20 +381,17 @@ mod tests {
 
     #[test]
     fn cache_agrees_with_the_detector() {
-        let f = filter();
+        let f = detector();
         let lines = variants();
-        // Every ordered pair of lines, as two consecutive lines of a chunk.
+        let now = 1_717_200_000;
+        // Every ordered pair of lines, as two consecutive lines of a stream.
         for a in &lines {
             for b in &lines {
-                let (mut cached, mut plain) = (
-                    Dates::new(&f, 1_717_200_000, true),
-                    Dates::new(&f, 1_717_200_000, false),
-                );
-                let (mut s1, mut s2) = (Scratch::default(), Scratch::default());
+                let mut cached = DateCache::new(&f, true);
                 for line in [a.as_bytes(), b.as_bytes()] {
                     // (as raw lines, without their \n)
-                    let x = cached.detect(line, &mut s1);
-                    let y = plain.detect(line, &mut s2);
+                    let x = cached.detect(&f, line, now);
+                    let y = f.detect(line.strip_suffix(b"\r").unwrap_or(line), now);
                     assert_eq!(
                         x,
                         y,
@@ -406,19 +405,18 @@ mod tests {
 
     #[test]
     fn cache_hits_on_repeated_seconds() {
-        let f = filter();
+        let f = detector();
         let data = b"2024-03-10 00:00:00,018 INFO a\n2024-03-10 00:00:00,217 ERROR b\n";
-        let mut d = Dates::new(&f, 0, true);
-        let mut s = Scratch::default();
-        let first = d.detect(&data[..30], &mut s).unwrap();
-        let (prev_d, w, _) = d.last.unwrap();
+        let mut d = DateCache::new(&f, true);
+        let first = d.detect(&f, &data[..30], 0).unwrap();
+        let (prev_d, w, _, _) = d.last.unwrap();
         let second = &data[31..data.len() - 1];
         assert_eq!(same_date(&w, second, 0), Some(0));
         assert_eq!(prev_d, first);
         // Other seconds: the time moves with them where that is exact.
         let later = b"2024-03-10 00:00:07,217 ERROR b";
         let moved = same_date(&w, later, 0);
-        if f.date_seconds_are_linear() {
+        if f.seconds_are_linear() {
             assert_eq!(moved, Some(7));
         } else {
             assert_eq!(moved, None);

@@ -1,6 +1,7 @@
 //! dry-run inputs: log files (plain or gzip, detected by their first bytes),
-//! standard input (`-`) and `--line` text, opened as plain byte readers, or,
-//! for a plain regular file, mapped into memory so the scan copies nothing.
+//! standard input (`-`), `--line` text and journal entries, opened as plain
+//! byte readers, or, for a plain regular file, mapped into memory so the scan
+//! copies nothing.
 //!
 //! Owns opening and decompressing. It must not split lines or look inside them.
 
@@ -9,6 +10,9 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::UnixTime;
 
 /// Where an input's bytes come from.
 #[derive(Debug, Clone)]
@@ -17,6 +21,8 @@ pub enum Source {
     Stdin,
     /// `--line` texts, one line each.
     Text(Vec<u8>),
+    /// Journal entries: each with its own time, matched without a date.
+    Entries(Arc<Vec<(UnixTime, Vec<u8>)>>),
 }
 
 /// One input, named as the user gave it.
@@ -51,6 +57,7 @@ impl Input {
                 .map(|m| m.len()),
             Source::Stdin => None,
             Source::Text(t) => Some(t.len() as u64),
+            Source::Entries(e) => Some(e.iter().map(|(_, t)| t.len() as u64).sum()),
         }
     }
 
@@ -73,6 +80,14 @@ impl Input {
             Source::File(p) => Box::new(File::open(p)?),
             Source::Stdin => Box::new(io::stdin()),
             Source::Text(t) => Box::new(io::Cursor::new(t.clone())),
+            Source::Entries(e) => {
+                let mut text = Vec::new();
+                for (_, t) in e.iter() {
+                    text.extend_from_slice(t);
+                    text.push(b'\n');
+                }
+                Box::new(io::Cursor::new(text))
+            }
         };
         let mut buffered = BufReader::with_capacity(
             64 * 1024,
@@ -97,6 +112,8 @@ pub enum Opened {
     Stream(Box<dyn Read>),
     /// A plain regular file, mapped read-only.
     Mapped(memmap2::Mmap),
+    /// Journal entries.
+    Entries(Vec<(UnixTime, Vec<u8>)>),
 }
 
 impl Input {
@@ -104,10 +121,14 @@ impl Input {
     /// mapped; anything else, or a file that cannot be mapped, is read as
     /// [`open`](Self::open) reads it.
     pub fn open_for_scan(&self, consumed: Rc<Cell<u64>>) -> io::Result<Opened> {
-        if let Source::File(p) = &self.source {
-            if let Some(m) = map(p) {
-                return Ok(Opened::Mapped(m));
+        match &self.source {
+            Source::File(p) => {
+                if let Some(m) = map(p) {
+                    return Ok(Opened::Mapped(m));
+                }
             }
+            Source::Entries(e) => return Ok(Opened::Entries(e.to_vec())),
+            _ => {}
         }
         self.open(consumed).map(Opened::Stream)
     }

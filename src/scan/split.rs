@@ -1,20 +1,21 @@
 //! Cutting a byte stream into lines: complete lines only, a partial last line
-//! held back, overlong lines dropped without being buffered. Shared by the
-//! file tailer and command streams so both follow one policy.
+//! held back, lines over the cap (`MAX_LINE` for log lines) dropped without
+//! being buffered and counted, as the walk skips and counts them in dry-run's
+//! inputs. Shared by the file tailer, command streams and the journal reader.
 //!
 //! Owns no I/O and never looks inside a line.
 
 /// Cuts a byte stream into complete lines, holding back a partial last line
 /// and dropping lines longer than `max_line` (never buffering more than
 /// that).
-pub(crate) struct Cutter {
+pub struct Cutter {
     pub(crate) partial: Vec<u8>,
     pub(crate) skipping: bool,
     max_line: usize,
 }
 
 impl Cutter {
-    pub(crate) fn new(max_line: usize) -> Self {
+    pub fn new(max_line: usize) -> Self {
         Cutter {
             partial: Vec::new(),
             skipping: false,
@@ -22,14 +23,14 @@ impl Cutter {
         }
     }
 
-    pub(crate) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.partial.clear();
         self.skipping = false;
     }
 
     /// Returns the complete lines ending in `chunk` (each with its `\n`) and
     /// how many overlong lines ended in it.
-    pub(crate) fn feed(&mut self, chunk: &[u8]) -> (Vec<u8>, u64) {
+    pub fn feed(&mut self, chunk: &[u8]) -> (Vec<u8>, u64) {
         let (mut out, mut skipped, mut rest) = (Vec::new(), 0, chunk);
         while let Some(i) = memchr::memchr(b'\n', rest) {
             let (line, tail) = rest.split_at(i + 1);
@@ -58,7 +59,7 @@ impl Cutter {
 
     /// The stream ended: its unterminated last line is complete after all
     /// (delivered with a `\n` added), or skipped if it was over the cap.
-    pub(crate) fn finish(&mut self) -> (Vec<u8>, u64) {
+    pub fn finish(&mut self) -> (Vec<u8>, u64) {
         let skipped = u64::from(std::mem::take(&mut self.skipping));
         let mut data = std::mem::take(&mut self.partial);
         if !data.is_empty() {

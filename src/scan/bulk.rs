@@ -1,0 +1,346 @@
+//! dry-run's edge of the line engine: maps plain files and reads other
+//! inputs in large buffers, cuts them into chunks at line boundaries, walks
+//! chunks on worker threads (`walk`, the daemon's own per-chunk code), and
+//! hands the results back in input order.
+//!
+//! Owns reading and parallelism. It must not count failures per address,
+//! decide bans or print anything (the caller feeds the chunks to
+//! `jail::engine` and renders), nor match lines but through `walk`.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use crate::UnixTime;
+
+use super::input::Opened;
+use super::{walk, walk_entries, ChunkOut, WalkConfig, MAX_LINE};
+
+/// Settings of one bulk scan.
+pub struct BulkConfig<'a> {
+    pub walk: WalkConfig<'a>,
+    pub threads: usize,
+    /// Chunk size in bytes.
+    pub chunk: usize,
+    /// Whether workers keep a date cache (`false`: for comparison).
+    pub date_cache: bool,
+}
+
+/// Journal entries per chunk.
+const ENTRIES_PER_CHUNK: usize = 4096;
+
+/// Calls back as bytes are consumed (progress bar).
+pub trait Progress {
+    fn input_started(&mut self, index: usize);
+    /// More of a stream was read.
+    fn advanced(&mut self);
+    /// `bytes` more of a mapped input went to the workers.
+    fn mapped(&mut self, bytes: u64);
+}
+
+struct Job {
+    seq: usize,
+    input: usize,
+    data: Data,
+}
+
+/// A chunk's bytes: the first `len` of a buffer read from a stream, or a
+/// range of a mapped file; or journal entries.
+enum Data {
+    Read(Vec<u8>, usize),
+    Mapped(Arc<memmap2::Mmap>, std::ops::Range<usize>),
+    Entries(Vec<(UnixTime, Vec<u8>)>),
+}
+
+impl Data {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Data::Read(buf, len) => buf.get(..*len).unwrap_or_default(),
+            Data::Mapped(m, r) => m.get(r.clone()).unwrap_or_default(),
+            Data::Entries(_) => &[],
+        }
+    }
+}
+
+/// Hands finished chunks to the sink in sequence order.
+struct Collector<'s> {
+    rx: Receiver<ChunkOut>,
+    pending: BTreeMap<usize, ChunkOut>,
+    next: usize,
+    sink: &'s mut dyn FnMut(ChunkOut),
+}
+
+impl Collector<'_> {
+    fn take(&mut self, out: ChunkOut) {
+        self.pending.insert(out.seq, out);
+        while let Some(out) = self.pending.remove(&self.next) {
+            self.next += 1;
+            (self.sink)(out);
+        }
+    }
+
+    /// Delivers what is ready without waiting.
+    fn poll(&mut self) {
+        while let Ok(out) = self.rx.try_recv() {
+            self.take(out);
+        }
+    }
+
+    /// Delivers everything, waiting for the workers to finish.
+    fn finish(&mut self) {
+        while let Ok(out) = self.rx.recv() {
+            self.take(out);
+        }
+    }
+}
+
+/// Scans inputs `0..count` in order (`open` opens input `i`), giving each
+/// chunk's result to `sink` in input order as soon as it and all before it
+/// are done (so the caller aggregates while the workers match).
+pub fn scan(
+    cfg: &BulkConfig<'_>,
+    count: usize,
+    mut open: impl FnMut(usize) -> io::Result<Opened>,
+    progress: &mut dyn Progress,
+    sink: &mut dyn FnMut(ChunkOut),
+) -> io::Result<()> {
+    let threads = cfg.threads.max(1);
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
+    let job_rx = Mutex::new(job_rx);
+    let (res_tx, res_rx) = mpsc::channel::<ChunkOut>();
+    let (buf_tx, buf_rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (job_rx, res_tx, buf_tx) = (&job_rx, res_tx.clone(), buf_tx.clone());
+            s.spawn(move || worker(cfg, job_rx, res_tx, buf_tx));
+        }
+        drop(res_tx);
+        drop(buf_tx);
+        let mut collector = Collector {
+            rx: res_rx,
+            pending: BTreeMap::new(),
+            next: 0,
+            sink,
+        };
+        let mut reader = Reader {
+            pool: Pool {
+                rx: buf_rx,
+                made: 0,
+                max: threads * 2 + 3,
+                size: cfg.chunk.max(4096),
+            },
+            tx: job_tx,
+            seq: 0,
+        };
+        let mut result = Ok(());
+        for i in 0..count {
+            progress.input_started(i);
+            let done = open(i).and_then(|opened| match opened {
+                Opened::Stream(mut r) => reader.read(&mut *r, i, progress, &mut collector),
+                Opened::Mapped(m) => reader.map(Arc::new(m), i, progress, &mut collector),
+                Opened::Entries(e) => reader.entries(e, i, &mut collector),
+            });
+            if let Err(e) = done {
+                result = Err(e);
+                break;
+            }
+        }
+        drop(reader);
+        collector.finish();
+        result
+    })
+}
+
+struct Pool {
+    rx: Receiver<Vec<u8>>,
+    made: usize,
+    max: usize,
+    size: usize,
+}
+
+impl Pool {
+    fn get(&mut self) -> Vec<u8> {
+        if let Ok(b) = self.rx.try_recv() {
+            return b;
+        }
+        if self.made < self.max {
+            self.made += 1;
+            return vec![0; self.size];
+        }
+        // Every buffer is out: wait for a worker to hand one back.
+        self.rx.recv().unwrap_or_else(|_| vec![0; self.size])
+    }
+}
+
+struct Reader {
+    pool: Pool,
+    tx: SyncSender<Job>,
+    seq: usize,
+}
+
+impl Reader {
+    fn send(&mut self, input: usize, data: Data) -> io::Result<()> {
+        let job = Job {
+            seq: self.seq,
+            input,
+            data,
+        };
+        self.seq += 1;
+        self.tx
+            .send(job)
+            .map_err(|_| io::Error::other("dry-run worker stopped"))
+    }
+
+    /// Sends journal entries to the workers, a few thousand at a time.
+    fn entries(
+        &mut self,
+        mut entries: Vec<(UnixTime, Vec<u8>)>,
+        input: usize,
+        collector: &mut Collector<'_>,
+    ) -> io::Result<()> {
+        while !entries.is_empty() {
+            let rest = entries.split_off(entries.len().min(ENTRIES_PER_CHUNK));
+            self.send(input, Data::Entries(std::mem::replace(&mut entries, rest)))?;
+            collector.poll();
+        }
+        Ok(())
+    }
+
+    /// Reads one input to its end, sending whole-line chunks to the workers.
+    /// A line over [`MAX_LINE`] is kept only as its first `MAX_LINE + 1`
+    /// bytes (the walk skips and counts it), so no line grows a buffer
+    /// beyond that.
+    fn read(
+        &mut self,
+        r: &mut dyn Read,
+        input: usize,
+        progress: &mut dyn Progress,
+        collector: &mut Collector<'_>,
+    ) -> io::Result<()> {
+        let mut buf = self.pool.get();
+        let mut filled = 0;
+        // Discarding the rest of an overlong line.
+        let mut skipping = false;
+        loop {
+            if filled == buf.len() {
+                match memchr::memrchr(b'\n', &buf[..filled]) {
+                    Some(nl) => {
+                        let mut next = self.pool.get();
+                        let tail = filled - (nl + 1);
+                        if next.len() < tail * 2 {
+                            next.resize(tail * 2, 0);
+                        }
+                        next[..tail].copy_from_slice(&buf[nl + 1..filled]);
+                        self.send(input, Data::Read(buf, nl + 1))?;
+                        collector.poll();
+                        buf = next;
+                        filled = tail;
+                    }
+                    // One overlong line: keep its stub, drop the rest.
+                    None if filled > MAX_LINE => {
+                        skipping = true;
+                        filled = MAX_LINE + 1;
+                        if buf.len() < 2 * filled {
+                            buf.resize(2 * filled, 0);
+                        }
+                    }
+                    // One line longer than the buffer: grow it.
+                    None => buf.resize(buf.len() * 2, 0),
+                }
+            }
+            let mut n = loop {
+                match r.read(&mut buf[filled..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            if n == 0 {
+                if filled > 0 {
+                    self.send(input, Data::Read(buf, filled))?;
+                }
+                return Ok(());
+            }
+            if skipping {
+                match memchr::memchr(b'\n', &buf[filled..filled + n]) {
+                    None => {
+                        progress.advanced();
+                        continue;
+                    }
+                    Some(k) => {
+                        buf.copy_within(filled + k..filled + n, filled);
+                        n -= k;
+                        skipping = false;
+                    }
+                }
+            }
+            filled += n;
+            progress.advanced();
+        }
+    }
+
+    /// Sends a mapped input to the workers in whole-line chunks of about
+    /// the chunk size (a longer line makes a longer chunk).
+    fn map(
+        &mut self,
+        m: Arc<memmap2::Mmap>,
+        input: usize,
+        progress: &mut dyn Progress,
+        collector: &mut Collector<'_>,
+    ) -> io::Result<()> {
+        let len = m.len();
+        let mut start = 0;
+        while start < len {
+            let target = (start + self.pool.size).min(len);
+            let end = if target == len {
+                len
+            } else {
+                match memchr::memrchr(b'\n', &m[start..target]) {
+                    Some(nl) => start + nl + 1,
+                    None => memchr::memchr(b'\n', &m[target..]).map_or(len, |nl| target + nl + 1),
+                }
+            };
+            self.send(input, Data::Mapped(m.clone(), start..end))?;
+            progress.mapped((end - start) as u64);
+            collector.poll();
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+fn worker(
+    cfg: &BulkConfig<'_>,
+    jobs: &Mutex<Receiver<Job>>,
+    res: Sender<ChunkOut>,
+    bufs: Sender<Vec<u8>>,
+) {
+    let mut state = cfg.walk.filter.new_state_with(cfg.date_cache);
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let mut out = ChunkOut {
+            seq: job.seq,
+            input: job.input,
+            ..Default::default()
+        };
+        match &job.data {
+            Data::Entries(entries) => walk_entries(&cfg.walk, entries, &mut out),
+            data => {
+                let bytes = data.bytes();
+                out.bytes = bytes.len() as u64;
+                walk(&cfg.walk, bytes, &mut out, &mut state);
+            }
+        }
+        if res.send(out).is_err() {
+            return;
+        }
+        if let Data::Read(buf, _) = job.data {
+            let _ = bufs.send(buf);
+        }
+    }
+}
