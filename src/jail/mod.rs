@@ -5,14 +5,15 @@
 //! caller (`line_time` for windows, `now` for ban bookkeeping), which is how the
 //! daemon (wall clock) and dry-run (clock driven by line timestamps) share it.
 //!
-//! Memory bound: one tracked address costs its hash-map slot (~56 bytes with the
-//! key and a small ring header) plus 8 bytes per remembered failure, at most
-//! `maxretry` of them; at most `max_tracked` addresses are tracked per jail
+//! Memory bound: one tracked address costs its hash-map slot (~64 bytes with
+//! the key and, for `maxretry` up to 4, its failure times inline; beyond, a
+//! ring header plus 8 bytes per remembered failure, at most `maxretry`); at most `max_tracked` addresses are tracked per jail
 //! (default 100,000, i.e. about 10 MiB at `maxretry: 5`). When full, entries
-//! whose failures have all left the window go first, then the stalest tenth.
+//! whose failures have all left the window go first, then the stalest quarter.
 
 pub mod engine;
 pub mod ignore;
+mod ring;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -159,15 +160,20 @@ pub enum Verdict {
     TooOld,
 }
 
+/// Per-address maps: foldhash, seeded per process (attackers choose the
+/// addresses, so not a fixed seed), several times faster than SipHash on
+/// these small keys; the flood path does one lookup per failure.
+type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
+
 #[derive(Debug)]
 pub struct Jail {
     pub settings: JailSettings,
-    failures: HashMap<IpNet, VecDeque<UnixTime>>,
+    failures: Map<IpNet, ring::Ring>,
     /// Active bans known to this jail: net → expiry (`None`: permanent).
-    bans: HashMap<IpNet, Option<UnixTime>>,
+    bans: Map<IpNet, Option<UnixTime>>,
     /// Start times of recent bans per key (own, and other jails' when
     /// `across_jails`), at most `HISTORY_CAP` each, for escalation.
-    history: HashMap<IpNet, VecDeque<UnixTime>>,
+    history: Map<IpNet, VecDeque<UnixTime>>,
     since_sweep: u32,
 }
 
@@ -178,9 +184,9 @@ impl Jail {
     pub fn new(settings: JailSettings) -> Jail {
         Jail {
             settings,
-            failures: HashMap::new(),
-            bans: HashMap::new(),
-            history: HashMap::new(),
+            failures: Map::default(),
+            bans: Map::default(),
+            history: Map::default(),
             since_sweep: 0,
         }
     }
@@ -198,19 +204,23 @@ impl Jail {
         if self.is_banned(&net, now) {
             return Verdict::AlreadyBanned;
         }
+        // Sweep after as many failures as entries it would visit (at least
+        // 4096): its cost stays a constant per failure however many
+        // addresses are tracked.
         self.since_sweep += 1;
-        if self.since_sweep >= 4096 {
+        let entries = self.failures.len() + self.bans.len() + self.history.len();
+        if self.since_sweep as usize >= entries.max(4096) {
             self.sweep(now);
         }
-        if !self.failures.contains_key(&net) && self.failures.len() >= self.settings.max_tracked {
+        if self.failures.len() >= self.settings.max_tracked && !self.failures.contains_key(&net) {
             self.make_room(line_time);
         }
         let cap = self.settings.maxretry.max(1) as usize;
         let ring = self
             .failures
             .entry(net)
-            .or_insert_with(|| VecDeque::with_capacity(cap.min(8)));
-        while ring.front().is_some_and(|&t| t <= line_time - findtime) {
+            .or_insert_with(|| ring::Ring::new(cap));
+        while ring.front().is_some_and(|t| t <= line_time - findtime) {
             ring.pop_front();
         }
         if ring.len() == cap {
@@ -326,26 +336,24 @@ impl Jail {
             .retain(|_, h| h.back().is_some_and(|&t| t > now - window));
         let edge = now - self.settings.findtime;
         self.failures
-            .retain(|_, r| r.back().is_some_and(|&t| t > edge));
+            .retain(|_, r| r.back().is_some_and(|t| t > edge));
     }
 
     fn make_room(&mut self, line_time: UnixTime) {
         let edge = line_time - self.settings.findtime;
         self.failures
-            .retain(|_, r| r.back().is_some_and(|&t| t > edge));
+            .retain(|_, r| r.back().is_some_and(|t| t > edge));
         if self.failures.len() < self.settings.max_tracked {
             return;
         }
-        let mut newest: Vec<UnixTime> = self
-            .failures
-            .values()
-            .filter_map(|r| r.back().copied())
-            .collect();
-        let cut = (newest.len() / 10).max(1);
+        let mut newest: Vec<UnixTime> = self.failures.values().filter_map(|r| r.back()).collect();
+        // A quarter at a time: each eviction pass visits every entry, so
+        // a flood of new addresses pays a few visits per address.
+        let cut = (newest.len() / 4).max(1);
         let (_, &mut limit, _) = newest.select_nth_unstable(cut - 1);
         let mut evict = cut;
         self.failures.retain(|_, r| {
-            let stale = r.back().is_none_or(|&t| t <= limit);
+            let stale = r.back().is_none_or(|t| t <= limit);
             if stale && evict > 0 {
                 evict -= 1;
                 false
