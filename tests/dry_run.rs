@@ -512,6 +512,7 @@ fn agrees_with_the_plain_filter_loop() {
     let now = 1_717_200_000;
     let mut scratch = filter.new_state();
     let (mut matched, mut ignored, mut missed, mut undated) = (0u64, 0u64, 0u64, 0u64);
+    let mut undated_matches = 0u64;
     let mut hosts: BTreeMap<IpAddr, (u64, i64, i64)> = BTreeMap::new();
     let mut prev: Option<i64> = None;
     let mut pending: Vec<IpAddr> = Vec::new();
@@ -519,6 +520,9 @@ fn agrees_with_the_plain_filter_loop() {
         let (date, outcome) = filter.examine(line, now, &mut scratch);
         if date.is_none() {
             undated += 1;
+            if outcome != Outcome::Missed {
+                undated_matches += 1;
+            }
         }
         if let Some(d) = date {
             for h in pending.drain(..) {
@@ -548,6 +552,7 @@ fn agrees_with_the_plain_filter_loop() {
     for extra in [
         &["--threads", "1", "--no-prefilter", "--no-date-cache"][..],
         &["--chunk-kib", "4"],
+        &["--chunk-kib", "4", "--all-dates"],
     ] {
         let out = dry_run()
             .arg(&log)
@@ -568,7 +573,16 @@ fn agrees_with_the_plain_filter_loop() {
         assert_eq!(count(&doc, &["lines", "matched"]), matched, "{ctx}");
         assert_eq!(count(&doc, &["lines", "ignored"]), ignored, "{ctx}");
         assert_eq!(count(&doc, &["lines", "missed"]), missed, "{ctx}");
-        assert_eq!(count(&doc, &["dates", "undated"]), undated, "{ctx}");
+        assert_eq!(count(&doc, &["lines", "undated"]), undated_matches, "{ctx}");
+        // Dates are looked for on every line unless the walk is sparse.
+        if count(&doc, &["dates", "checked"]) == count(&doc, &["lines", "read"]) {
+            assert_eq!(count(&doc, &["dates", "undated"]), undated, "{ctx}");
+        } else {
+            assert!(
+                !extra.contains(&"--all-dates"),
+                "{ctx}: --all-dates was sparse"
+            );
+        }
         let got: BTreeMap<IpAddr, (u64, i64, i64)> = doc["addresses"]["top"]
             .as_array()
             .expect("top")

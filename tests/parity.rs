@@ -291,7 +291,7 @@ fn dry_run(dir: &Path, jail: &str, inputs: &[In]) -> Seen {
             n(&l["ignored"]),
             n(&l["bad_host"]),
             n(&l["skipped"]),
-            n(&doc["dates"]["undated"]),
+            n(&l["undated"]),
         ],
         jail: [
             n(&jr["failures"]),
@@ -484,6 +484,7 @@ fn undated_overlong_two_dates_ipv6_escalation_in_two_interleaved_files() {
         ]
     );
     assert_eq!(seen.lines[5], 3, "three overlong lines skipped");
+    assert_eq!(seen.lines[6], 7, "seven matching lines without a time");
     assert_eq!(seen.addresses["198.51.100.3"], (2, T0 + 5, T0 + 9));
     assert_eq!(seen.addresses["198.51.100.5"], (1, T0 + 704, T0 + 704));
     assert_eq!(seen.addresses["203.0.113.8"], (1, T0 + 300, T0 + 300));

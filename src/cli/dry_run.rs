@@ -261,11 +261,16 @@ fn run_inner(args: &DryRunArgs) -> Result<i32, Fatal> {
         i.check().map_err(|e| Fatal(format!("{}: {e}", i.name)))?;
     }
     let filter = &subject.filter;
+    let sample = sample(&inputs);
     let prefilter = if args.no_prefilter {
         None
     } else {
-        filter.prefilter_for(&sample(&inputs))
+        filter.prefilter_for(&sample)
     };
+    let sparse_dates = !args.all_dates
+        && prefilter
+            .as_ref()
+            .is_some_and(|p| filter.spec.datepattern.is_some() || p.sparse_pays(&sample));
     let mut keep = scan::Keep {
         max: args.max,
         ..Default::default()
@@ -288,7 +293,7 @@ fn run_inner(args: &DryRunArgs) -> Result<i32, Fatal> {
             prefilter: prefilter.as_ref(),
             now,
             keep,
-            sparse_dates: !args.all_dates,
+            sparse_dates,
         },
         threads,
         chunk: args.chunk_kib.map_or(scan::CHUNK, |k| k.max(4) * 1024),

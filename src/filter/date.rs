@@ -153,8 +153,11 @@ impl DateDetector {
 
     /// Whether a built-in date starts at the line's first byte (where the
     /// search looks first).
+    #[inline]
     pub(crate) fn date_at_start(&self, line: &[u8], now: UnixTime) -> bool {
-        self.inner.custom.is_none() && self.builtin_at(line, 0, now).is_some()
+        self.inner.custom.is_none()
+            && may_start_date(line)
+            && self.builtin_at(line, 0, now).is_some()
     }
 
     /// The first date at the line's start, after its first `[`, or at the
@@ -182,6 +185,24 @@ impl DateDetector {
             end: p.end,
             format: p.format,
         })
+    }
+}
+
+/// Whether a built-in date could start `b` (a quick check before parsing:
+/// what every built-in parser needs first). Never false where
+/// `parse_builtin(b, 0)` would succeed.
+#[inline(always)]
+fn may_start_date(b: &[u8]) -> bool {
+    match b.first() {
+        Some(c) if c.is_ascii_digit() => {
+            is(b, 2, b'/')
+                || (digit_at(b, 1)
+                    && digit_at(b, 2)
+                    && digit_at(b, 3)
+                    && matches!(b.get(4), Some(b'-' | b'/')))
+        }
+        Some(c) => c.is_ascii_alphabetic(),
+        None => false,
     }
 }
 

@@ -176,7 +176,7 @@ fn skip_fraction(line: &[u8], mut i: usize) -> usize {
 /// eight at a time under a mask, the free digits checked to be digits.
 /// Never used with a `datepattern` (a regex may look anywhere).
 /// `tests::cache_agrees_with_the_detector` holds this to the detector.
-#[inline]
+#[inline(always)]
 fn same_date(w: &DateWindow, line: &[u8], at: usize) -> Option<i64> {
     let lo = at.checked_sub(w.start - w.lo)?;
     let moved = |x: usize| x - w.start + at;
@@ -263,7 +263,7 @@ impl DateCache {
 
     /// The date of `raw` (a line without its `\n`), as `detector.detect`
     /// gives it. Offsets are into `raw` without a final `\r`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn detect(
         &mut self,
         detector: &DateDetector,
@@ -287,6 +287,17 @@ impl DateCache {
                 }
             }
         }
+        self.detect_and_keep(detector, line, now)
+    }
+
+    /// Runs the detector and keeps what it found for the next lines.
+    #[inline(never)]
+    fn detect_and_keep(
+        &mut self,
+        detector: &DateDetector,
+        line: &[u8],
+        now: UnixTime,
+    ) -> Option<DateMatch> {
         let found = detector.detect_anchored(line, now);
         self.last = match found {
             Some((d, Some(anchor @ (Anchor::At(0) | Anchor::Bracket)))) if self.enabled => {

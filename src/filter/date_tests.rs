@@ -240,6 +240,44 @@ fn garbage_and_invalid_utf8() {
 }
 
 #[test]
+fn the_quick_start_check_never_rejects_a_date() {
+    let heads = [
+        "2024-03-10 00:00:00,018 x",
+        "2024/03/10 00:00:00 x",
+        "2024-03-10T00:00:00Z x",
+        "10/Mar/2024:00:00:00 +0000] x",
+        "Mar 10 00:00:00 x",
+        "mar  1 00:00:00 x",
+        "DEC 31 23:59:59 2023 x",
+    ];
+    for h in heads {
+        assert!(super::parse_builtin(h.as_bytes(), 0).is_some(), "{h}");
+        assert!(super::may_start_date(h.as_bytes()), "{h}");
+    }
+    for b in ["203.0.113.5 - - [", "2001:db8::1 - -", "", "-", "[10/Mar"] {
+        assert!(!super::may_start_date(b.as_bytes()), "{b}");
+    }
+    // Every byte string of a few bytes: the check lets through all that parse.
+    let alphabet = b"0123/:-Mar ";
+    let mut buf = *b"2024-03-10 00:00:00";
+    for i in 0..5 {
+        for &c in alphabet {
+            let mut b = buf;
+            b[i] = c;
+            if super::parse_builtin(&b, 0).is_some() {
+                assert!(
+                    super::may_start_date(&b),
+                    "{:?}",
+                    String::from_utf8_lossy(&b)
+                );
+            }
+        }
+    }
+    buf[0] = b'x';
+    assert!(super::parse_builtin(&buf, 0).is_none());
+}
+
+#[test]
 fn a_line_gets_the_same_date_whatever_came_before() {
     let d = det(None);
     let nginx = b"198.51.100.2 - - [10/Oct/2000:13:55:36 +0000] \"GET /\"";

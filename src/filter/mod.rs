@@ -262,7 +262,7 @@ impl Filter {
     /// The first half of [`examine`](Self::examine): the line's time only
     /// (the scan dates every line, and examines only those its prefilter
     /// cannot rule out). `line` may end in `\n`.
-    #[inline]
+    #[inline(always)]
     pub fn date(&self, line: &[u8], now: UnixTime, state: &mut LineState) -> Option<DateMatch> {
         let raw = line.strip_suffix(b"\n").unwrap_or(line);
         state.dates.detect(&self.dates, raw, now)

@@ -186,6 +186,26 @@ impl Prefilter {
         self.find.find(input).map(|m| m.start())
     }
 
+    /// Whether walking only the lines that hold half a literal (and dating
+    /// only those) is likely faster on input like `sample` than dating every
+    /// line: the halves are searched one by one and at most one line in
+    /// eight of the sample holds one. (Only the speed and which lines' dates
+    /// are looked for depend on it, never an outcome or a time.)
+    pub fn sparse_pays(&self, sample: &[u8]) -> bool {
+        if self.half_finders.is_empty() || sample.is_empty() {
+            return false;
+        }
+        let lines = memchr::memchr_iter(b'\n', sample).count().max(1);
+        let mut hits = 0;
+        let mut cur = self.half_cursor();
+        let mut at = 0;
+        while let Some(h) = self.find_half(&mut cur, sample, at) {
+            hits += 1;
+            at = memchr::memchr(b'\n', &sample[h..]).map_or(sample.len(), |i| h + i + 1);
+        }
+        hits * 8 <= lines
+    }
+
     /// A cursor for [`Prefilter::find_half`] over one haystack.
     pub fn half_cursor(&self) -> HalfCursor {
         HalfCursor {

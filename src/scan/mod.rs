@@ -83,8 +83,10 @@ pub struct WalkConfig<'a> {
     /// Anchors year inference for dates without a year.
     pub now: UnixTime,
     pub keep: Keep,
-    /// With a `datepattern`, date only the lines that may match (see
-    /// `walk::walk_sparse`).
+    /// Date only the lines that may match (see `walk::walk_sparse`): where
+    /// dating costs more than finding candidates (a `datepattern`, or rare
+    /// literals). Changes which lines' dates are looked for (`checked`),
+    /// never an outcome or a time.
     pub sparse_dates: bool,
 }
 
@@ -128,7 +130,12 @@ pub struct ChunkOut {
     pub input: usize,
     pub bytes: u64,
     pub lines: u64,
+    /// Lines whose date was looked for and not found (display: which lines
+    /// are looked at depends on the walk and the prefilter).
     pub undated: u64,
+    /// Lines the filter matched (failure, ignored, bad host) without a time
+    /// of their own: the same however the lines were walked.
+    pub undated_matches: u64,
     pub formats: Vec<(DateFormat, u64)>,
     pub matched: u64,
     pub ignored: u64,

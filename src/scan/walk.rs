@@ -24,9 +24,7 @@ pub fn walk(cfg: &WalkConfig<'_>, data: &[u8], out: &mut ChunkOut, state: &mut L
     }
     let mut window = Vec::new();
     match cfg.prefilter {
-        Some(p)
-            if cfg.sparse_dates && cfg.filter.spec.datepattern.is_some() && !cfg.keep.missed =>
-        {
+        Some(p) if cfg.sparse_dates && !cfg.keep.missed => {
             walk_sparse(cfg, p, data, out, state, &mut window)
         }
         _ => walk_all(cfg, data, out, state, &mut window),
@@ -109,6 +107,9 @@ fn record(
     outcome: Outcome<'_>,
     spans: Spans,
 ) {
+    if !dated && !matches!(outcome, Outcome::Missed) {
+        out.undated_matches += 1;
+    }
     let (kind, regex, host, user) = match outcome {
         Outcome::Missed => (Kind::Missed, 0, None, None),
         Outcome::Ignored { regex } => (Kind::Ignored, regex, None, None),

@@ -23,6 +23,7 @@
 //!   "inputs": [ { "name": str, "bytes": n, "lines": n } ],
 //!   "lines": { "read": n, "matched": n, "ignored": n, "bad_host": n, "missed": n,
 //!              "skipped": n,                           // over 16 KiB: never matched
+//!              "undated": n,                           // matched, ignored or bad-host lines without a time
 //!              "examined": n },                        // handed to the filter
 //!   "dates": { "checked": n, "undated": n, "formats": { FORMAT: n },  // of the checked lines
 //!              "first": T|null, "last": T|null },
@@ -123,6 +124,8 @@ pub struct Lines {
     pub bad_host: u64,
     pub missed: u64,
     pub skipped: u64,
+    /// Matched, ignored or bad-host lines without a time of their own.
+    pub undated: u64,
     pub examined: u64,
 }
 
@@ -334,6 +337,7 @@ impl<'a> Aggregator<'a> {
         l.bad_host += c.bad_host;
         l.missed += c.missed;
         l.skipped += c.skipped;
+        l.undated += c.undated_matches;
         l.examined += c.examined;
         self.dates.undated += c.undated;
         self.dates.checked += c.checked;
@@ -708,7 +712,7 @@ pub fn write_human(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     if d.checked < l.read {
         writeln!(
             out,
-            "         {DIM}(looked for on the {} lines that may match, of {}: the filter has a datepattern; --all-dates looks on every line){DIM:#}",
+            "         {DIM}(looked for on the {} lines that may match, of {}; --all-dates looks on every line){DIM:#}",
             d.checked, l.read
         )?;
     }
