@@ -9,13 +9,11 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::daemon::{ConfigDir, Daemon};
 use common::netns::{eventually, skip_unless_privileged, NetPair};
-
-const REMOTE: &str = "/usr/lib/systemd/systemd-journal-remote";
 
 fn in_set(pair: &NetPair, table: &str, set: &str, addr: &str) -> bool {
     common::daemon::in_set(&pair.srv, table, set, addr)
@@ -70,13 +68,6 @@ fn a_command_stream_feeds_a_jail() {
 }
 
 fn write_journal(path: &Path, entries: &[(i64, &str)], first_mono: u64) -> bool {
-    if !Path::new(REMOTE).exists() {
-        if std::env::var("BANWARDEN_REQUIRE_PRIVILEGED_TESTS").as_deref() == Ok("1") {
-            panic!("{REMOTE} is missing (apt-get install systemd-journal-remote)");
-        }
-        eprintln!("SKIPPED: {REMOTE} is missing (apt-get install systemd-journal-remote)");
-        return false;
-    }
     let mut export = Vec::new();
     for (i, (ts, msg)) in entries.iter().enumerate() {
         write!(
@@ -88,21 +79,7 @@ fn write_journal(path: &Path, entries: &[(i64, &str)], first_mono: u64) -> bool 
         )
         .expect("export");
     }
-    let mut child = Command::new(REMOTE)
-        .arg(format!("--output={}", path.display()))
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("systemd-journal-remote");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&export)
-        .expect("write export");
-    assert!(child.wait().expect("wait").success());
-    true
+    common::journal::write_export(path, &export)
 }
 
 #[test]

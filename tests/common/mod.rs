@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests (`mod common;`).
 
 pub mod daemon;
+pub mod journal;
 pub mod netns;

@@ -1,0 +1,38 @@
+//! Writing journal files without journald: entries in the journal export
+//! format piped to `systemd-journal-remote --output=FILE -` (which appends).
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+pub const REMOTE: &str = "/usr/lib/systemd/systemd-journal-remote";
+
+/// Appends `export` (journal export format) to the journal file `path`.
+/// False (after saying why) when `systemd-journal-remote` is missing; a
+/// failure instead when privileged tests are required.
+pub fn write_export(path: &Path, export: &[u8]) -> bool {
+    if !Path::new(REMOTE).exists() {
+        let reason = format!("{REMOTE} is missing (apt-get install systemd-journal-remote)");
+        if std::env::var("BANWARDEN_REQUIRE_PRIVILEGED_TESTS").as_deref() == Ok("1") {
+            panic!("{reason}");
+        }
+        eprintln!("SKIPPED: {reason}");
+        return false;
+    }
+    let mut child = Command::new(REMOTE)
+        .arg(format!("--output={}", path.display()))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("systemd-journal-remote");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(export)
+        .expect("write export");
+    assert!(child.wait().expect("wait").success());
+    true
+}
