@@ -64,7 +64,14 @@ pub type StreamKey = (SourceId, Option<Arc<PathBuf>>);
 struct StreamJail {
     state: LineState,
     clock: StreamClock,
+    /// When it last had a chunk (`now` then), so streams of files that are
+    /// gone (dated file names) are dropped.
+    used: UnixTime,
 }
+
+/// A stream idle this long is forgotten (its state is only a cache and the
+/// time of its last dated line).
+const STREAM_IDLE: i64 = 86_400;
 
 /// A chunk as a source delivers it.
 #[derive(Clone, Copy)]
@@ -155,10 +162,9 @@ impl Engine {
         out: &mut Vec<BanDecision>,
         mut observer: Option<Observer<'_>>,
     ) {
-        let Some(route) = self.routes.get(source).cloned() else {
-            return;
-        };
-        for j in route {
+        let jails = self.routes.get(source).map_or(0, Vec::len);
+        for k in 0..jails {
+            let j = self.routes[source][k];
             let Some(filter) = self.jails.get(j).map(|rt| rt.filter.clone()) else {
                 continue;
             };
@@ -177,6 +183,7 @@ impl Engine {
                 .or_insert_with(|| StreamJail {
                     state: filter.new_state(),
                     clock: StreamClock::default(),
+                    used: now,
                 });
             match input {
                 Input::Lines(data) => scan::walk(&cfg, data, &mut chunk, &mut stream.state),
@@ -207,7 +214,9 @@ impl Engine {
         let stream = self.streams.entry((key, j)).or_insert_with(|| StreamJail {
             state: rt.filter.new_state(),
             clock: StreamClock::default(),
+            used: now,
         });
+        stream.used = now;
         let clock = stream.clock;
         stream.clock.advance(chunk);
         let s = &mut rt.stats;
@@ -245,6 +254,8 @@ impl Engine {
         for rt in &mut self.jails {
             rt.jail.sweep(now);
         }
+        self.streams
+            .retain(|_, s| now.saturating_sub(s.used) < STREAM_IDLE);
     }
 
     /// Tells jails that escalate `across_jails` about bans made by the others.
@@ -378,6 +389,42 @@ mod tests {
             // `undated`: the four matching lines (the missed one not counted).
             (5, 4, 1, 1, 1, 4)
         );
+    }
+
+    fn lines(data: &[u8], read_time: UnixTime) -> SourceEvent {
+        SourceEvent::Lines {
+            source: 0,
+            path: Arc::new("/x".into()),
+            data: data.to_vec(),
+            read_time,
+            pos: crate::source::FilePos {
+                path: "/x".into(),
+                dev: 0,
+                ino: 0,
+                offset: 0,
+                fingerprint: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn an_undated_line_takes_its_streams_last_time_until_the_stream_is_forgotten() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        let mut times = Vec::new();
+        let mut observe = |_: &Rec, t: UnixTime, _: &Verdict| times.push(t);
+        let dated = b"2024-03-10 00:00:00 noise\n";
+        let t0 = 1_710_028_800;
+        e.handle_observed(&lines(dated, t0), t0, &mut out, Some(&mut observe));
+        // Read later, in another chunk: still the dated line's time.
+        let later = t0 + 50;
+        let undated = b"fail from 198.51.100.7\n";
+        e.handle_observed(&lines(undated, later), later, &mut out, Some(&mut observe));
+        // A day idle: the stream is forgotten, the next one counts when read.
+        let idle = later + STREAM_IDLE;
+        e.sweep(idle);
+        e.handle_observed(&lines(undated, idle), idle, &mut out, Some(&mut observe));
+        assert_eq!(times, [t0, idle]);
     }
 
     #[test]
