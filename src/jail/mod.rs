@@ -294,8 +294,12 @@ impl Jail {
 
     /// Whether `net` is under an active ban at `now`.
     pub fn is_banned(&self, net: &IpNet, now: UnixTime) -> bool {
-        matches!(self.bans.get(net), Some(None))
-            || matches!(self.bans.get(net), Some(Some(e)) if *e > now)
+        !self.bans.is_empty()
+            && match self.bans.get(net) {
+                Some(None) => true,
+                Some(Some(e)) => *e > now,
+                None => false,
+            }
     }
 
     /// Records a ban made elsewhere (restored, manual, fleet) so it is not repeated.
