@@ -437,6 +437,7 @@ fn subject(args: &DryRunArgs) -> Result<Subject, Fatal> {
             failregex: args.regex.clone(),
             ignoreregex: args.ignoreregex.clone(),
             datepattern: args.datepattern.clone(),
+            ..Default::default()
         };
         let filter = Filter::compile(spec).map_err(|e| Fatal(regex_error(&e)))?;
         return Ok(Subject {

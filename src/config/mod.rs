@@ -420,6 +420,7 @@ fn load_filter(path: &Path, name: &str, errs: &mut Errors) -> Option<Filter> {
             .map(|s| s.value.clone())
             .collect(),
         datepattern: raw.datepattern.as_ref().map(|s| s.value.clone()),
+        ..Default::default()
     };
     match Filter::compile(spec) {
         Ok(f) => Some(f),

@@ -10,18 +10,25 @@
 //! `content` group is what `failregex` and `ignoreregex` see; a failregex matches
 //! anywhere unless anchored with `^`/`$`.
 
+mod backtrack;
 pub mod date;
 mod date_cache;
+mod f2b_tags;
 mod fixed;
 pub mod prefilter;
+pub mod python;
 pub mod tags;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use regex::bytes::{CaptureLocations, Regex, RegexSet};
 use regex_syntax::hir::Hir;
 
 use crate::UnixTime;
+pub use backtrack::BACKTRACK_LIMIT;
+use backtrack::{Caps, Slow};
 use date::{DateDetector, DateMatch};
 pub use prefilter::Prefilter;
 
@@ -35,6 +42,21 @@ pub struct FilterSpec {
     pub failregex: Vec<String>,
     pub ignoreregex: Vec<String>,
     pub datepattern: Option<String>,
+    /// How the patterns are written.
+    pub dialect: Dialect,
+}
+
+/// The syntax a filter's patterns are written in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// banwarden's: the `regex` crate's syntax with `<HOST>`, `<ADDR>`, `<F-NAME>`.
+    #[default]
+    Native,
+    /// fail2ban's: Python regexes with fail2ban's tags (`<HOST>` also takes a
+    /// DNS name, a bad host here), `<F-NOFAIL>` marking matches that are not
+    /// failures. What the `regex` crate cannot express runs on the
+    /// backtracking fallback with a bounded cost per line.
+    Fail2ban,
 }
 
 /// Which pattern of a filter an error is about.
@@ -111,6 +133,18 @@ pub struct LineState {
 pub struct Filter {
     pub spec: FilterSpec,
     prefregex: Option<Regex>,
+    /// The fallback engine for the prefregex, when it needs one.
+    prefregex_slow: Option<Slow>,
+    /// Per failregex: the fallback engine, when the regex crate cannot
+    /// express it (then `fail` holds a superset that screens lines).
+    fail_slow: Vec<Option<Slow>>,
+    /// Per ignoreregex: the same.
+    ignore_slow: Vec<Option<Slow>>,
+    /// Whether a line must go through the general captures path
+    /// (fallback patterns, `<F-NOFAIL>`, several host groups).
+    general: bool,
+    /// Lines a fallback pattern gave up on (its bound reached).
+    too_slow: Arc<AtomicU64>,
     prefix_host: bool,
     fail_set: RegexSet,
     fail: Vec<Regex>,
@@ -128,9 +162,16 @@ pub struct Filter {
 
 impl Filter {
     pub fn compile(spec: FilterSpec) -> Result<Filter, FilterError> {
+        let too_slow = Arc::new(AtomicU64::new(0));
+        let d = spec.dialect;
+        let mut general = false;
+        let mut prefregex_slow = None;
         let prefregex = match &spec.prefregex {
             Some(p) => {
-                let (re, exp, _) = compile_one(PatternRef::Prefregex, p)?;
+                let c = compile_one(PatternRef::Prefregex, p, d, &too_slow)?;
+                general |= c.general;
+                prefregex_slow = c.slow;
+                let (re, exp) = (c.re, c.exp);
                 if re.capture_names().flatten().all(|n| n != "content") {
                     return Err(err(
                         PatternRef::Prefregex,
@@ -156,9 +197,14 @@ impl Filter {
         let mut expanded = Vec::with_capacity(spec.failregex.len());
         let mut host_at = Vec::with_capacity(spec.failregex.len());
         let mut literal_sets = Vec::with_capacity(spec.failregex.len());
+        let mut fail_slow = Vec::with_capacity(spec.failregex.len());
         for (i, p) in spec.failregex.iter().enumerate() {
-            let (re, exp, hir) = compile_one(PatternRef::Failregex(i), p)?;
-            if !exp.has_host && !prefix_host {
+            let c = compile_one(PatternRef::Failregex(i), p, d, &too_slow)?;
+            general |= c.general;
+            let (re, exp, hir) = (c.re, c.exp, c.hir);
+            // fail2ban's multi-line filters have failregexes whose host
+            // comes from an earlier line: matched alone, a bad host.
+            if !exp.has_host && !prefix_host && d == Dialect::Native {
                 return Err(err(
                     PatternRef::Failregex(i),
                     p,
@@ -166,20 +212,33 @@ impl Filter {
                     "no <HOST> or <ADDR> tag: a failure must name the address to ban",
                 ));
             }
-            host_at.push(fixed::host_at(&hir));
+            host_at.push(if c.general {
+                None
+            } else {
+                fixed::host_at(&hir)
+            });
             literal_sets.push(prefilter::required_sets(&hir));
-            expanded.push(exp.regex);
+            expanded.push(c.screen);
             fail.push(re);
+            fail_slow.push(c.slow);
         }
         let mut ignore = Vec::with_capacity(spec.ignoreregex.len());
+        let mut ignore_slow = Vec::with_capacity(spec.ignoreregex.len());
         for (i, p) in spec.ignoreregex.iter().enumerate() {
-            ignore.push(compile_one(PatternRef::Ignoreregex(i), p)?.1.regex);
+            let c = compile_one(PatternRef::Ignoreregex(i), p, d, &too_slow)?;
+            general |= c.slow.is_some();
+            ignore.push(c.screen);
+            ignore_slow.push(c.slow);
         }
         let fail_set = RegexSet::new(&expanded)
             .map_err(|e| err(PatternRef::Failregex(0), "", 0, &e.to_string()))?;
         let ignore_set = RegexSet::new(&ignore)
             .map_err(|e| err(PatternRef::Ignoreregex(0), "", 0, &e.to_string()))?;
-        let dates = DateDetector::new(spec.datepattern.as_deref()).map_err(|e| {
+        let dates = match d {
+            Dialect::Native => DateDetector::new(spec.datepattern.as_deref()),
+            Dialect::Fail2ban => DateDetector::fail2ban(spec.datepattern.as_deref(), None),
+        }
+        .map_err(|e| {
             err(
                 PatternRef::Datepattern,
                 spec.datepattern.as_deref().unwrap_or(""),
@@ -189,6 +248,11 @@ impl Filter {
         })?;
         let mut filter = Filter {
             prefregex: prefregex.map(|(r, _)| r),
+            prefregex_slow,
+            fail_slow,
+            ignore_slow,
+            general,
+            too_slow,
             prefix_host,
             fail_set,
             fail,
@@ -205,6 +269,34 @@ impl Filter {
 
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// Lines on which a fallback pattern reached its backtracking bound
+    /// (each counted as a miss), since the filter was compiled.
+    pub fn too_slow(&self) -> u64 {
+        self.too_slow.load(Ordering::Relaxed)
+    }
+
+    /// The patterns that run on the backtracking fallback, and why.
+    pub fn fallback_patterns(&self) -> Vec<(PatternRef, String)> {
+        let mut out = Vec::new();
+        let why = |p: &str| python::translate(p).needs.join(", ");
+        if self.prefregex_slow.is_some() {
+            if let Some(p) = &self.spec.prefregex {
+                out.push((PatternRef::Prefregex, why(p)));
+            }
+        }
+        for (i, s) in self.fail_slow.iter().enumerate() {
+            if s.is_some() {
+                out.push((PatternRef::Failregex(i), why(&self.spec.failregex[i])));
+            }
+        }
+        for (i, s) in self.ignore_slow.iter().enumerate() {
+            if s.is_some() {
+                out.push((PatternRef::Ignoreregex(i), why(&self.spec.ignoreregex[i])));
+            }
+        }
+        out
     }
 
     /// Fresh matching state for one stream read through this filter.
@@ -278,7 +370,7 @@ impl Filter {
         date: Option<DateMatch>,
         state: &'l mut LineState,
     ) -> (Outcome<'l>, Spans) {
-        if self.prefregex.is_some() {
+        if self.prefregex.is_some() || self.general {
             return self.examine_with_date(line, date, &mut state.buf);
         }
         let LineState { buf, locs, .. } = state;
@@ -340,12 +432,12 @@ impl Filter {
         let mut content_at = 0;
         let content = match &self.prefregex {
             None => text,
-            Some(re) => match re.captures(text) {
+            Some(re) => match captures(re, self.prefregex_slow.as_ref(), text) {
                 None => return (Outcome::Missed, none),
                 Some(c) => {
                     let content = c.name("content").map_or(&b""[..], |m| {
-                        content_at = m.start();
-                        m.as_bytes()
+                        content_at = m.start;
+                        &text[m]
                     });
                     prefix_caps = Some(c);
                     content
@@ -359,23 +451,17 @@ impl Filter {
         let (host_m, user_m) = match self.fixed_host(regex, content) {
             Some(None) => return (Outcome::Missed, none),
             Some(host) => (host, None),
-            None => match self.fail[regex].captures(content) {
+            None => match captures(&self.fail[regex], self.fail_slow[regex].as_ref(), content) {
                 None => return (Outcome::Missed, none),
-                Some(caps) => {
-                    let group = |g| caps.name(g).map(|m| m.range());
-                    (group(tags::HOST_GROUP), group(tags::USER_GROUP))
-                }
+                // fail2ban: a match with `<F-NOFAIL>` is not a failure.
+                Some(caps) if caps.name("nofail").is_some() => return (Outcome::Missed, none),
+                Some(caps) => (caps.host(), caps.name(tags::USER_GROUP)),
             },
         };
         // Ranges in the content, moved into the text; what the failregex
         // does not capture, the prefregex may have.
         let in_text = |r: std::ops::Range<usize>| (r.start + content_at)..(r.end + content_at);
-        let from_prefix = |g| {
-            prefix_caps
-                .as_ref()
-                .and_then(|c| c.name(g))
-                .map(|m| m.range())
-        };
+        let from_prefix = |g| prefix_caps.as_ref().and_then(|c| c.name(g));
         let host_m = host_m
             .map(in_text)
             .or_else(|| from_prefix(tags::HOST_GROUP).filter(|_| self.prefix_host));
@@ -409,6 +495,9 @@ impl Filter {
     /// ignoreregex matched). One pass over the line for all failregexes; a
     /// lone failregex without ignoreregex goes straight to its captures.
     fn select(&self, content: &[u8]) -> Result<usize, Outcome<'static>> {
+        if self.general {
+            return self.select_general(content);
+        }
         if self.fail.len() == 1 && self.ignore_set.is_empty() {
             return Ok(0);
         }
@@ -425,19 +514,88 @@ impl Filter {
         }
         self.fail_set.matches(content).iter().next()
     }
+
+    /// [`select`](Self::select) where fallback patterns take part: the
+    /// sets (built from their supersets) name the candidates, the fallback
+    /// decides for its own; one that hits its bound counts as no match.
+    fn select_general(&self, content: &[u8]) -> Result<usize, Outcome<'static>> {
+        let confirm = |slow: Option<&Slow>| slow.is_none_or(|s| s.is_match(content) == Ok(true));
+        let regex = self
+            .fail_set
+            .matches(content)
+            .iter()
+            .find(|&i| confirm(self.fail_slow[i].as_ref()))
+            .ok_or(Outcome::Missed)?;
+        match self
+            .ignore_set
+            .matches(content)
+            .iter()
+            .find(|&i| confirm(self.ignore_slow[i].as_ref()))
+        {
+            Some(i) => Err(Outcome::Ignored { regex: i }),
+            None => Ok(regex),
+        }
+    }
 }
 
 /// Largest compiled regex a filter may hold (bytes of NFA); the `fixed`
 /// searches are built with the same limit.
 pub(crate) const REGEX_SIZE_LIMIT: usize = 16 << 20;
 
+/// One pattern compiled.
+struct Compiled {
+    /// For the regex crate: the pattern, or a superset of it when `slow` is set.
+    re: Regex,
+    /// The text of `re` (for the regex sets).
+    screen: String,
+    exp: tags::Expanded,
+    hir: Hir,
+    /// The exact pattern on the backtracking fallback.
+    slow: Option<Slow>,
+    /// Whether matches need the general captures path.
+    general: bool,
+}
+
+/// Captures of `re`, or of `slow` (screened by `re`) when set.
+fn captures<'t>(re: &Regex, slow: Option<&Slow>, text: &'t [u8]) -> Option<Caps<'t>> {
+    match slow {
+        None => re.captures(text).map(Caps::Fast),
+        Some(s) => {
+            if !re.is_match(text) {
+                return None;
+            }
+            s.captures(text).ok().flatten()
+        }
+    }
+}
+
 /// Expands the tags of `pattern` and compiles it, with its syntax tree (for
 /// `fixed`) and errors placed in the text the user wrote.
 fn compile_one(
     which: PatternRef,
     pattern: &str,
-) -> Result<(Regex, tags::Expanded, Hir), FilterError> {
-    let exp = tags::expand(pattern).map_err(|e| err(which, pattern, e.offset, &e.message))?;
+    dialect: Dialect,
+    too_slow: &Arc<AtomicU64>,
+) -> Result<Compiled, FilterError> {
+    let mut exp = match dialect {
+        Dialect::Native => tags::expand(pattern),
+        Dialect::Fail2ban => f2b_tags::expand(pattern),
+    }
+    .map_err(|e| err(which, pattern, e.offset, &e.message))?;
+    let mut slow = None;
+    let mut general = false;
+    if dialect == Dialect::Fail2ban {
+        let t = python::translate(&exp.regex);
+        general = exp.regex.contains("(?P<nofail>") || exp.regex.contains("(?P<host_1>");
+        if t.needs_fallback() {
+            general = true;
+            slow = Some(
+                Slow::compile(&t.exact, too_slow.clone())
+                    .map_err(|e| err(which, pattern, 0, &format!("fallback engine: {e}")))?,
+            );
+        }
+        exp.regex = t.relaxed;
+    }
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
@@ -454,7 +612,14 @@ fn compile_one(
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| err(which, pattern, 0, &e.to_string()))?;
-    Ok((re, exp, hir))
+    Ok(Compiled {
+        re,
+        screen: exp.regex.clone(),
+        exp,
+        hir,
+        slow,
+        general,
+    })
 }
 
 fn err(which: PatternRef, pattern: &str, offset: usize, message: &str) -> FilterError {

@@ -24,7 +24,7 @@ pub struct Expanded {
     /// Field names captured with `<F-NAME>` (lower-case), e.g. `user`.
     pub fields: Vec<String>,
     /// (offset in `regex`, offset in the original) at each copied segment start.
-    map: Vec<(usize, usize)>,
+    pub(super) map: Vec<(usize, usize)>,
 }
 
 impl Expanded {

@@ -1,0 +1,107 @@
+//! The backtracking fallback: patterns the `regex` crate cannot express
+//! (look-around, back-references, conditionals, from fail2ban filters) run in
+//! `fancy_regex`, with a per-line step bound.
+//!
+//! Owns compiling such a pattern, running it with the bound, counting lines
+//! that hit it ("too slow": a miss, never a stall; fail2ban had advisories
+//! for catastrophic patterns, GHSA-33wh-ccjc-p397), and one view over the
+//! captures of either engine. It decides nothing about outcomes. Lines are
+//! matched as bytes, like the fast path.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Backtracking steps one pattern may take on one line: a few milliseconds
+/// at worst. fail2ban's own filters need a few thousand on real lines.
+pub const BACKTRACK_LIMIT: usize = 100_000;
+
+/// A pattern for the fallback engine.
+#[derive(Debug, Clone)]
+pub struct Slow {
+    re: fancy_regex::Regex,
+    too_slow: Arc<AtomicU64>,
+}
+
+/// The pattern stopped at its bound (counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooSlow;
+
+impl Slow {
+    pub fn compile(pattern: &str, too_slow: Arc<AtomicU64>) -> Result<Slow, String> {
+        let re = fancy_regex::RegexBuilder::new(pattern)
+            .backtrack_limit(BACKTRACK_LIMIT)
+            .delegate_size_limit(super::REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Slow { re, too_slow })
+    }
+
+    /// Whether the pattern matches; `Err` when it hit its bound.
+    pub fn is_match(&self, text: &[u8]) -> Result<bool, TooSlow> {
+        self.re.is_match(text).map_err(|_| self.count())
+    }
+
+    pub fn captures<'t>(&self, text: &'t [u8]) -> Result<Option<Caps<'t>>, TooSlow> {
+        match self.re.captures(text) {
+            Ok(c) => Ok(c.map(Caps::Slow)),
+            Err(_) => Err(self.count()),
+        }
+    }
+
+    fn count(&self) -> TooSlow {
+        self.too_slow.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(pattern = %self.re.as_str(), "pattern hit its backtracking bound");
+        TooSlow
+    }
+}
+
+/// Captures from either engine.
+pub enum Caps<'t> {
+    Fast(regex::bytes::Captures<'t>),
+    Slow(fancy_regex::Captures<'t, [u8]>),
+}
+
+impl Caps<'_> {
+    /// Where group `name` matched, if it took part.
+    pub fn name(&self, name: &str) -> Option<Range<usize>> {
+        match self {
+            Caps::Fast(c) => c.name(name).map(|m| m.range()),
+            Caps::Slow(c) => c.name(name).map(|m| m.range()),
+        }
+    }
+
+    /// The first of `host`, `host_1`, `host_2`... that took part.
+    pub fn host(&self) -> Option<Range<usize>> {
+        self.name(super::tags::HOST_GROUP)
+            .or_else(|| (1..8).find_map(|n| self.name(&format!("{}_{n}", super::tags::HOST_GROUP))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_catastrophic_pattern_stops_at_its_bound_and_is_counted() {
+        let count = Arc::new(AtomicU64::new(0));
+        // Nested quantifiers with overlapping alternatives, and a look-ahead
+        // that keeps the backtracker in charge: exponential on a line of
+        // `a`s that does not end in `b` (fail2ban's GHSA-33wh-ccjc-p397 kind).
+        let slow = Slow::compile(r"^((a|aa)+)+(?!x)\1b", count.clone()).unwrap();
+        let hostile = "a".repeat(40) + "c";
+        let started = std::time::Instant::now();
+        assert_eq!(slow.is_match(hostile.as_bytes()), Err(TooSlow));
+        assert_eq!(slow.captures(hostile.as_bytes()).err(), Some(TooSlow));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(count.load(Ordering::Relaxed), 2);
+        // The same pattern still answers on an ordinary line.
+        assert_eq!(slow.is_match(b"ab"), Ok(false));
+        assert_eq!(slow.is_match(b"aab"), Ok(true));
+        assert_eq!(slow.is_match(b"\xffaab"), Ok(false));
+    }
+}
