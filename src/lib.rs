@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod fail2ban;
 pub mod filter;
 pub mod firewall;
 pub mod jail;
