@@ -86,6 +86,9 @@ pub struct DateDetector {
 struct Inner {
     zone: Zone,
     custom: Option<Custom>,
+    /// Tried where the built-in formats find nothing (fail2ban's default
+    /// templates, for its filters without a datepattern of their own).
+    fallback: Option<Custom>,
 }
 
 const SCAN_BRACKET: usize = 64;
@@ -104,12 +107,39 @@ impl DateDetector {
         Self::with_time_zone(datepattern, TimeZone::system())
     }
 
+    /// A fail2ban `datepattern` (Python regex with `%`-directives, `{^LN-BEG}`,
+    /// `{DATE}`, `{NONE}`, `Epoch`, `TAI64N`..., one template a line; see
+    /// `date_f2b`), in `tz` (fail2ban's `logtimezone`) or the system zone.
+    pub fn fail2ban(datepattern: Option<&str>, tz: Option<TimeZone>) -> Result<Self, DateError> {
+        let custom = match datepattern {
+            None => None,
+            Some(p) => f2b::compile(p)?,
+        };
+        // fail2ban's default templates read more than the built-in formats
+        // (`Sun Jun 09 07:57:47 2013`, `11-Aug-2013 03:36:11.372`...).
+        let fallback = match custom {
+            None => f2b::compile("{^LN-BEG}{DATE}")?,
+            Some(_) => None,
+        };
+        Ok(DateDetector {
+            inner: Arc::new(Inner {
+                zone: Zone::new(tz.unwrap_or_else(TimeZone::system)),
+                custom,
+                fallback,
+            }),
+        })
+    }
+
     /// Like [`new`](Self::new), with `tz` instead of the system zone for dates without offset.
     pub fn with_time_zone(datepattern: Option<&str>, tz: TimeZone) -> Result<Self, DateError> {
         let custom = datepattern.map(Custom::compile).transpose()?;
         let zone = Zone::new(tz);
         Ok(DateDetector {
-            inner: Arc::new(Inner { zone, custom }),
+            inner: Arc::new(Inner {
+                zone,
+                custom,
+                fallback: None,
+            }),
         })
     }
 
@@ -148,7 +178,21 @@ impl DateDetector {
                 .detect(&self.inner.zone, line, now)
                 .map(|m| (m, None));
         }
-        self.builtin_search(line, now).map(|(m, a)| (m, Some(a)))
+        match self.builtin_search(line, now) {
+            // fail2ban reads a weekday before the date as part of it
+            // (`[Thu Jul 11 01:21:41 2013]` leaves `[]`).
+            Some((mut m, _)) if self.inner.fallback.is_some() && weekday_before(line, m.start) => {
+                m.start -= 4;
+                Some((m, None))
+            }
+            Some((m, a)) => Some((m, Some(a))),
+            None => self
+                .inner
+                .fallback
+                .as_ref()
+                .and_then(|f| f.detect(&self.inner.zone, line, now))
+                .map(|m| (m, None)),
+        }
     }
 
     /// Whether a built-in date starts at the line's first byte (where the
@@ -204,6 +248,17 @@ fn may_start_date(b: &[u8]) -> bool {
         Some(c) => c.is_ascii_alphabetic(),
         None => false,
     }
+}
+
+/// Whether `Mon ` ... `Sun ` stands just before `at`.
+fn weekday_before(line: &[u8], at: usize) -> bool {
+    let Some(w) = at.checked_sub(4).and_then(|s| line.get(s..at)) else {
+        return false;
+    };
+    w[3] == b' '
+        && [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"]
+            .iter()
+            .any(|d| w[..3].eq_ignore_ascii_case(&d[..]))
 }
 
 /// A date-time read from a line, not yet placed in time.
@@ -600,6 +655,10 @@ enum Field {
     Offset,
     ZoneName,
     Epoch,
+    /// Unix time with milli- or microseconds run on (fail2ban's `LEPOCH`).
+    LongEpoch,
+    /// `@` and 24 hex digits (daemontools' TAI64N).
+    Tai64n,
     Ignore,
 }
 
@@ -633,11 +692,15 @@ fn directive(c: char) -> Option<(&'static str, Field)> {
     })
 }
 
-/// A compiled `datepattern`: the regex and, per capture group, its directive.
+/// A compiled `datepattern`: the regex and its directives' capture groups.
 #[derive(Debug)]
 struct Custom {
     re: regex::bytes::Regex,
-    fields: Vec<Field>,
+    /// Each directive and the index of its group.
+    fields: Vec<(Field, usize)>,
+    /// Groups that hold the date to cut (the first that took part); none:
+    /// the whole match.
+    spans: Vec<usize>,
 }
 
 impl Custom {
@@ -697,12 +760,25 @@ impl Custom {
             return Err(err("no date or time directive".to_string()));
         }
         let re = regex::bytes::Regex::new(&re).map_err(|e| err(e.to_string()))?;
-        Ok(Custom { re, fields })
+        let fields = fields
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| (f, i + 1))
+            .collect();
+        Ok(Custom {
+            re,
+            fields,
+            spans: Vec::new(),
+        })
     }
 
     fn detect(&self, zone: &Zone, line: &[u8], now: UnixTime) -> Option<DateMatch> {
         self.re.captures_iter(line).find_map(|caps| {
-            let m = caps.get(0)?;
+            let m = self
+                .spans
+                .iter()
+                .find_map(|&g| caps.get(g))
+                .or_else(|| caps.get(0))?;
             let ts = self.value(zone, &caps, now)?;
             Some(DateMatch {
                 ts,
@@ -721,8 +797,8 @@ impl Custom {
         };
         let (mut year, mut mo, mut d, mut yday) = (None, None, None, None);
         let (mut h, mut mi, mut s, mut h12, mut pm, mut offset) = (0, 0, 0, None, false, None);
-        for (i, field) in self.fields.iter().enumerate() {
-            let Some(t) = caps.get(i + 1).map(|m| m.as_bytes()) else {
+        for &(field, group) in &self.fields {
+            let Some(t) = caps.get(group).map(|m| m.as_bytes()) else {
                 continue;
             };
             match field {
@@ -751,6 +827,11 @@ impl Custom {
                     let int = t.split(|&c| c == b'.').next()?;
                     return std::str::from_utf8(int).ok()?.parse().ok();
                 }
+                Field::LongEpoch => {
+                    let int = t.split(|&c| c == b'.').next()?;
+                    return std::str::from_utf8(int.get(..10)?).ok()?.parse().ok();
+                }
+                Field::Tai64n => return f2b::tai64n(t),
                 Field::Ignore => {}
             }
         }
@@ -789,6 +870,9 @@ impl Custom {
         zone.resolve(&p, now)
     }
 }
+
+#[path = "date_f2b.rs"]
+mod f2b;
 
 #[cfg(test)]
 #[path = "date_tests.rs"]
