@@ -17,11 +17,13 @@ use crate::UnixTime;
 
 /// The formats `{DATE}` stands for, most specific first.
 const DATE_TEMPLATES: &[&str] = &[
-    r"%ExY[-/.]%m[-/.]%d[T ]%H:%M:%S(?:[.,]%f)?(?:\s*%z)?",
-    r"(?:%a )?%b\s+%d %H:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"%ExY[-/.]%m[-/.]%d(?:T|\s+)%H:%M:%S(?:[.,]%f)?(?:\s*%z)?",
+    r"(?:[A-Z]{3,4} )?(?:%a )?%b\s+%d %H:%M:%S(?:\.%f)?(?: %ExY)?",
+    r"%b\s+%d,? %ExY %H:%M:%S",
     r"%d/%b/%ExY[: ]%H:%M:%S(?:\s*%z)?",
     r"%m/%d/%ExY[: ]%H:%M:%S",
-    r"%d-%b-%ExY %H:%M:%S(?:\.%f)?",
+    r"%d-%b-%ExY %H:%M:%S(?:\.%f)?(?:\s*%z)?",
+    r"%d-%m-%ExY %H:%M:%S(?:\s*%z)?",
     r"%d\.%m\.%ExY %H:%M:%S",
     r"%y%m%d\s+%H:%M:%S",
     "TAI64N",
@@ -67,7 +69,7 @@ pub(super) fn compile(pattern: &str) -> Result<Option<Custom>, DateError> {
                 None => ("", t),
             },
         };
-        let body = b.expand(body).map_err(err)?;
+        let body = b.expand(&own_names(body, n)).map_err(err)?;
         let span = format!("s{n}");
         let body = match first_unnamed_group(&body) {
             Some(at) => format!("{}(?P<{span}>{}", &body[..at], &body[at + 1..]),
@@ -174,6 +176,29 @@ impl Builder {
 
 const WEEKDAYS_LONG: &str = "(?i:monday|tuesday|wednesday|thursday|friday|saturday|sunday)";
 
+/// The template's own group names made unique among templates
+/// (`(?P<_sep>` and `(?P=_sep)` in template 2 become `_sep_t2`).
+fn own_names(body: &str, n: usize) -> String {
+    let mut out = String::with_capacity(body.len() + 8);
+    let mut rest = body;
+    while let Some(at) = rest.find("(?P") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let open = tail.chars().next();
+        let end = tail.find(['>', ')']);
+        match (open, end) {
+            (Some('<' | '='), Some(e)) => {
+                out.push_str(&tail[..e]);
+                out.push_str(&format!("_t{n}"));
+                rest = &tail[e..];
+            }
+            _ => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Byte offset of the first `(` that opens an unnamed capture group.
 fn first_unnamed_group(re: &str) -> Option<usize> {
     let b = re.as_bytes();
@@ -219,6 +244,10 @@ mod tests {
                 "2005-08-14 12:00:01,123 fail"
             ),
             Some((1_124_020_801, "2005-08-14 12:00:01,123".into()))
+        );
+        assert_eq!(
+            super::own_names("(?P<_sep>-)x(?P=_sep)", 2),
+            "(?P<_sep_t2>-)x(?P=_sep_t2)"
         );
         // The first unnamed group is what is cut out.
         assert_eq!(

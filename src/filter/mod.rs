@@ -17,6 +17,7 @@ mod f2b_tags;
 mod fixed;
 pub mod prefilter;
 pub mod python;
+mod sessions;
 pub mod tags;
 
 use std::net::IpAddr;
@@ -126,6 +127,8 @@ pub struct LineState {
     /// Per failregex: capture slots, and where `host` and `user` stand among the groups.
     locs: Vec<(CaptureLocations, Option<usize>, Option<usize>)>,
     dates: date_cache::DateCache,
+    /// fail2ban's multi-line sessions (`<F-MLFID>`), bounded.
+    sessions: sessions::Sessions,
 }
 
 /// A compiled filter. Shared read-only between threads.
@@ -140,6 +143,8 @@ pub struct Filter {
     fail_slow: Vec<Option<Slow>>,
     /// Per ignoreregex: the same.
     ignore_slow: Vec<Option<Slow>>,
+    /// Whether the prefregex names sessions (`<F-MLFID>`, fail2ban).
+    mlfid: bool,
     /// Whether a line must go through the general captures path
     /// (fallback patterns, `<F-NOFAIL>`, several host groups).
     general: bool,
@@ -185,6 +190,11 @@ impl Filter {
             None => None,
         };
         let prefix_host = prefregex.as_ref().is_some_and(|(_, h)| *h);
+        let mlfid = d == Dialect::Fail2ban
+            && prefregex
+                .as_ref()
+                .is_some_and(|(re, _)| re.capture_names().any(|n| n == Some("mlfid")));
+        general |= mlfid;
         if spec.failregex.is_empty() {
             return Err(err(
                 PatternRef::Failregex(0),
@@ -252,6 +262,7 @@ impl Filter {
             fail_slow,
             ignore_slow,
             general,
+            mlfid,
             too_slow,
             prefix_host,
             fail_set,
@@ -323,6 +334,7 @@ impl Filter {
             buf: Vec::new(),
             locs,
             dates: date_cache::DateCache::new(&self.dates, date_cache),
+            sessions: sessions::Sessions::default(),
         }
     }
 
@@ -371,10 +383,24 @@ impl Filter {
         state: &'l mut LineState,
     ) -> (Outcome<'l>, Spans) {
         if self.prefregex.is_some() || self.general {
-            return self.examine_with_date(line, date, &mut state.buf);
+            let LineState { buf, sessions, .. } = state;
+            let sessions = self.mlfid.then_some(sessions);
+            let (text, cut) = cut_date(
+                trim_eol(line),
+                date,
+                buf,
+                self.spec.dialect == Dialect::Fail2ban,
+            );
+            let (outcome, spans) = self.match_inner(text, sessions);
+            return (outcome, cut.spans_in_line(spans));
         }
         let LineState { buf, locs, .. } = state;
-        let (text, cut) = cut_date(trim_eol(line), date, buf);
+        let (text, cut) = cut_date(
+            trim_eol(line),
+            date,
+            buf,
+            self.spec.dialect == Dialect::Fail2ban,
+        );
         let none = Spans::default();
         let regex = match self.select(text) {
             Ok(regex) => regex,
@@ -407,14 +433,20 @@ impl Filter {
     }
 
     /// [`examine_dated`](Self::examine_dated) with captures allocated per
-    /// line (filters with a `prefregex`, and the reference in tests).
+    /// line (the reference in tests).
+    #[cfg(test)]
     fn examine_with_date<'l>(
         &self,
         line: &'l [u8],
         date: Option<DateMatch>,
         buf: &'l mut Vec<u8>,
     ) -> (Outcome<'l>, Spans) {
-        let (text, cut) = cut_date(trim_eol(line), date, buf);
+        let (text, cut) = cut_date(
+            trim_eol(line),
+            date,
+            buf,
+            self.spec.dialect == Dialect::Fail2ban,
+        );
         let (outcome, spans) = self.match_text_spans(text);
         (outcome, cut.spans_in_line(spans))
     }
@@ -427,6 +459,16 @@ impl Filter {
     /// [`match_text`](Self::match_text), also saying where the host and user
     /// captures stand in `text` (for display).
     pub fn match_text_spans<'l>(&self, text: &'l [u8]) -> (Outcome<'l>, Spans) {
+        self.match_inner(text, None)
+    }
+
+    /// [`match_text_spans`](Self::match_text_spans); with `sessions`, a
+    /// fail2ban `<F-MLFID>` filter's lines count within their session.
+    fn match_inner<'l>(
+        &self,
+        text: &'l [u8],
+        sessions: Option<&mut sessions::Sessions>,
+    ) -> (Outcome<'l>, Spans) {
         let none = Spans::default();
         let mut prefix_caps = None;
         let mut content_at = 0;
@@ -448,16 +490,20 @@ impl Filter {
             Ok(regex) => regex,
             Err(outcome) => return (outcome, none),
         };
+        let mut flags = (false, false, false);
         let (host_m, user_m) = match self.fixed_host(regex, content) {
             Some(None) => return (Outcome::Missed, none),
             Some(host) => (host, None),
             None => match captures(&self.fail[regex], self.fail_slow[regex].as_ref(), content) {
                 None => return (Outcome::Missed, none),
-                // fail2ban: a match with `<F-NOFAIL>` is not a failure.
-                Some(caps) if caps.name("nofail").is_some() => return (Outcome::Missed, none),
-                Some(caps) => (caps.host(), caps.name(tags::USER_GROUP)),
+                Some(caps) => {
+                    let has = |g: &str| caps.name(g).is_some();
+                    flags = (has("nofail"), has("mlfforget"), has("mlfgained"));
+                    (caps.host(), caps.name(tags::USER_GROUP))
+                }
             },
         };
+        let (nofail, forget, gained) = flags;
         // Ranges in the content, moved into the text; what the failregex
         // does not capture, the prefregex may have.
         let in_text = |r: std::ops::Range<usize>| (r.start + content_at)..(r.end + content_at);
@@ -474,8 +520,45 @@ impl Filter {
             host: host_m,
             user: user_m,
         };
+        let session = prefix_caps.as_ref().and_then(|c| c.name("mlfid"));
+        // A host that is no address (a DNS name) is a bad host, session or not.
+        let bad_host = host.is_none() && spans.host.is_some();
+        if let (Some(sessions), Some(id), false) = (sessions, session, bad_host) {
+            let m = sessions::SessionMatch {
+                regex,
+                host,
+                nofail,
+                forget,
+                gained,
+            };
+            return match sessions.count(&text[id], m) {
+                Some((r, host)) => {
+                    let user = user.filter(|_| r == regex);
+                    (
+                        Outcome::Failure {
+                            regex: r,
+                            host,
+                            user,
+                        },
+                        spans,
+                    )
+                }
+                None => (Outcome::Missed, spans),
+            };
+        }
+        // fail2ban: a match with `<F-NOFAIL>` is not a failure, nor one with
+        // `<F-MLFGAINED>` (the session gained access).
+        if nofail || gained {
+            return (Outcome::Missed, none);
+        }
         match host {
             Some(host) => (Outcome::Failure { regex, host, user }, spans),
+            // fail2ban: a failregex without an address tag names the host
+            // of an earlier line of the session (multi-line); alone, it is
+            // no failure.
+            None if spans.host.is_none() && self.spec.dialect == Dialect::Fail2ban => {
+                (Outcome::Missed, spans)
+            }
             None => (Outcome::BadHost { regex }, spans),
         }
     }
@@ -586,7 +669,9 @@ fn compile_one(
     let mut general = false;
     if dialect == Dialect::Fail2ban {
         let t = python::translate(&exp.regex);
-        general = exp.regex.contains("(?P<nofail>") || exp.regex.contains("(?P<host_1>");
+        general = ["(?P<nofail>", "(?P<mlfgained>", "(?P<host_1>"]
+            .iter()
+            .any(|g| exp.regex.contains(g));
         if t.needs_fallback() {
             general = true;
             slow = Some(
@@ -700,13 +785,20 @@ impl Cut {
 /// Cuts `date` out of `line` the fail2ban way: a date at the head leaves the
 /// rest (leading blanks trimmed) with no copy; a date mid-line is removed
 /// into `buf` (`[10/Oct/2000:13:55:36 -0700]` leaves `[]`).
-fn cut_date<'l>(line: &'l [u8], date: Option<DateMatch>, buf: &'l mut Vec<u8>) -> (&'l [u8], Cut) {
+/// `keep_blanks`: fail2ban's way, the blanks after a head date stay.
+fn cut_date<'l>(
+    line: &'l [u8],
+    date: Option<DateMatch>,
+    buf: &'l mut Vec<u8>,
+    keep_blanks: bool,
+) -> (&'l [u8], Cut) {
     let whole = Cut { base: 0, mid: None };
     match date {
         Some(d) if d.end > line.len() || d.start > d.end => (line, whole),
         None => (line, whole),
         Some(d) if d.start == 0 => {
-            let rest = trim_start(&line[d.end..]);
+            let rest = &line[d.end..];
+            let rest = if keep_blanks { rest } else { trim_start(rest) };
             (
                 rest,
                 Cut {

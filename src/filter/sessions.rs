@@ -1,0 +1,165 @@
+//! fail2ban's multi-line sessions (`<F-MLFID>`): lines of one session (the
+//! prefix `<F-MLFID>` captures, e.g. `host sshd[4101]:`) share what they
+//! learn. A failure without an address waits for a later line of its
+//! session that names one (even an `<F-NOFAIL>` line); a failure without an
+//! address after such a line takes its address; `<F-MLFFORGET>` ends the
+//! session, `<F-MLFGAINED>` ends it without failure.
+//!
+//! Owns the per-stream table of open sessions, bounded (oldest dropped).
+//! It lives in the stream's `LineState`: never shared between streams or
+//! filters. It decides only how a match of a session line counts.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+/// Open sessions a stream keeps at most (fail2ban keeps 100 by default
+/// per filter; one line each here, so more is cheap).
+pub const MAX_SESSIONS: usize = 1000;
+
+#[derive(Debug, Default)]
+struct Session {
+    host: Option<IpAddr>,
+    /// A failure (its failregex) waiting for an address.
+    pending: Option<usize>,
+}
+
+/// Open sessions of one stream.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    open: HashMap<Vec<u8>, Session>,
+    order: VecDeque<Vec<u8>>,
+}
+
+/// What a failregex match of a session line carried.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionMatch {
+    pub regex: usize,
+    pub host: Option<IpAddr>,
+    pub nofail: bool,
+    pub forget: bool,
+    pub gained: bool,
+}
+
+impl Sessions {
+    /// How the match `m` on a line of session `id` counts: `Some((regex,
+    /// host))` a failure (possibly a waiting one's), `None` none.
+    pub fn count(&mut self, id: &[u8], m: SessionMatch) -> Option<(usize, IpAddr)> {
+        if m.gained {
+            self.remove(id);
+            return None;
+        }
+        let s = self.entry(id);
+        let out = if m.nofail {
+            match (m.host, s.pending.take()) {
+                (Some(h), Some(regex)) => Some((regex, h)),
+                (h, _) => {
+                    s.host = h.or(s.host);
+                    None
+                }
+            }
+        } else {
+            match m.host.or(s.host) {
+                Some(h) => {
+                    s.host = Some(h);
+                    Some((m.regex, h))
+                }
+                None => {
+                    s.pending = Some(m.regex);
+                    None
+                }
+            }
+        };
+        if m.forget {
+            self.remove(id);
+        }
+        out
+    }
+
+    fn entry(&mut self, id: &[u8]) -> &mut Session {
+        if !self.open.contains_key(id) {
+            while self.open.len() >= MAX_SESSIONS {
+                match self.order.pop_front() {
+                    Some(old) => {
+                        self.open.remove(&old);
+                    }
+                    None => self.open.clear(),
+                }
+            }
+            self.order.push_back(id.to_vec());
+        }
+        self.open.entry(id.to_vec()).or_default()
+    }
+
+    fn remove(&mut self, id: &[u8]) {
+        if self.open.remove(id).is_some() {
+            self.order.retain(|k| k != id);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(regex: usize, host: Option<&str>) -> SessionMatch {
+        SessionMatch {
+            regex,
+            host: host.map(|h| h.parse().unwrap()),
+            nofail: false,
+            forget: false,
+            gained: false,
+        }
+    }
+
+    #[test]
+    fn a_failure_without_address_waits_for_its_session_to_name_one() {
+        let mut s = Sessions::default();
+        assert_eq!(s.count(b"sshd[1]", m(15, None)), None);
+        // Another session's line changes nothing.
+        let other = SessionMatch {
+            nofail: true,
+            ..m(3, Some("192.0.2.9"))
+        };
+        assert_eq!(s.count(b"sshd[2]", other), None);
+        let bye = SessionMatch {
+            nofail: true,
+            forget: true,
+            ..m(3, Some("192.0.2.1"))
+        };
+        assert_eq!(
+            s.count(b"sshd[1]", bye),
+            Some((15, "192.0.2.1".parse().unwrap()))
+        );
+        assert_eq!(s.len(), 1, "forgotten");
+        // A session that named its address lends it to later failures.
+        assert_eq!(
+            s.count(b"sshd[2]", m(17, None)),
+            Some((17, "192.0.2.9".parse().unwrap()))
+        );
+        let gained = SessionMatch {
+            gained: true,
+            ..m(21, Some("192.0.2.9"))
+        };
+        assert_eq!(s.count(b"sshd[2]", gained), None);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let mut s = Sessions::default();
+        for i in 0..MAX_SESSIONS + 10 {
+            s.count(format!("x[{i}]").as_bytes(), m(0, None));
+        }
+        assert_eq!(s.len(), MAX_SESSIONS);
+    }
+}
