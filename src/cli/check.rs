@@ -16,6 +16,9 @@ pub fn run(dir: &Path) -> i32 {
                 if enabled.is_empty() { "" } else { ": " },
                 enabled.join(", ")
             );
+            for n in &c.notes {
+                println!("note: {n}");
+            }
             0
         }
         Err(errs) => {

@@ -78,7 +78,9 @@ pub struct DryRunArgs {
     #[arg(long, value_name = "TEXT", conflicts_with = "logs")]
     pub line: Vec<String>,
 
-    /// Filter by name (CONFIG/filters/NAME.yaml) or path to a filter file.
+    /// Filter by name (CONFIG/filters/NAME.yaml), path to a filter file, or a
+    /// fail2ban filter: `/etc/fail2ban/filter.d/sshd.conf[mode=aggressive]`,
+    /// `fail2ban:sshd`.
     #[arg(long, short = 'f', value_name = "NAME|PATH")]
     pub filter: Option<String>,
 
@@ -443,6 +445,33 @@ fn subject(args: &DryRunArgs) -> Result<Subject, Fatal> {
         return Ok(Subject {
             filter: Arc::new(filter),
             origin: "command line".into(),
+            jail: None,
+            logpath: Vec::new(),
+            journal: None,
+        });
+    }
+    if let Some(name) = args
+        .filter
+        .as_ref()
+        .filter(|n| crate::fail2ban::is_fail2ban_ref(n))
+    {
+        // A fail2ban filter file, read unmodified (`fail2ban:NAME` in the
+        // config's `fail2ban_dir`, else /etc/fail2ban).
+        let fail2ban_dir = config_dir(args)
+            .ok()
+            .and_then(|d| config::load(&d).ok())
+            .map_or_else(
+                || PathBuf::from(crate::fail2ban::DEFAULT_DIR),
+                |c| c.global.fail2ban_dir,
+            );
+        let c = crate::fail2ban::compile_ref(name, &fail2ban_dir, Path::new("."))
+            .map_err(|e| Fatal(format!("--filter {name}: {e}")))?;
+        for n in &c.notes {
+            eprintln!("note: {n}");
+        }
+        return Ok(Subject {
+            filter: Arc::new(c.filter),
+            origin: c.imported.path.display().to_string(),
             jail: None,
             logpath: Vec::new(),
             journal: None,

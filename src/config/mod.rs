@@ -36,6 +36,8 @@ pub struct Global {
     /// gid whose members may change state through the control socket.
     pub control_group: Option<u32>,
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Where `fail2ban:NAME` filters are looked up (`filter.d/NAME.conf`).
+    pub fail2ban_dir: PathBuf,
 }
 
 /// One jail, validated.
@@ -63,6 +65,9 @@ pub struct Config {
     pub filters: BTreeMap<String, Arc<Filter>>,
     /// All jails, enabled or not, sorted by name.
     pub jails: Vec<JailConfig>,
+    /// What imported fail2ban filters do differently from fail2ban, each
+    /// located (`check` prints them).
+    pub notes: Vec<String>,
 }
 
 impl Config {
@@ -241,11 +246,12 @@ fn load_some(dir: &Path, only: Option<&str>) -> Result<Config, ConfigErrors> {
         }
     }
     let mut jails = Vec::new();
+    let mut notes = Vec::new();
     for (name, m) in &merged {
         if only.is_some_and(|j| j != name) {
             continue;
         }
-        if let Some(j) = build_jail(dir, name, m, &global, &filters, &mut errs) {
+        if let Some(j) = build_jail(dir, name, m, &global, &filters, &mut notes, &mut errs) {
             jails.push(j);
         }
     }
@@ -255,6 +261,7 @@ fn load_some(dir: &Path, only: Option<&str>) -> Result<Config, ConfigErrors> {
             global,
             filters,
             jails,
+            notes,
         })
     } else {
         Err(ConfigErrors(errs.0))
@@ -374,6 +381,10 @@ fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
                 .map_err(|e| errs.at(path, g, "control_group", e.to_string()))
                 .ok()
         }),
+        fail2ban_dir: raw.fail2ban_dir.as_ref().map_or_else(
+            || PathBuf::from(crate::fail2ban::DEFAULT_DIR),
+            |d| PathBuf::from(&d.value),
+        ),
         metrics_listen: raw.metrics_listen.as_ref().and_then(|m| {
             m.value
                 .parse()
@@ -465,6 +476,7 @@ fn build_jail(
     m: &MergedJail,
     global: &Global,
     filters: &BTreeMap<String, Arc<Filter>>,
+    notes: &mut Vec<String>,
     errs: &mut Errors,
 ) -> Option<JailConfig> {
     let before = errs.0.len();
@@ -492,7 +504,7 @@ fn build_jail(
             );
             None
         }
-        Some(s) => resolve_filter(dir, &s.value, filters)
+        Some(s) => resolve_filter(dir, &s.value, filters, &global.fail2ban_dir, notes)
             .map_err(|msg| errs.at(&file("filter"), s, &f("filter"), msg))
             .ok(),
     };
@@ -758,9 +770,17 @@ fn resolve_filter(
     dir: &Path,
     name: &str,
     filters: &BTreeMap<String, Arc<Filter>>,
+    fail2ban_dir: &Path,
+    notes: &mut Vec<String>,
 ) -> Result<Arc<Filter>, String> {
     if let Some(f) = filters.get(name) {
         return Ok(f.clone());
+    }
+    if crate::fail2ban::is_fail2ban_ref(name) {
+        let c = crate::fail2ban::compile_ref(name, fail2ban_dir, dir)
+            .map_err(|e| format!("fail2ban filter {name}: {e}"))?;
+        notes.extend(c.notes);
+        return Ok(Arc::new(c.filter));
     }
     if name.contains('/') || name.ends_with(".yaml") {
         let p = PathBuf::from(name);

@@ -53,6 +53,8 @@ pub struct RawGlobal {
     pub control_group: Option<Spanned<String>>,
     /// Prometheus endpoint, e.g. `127.0.0.1:9179`; off when absent.
     pub metrics_listen: Option<Spanned<String>>,
+    /// fail2ban's configuration directory, for `filter: fail2ban:NAME`.
+    pub fail2ban_dir: Option<Spanned<String>>,
     pub table: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
     pub ignoreip: Option<Vec<Spanned<String>>>,

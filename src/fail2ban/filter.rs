@@ -38,6 +38,8 @@ pub struct Imported {
     /// fail2ban's `journalmatch`, split into journalctl matches.
     pub journalmatch: Vec<String>,
     pub notes: Vec<Note>,
+    /// Where `prefregex`, `failregex` and `ignoreregex` were written.
+    pub origins: BTreeMap<&'static str, Origin>,
 }
 
 /// A fail2ban filter reference: a path or `fail2ban:NAME`, with options.
@@ -165,6 +167,12 @@ pub fn load(r: &FilterRef) -> Result<Imported, Fail2banError> {
             .map(String::from)
             .collect()
     };
+    let mut origins = BTreeMap::new();
+    for key in ["prefregex", "failregex", "ignoreregex", "datepattern"] {
+        if let Some((_, at)) = value(key)? {
+            origins.insert(key, at);
+        }
+    }
     let Some((fail, fail_at)) = resolved("failregex")? else {
         return Err(Fail2banError::NoFailregex {
             file: r.path.clone(),
@@ -209,7 +217,7 @@ pub fn load(r: &FilterRef) -> Result<Imported, Fail2banError> {
         });
     }
     for (i, f) in failregex.iter().enumerate() {
-        for tag in ["<SKIPLINES>", "<F-MLFID>", "<F-MLFGAINED>"] {
+        for tag in ["<SKIPLINES>", "<F-MLFID>"] {
             if f.contains(tag) && (tag != "<F-MLFID>" || maxlines > 1) {
                 notes.push(Note {
                     at: fail_at.clone(),
@@ -256,6 +264,7 @@ pub fn load(r: &FilterRef) -> Result<Imported, Fail2banError> {
         maxlines,
         journalmatch,
         notes,
+        origins,
     })
 }
 

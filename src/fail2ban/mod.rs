@@ -13,3 +13,52 @@ pub use filter::{is_fail2ban_ref, load, parse_ref, Fail2banError, FilterRef, Imp
 
 /// Where fail2ban keeps its configuration unless `fail2ban_dir` says otherwise.
 pub const DEFAULT_DIR: &str = "/etc/fail2ban";
+
+use std::path::Path;
+
+use crate::filter::{Filter, PatternRef};
+
+/// A fail2ban filter compiled, with what `check` should tell about it.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub filter: Filter,
+    pub imported: Imported,
+    /// Everything not honoured as fail2ban would, and the patterns that run
+    /// on the backtracking fallback, each with `file:line`.
+    pub notes: Vec<String>,
+}
+
+/// Reads and compiles the fail2ban filter `name` refers to
+/// (`fail2ban:NAME[opts]` in `fail2ban_dir`, or `PATH.conf[opts]` relative
+/// to `base`). The error names the file and line of the faulty value.
+pub fn compile_ref(name: &str, fail2ban_dir: &Path, base: &Path) -> Result<Compiled, String> {
+    let r = parse_ref(name, fail2ban_dir, base).map_err(|e| e.to_string())?;
+    let imported = load(&r).map_err(|e| e.to_string())?;
+    let at = |which: PatternRef| {
+        let key = match which {
+            PatternRef::Prefregex => "prefregex",
+            PatternRef::Failregex(_) => "failregex",
+            PatternRef::Ignoreregex(_) => "ignoreregex",
+            PatternRef::Datepattern => "datepattern",
+        };
+        imported
+            .origins
+            .get(key)
+            .map_or_else(|| r.path.display().to_string(), |o| o.to_string())
+    };
+    let filter =
+        Filter::compile(imported.spec.clone()).map_err(|e| format!("{}: {e}", at(e.which)))?;
+    let mut notes: Vec<String> = imported.notes.iter().map(|n| n.to_string()).collect();
+    for (which, why) in filter.fallback_patterns() {
+        notes.push(format!(
+            "{}: {which} runs on the backtracking fallback ({why}), at most {} steps a line",
+            at(which),
+            crate::filter::BACKTRACK_LIMIT
+        ));
+    }
+    Ok(Compiled {
+        filter,
+        imported,
+        notes,
+    })
+}
