@@ -13,6 +13,9 @@ need systemd-analyze systemd
 need journalctl systemd
 need /usr/lib/systemd/systemd-journal-remote systemd-journal-remote
 need runuser util-linux
+# tests/fail2ban_samples.rs reads fail2ban's own filters and sample logs
+# (GPL: read from the package at test time, never copied here).
+need fail2ban-regex fail2ban
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets 2>&1
