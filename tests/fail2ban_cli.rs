@@ -1,0 +1,134 @@
+//! fail2ban filter files where a filter is named, driven through the real
+//! binary: `dry-run --filter PATH.conf[options]`, a jail's
+//! `filter: fail2ban:NAME[options]` looked up in `fail2ban_dir`, and what
+//! `check` says about an imported filter (what it cannot honour, which
+//! patterns run on the backtracking fallback, each with file:line).
+//!
+//! The filter files are written here in fail2ban's format (includes,
+//! `[DEFAULT]`, `%(...)s`, `<...>` substitution, `mode`), not taken from
+//! fail2ban, so the test runs without it installed.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("banwarden").expect("binary");
+    c.env("TZ", "UTC").env_remove("BANWARDEN_CONFIG");
+    c
+}
+
+/// A fail2ban config dir with `filter.d/common.conf` and `filter.d/myapp.conf`.
+fn fail2ban_dir(dir: &Path) {
+    let f = dir.join("filter.d");
+    std::fs::create_dir_all(&f).unwrap();
+    std::fs::write(
+        f.join("common.conf"),
+        "[DEFAULT]\n_daemon = \\S*\n__prefix_line = \\s*\\S+ %(_daemon)s\\[\\d+\\]:\\s+\n",
+    )
+    .unwrap();
+    std::fs::write(
+        f.join("myapp.conf"),
+        "[INCLUDES]\nbefore = common.conf\n\n[DEFAULT]\n_daemon = myapp\n\n\
+         [Definition]\nmode = normal\n\
+         failregex = ^%(__prefix_line)sfailed login for <F-USER>\\S+</F-USER> from <HOST>$\n\
+         \x20           <mdre-<mode>>\n\
+         mdre-normal =\n\
+         mdre-aggressive = ^%(__prefix_line)sbad (?!ok)\\w+ from <HOST>$\n\
+         ignoreregex = from 10\\.\n\
+         maxlines = 2\n",
+    )
+    .unwrap();
+}
+
+const LOG: &str = "\
+2024-05-30T10:00:00Z gate myapp[12]: failed login for root from 192.0.2.1
+2024-05-30T10:00:01Z gate myapp[12]: bad token from 192.0.2.2
+2024-05-30T10:00:02Z gate myapp[12]: failed login for bob from 10.0.0.1
+2024-05-30T10:00:03Z gate other[12]: failed login for root from 192.0.2.3
+2024-05-30T10:00:04Z gate myapp[12]: bad ok from 192.0.2.4
+";
+
+#[test]
+fn dry_run_takes_a_fail2ban_filter_file_with_options() {
+    let d = tempfile::tempdir().unwrap();
+    fail2ban_dir(d.path());
+    let log = d.path().join("app.log");
+    std::fs::write(&log, LOG).unwrap();
+    let conf = d.path().join("filter.d/myapp.conf");
+    let run = |filter: String| {
+        let out = bin()
+            .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
+            .arg(&log)
+            .args(["--filter", &filter])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (doc, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (normal, notes) = run(conf.display().to_string());
+    assert_eq!(normal["lines"]["matched"], 1, "{normal:#}");
+    assert_eq!(normal["lines"]["ignored"], 1, "{normal:#}");
+    assert!(
+        notes.contains("myapp.conf:14: maxlines = 2: multi-line matching is not supported"),
+        "{notes}"
+    );
+    // mode=aggressive adds the look-around regex: `bad token` counts,
+    // `bad ok` does not (the fallback engine honours the look-ahead).
+    let (aggressive, notes) = run(format!("{}[mode=aggressive]", conf.display()));
+    assert_eq!(aggressive["lines"]["matched"], 2, "{aggressive:#}");
+    assert!(
+        notes.contains("failregex[1] runs on the backtracking fallback (look-around)"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn a_jail_names_a_fail2ban_filter_and_check_reports_what_it_cannot_honour() {
+    let d = tempfile::tempdir().unwrap();
+    let f2b = d.path().join("fail2ban");
+    fail2ban_dir(&f2b);
+    let cfg = d.path().join("cfg");
+    std::fs::create_dir_all(cfg.join("jails")).unwrap();
+    std::fs::write(
+        cfg.join("banwarden.yaml"),
+        format!("fail2ban_dir: {}\n", f2b.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        cfg.join("jails/myapp.yaml"),
+        "myapp:\n  filter: 'fail2ban:myapp[mode=aggressive]'\n  logpath: /var/log/myapp.log\n",
+    )
+    .unwrap();
+    bin()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("OK: 0 filters, 1 jails"))
+        .stdout(predicate::str::contains(
+            "myapp.conf:14: maxlines = 2: multi-line matching is not supported",
+        ))
+        .stdout(predicate::str::contains(
+            "myapp.conf:9: failregex[1] runs on the backtracking fallback (look-around)",
+        ));
+    // A missing fail2ban filter is an error located in the jail file.
+    std::fs::write(
+        cfg.join("jails/myapp.yaml"),
+        "myapp:\n  filter: 'fail2ban:nope'\n  logpath: /var/log/myapp.log\n",
+    )
+    .unwrap();
+    bin()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("myapp.yaml:2:"))
+        .stderr(predicate::str::contains("nope.conf: cannot read"));
+}
