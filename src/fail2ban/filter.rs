@@ -207,6 +207,9 @@ pub fn load(r: &FilterRef) -> Result<Imported, Fail2banError> {
                 .collect()
         })
         .unwrap_or_default();
+    let logtimezone = resolved("logtimezone")?
+        .map(|v| v.0.trim().to_string())
+        .filter(|v| !v.is_empty());
     let mut notes = notes.into_inner();
     if maxlines > 1 {
         notes.push(Note {
@@ -257,6 +260,7 @@ pub fn load(r: &FilterRef) -> Result<Imported, Fail2banError> {
         ignoreregex,
         datepattern: datepattern.map(|d| d.0).filter(|d| !d.is_empty()),
         dialect: Dialect::Fail2ban,
+        logtimezone,
     };
     Ok(Imported {
         spec,

@@ -250,6 +250,33 @@ fn may_start_date(b: &[u8]) -> bool {
     }
 }
 
+/// fail2ban's `logtimezone`: `UTC`, `UTC+0200`, `UTC-05`, `+01:00`, or a
+/// zone name (`Europe/Zurich`).
+pub fn parse_zone(s: &str) -> Result<TimeZone, DateError> {
+    let bad = || {
+        DateError::Pattern(format!(
+            "logtimezone {s:?}: expected UTC, UTC+HHMM or a zone name"
+        ))
+    };
+    let t = s.trim();
+    let rest = t
+        .strip_prefix("UTC")
+        .or_else(|| t.strip_prefix("GMT"))
+        .unwrap_or(t);
+    if rest.is_empty() {
+        return Ok(TimeZone::UTC);
+    }
+    if rest.starts_with(['+', '-']) {
+        let (secs, used) = parse_offset(rest.as_bytes(), 0).ok_or_else(bad)?;
+        if used != rest.len() {
+            return Err(bad());
+        }
+        let off = jiff::tz::Offset::from_seconds(secs).map_err(|_| bad())?;
+        return Ok(TimeZone::fixed(off));
+    }
+    TimeZone::get(t).map_err(|_| bad())
+}
+
 /// Whether `Mon ` ... `Sun ` stands just before `at`.
 fn weekday_before(line: &[u8], at: usize) -> bool {
     let Some(w) = at.checked_sub(4).and_then(|s| line.get(s..at)) else {

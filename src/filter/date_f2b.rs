@@ -270,6 +270,16 @@ mod tests {
         assert_eq!(none.detect(b"2005-08-14 12:00:01 x", 0), None);
         let builtin = DateDetector::fail2ban(Some("{^LN-BEG}"), None).unwrap();
         assert!(!builtin.has_datepattern());
+        // logtimezone: the zone of dates without an offset.
+        let zurich = super::super::parse_zone("UTC+0200").unwrap();
+        let d = DateDetector::fail2ban(Some("^%m/%d/%Y %H:%M:%S"), Some(zurich)).unwrap();
+        assert_eq!(
+            d.detect(b"08/14/2005 14:00:01 x", 0).unwrap().ts,
+            1_124_020_801
+        );
+        assert!(super::super::parse_zone("UTC+2x").is_err());
+        assert!(super::super::parse_zone("Nowhere/Atlantis").is_err());
+        assert_eq!(super::super::parse_zone("GMT").unwrap(), TimeZone::UTC);
         let d = DateDetector::fail2ban(Some("^%m/%d/%Y %H:%M:%S"), Some(TimeZone::UTC)).unwrap();
         let m = d.detect(b"08/14/2005 12:00:01 x", 0).unwrap();
         assert_eq!((m.ts, m.format), (1_124_020_801, DateFormat::Custom));

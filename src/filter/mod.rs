@@ -45,6 +45,9 @@ pub struct FilterSpec {
     pub datepattern: Option<String>,
     /// How the patterns are written.
     pub dialect: Dialect,
+    /// fail2ban's `logtimezone`: the zone of dates without an offset
+    /// (`UTC`, `UTC+0200`, `UTC-05`, or a zone name); the system's if unset.
+    pub logtimezone: Option<String>,
 }
 
 /// The syntax a filter's patterns are written in.
@@ -246,7 +249,11 @@ impl Filter {
             .map_err(|e| err(PatternRef::Ignoreregex(0), "", 0, &e.to_string()))?;
         let dates = match d {
             Dialect::Native => DateDetector::new(spec.datepattern.as_deref()),
-            Dialect::Fail2ban => DateDetector::fail2ban(spec.datepattern.as_deref(), None),
+            Dialect::Fail2ban => match spec.logtimezone.as_deref().map(date::parse_zone) {
+                Some(Err(e)) => Err(e),
+                Some(Ok(tz)) => DateDetector::fail2ban(spec.datepattern.as_deref(), Some(tz)),
+                None => DateDetector::fail2ban(spec.datepattern.as_deref(), None),
+            },
         }
         .map_err(|e| {
             err(
