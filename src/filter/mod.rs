@@ -469,6 +469,13 @@ impl Filter {
         self.match_inner(text, None)
     }
 
+    /// [`match_text_spans`](Self::match_text_spans) for a stream's text
+    /// without a date (journal entries): the stream's state carries a
+    /// fail2ban filter's sessions (`<F-MLFID>`) from entry to entry.
+    pub fn match_text_in<'l>(&self, text: &'l [u8], state: &mut LineState) -> (Outcome<'l>, Spans) {
+        self.match_inner(text, self.mlfid.then_some(&mut state.sessions))
+    }
+
     /// [`match_text_spans`](Self::match_text_spans); with `sessions`, a
     /// fail2ban `<F-MLFID>` filter's lines count within their session.
     fn match_inner<'l>(

@@ -187,7 +187,9 @@ impl Engine {
                 });
             match input {
                 Input::Lines(data) => scan::walk(&cfg, data, &mut chunk, &mut stream.state),
-                Input::Entries(entries) => scan::walk_entries(&cfg, entries, &mut chunk),
+                Input::Entries(entries) => {
+                    scan::walk_entries(&cfg, entries, &mut chunk, &mut stream.state)
+                }
             }
             let observer = observer.as_mut().map(|o| &mut **o as Observer<'_>);
             self.count(key, j, &chunk, read_time, now, out, observer);

@@ -329,7 +329,7 @@ fn worker(
             ..Default::default()
         };
         match &job.data {
-            Data::Entries(entries) => walk_entries(&cfg.walk, entries, &mut out),
+            Data::Entries(entries) => walk_entries(&cfg.walk, entries, &mut out, &mut state),
             data => {
                 let bytes = data.bytes();
                 out.bytes = bytes.len() as u64;

@@ -33,7 +33,12 @@ pub fn walk(cfg: &WalkConfig<'_>, data: &[u8], out: &mut ChunkOut, state: &mut L
 
 /// Walks entries that carry their own time (the journal's): no date is looked
 /// for in their text, and the prefilter only rules out whole texts.
-pub fn walk_entries(cfg: &WalkConfig<'_>, entries: &[(UnixTime, Vec<u8>)], out: &mut ChunkOut) {
+pub fn walk_entries(
+    cfg: &WalkConfig<'_>,
+    entries: &[(UnixTime, Vec<u8>)],
+    out: &mut ChunkOut,
+    state: &mut LineState,
+) {
     out.fail_hits = vec![0; cfg.filter.spec.failregex.len()];
     out.ignore_hits = vec![0; cfg.filter.spec.ignoreregex.len()];
     for (idx, (ts, text)) in entries.iter().enumerate() {
@@ -53,7 +58,7 @@ pub fn walk_entries(cfg: &WalkConfig<'_>, entries: &[(UnixTime, Vec<u8>)], out: 
             continue;
         }
         out.examined += 1;
-        let (outcome, spans) = cfg.filter.match_text_spans(text);
+        let (outcome, spans) = cfg.filter.match_text_in(text, state);
         record(cfg, out, idx, text, true, Some(*ts), outcome, spans);
     }
 }
