@@ -132,3 +132,38 @@ fn a_jail_names_a_fail2ban_filter_and_check_reports_what_it_cannot_honour() {
         .stderr(predicate::str::contains("myapp.yaml:2:"))
         .stderr(predicate::str::contains("nope.conf: cannot read"));
 }
+
+#[test]
+fn a_catastrophic_pattern_on_a_hostile_line_stops_at_its_bound_and_is_counted() {
+    let d = tempfile::tempdir().unwrap();
+    let conf = d.path().join("evil.conf");
+    // Nested quantifiers with overlapping alternatives and a look-ahead:
+    // exponential for a backtracking engine on a run of `a`s that does not
+    // end as the back-reference wants.
+    std::fs::write(
+        &conf,
+        "[Definition]\nfailregex = ^((a|aa)+)+(?!x)\\1b from <HOST>$\n",
+    )
+    .unwrap();
+    let log = d.path().join("evil.log");
+    let hostile = format!("{}c b from 192.0.2.66", "a".repeat(40));
+    std::fs::write(&log, format!("{hostile}\naab from 192.0.2.1\n")).unwrap();
+    let started = std::time::Instant::now();
+    let out = bin()
+        .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
+        .arg(&log)
+        .arg("--filter")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["lines"]["matched"], 1, "{doc:#}");
+    assert_eq!(doc["lines"]["missed"], 1, "{doc:#}");
+    assert!(
+        stderr.contains("1 lines reached the backtracking bound"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}

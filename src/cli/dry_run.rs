@@ -375,6 +375,14 @@ fn run_inner(args: &DryRunArgs) -> Result<i32, Fatal> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(Fatal(format!("writing the report: {e}"))),
     }
+    let too_slow = subject.filter.too_slow();
+    if too_slow > 0 {
+        eprintln!(
+            "note: {too_slow} lines reached the backtracking bound ({} steps) of a fallback \
+             pattern and were counted as missed",
+            crate::filter::BACKTRACK_LIMIT
+        );
+    }
     if std::io::stderr().is_terminal() && !args.json {
         let secs = elapsed.as_secs_f64().max(1e-9);
         eprintln!(

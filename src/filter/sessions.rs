@@ -48,7 +48,8 @@ impl Sessions {
             self.remove(id);
             return None;
         }
-        let s = self.entry(id);
+        self.open_session(id);
+        let s = self.open.get_mut(id)?;
         let out = if m.nofail {
             match (m.host, s.pending.take()) {
                 (Some(h), Some(regex)) => Some((regex, h)),
@@ -75,24 +76,31 @@ impl Sessions {
         out
     }
 
-    fn entry(&mut self, id: &[u8]) -> &mut Session {
-        if !self.open.contains_key(id) {
-            while self.open.len() >= MAX_SESSIONS {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        self.open.remove(&old);
-                    }
-                    None => self.open.clear(),
-                }
-            }
-            self.order.push_back(id.to_vec());
+    /// Opens session `id` unless it is open (no allocation then),
+    /// dropping the oldest when the table is full.
+    fn open_session(&mut self, id: &[u8]) {
+        if self.open.contains_key(id) {
+            return;
         }
-        self.open.entry(id.to_vec()).or_default()
+        while self.open.len() >= MAX_SESSIONS {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.open.remove(&old);
+                }
+                None => self.open.clear(),
+            }
+        }
+        self.order.push_back(id.to_vec());
+        self.open.insert(id.to_vec(), Session::default());
     }
 
+    /// Closes session `id`. Its key stays in `order` until the eviction
+    /// loop or a compaction (amortised) passes it.
     fn remove(&mut self, id: &[u8]) {
-        if self.open.remove(id).is_some() {
-            self.order.retain(|k| k != id);
+        self.open.remove(id);
+        if self.order.len() > 2 * MAX_SESSIONS {
+            let open = &self.open;
+            self.order.retain(|k| open.contains_key(k));
         }
     }
 
