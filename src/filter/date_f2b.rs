@@ -23,7 +23,7 @@ const DATE_TEMPLATES: &[&str] = &[
     r"%d/%b/%ExY[: ]%H:%M:%S(?:\s*%z)?",
     r"%m/%d/%ExY[: ]%H:%M:%S",
     r"%d-%b-%ExY %H:%M:%S(?:\.%f)?(?:\s*%z)?",
-    r"%d-%m-%ExY %H:%M:%S(?:\s*%z)?",
+    r"%d-%m-%ExY %H:%M:%S",
     r"%d\.%m\.%ExY %H:%M:%S",
     r"%y%m%d\s+%H:%M:%S",
     "TAI64N",
