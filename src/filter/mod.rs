@@ -500,15 +500,23 @@ impl Filter {
                 }
             },
         };
-        let regex = match self.select(content) {
-            Ok(regex) => regex,
+        let picked = if self.general {
+            self.select_general(content)
+        } else {
+            self.select(content).map(|r| (r, None))
+        };
+        let (regex, mut found) = match picked {
+            Ok(p) => p,
             Err(outcome) => return (outcome, none),
         };
         let mut flags = (false, false, false);
         let (host_m, user_m) = match self.fixed_host(regex, content) {
             Some(None) => return (Outcome::Missed, none),
             Some(host) => (host, None),
-            None => match captures(&self.fail[regex], self.fail_slow[regex].as_ref(), content) {
+            None => match found
+                .take()
+                .or_else(|| captures(&self.fail[regex], self.fail_slow[regex].as_ref(), content))
+            {
                 None => return (Outcome::Missed, none),
                 Some(caps) => {
                     let has = |g: &str| caps.name(g).is_some();
@@ -592,9 +600,6 @@ impl Filter {
     /// ignoreregex matched). One pass over the line for all failregexes; a
     /// lone failregex without ignoreregex goes straight to its captures.
     fn select(&self, content: &[u8]) -> Result<usize, Outcome<'static>> {
-        if self.general {
-            return self.select_general(content);
-        }
         if self.fail.len() == 1 && self.ignore_set.is_empty() {
             return Ok(0);
         }
@@ -615,14 +620,27 @@ impl Filter {
     /// [`select`](Self::select) where fallback patterns take part: the
     /// sets (built from their supersets) name the candidates, the fallback
     /// decides for its own; one that hits its bound counts as no match.
-    fn select_general(&self, content: &[u8]) -> Result<usize, Outcome<'static>> {
+    /// The fallback's captures of the winner come along (not run twice).
+    fn select_general<'t>(
+        &self,
+        content: &'t [u8],
+    ) -> Result<(usize, Option<Caps<'t>>), Outcome<'static>> {
         let confirm = |slow: Option<&Slow>| slow.is_none_or(|s| s.is_match(content) == Ok(true));
-        let regex = self
-            .fail_set
-            .matches(content)
-            .iter()
-            .find(|&i| confirm(self.fail_slow[i].as_ref()))
+        // Each regex's own lazy DFA, in order: the set's overlapping search
+        // falls back to the PikeVM on fail2ban's many Unicode-class regexes.
+        let (regex, caps) = (0..self.fail.len())
+            .filter(|&i| self.fail[i].is_match(content))
+            .find_map(|i| match &self.fail_slow[i] {
+                None => Some((i, None)),
+                Some(s) => match s.captures(content) {
+                    Ok(Some(c)) => Some((i, Some(c))),
+                    _ => None,
+                },
+            })
             .ok_or(Outcome::Missed)?;
+        if self.ignore_set.is_empty() {
+            return Ok((regex, caps));
+        }
         match self
             .ignore_set
             .matches(content)
@@ -630,7 +648,7 @@ impl Filter {
             .find(|&i| confirm(self.ignore_slow[i].as_ref()))
         {
             Some(i) => Err(Outcome::Ignored { regex: i }),
-            None => Ok(regex),
+            None => Ok((regex, caps)),
         }
     }
 }
