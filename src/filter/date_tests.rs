@@ -1,6 +1,8 @@
 //! Unit tests of `date`.
 
+use super::zone::to_datetime;
 use super::*;
+use jiff::civil::DateTime;
 
 const NOW: i64 = 1_718_452_800; // 2024-06-15T12:00:00Z
 

@@ -1,0 +1,110 @@
+//! Compiling one pattern of a filter: tags expanded (native or fail2ban
+//! dialect), Python syntax translated, the `regex` crate's automaton built,
+//! with the backtracking fallback for what it cannot express; errors placed
+//! in the text the user wrote.
+//!
+//! Owns pattern compilation only; it never matches a line.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use regex::bytes::Regex;
+use regex_syntax::hir::Hir;
+
+use super::backtrack::{Caps, Slow};
+use super::{f2b_tags, python, tags, Dialect, FilterError, PatternRef};
+
+/// Largest compiled regex a filter may hold (bytes of NFA); the `fixed`
+/// searches are built with the same limit.
+pub(crate) const REGEX_SIZE_LIMIT: usize = 16 << 20;
+
+/// One pattern compiled.
+pub(super) struct Compiled {
+    /// For the regex crate: the pattern, or a superset of it when `slow` is set.
+    pub(super) re: Regex,
+    /// The text of `re` (for the regex sets).
+    pub(super) screen: String,
+    pub(super) exp: tags::Expanded,
+    pub(super) hir: Hir,
+    /// The exact pattern on the backtracking fallback.
+    pub(super) slow: Option<Slow>,
+    /// Whether matches need the general captures path.
+    pub(super) general: bool,
+}
+
+/// Captures of `re`, or of `slow` (screened by `re`) when set.
+pub(super) fn captures<'t>(re: &Regex, slow: Option<&Slow>, text: &'t [u8]) -> Option<Caps<'t>> {
+    match slow {
+        None => re.captures(text).map(Caps::Fast),
+        Some(s) => {
+            if !re.is_match(text) {
+                return None;
+            }
+            s.captures(text).ok().flatten()
+        }
+    }
+}
+
+/// Expands the tags of `pattern` and compiles it, with its syntax tree (for
+/// `fixed`) and errors placed in the text the user wrote.
+pub(super) fn compile_one(
+    which: PatternRef,
+    pattern: &str,
+    dialect: Dialect,
+    too_slow: &Arc<AtomicU64>,
+) -> Result<Compiled, FilterError> {
+    let mut exp = match dialect {
+        Dialect::Native => tags::expand(pattern),
+        Dialect::Fail2ban => f2b_tags::expand(pattern),
+    }
+    .map_err(|e| err(which, pattern, e.offset, &e.message))?;
+    let mut slow = None;
+    let mut general = false;
+    if dialect == Dialect::Fail2ban {
+        let t = python::translate(&exp.regex);
+        general = ["(?P<nofail>", "(?P<mlfgained>", "(?P<host_1>"]
+            .iter()
+            .any(|g| exp.regex.contains(g));
+        if t.needs_fallback() {
+            general = true;
+            slow = Some(
+                Slow::compile(&t.exact, too_slow.clone())
+                    .map_err(|e| err(which, pattern, 0, &format!("fallback engine: {e}")))?,
+            );
+        }
+        exp.regex = t.relaxed;
+    }
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(&exp.regex)
+        .map_err(|e| {
+            let (span, msg) = match &e {
+                regex_syntax::Error::Parse(p) => (p.span().start.offset, p.kind().to_string()),
+                regex_syntax::Error::Translate(t) => (t.span().start.offset, t.kind().to_string()),
+                other => (0, other.to_string()),
+            };
+            err(which, pattern, exp.original_offset(span), &msg)
+        })?;
+    let re = regex::bytes::RegexBuilder::new(&exp.regex)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| err(which, pattern, 0, &e.to_string()))?;
+    Ok(Compiled {
+        re,
+        screen: exp.regex.clone(),
+        exp,
+        hir,
+        slow,
+        general,
+    })
+}
+
+pub(super) fn err(which: PatternRef, pattern: &str, offset: usize, message: &str) -> FilterError {
+    FilterError {
+        which,
+        pattern: pattern.to_string(),
+        offset,
+        message: message.to_string(),
+    }
+}
