@@ -165,6 +165,55 @@ fn ban_unban_status_and_reload_through_the_socket() {
     daemon.assert_alive();
 }
 
+/// `ban`, `unban` and `ignore` answer once nft has applied the change: the
+/// element is there (or gone) the moment the command returns, every time.
+#[test]
+fn control_commands_return_when_the_kernel_has_the_change() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwsync";
+    let cfg = config(table, "");
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    let has = |addr: &str| {
+        elements(&pair, table, "app_v4")
+            .iter()
+            .any(|(a, _)| a == addr)
+    };
+    for round in 0..80 {
+        let addr = format!("192.0.2.{}", round % 200 + 1);
+        ok(&cli(&cfg, &["ban", "app", &addr]));
+        assert!(
+            has(&addr),
+            "round {round}: `ban` returned before nft had {addr}"
+        );
+        ok(&cli(&cfg, &["unban", &addr]));
+        assert!(
+            !has(&addr),
+            "round {round}: `unban` returned with {addr} still in the set\n{}",
+            daemon.stderr()
+        );
+    }
+    for round in 0..10 {
+        let addr = format!("198.51.100.{}", round + 1);
+        ok(&cli(&cfg, &["ban", "app", &addr]));
+        ok(&cli(&cfg, &["ignore", &addr, "--for", "1h"]));
+        assert!(
+            !has(&addr),
+            "round {round}: `ignore` returned with {addr} banned"
+        );
+    }
+    // reload re-runs the setup with the current bans before it answers.
+    ok(&cli(&cfg, &["ban", "app", "203.0.113.9"]));
+    pair.srv_nft(&["delete", "table", "inet", table]);
+    ok(&cli(&cfg, &["reload"]));
+    assert!(
+        has("203.0.113.9"),
+        "`reload` returned before the table was rebuilt"
+    );
+}
+
 #[test]
 fn an_unprivileged_client_is_refused() {
     if skip_unless_privileged() {

@@ -51,8 +51,10 @@ impl Daemon {
                 jail,
                 addr,
                 seconds,
-            } => self.manual_ban(&jail, &addr, seconds, now),
-            Request::Unban { addr, jail, all } => self.unban(addr.as_deref(), jail.as_deref(), all),
+            } => self.manual_ban(&jail, &addr, seconds, now).await,
+            Request::Unban { addr, jail, all } => {
+                self.unban(addr.as_deref(), jail.as_deref(), all).await
+            }
             Request::Reload => match self.reload(rx).await {
                 Ok(()) => Response::ok(Reply::Done {
                     count: 0,
@@ -60,7 +62,7 @@ impl Daemon {
                 }),
                 Err(e) => Response::err(format!("{e}\nthe running configuration is unchanged")),
             },
-            Request::Ignore { addr, seconds } => self.ignore(&addr, seconds, now),
+            Request::Ignore { addr, seconds } => self.ignore(&addr, seconds, now).await,
         }
     }
 
@@ -192,7 +194,13 @@ impl Daemon {
             .collect()
     }
 
-    fn manual_ban(&mut self, jail: &str, addr: &str, seconds: Option<i64>, now: i64) -> Response {
+    async fn manual_ban(
+        &mut self,
+        jail: &str,
+        addr: &str,
+        seconds: Option<i64>,
+        now: i64,
+    ) -> Response {
         let net = match parse_net(addr) {
             Ok(n) => n,
             Err(e) => return Response::err(e),
@@ -210,8 +218,13 @@ impl Daemon {
         tracing::info!(jail, addr = %net, bantime = ?decision.bantime, "manual ban");
         let expires = decision.expires;
         let mut batch = vec![decision];
-        if let Err(e) = self.apply(&mut batch, now) {
-            return Response::err(e.to_string());
+        // Answer once the element is in the kernel (or with nft's error).
+        let ops = self.record(&mut batch, now);
+        if let Err(e) = self.worker.apply(ops).await {
+            return Response::err(format!(
+                "{} is recorded as banned but not in the kernel yet: {e}",
+                show(&net)
+            ));
         }
         let until = expires.map_or_else(
             || "permanently".to_string(),
@@ -223,7 +236,7 @@ impl Daemon {
         })
     }
 
-    fn unban(&mut self, addr: Option<&str>, jail: Option<&str>, all: bool) -> Response {
+    async fn unban(&mut self, addr: Option<&str>, jail: Option<&str>, all: bool) -> Response {
         if let Some(j) = jail {
             if !self.has_jail(j) {
                 return Response::err(self.no_such_jail(j));
@@ -275,9 +288,11 @@ impl Daemon {
                 m.unbans(j, crate::metrics::UnbanCause::Manual, 1);
             }
         }
-        // One transaction for the whole list.
-        if self.worker.send(ops).is_err() {
-            return Response::err("the firewall worker has stopped");
+        // One transaction for the whole list; answer once it has applied.
+        if let Err(e) = self.worker.apply(ops).await {
+            return Response::err(format!(
+                "{count} ban(s) removed from the state store, but the kernel still has them: {e}"
+            ));
         }
         tracing::info!(count, "manual unban");
         let message = match (count, net) {
@@ -287,19 +302,19 @@ impl Daemon {
         Response::ok(Reply::Done { count, message })
     }
 
-    fn ignore(&mut self, addr: &str, seconds: Option<i64>, now: i64) -> Response {
+    async fn ignore(&mut self, addr: &str, seconds: Option<i64>, now: i64) -> Response {
         let net = match parse_net(addr) {
             Ok(n) => n,
             Err(e) => return Response::err(e),
         };
         self.running.ignore(net, seconds.map(|s| now + s));
         // An address on the allow-list is not left banned.
-        let lifted = match self.unban(Some(&net.to_string()), None, false) {
+        let lifted = match self.unban(Some(&net.to_string()), None, false).await {
             Response {
                 data: Some(Reply::Done { count, .. }),
                 ..
             } => count,
-            _ => 0,
+            failed => return failed,
         };
         let until = seconds.map_or_else(
             || "until the next reload or restart".to_string(),

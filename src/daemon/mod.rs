@@ -320,8 +320,17 @@ impl Daemon {
         decisions: &mut Vec<BanDecision>,
         now: UnixTime,
     ) -> Result<(), DaemonError> {
+        let ops = self.record(decisions, now);
+        self.worker
+            .send(ops)
+            .map_err(|_| DaemonError::Firewall("the firewall worker stopped".into()))
+    }
+
+    /// Records decisions in the store and the daemon's view of the bans;
+    /// returns the firewall ops that realise them.
+    fn record(&mut self, decisions: &mut Vec<BanDecision>, now: UnixTime) -> Vec<FirewallOp> {
         if decisions.is_empty() {
-            return Ok(());
+            return Vec::new();
         }
         self.running.engine.share_history(decisions);
         let records: Vec<BanRecord> = decisions
@@ -352,9 +361,7 @@ impl Daemon {
         for r in records {
             self.bans.insert((r.jail.clone(), r.net), r);
         }
-        self.worker
-            .send(ops)
-            .map_err(|_| DaemonError::Firewall("the firewall worker stopped".into()))
+        ops
     }
 
     /// Once a second: save positions, forget expired bans, sweep counters.

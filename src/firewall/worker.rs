@@ -71,6 +71,12 @@ impl Default for WorkerOptions {
 #[derive(Debug)]
 pub enum WorkerMsg {
     Ops(Vec<FirewallOp>),
+    /// Ops whose sender waits for them: `done` is told once the transaction
+    /// that carries them has applied (or failed for good, with nft's error).
+    Awaited {
+        ops: Vec<FirewallOp>,
+        done: oneshot::Sender<Result<(), String>>,
+    },
     /// Replace the jails and re-run `setup` with the current bans.
     Reconfigure {
         jails: Vec<JailRules>,
@@ -102,6 +108,9 @@ pub enum WorkerError {
     Stopped(#[from] WorkerStopped),
     #[error(transparent)]
     Firewall(#[from] FirewallError),
+    /// The transaction carrying awaited ops failed after every retry.
+    #[error("nft did not apply the change: {0}")]
+    Rejected(String),
 }
 
 /// The result of the initial `setup`, delivered once the worker has run it.
@@ -168,6 +177,22 @@ impl WorkerHandle {
             return Ok(());
         }
         self.tx.send(WorkerMsg::Ops(ops)).map_err(|_| WorkerStopped)
+    }
+
+    /// Queues ops like [`send`](Self::send) and returns once the transaction
+    /// that carries them has applied in the kernel, or with its error. Ops
+    /// that change nothing in the kernel (already covered) return at once.
+    pub async fn apply(&self, ops: Vec<FirewallOp>) -> Result<(), WorkerError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(WorkerMsg::Awaited { ops, done })
+            .map_err(|_| WorkerStopped)?;
+        rx.await
+            .map_err(|_| WorkerStopped)?
+            .map_err(WorkerError::Rejected)
     }
 
     /// A sender for other tasks (same channel as [`send`](Self::send)).
@@ -287,34 +312,10 @@ impl Worker {
             };
             match msg {
                 WorkerMsg::Ops(first) => {
-                    // Take what is queued: ops that came while the previous
-                    // transaction ran. Wait for more only with a batch window.
-                    let mut batch = first;
-                    let deadline = (!self.opts.batch_window.is_zero())
-                        .then(|| tokio::time::Instant::now() + self.opts.batch_window);
-                    while batch.len() < self.opts.max_batch {
-                        let next = match (rx.try_recv(), deadline) {
-                            (Ok(msg), _) => Some(msg),
-                            (Err(TryRecvError::Disconnected), _) => None,
-                            (Err(TryRecvError::Empty), None) => None,
-                            (Err(TryRecvError::Empty), Some(deadline)) => rt
-                                .block_on(tokio::time::timeout_at(deadline, rx.recv()))
-                                .ok()
-                                .flatten(),
-                        };
-                        match next {
-                            Some(WorkerMsg::Ops(more)) => batch.extend(more),
-                            Some(other) => {
-                                pending = Some(other);
-                                break;
-                            }
-                            None => break,
-                        }
-                    }
-                    self.apply_ops(batch);
-                    if self.last_check.elapsed() >= self.opts.check_interval {
-                        self.check();
-                    }
+                    self.batch_and_apply(&rt, &mut rx, first, None, &mut pending)
+                }
+                WorkerMsg::Awaited { ops, done } => {
+                    self.batch_and_apply(&rt, &mut rx, ops, Some(done), &mut pending)
                 }
                 WorkerMsg::Reconfigure { jails, reply } => {
                     let result = self.reconfigure(jails);
@@ -324,6 +325,53 @@ impl Worker {
             }
         }
         tracing::debug!("firewall worker stopped; bans stay in the kernel");
+    }
+
+    /// Takes what is queued behind `first` (ops that came while the previous
+    /// transaction ran; waiting for more only with a batch window), applies it
+    /// all, and tells every waiter among them how it went.
+    fn batch_and_apply(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        rx: &mut UnboundedReceiver<WorkerMsg>,
+        first: Vec<FirewallOp>,
+        waiter: Option<oneshot::Sender<Result<(), String>>>,
+        pending: &mut Option<WorkerMsg>,
+    ) {
+        let mut batch = first;
+        let mut waiters: Vec<_> = waiter.into_iter().collect();
+        let deadline = (!self.opts.batch_window.is_zero())
+            .then(|| tokio::time::Instant::now() + self.opts.batch_window);
+        while batch.len() < self.opts.max_batch {
+            let next = match (rx.try_recv(), deadline) {
+                (Ok(msg), _) => Some(msg),
+                (Err(TryRecvError::Disconnected), _) => None,
+                (Err(TryRecvError::Empty), None) => None,
+                (Err(TryRecvError::Empty), Some(deadline)) => rt
+                    .block_on(tokio::time::timeout_at(deadline, rx.recv()))
+                    .ok()
+                    .flatten(),
+            };
+            match next {
+                Some(WorkerMsg::Ops(more)) => batch.extend(more),
+                Some(WorkerMsg::Awaited { ops, done }) => {
+                    batch.extend(ops);
+                    waiters.push(done);
+                }
+                Some(other) => {
+                    *pending = Some(other);
+                    break;
+                }
+                None => break,
+            }
+        }
+        let result = self.apply_ops(batch);
+        for done in waiters {
+            let _ = done.send(result.clone());
+        }
+        if self.last_check.elapsed() >= self.opts.check_interval {
+            self.check();
+        }
     }
 
     /// Updates the books with `ops` and returns the element ops that realise
@@ -390,14 +438,22 @@ impl Worker {
         out
     }
 
-    fn apply_ops(&mut self, ops: Vec<FirewallOp>) {
+    /// Applies `ops`; the error of the first chunk that failed for good.
+    fn apply_ops(&mut self, ops: Vec<FirewallOp>) -> Result<(), String> {
         let ops = self.plan(ops, self.now());
+        let mut result = Ok(());
         for chunk in ops.chunks(self.opts.max_batch.max(1)) {
-            self.apply_with_retry(chunk);
+            let outcome = self.apply_with_retry(chunk);
+            if result.is_ok() {
+                result = outcome;
+            }
         }
+        result
     }
 
-    fn apply_with_retry(&mut self, ops: &[FirewallOp]) {
+    /// Applies one transaction with retries, rebuild and bisection; `Err`
+    /// with nft's error when some op could not be applied.
+    fn apply_with_retry(&mut self, ops: &[FirewallOp]) -> Result<(), String> {
         let started = Instant::now();
         let mut last_error = None;
         for attempt in 0..self.opts.tries.max(1) {
@@ -414,7 +470,7 @@ impl Worker {
                         ops: ops.len(),
                         took: started.elapsed(),
                     });
-                    return;
+                    return Ok(());
                 }
                 Err(e) => {
                     tracing::warn!(attempt = attempt + 1, ops = ops.len(), error = %e, "firewall transaction failed");
@@ -430,7 +486,9 @@ impl Worker {
                 }
             }
         }
-        let Some(error) = last_error else { return };
+        let Some(error) = last_error else {
+            return Ok(());
+        };
         if matches!(error, FirewallError::Nft(_)) && !self.needs_setup {
             // The kernel may hold elements we do not know (an earlier run, a
             // hand-made change) that clash with the batch: setup reconciles
@@ -441,23 +499,24 @@ impl Worker {
                         ops: ops.len(),
                         took: started.elapsed(),
                     });
-                    return;
+                    return Ok(());
                 }
             }
             if ops.len() > 1 {
-                self.bisect(ops, started);
-                return;
+                return self.bisect(ops, started);
             }
         }
         tracing::error!(ops = ops.len(), error = %error, "firewall transaction failed for good");
+        let error = error.to_string();
         self.emit(WorkerEvent::Failed {
-            error: error.to_string(),
+            error: error.clone(),
         });
+        Err(error)
     }
 
     /// Applies halves, quarters, … of a failing batch so that one bad op does
     /// not hold back the rest. Bounded in transactions.
-    fn bisect(&mut self, ops: &[FirewallOp], started: Instant) {
+    fn bisect(&mut self, ops: &[FirewallOp], started: Instant) -> Result<(), String> {
         let mut budget = 64usize;
         let mut applied = 0usize;
         let mut failures: Vec<(usize, String)> = Vec::new();
@@ -493,10 +552,13 @@ impl Worker {
         let failed: usize = failures.iter().map(|(n, _)| n).sum();
         if let Some((_, first)) = failures.first() {
             tracing::error!(failed, applied, error = %first, "firewall batch partly failed");
+            let error = format!("{failed} of {} ops failed: {first}", ops.len());
             self.emit(WorkerEvent::Failed {
-                error: format!("{failed} of {} ops failed: {first}", ops.len()),
+                error: error.clone(),
             });
+            return Err(error);
         }
+        Ok(())
     }
 
     /// Checks the kernel state and rebuilds it if it is missing or wrong.

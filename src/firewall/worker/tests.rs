@@ -484,3 +484,64 @@ fn shutdown_applies_what_is_queued_first() {
     );
     assert_eq!(fake.log().applies.len(), 1);
 }
+
+#[test]
+fn an_awaited_change_returns_after_its_transaction_applied_and_with_its_error() {
+    let fake = Fake::default();
+    let (h, ready) = spawn_worker(
+        Box::new(fake.clone()),
+        vec![hosts("ssh")],
+        vec![],
+        opts(None),
+    )
+    .unwrap();
+    ready.blocking_recv().unwrap().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let h = Arc::new(h);
+
+    // nft is slow: the caller is still waiting while the transaction runs.
+    fake.1.set(true);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let waiter = {
+        let h = Arc::clone(&h);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let result = rt.block_on(h.apply(vec![ban("ssh", "192.0.2.1/32", None)]));
+            done_tx.send(result.map_err(|e| e.to_string())).unwrap();
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fake.1.held.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the worker never applied");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        done_rx.try_recv().is_err(),
+        "answered before the transaction applied"
+    );
+    fake.1.set(false);
+    assert_eq!(
+        done_rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        Ok(())
+    );
+    waiter.join().unwrap();
+    assert_eq!(fake.log().applies.len(), 1);
+
+    // A transaction that fails for good comes back as an error.
+    fake.log().poison = Some("192.0.2.2/32".parse().unwrap());
+    let err = rt
+        .block_on(h.apply(vec![ban("ssh", "192.0.2.2/32", None)]))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("bad element 192.0.2.2/32"),
+        "{err}"
+    );
+    // Nothing to change returns at once, without a transaction.
+    let applies = fake.log().applies.len();
+    rt.block_on(h.apply(vec![])).unwrap();
+    assert_eq!(fake.log().applies.len(), applies);
+}
