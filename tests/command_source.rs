@@ -139,17 +139,27 @@ async fn exited_child_is_restarted_and_its_lines_arrive_again() {
 
 #[tokio::test]
 async fn overlong_lines_are_skipped_and_bytes_pass_through() {
-    let script = r"head -c 5000 /dev/zero | tr '\0' x; echo; printf 'bad \377\376 utf8\n'; printf 'last without newline'; exec sleep 60";
-    let mut run = start(&["/bin/sh", "-c", script], 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    // The child writes half a line, waits for the test, then finishes it.
+    let script = format!(
+        r"head -c 5000 /dev/zero | tr '\0' x; echo; printf 'bad \377\376 utf8\n'; printf 'last with'; while [ ! -e {go} ]; do sleep 0.01; done; printf 'out newline\nend\n'; exec sleep 60",
+        go = go.display()
+    );
+    let mut run = start(&["/bin/sh", "-c", &script], 1024);
     run.until("the binary line", |r| !r.lines.is_empty()).await;
     assert_eq!(run.skipped, 1);
-    assert_eq!(run.lines, [b"bad \xff\xfe utf8".to_vec()]);
-    // A partial last line is held back while the child runs.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    while let Ok(ev) = run.rx.try_recv() {
-        run.record(ev);
-    }
-    assert_eq!(run.lines.len(), 1);
+    std::fs::write(&go, b"").unwrap();
+    run.until("the end line", |r| r.count("end") == 1).await;
+    // The partial line was held back while the child ran, not cut in two.
+    assert_eq!(
+        run.lines,
+        [
+            b"bad \xff\xfe utf8".to_vec(),
+            b"last without newline".to_vec(),
+            b"end".to_vec()
+        ]
+    );
     assert!(run.errors.is_empty(), "{:?}", run.errors);
 }
 

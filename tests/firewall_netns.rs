@@ -124,7 +124,6 @@ fn ban_blocks_attacker_until_expiry_and_spares_the_second_client() {
     let now = banwarden::now();
     fw.apply(&[ban("ssh", &pair.atk_v4, Some(now + 3))], now)
         .expect("apply");
-    let banned_at = Instant::now();
     assert_eq!(
         probe(&pair.atk, &pair.atk_v4, &pair.srv_v4, PORT, T),
         Probe::TimedOut,
@@ -140,10 +139,8 @@ fn ban_blocks_attacker_until_expiry_and_spares_the_second_client() {
     );
 
     // The kernel expires the element by itself.
-    let wait = Duration::from_millis(3600).saturating_sub(banned_at.elapsed());
-    std::thread::sleep(wait);
     assert!(
-        eventually(Duration::from_secs(3), || connects(
+        eventually(Duration::from_secs(10), || connects(
             &pair.atk,
             &pair.atk_v4,
             &pair.srv_v4,

@@ -159,9 +159,21 @@ fn ban_unban_status_and_reload_through_the_socket() {
         &pair, table, "app_v4"
     )
     .is_empty()));
-    cfg.append("app.log", &failures("198.51.100.9", 3));
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(elements(&pair, table, "app_v4").is_empty());
+    // Lines are handled in order: once a later offender is banned, the
+    // ignored address's failures have been read too.
+    cfg.append(
+        "app.log",
+        &(failures("198.51.100.9", 3) + &failures("198.51.100.77", 3)),
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || elements(&pair, table, "app_v4")
+            .iter()
+            .any(|(a, _)| a == "198.51.100.77")),
+        "{}",
+        daemon.stderr()
+    );
+    let els = elements(&pair, table, "app_v4");
+    assert_eq!(els.len(), 1, "the ignored address was banned: {els:?}");
     daemon.assert_alive();
 }
 
@@ -278,17 +290,23 @@ fn restart_restores_bans_with_their_remaining_time() {
         "{}",
         daemon.stderr()
     );
+    let bans = json(&cli(&cfg, &["bans", "--json"]));
+    let expires = bans["bans"][0]["expires"].as_i64().expect("an expiry");
     assert!(daemon.stop().success());
     // Wipe the kernel state: what comes back comes from the store.
     pair.srv_nft(&["delete", "table", "inet", table]);
-    std::thread::sleep(Duration::from_secs(2));
+    // The daemon stays down until the clock shows 2 s off the ban's time.
+    assert!(eventually(Duration::from_secs(10), || banwarden::now()
+        >= expires - 600 + 2));
     let daemon = Daemon::start(&pair.srv, &cfg, table);
+    let now = banwarden::now();
     let els = elements(&pair, table, "app_v4");
     assert_eq!(els.len(), 1, "{els:?}\n{}", daemon.stderr());
-    let left = els[0].1.unwrap_or(0);
+    let left = els[0].1.unwrap_or(0) as i64;
     assert!(
-        (590..=598).contains(&left),
-        "remaining time {left} s, expected 600 minus the ~2 s down"
+        (expires - now - 2..=expires - now).contains(&left) && left <= 598,
+        "remaining time {left} s, expected the ban's own {} s left",
+        expires - now
     );
 
     // Lines written while the daemon was down are read, and none twice.
@@ -327,7 +345,6 @@ fn kill_9_during_a_burst_loses_no_ban_that_nft_had() {
         &pair, table, "app_v4"
     )
     .is_empty()));
-    std::thread::sleep(Duration::from_millis(20));
     daemon.signal(nix::sys::signal::Signal::SIGKILL);
     drop(daemon);
     let had: Vec<String> = elements(&pair, table, "app_v4")
@@ -392,7 +409,13 @@ fn escalation_doubles_the_ban() {
             &pair, table, "app_v4"
         )
         .is_empty()));
-        std::thread::sleep(Duration::from_millis(1100));
+        // The next round's failure must find the ban over in the daemon too.
+        assert!(eventually(Duration::from_secs(5), || json(&cli(
+            &cfg,
+            &["bans", "--json"]
+        ))["bans"]
+            .as_array()
+            .is_some_and(Vec::is_empty)));
     }
     assert_eq!(lengths, vec![2, 4, 8]);
 }
@@ -454,11 +477,11 @@ fn metrics_endpoint_serves_the_documented_series() {
     let complete = eventually(Duration::from_secs(4), || {
         body = String::from_utf8_lossy(&exec(&pair.srv, &["python3", "-c", FETCH]).stdout)
             .into_owned();
-        body.contains("banwarden_unbans_total{jail=\"app\",cause=\"manual\"} 1")
-            && body.contains("banwarden_lines_read_total{jail=\"app\",filter=\"app\"} 4")
+        WANT.iter().all(|want| body.contains(want))
     });
     assert!(complete, "{body}");
-    for want in [
+    const WANT: [&str; 10] = [
+        "banwarden_unbans_total{jail=\"app\",cause=\"manual\"} 1",
         "banwarden_lines_read_total{jail=\"app\",filter=\"app\"} 4",
         "banwarden_lines_matched_total{jail=\"app\",filter=\"app\"} 3",
         "banwarden_failures_total{jail=\"app\"} 3",
@@ -468,7 +491,8 @@ fn metrics_endpoint_serves_the_documented_series() {
         "banwarden_nft_transaction_seconds_bucket",
         "banwarden_source_errors_total",
         "banwarden_source_rotations_total",
-    ] {
+    ];
+    for want in WANT {
         assert!(body.contains(want), "missing {want} in\n{body}");
     }
     assert!(

@@ -82,6 +82,18 @@ fn write_journal(path: &Path, entries: &[(i64, &str)], first_mono: u64) -> bool 
     common::journal::write_export(path, &export)
 }
 
+/// Whether a journalctl process is reading `journal`.
+fn journalctl_reads(journal: &std::path::Path) -> bool {
+    let needle = journal.display().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " "))
+        .any(|cmd| cmd.contains("journalctl") && cmd.contains(&needle))
+}
+
 #[test]
 fn a_journal_jail_bans_and_resumes_at_its_cursor() {
     if skip_unless_privileged() {
@@ -111,7 +123,14 @@ fn a_journal_jail_bans_and_resumes_at_its_cursor() {
         "ssh:\n  enabled: true\n  filter: ssh\n  journal:\n    match: [_SYSTEMD_UNIT=ssh.service]\n    files: [ssh.journal]\n  maxretry: 3\n",
     );
     let daemon = Daemon::start(&pair.srv, &cfg, table);
-    std::thread::sleep(Duration::from_millis(1100));
+    // The reader starts at its start time: once its journalctl runs, an
+    // entry stamped with the clock's time from now on is after it.
+    assert!(
+        eventually(Duration::from_secs(10), || journalctl_reads(&journal)),
+        "no journalctl reads {}\n{}",
+        journal.display(),
+        daemon.stderr()
+    );
     let now = jiff::Timestamp::now().as_second();
     write_journal(&journal, &[(now, msg), (now, msg), (now, msg)], 2_000_000);
     assert!(
@@ -146,8 +165,25 @@ fn a_journal_jail_bans_and_resumes_at_its_cursor() {
         "expected exactly the one entry written while down: {status}\n{}",
         daemon.stderr()
     );
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(cli_json(&cfg, &["status", "ssh"])["counters"]["lines"], 1);
+    // Entries are read in order: once a later one is counted, a second
+    // reading of the earlier ones would have been counted before it.
+    let marker = "Failed password for root from 198.51.100.62 port 2222 ssh2";
+    write_journal(
+        &journal,
+        &[(jiff::Timestamp::now().as_second(), marker)],
+        4_000_000,
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || cli_json(
+            &cfg,
+            &["status", "ssh"]
+        )["counters"]["lines"]
+            .as_u64()
+            .is_some_and(|n| n >= 2)),
+        "{}",
+        daemon.stderr()
+    );
+    assert_eq!(cli_json(&cfg, &["status", "ssh"])["counters"]["lines"], 2);
 }
 
 #[test]

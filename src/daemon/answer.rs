@@ -288,6 +288,8 @@ impl Daemon {
                 m.unbans(j, crate::metrics::UnbanCause::Manual, 1);
             }
         }
+        // The gauges move with the counter, not at the next tick.
+        self.report_metrics();
         // One transaction for the whole list; answer once it has applied.
         if let Err(e) = self.worker.apply(ops).await {
             return Response::err(format!(
