@@ -34,6 +34,7 @@ fn start(patterns: &[&Path], resume: Vec<FilePos>, max_line: usize, poll: Durati
         poll_interval: poll,
         max_line,
         resume,
+        seek: None,
     };
     let src = Some(FileSource::spawn(7, cfg, tx));
     Tail {
@@ -360,6 +361,35 @@ async fn resume_is_refused_when_the_file_was_rotated_while_down() {
     let mut t = start(&[&log], vec![pos], 1024, Duration::from_millis(200));
     t.sync(&log, "end").await;
     assert_eq!(t.texts(), ["new first", "new second", "end"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_rotated_while_down_is_finished_under_its_new_name_when_a_glob_covers_it() {
+    let (dir, log) = setup(b"before\n");
+    let mut t = follow(&log);
+    append(&log, b"a\n");
+    t.wait_line("a").await;
+    let pos = t.last_pos[&log].clone();
+    drop(t);
+    append(&log, b"b written before the rotation\n");
+    let old = log.with_extension("log.1");
+    fs::rename(&log, &old).unwrap();
+    fs::write(&log, b"new first\n").unwrap();
+    let glob = dir.path().join("app.log*");
+    let mut t = start(&[&glob], vec![pos], 1024, Duration::from_millis(200));
+    t.sync(&log, "end new").await;
+    t.sync(&old, "end old").await;
+    let mut texts = t.texts();
+    texts.sort();
+    assert_eq!(
+        texts,
+        [
+            "b written before the rotation",
+            "end new",
+            "end old",
+            "new first"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

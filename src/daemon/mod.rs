@@ -36,6 +36,9 @@ use running::{Resume, Running};
 const SOURCE_QUEUE: usize = 1024;
 /// How long ban history is kept for escalation when no jail says otherwise.
 const HISTORY_HORIZON: i64 = 30 * 86400;
+/// Longest a handled line's position waits to be saved when no ban is
+/// recorded with it.
+const POSITION_SAVE_DELAY: Duration = Duration::from_millis(20);
 /// Store key of the journal reader's cursor.
 const JOURNAL_CURSOR: &str = "journal";
 
@@ -213,6 +216,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         reported: HashMap::new(),
     };
     d.note_restored_bans();
+    d.adopt_start_positions();
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(32);
     let server = tokio::spawn(control::serve(listener, ctl_tx));
     tracing::info!(
@@ -226,17 +230,25 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut decisions: Vec<BanDecision> = Vec::new();
+    // Positions not saved with a ban are saved this soon after their lines
+    // were handled (one commit for a whole burst, not one per read).
+    let mut save_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
             Some(ev) = rx.recv() => {
                 let now = crate::now();
+                let was_dirty = d.positions_dirty;
                 d.handle(&ev, now, &mut decisions);
                 // Drain what is already queued so a burst becomes one batch.
                 while let Ok(ev) = rx.try_recv() {
                     d.handle(&ev, now, &mut decisions);
                 }
                 d.apply(&mut decisions, now)?;
+                if d.positions_dirty && !was_dirty {
+                    save_at = tokio::time::Instant::now() + POSITION_SAVE_DELAY;
+                }
             }
+            _ = tokio::time::sleep_until(save_at), if d.positions_dirty => d.save_positions(),
             Some((request, reply)) = ctl_rx.recv() => {
                 let response = d.answer(request, &mut rx).await;
                 let _ = reply.send(response);
@@ -343,10 +355,15 @@ impl Daemon {
                 count: b.count,
             })
             .collect();
+        // The positions of the lines handled so far go in the same commit.
+        let positions = self.dirty_positions();
         let store = Arc::clone(&self.store);
-        if let Err(e) = blocking(|| store.record_bans(&records)) {
+        match blocking(|| store.record(&records, &positions)) {
+            Ok(()) => self.positions_dirty = false,
             // Banning matters more than remembering: ban anyway, loudly.
-            tracing::error!(error = %e, "could not record bans; they are applied but would not survive a restart");
+            Err(e) => {
+                tracing::error!(error = %e, "could not record bans; they are applied but would not survive a restart")
+            }
         }
         let ops: Vec<FirewallOp> = decisions
             .drain(..)
@@ -440,12 +457,34 @@ impl Daemon {
         if !self.positions_dirty {
             return;
         }
-        let list: Vec<FilePos> = self.positions.values().cloned().collect();
+        let list = self.dirty_positions();
         let store = Arc::clone(&self.store);
         match blocking(|| store.save_positions(&list)) {
             Ok(()) => self.positions_dirty = false,
             Err(e) => tracing::warn!(error = %e, "could not save file positions"),
         }
+    }
+
+    fn dirty_positions(&self) -> Vec<FilePos> {
+        if self.positions_dirty {
+            self.positions.values().cloned().collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Takes the positions the file sources start at (a file's end, a saved
+    /// offset, or its first line within findtime) for files with none yet,
+    /// and saves them: a file the daemon has seen resumes there after a
+    /// restart or crash even if no line was ever handled from it.
+    fn adopt_start_positions(&mut self) {
+        for pos in self.running.files.iter().flat_map(|f| f.positions()) {
+            if !self.positions.contains_key(&pos.path) {
+                self.positions.insert(pos.path.clone(), pos);
+                self.positions_dirty = true;
+            }
+        }
+        self.save_positions();
     }
 
     /// Tells the jails about bans restored from the store, so they are neither
@@ -486,6 +525,7 @@ impl Daemon {
             journal_cursor: self.store.cursor(JOURNAL_CURSOR).ok().flatten(),
         };
         self.running.restart(config, &self.tx, &resume);
+        self.adopt_start_positions();
         // Bans of jails that are gone were dropped with their sets.
         let names = self.running.jail_names();
         self.bans

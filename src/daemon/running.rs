@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::jail::engine::{Engine, JailRuntime, JailStats};
 use crate::jail::Jail;
 use crate::source::command::CommandSource;
-use crate::source::file::{FileSource, FileSourceConfig};
+use crate::source::file::{DateReader, FileSource, FileSourceConfig, SeekByTime};
 use crate::source::journal::{JournalConfig, JournalSource, JournalSpec};
 use crate::source::{FilePos, SourceEvent};
 use crate::UnixTime;
@@ -37,6 +37,22 @@ pub(crate) struct Running {
     pub ignores: Vec<(IpNet, Option<UnixTime>)>,
 }
 
+/// A file seen for the first time starts at its first line within the
+/// findtime of the jails that read it, dated as their filters date lines.
+fn seek_by_time(
+    since: UnixTime,
+    filters: Vec<Arc<crate::filter::Filter>>,
+    now: UnixTime,
+) -> SeekByTime {
+    let date: DateReader = Arc::new(move |line: &[u8]| {
+        filters.iter().find_map(|f| {
+            let mut state = f.new_state_with(false);
+            f.date(line, now, &mut state).map(|d| d.ts)
+        })
+    });
+    SeekByTime { since, date }
+}
+
 impl Running {
     /// Builds the engine and starts the sources for `config`. Jail state of
     /// jails in `old` with the same name is carried over; files resume at `resume`.
@@ -58,6 +74,8 @@ impl Running {
         // One source per distinct path pattern, shared by the jails that read it.
         let mut patterns: Vec<PathBuf> = Vec::new();
         let mut routes: Vec<Vec<usize>> = Vec::new();
+        // Per pattern: the longest findtime and the filters of its jails.
+        let mut seeks: Vec<(i64, Vec<Arc<crate::filter::Filter>>)> = Vec::new();
         for jc in config.enabled_jails() {
             let idx = jails.len();
             let rt = match old_jails.remove(&jc.name) {
@@ -77,18 +95,24 @@ impl Running {
                 let id = patterns.iter().position(|q| q == p).unwrap_or_else(|| {
                     patterns.push(p.clone());
                     routes.push(Vec::new());
+                    seeks.push((0, Vec::new()));
                     patterns.len() - 1
                 });
                 routes[id].push(idx);
+                seeks[id].0 = seeks[id].0.max(jc.settings.findtime);
+                seeks[id].1.push(Arc::clone(&jc.filter));
             }
         }
+        let now = crate::now();
         let files = patterns
             .iter()
+            .zip(seeks)
             .enumerate()
-            .map(|(id, p)| {
+            .map(|(id, (p, (findtime, filters)))| {
                 let cfg = FileSourceConfig {
                     patterns: vec![p.clone()],
                     resume: resume.files.clone(),
+                    seek: Some(seek_by_time(now - findtime, filters, now)),
                     ..Default::default()
                 };
                 FileSource::spawn(id, cfg, tx.clone())

@@ -1,11 +1,16 @@
 //! File tailer: follows paths and globs and cuts appended bytes into lines.
 //!
-//! Owns the `notify` watcher on the patterns' directories, the polling
-//! fallback, one descriptor per followed file, rotation and truncation
-//! detection, and the positions used to resume after a restart. It never
-//! interprets lines (no regexes, no timestamps, no UTF-8 decoding) and never
-//! blocks the engine: all I/O runs on one thread per source, which ends when
-//! the [`FileSource`] is dropped.
+//! Owns the source's thread and its loop (wake on a watcher event or the
+//! poll tick, expand the patterns, pass over every followed path) and the
+//! positions used to resume after a restart; the concerns live in
+//! submodules: `discovery` (patterns → paths), `identity` (device, inode,
+//! first-line fingerprint), `seek` (where a file seen for the first time
+//! starts: its end, or its first line within findtime), `follow` (one
+//! path: rotation, truncation, reading) and `watch` (the notify watcher).
+//! It never interprets lines itself (no regexes, no UTF-8 decoding; dates
+//! only through the reader the daemon gives `seek`) and never blocks the
+//! engine: all I/O runs on one thread per source, which ends when the
+//! [`FileSource`] is dropped.
 //!
 //! Each pass stats every followed path. The path leading to another inode
 //! (or to nothing) is a rotation: the old descriptor is read to EOF first,
@@ -13,24 +18,30 @@
 //! has a name, "recreated" if it was deleted). The same inode shorter than
 //! what was read, or with a new first line, is a copytruncate ("truncated").
 
-use crate::scan::split::Cutter;
+mod discovery;
+mod follow;
+mod identity;
+mod seek;
+mod watch;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt::Display;
-use std::fs::{self, File, Metadata};
-use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use notify::event::{EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{FilePos, SourceEvent, SourceId};
+use discovery::Pat;
+use follow::{open_follower, poll, resume_of, Ctx, Follower, Start, Stopped};
+pub use seek::{DateReader, SeekByTime};
+use watch::{new_watcher, Wake};
 
 /// What to follow and how.
 #[derive(Debug, Clone)]
@@ -41,8 +52,13 @@ pub struct FileSourceConfig {
     pub poll_interval: Duration,
     /// Longest line delivered; longer lines are skipped and reported as `Skipped`.
     pub max_line: usize,
-    /// Positions saved by a previous run; a file not listed starts at its end.
+    /// Positions saved by a previous run, found by file identity (device,
+    /// inode, first line) first, then by path; a file not listed starts at
+    /// its end, or where `seek` says.
     pub resume: Vec<FilePos>,
+    /// For a file present at start without a saved position: start at its
+    /// first line dated at or after this time instead of at its end.
+    pub seek: Option<SeekByTime>,
 }
 
 impl Default for FileSourceConfig {
@@ -52,6 +68,7 @@ impl Default for FileSourceConfig {
             poll_interval: Duration::from_millis(1000),
             max_line: 16 * 1024,
             resume: Vec::new(),
+            seek: None,
         }
     }
 }
@@ -84,6 +101,7 @@ impl FileSource {
             retired: HashMap::new(),
             buf: vec![0; CHUNK],
             max_line: cfg.max_line,
+            seek: cfg.seek.clone(),
         };
         let mut patterns = Vec::new();
         for path in &cfg.patterns {
@@ -151,8 +169,6 @@ impl FileSource {
 const CHUNK: usize = 64 * 1024;
 /// Chunks read from one file per pass before the other files get their turn.
 const BUDGET: usize = 64;
-/// The fingerprint covers the first line, at most this many bytes of it.
-const FP_LEN: usize = 256;
 
 #[derive(Clone, Default)]
 struct Positions(Arc<Mutex<BTreeMap<PathBuf, FilePos>>>);
@@ -163,460 +179,6 @@ impl Positions {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-/// FNV-1a 64 of the first line of `head` (without its `\n`), at most 256 bytes; 0 if empty.
-fn fingerprint(head: &[u8]) -> u64 {
-    let head = &head[..head.len().min(FP_LEN)];
-    let line = memchr::memchr(b'\n', head).map_or(head, |i| &head[..i]);
-    if line.is_empty() {
-        return 0;
-    }
-    line.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// The file's fingerprint, and whether it is final (first line complete or 256 bytes long).
-fn head_fingerprint(file: &File) -> io::Result<(u64, bool)> {
-    let mut head = [0u8; FP_LEN];
-    let mut n = 0;
-    while n < FP_LEN {
-        match file.read_at(&mut head[n..], n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let head = &head[..n];
-    Ok((
-        fingerprint(head),
-        n == FP_LEN || memchr::memchr(b'\n', head).is_some(),
-    ))
-}
-
-/// Where "the end" is for a file seen at start: just after its last `\n`, so a
-/// line being written right now is delivered once complete. Returns the offset
-/// and whether that last line is already over the cap (to be skipped).
-fn tail_start(file: &File, len: u64, max_line: usize) -> io::Result<(u64, bool)> {
-    let want = len.min(max_line.saturating_add(1).min(1 << 20) as u64);
-    let mut tail = vec![0; want as usize];
-    file.read_exact_at(&mut tail, len - want)?;
-    Ok(match memchr::memrchr(b'\n', &tail) {
-        Some(i) => (len - want + i as u64 + 1, false),
-        None if want == len && len <= max_line as u64 => (0, false),
-        None => (len, true),
-    })
-}
-
-/// How to position a file on first sight.
-enum Start {
-    AtEnd,
-    Resume(FilePos),
-    Beginning,
-}
-
-/// One open file: the inode we read, and how far.
-struct Open {
-    file: File,
-    dev: u64,
-    ino: u64,
-    /// Bytes consumed (complete lines plus the held-back partial line).
-    read_pos: u64,
-    /// Just after the last `\n` consumed: what `FilePos::offset` reports.
-    offset: u64,
-    /// Known once the first line is complete.
-    fingerprint: Option<u64>,
-    cutter: Cutter,
-}
-
-impl Open {
-    fn new(path: &Path, start: &Start, ctx: &mut Ctx) -> io::Result<Open> {
-        let file = File::open(path)?;
-        let meta = file.metadata()?;
-        let (dev, ino, len) = (meta.dev(), meta.ino(), meta.len());
-        let (fp, fp_final) = head_fingerprint(&file)?;
-        let mut cutter = Cutter::new(ctx.max_line);
-        let offset = match start {
-            Start::AtEnd => {
-                let (offset, skipping) = tail_start(&file, len, ctx.max_line)?;
-                cutter.skipping = skipping;
-                offset
-            }
-            Start::Resume(p)
-                if (p.dev, p.ino, p.fingerprint) == (dev, ino, fp) && p.offset <= len =>
-            {
-                p.offset
-            }
-            Start::Resume(_) => {
-                let path = path.display();
-                tracing::info!(source = ctx.id, %path, "rotated while stopped: reading from 0");
-                0
-            }
-            // A followed file renamed to another matching path continues where it was.
-            Start::Beginning => match ctx.retired.remove(&(dev, ino)) {
-                Some((offset, rfp)) if rfp == fp && offset <= len => offset,
-                _ => 0,
-            },
-        };
-        let fingerprint = fp_final.then_some(fp);
-        Ok(Open {
-            file,
-            dev,
-            ino,
-            read_pos: offset,
-            offset,
-            fingerprint,
-            cutter,
-        })
-    }
-
-    fn is(&self, meta: &Metadata) -> bool {
-        (meta.dev(), meta.ino()) == (self.dev, self.ino)
-    }
-
-    fn fingerprint(&mut self) -> u64 {
-        if let Some(fp) = self.fingerprint {
-            return fp;
-        }
-        let (fp, fp_final) = head_fingerprint(&self.file).unwrap_or((0, false));
-        self.fingerprint = fp_final.then_some(fp);
-        fp
-    }
-
-    fn pos(&mut self, path: &Path) -> FilePos {
-        let fingerprint = self.fingerprint();
-        FilePos {
-            path: path.to_path_buf(),
-            dev: self.dev,
-            ino: self.ino,
-            offset: self.offset,
-            fingerprint,
-        }
-    }
-
-    /// The first line is not the one we fingerprinted: copytruncate, and rewritten.
-    fn head_changed(&self) -> bool {
-        self.fingerprint
-            .is_some_and(|old| head_fingerprint(&self.file).is_ok_and(|(fp, _)| fp != old))
-    }
-}
-
-/// One followed path (an explicit pattern, or a glob match).
-struct Follower {
-    path: Arc<PathBuf>,
-    explicit: bool,
-    start: Start,
-    open: Option<Open>,
-    /// The previous file was rotated away: report this when its successor opens.
-    pending_how: Option<&'static str>,
-    last_error: Option<String>,
-}
-
-/// State shared by every follower of the worker.
-struct Ctx {
-    id: SourceId,
-    tx: mpsc::Sender<SourceEvent>,
-    cancel: CancellationToken,
-    positions: Positions,
-    /// Events waiting for `flush` (synchronous code queues, async code sends).
-    pending: Vec<SourceEvent>,
-    /// (dev, ino) -> (offset, fingerprint) of files rotated away while still named.
-    retired: HashMap<(u64, u64), (u64, u64)>,
-    buf: Vec<u8>,
-    max_line: usize,
-}
-
-/// The receiver is gone or the source was dropped: the worker ends.
-struct Stopped;
-
-impl Ctx {
-    async fn flush(&mut self) -> Result<(), Stopped> {
-        for ev in self.pending.drain(..) {
-            tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => return Err(Stopped),
-                sent = self.tx.send(ev) => sent.map_err(|_| Stopped)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn global_error(&mut self, message: String) {
-        tracing::warn!(source = self.id, error = %message, "file source");
-        self.pending.push(SourceEvent::Error {
-            source: self.id,
-            message,
-        });
-    }
-
-    /// Reports a per-file error once, until it changes or the file recovers.
-    fn file_error(&mut self, f: &mut Follower, what: &str, err: impl Display) {
-        let message = format!("{what} {}: {err}", f.path.display());
-        if f.last_error.as_ref() != Some(&message) {
-            tracing::warn!(source = self.id, path = %f.path.display(), error = %err, "{what}");
-            self.pending.push(SourceEvent::Error {
-                source: self.id,
-                message: message.clone(),
-            });
-            f.last_error = Some(message);
-        }
-    }
-
-    fn set_pos(&self, path: &Path, pos: Option<FilePos>) {
-        let mut map = self.positions.lock();
-        match pos {
-            Some(pos) => map.insert(path.to_path_buf(), pos),
-            None => map.remove(path),
-        };
-    }
-}
-
-/// Opens the file now at `f.path`; false (and an error reported) if it cannot.
-fn open_follower(ctx: &mut Ctx, f: &mut Follower) -> bool {
-    match Open::new(&f.path, &f.start, ctx) {
-        Ok(mut open) => {
-            if let Some(how) = f.pending_how.take() {
-                tracing::info!(source = ctx.id, path = %f.path.display(), how, "log file rotated");
-                ctx.pending.push(SourceEvent::Rotated {
-                    source: ctx.id,
-                    path: f.path.clone(),
-                    how,
-                });
-            }
-            ctx.set_pos(&f.path, Some(open.pos(&f.path)));
-            (f.start, f.last_error, f.open) = (Start::Beginning, None, Some(open));
-            true
-        }
-        Err(e) => {
-            ctx.file_error(f, "cannot open", e);
-            false
-        }
-    }
-}
-
-/// One pass over one path: notices rotation, truncation and new files, then
-/// reads. True when the read budget ran out with bytes left.
-async fn poll(ctx: &mut Ctx, f: &mut Follower) -> Result<bool, Stopped> {
-    let now = match fs::metadata(&*f.path) {
-        Ok(meta) if meta.is_file() => Some(meta),
-        Ok(_) => {
-            ctx.file_error(f, "cannot follow", "not a regular file");
-            None
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => {
-            ctx.file_error(f, "cannot stat", e);
-            return read(ctx, f, BUDGET).await;
-        }
-    };
-    if f.open
-        .as_ref()
-        .is_some_and(|o| now.as_ref().is_none_or(|m| !o.is(m)))
-    {
-        // The path no longer leads to the file we hold: finish that one first.
-        read(ctx, f, usize::MAX).await?;
-        let Some(old) = f.open.take() else {
-            return Ok(false);
-        };
-        let deleted = !old.file.metadata().is_ok_and(|m| m.nlink() > 0);
-        if now.is_none() && !deleted {
-            f.open = Some(old); // renamed, no successor yet: the writer may still use it
-            return Ok(false);
-        }
-        if !deleted {
-            if ctx.retired.len() >= 1024 {
-                ctx.retired.clear();
-            }
-            let fp = old.fingerprint.unwrap_or(0);
-            ctx.retired.insert((old.dev, old.ino), (old.offset, fp));
-        }
-        f.pending_how = Some(if deleted { "recreated" } else { "renamed" });
-        ctx.set_pos(&f.path, None);
-    }
-    let Some(meta) = now else { return Ok(false) };
-    if f.open.is_none() && !open_follower(ctx, f) {
-        return Ok(false);
-    }
-    if f.open.as_ref().is_some_and(|o| meta.len() < o.read_pos) {
-        restart(ctx, f);
-    }
-    read(ctx, f, BUDGET).await
-}
-
-/// Copytruncate: the same inode is read again from offset 0.
-fn restart(ctx: &mut Ctx, f: &mut Follower) {
-    if let Some(open) = f.open.as_mut() {
-        (open.read_pos, open.offset, open.fingerprint) = (0, 0, None);
-        open.cutter.reset();
-    }
-    let (path, how) = (f.path.display(), "truncated");
-    tracing::info!(source = ctx.id, %path, how, "log file rotated");
-    ctx.pending.push(SourceEvent::Rotated {
-        source: ctx.id,
-        path: f.path.clone(),
-        how: "truncated",
-    });
-}
-
-/// Reads up to `budget` chunks and delivers the complete lines; true if the
-/// budget ran out before EOF.
-async fn read(ctx: &mut Ctx, f: &mut Follower, budget: usize) -> Result<bool, Stopped> {
-    for _ in 0..budget {
-        let Some(open) = f.open.as_mut() else {
-            return Ok(false);
-        };
-        let n = match open.file.read_at(&mut ctx.buf, open.read_pos) {
-            Ok(0) => return Ok(false),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                ctx.file_error(f, "cannot read", e);
-                return Ok(false);
-            }
-        };
-        // Checked after the read, so the chunk cannot come from a rewrite we missed.
-        if open.head_changed() {
-            restart(ctx, f);
-            continue;
-        }
-        let chunk = &ctx.buf[..n];
-        let (data, count) = open.cutter.feed(chunk);
-        if let Some(i) = memchr::memrchr(b'\n', chunk) {
-            open.offset = open.read_pos + i as u64 + 1;
-        }
-        open.read_pos += n as u64;
-        if data.is_empty() && count == 0 {
-            continue;
-        }
-        let (source, path, pos) = (ctx.id, f.path.clone(), open.pos(&f.path));
-        ctx.set_pos(&path, Some(pos.clone()));
-        if count > 0 {
-            ctx.pending.push(SourceEvent::Skipped {
-                source,
-                path: path.clone(),
-                count,
-                reason: "line too long",
-            });
-        }
-        if !data.is_empty() {
-            ctx.pending.push(SourceEvent::Lines {
-                source,
-                path,
-                data,
-                read_time: crate::now(),
-                pos,
-            });
-        }
-        ctx.flush().await?;
-    }
-    Ok(true)
-}
-
-/// A configured pattern: an exact path or a glob, and the directory to watch for it.
-#[derive(Clone)]
-struct Pat {
-    path: PathBuf,
-    glob: Option<glob::Pattern>,
-    base: PathBuf,
-}
-
-const MATCH: glob::MatchOptions = glob::MatchOptions {
-    case_sensitive: true,
-    require_literal_separator: true,
-    require_literal_leading_dot: false,
-};
-
-fn has_glob(p: &Path) -> bool {
-    p.to_str().is_some_and(|s| s.contains(['*', '?', '[']))
-}
-
-impl Pat {
-    fn new(path: &Path) -> Result<Pat, glob::PatternError> {
-        let glob = match path.to_str() {
-            Some(text) if has_glob(path) => Some(glob::Pattern::new(text)?),
-            _ => None,
-        };
-        let base = path
-            .ancestors()
-            .skip(1)
-            .find(|a| !has_glob(a))
-            .unwrap_or(Path::new("."));
-        let base = if base.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            base
-        };
-        Ok(Pat {
-            path: path.to_path_buf(),
-            glob,
-            base: base.to_path_buf(),
-        })
-    }
-
-    /// Whether an event on `p` may concern this pattern (a match, or a directory on the way to it).
-    fn relevant(&self, p: &Path) -> bool {
-        self.glob
-            .as_ref()
-            .map_or(p == self.path, |g| g.matches_path_with(p, MATCH))
-            || self.base.starts_with(p)
-    }
-
-    fn expand(&self) -> Vec<PathBuf> {
-        let Some(glob) = &self.glob else {
-            return vec![self.path.clone()];
-        };
-        let paths = glob::glob_with(glob.as_str(), MATCH)
-            .into_iter()
-            .flatten()
-            .flatten();
-        paths
-            .filter(|p| fs::metadata(p).is_ok_and(|m| m.is_file()))
-            .collect()
-    }
-}
-
-/// Set by the watcher callback, awaited by the worker.
-#[derive(Default)]
-struct Wake {
-    notify: Notify,
-    /// Something was created, removed or renamed: re-expand the globs.
-    structural: AtomicBool,
-    errors: Mutex<Vec<String>>,
-}
-
-fn new_watcher(wake: Arc<Wake>, patterns: Arc<[Pat]>) -> notify::Result<RecommendedWatcher> {
-    notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        match res {
-            // Our own reads produce access events: never wake on those.
-            Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => return,
-            Ok(ev) if ev.need_rescan() => wake.structural.store(true, Ordering::Release),
-            Ok(ev) => {
-                if !ev
-                    .paths
-                    .iter()
-                    .any(|p| patterns.iter().any(|pat| pat.relevant(p)))
-                {
-                    return;
-                }
-                if !matches!(
-                    ev.kind,
-                    EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_))
-                ) {
-                    wake.structural.store(true, Ordering::Release);
-                }
-            }
-            Err(e) => {
-                let mut errors = wake.errors.lock().unwrap_or_else(|p| p.into_inner());
-                if errors.len() < 16 {
-                    errors.push(format!("file watcher: {e}"));
-                }
-                wake.structural.store(true, Ordering::Release);
-            }
-        }
-        wake.notify.notify_one();
-    })
 }
 
 /// The source's thread: owns the watcher and every follower.
@@ -693,11 +255,8 @@ impl Worker {
         for pat in self.patterns.clone().iter() {
             for path in pat.expand() {
                 if !self.followers.contains_key(&path) {
-                    let start = match resume {
-                        Some(resume) if fs::metadata(&path).is_ok() => resume
-                            .iter()
-                            .find(|p| p.path == path)
-                            .map_or(Start::AtEnd, |p| Start::Resume(p.clone())),
+                    let start = match (resume, fs::metadata(&path)) {
+                        (Some(resume), Ok(meta)) => resume_of(resume, &path, &meta),
                         _ => Start::Beginning,
                     };
                     self.add(path.clone(), pat.glob.is_none(), start);
@@ -787,23 +346,10 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::io::Write;
+    use crate::scan::split::Cutter;
 
     fn lines(data: &[u8]) -> Vec<&[u8]> {
         data.split_inclusive(|&b| b == b'\n').collect()
-    }
-
-    #[test]
-    fn fingerprint_is_fnv1a_of_the_first_line() {
-        assert_eq!(fingerprint(b""), 0);
-        assert_eq!(fingerprint(b"\nsecond\n"), 0);
-        assert_eq!(fingerprint(b"a"), 0xaf63_dc4c_8601_ec8c); // FNV-1a 64 test vector
-        assert_eq!(fingerprint(b"a\nb\n"), fingerprint(b"a"));
-        assert_eq!(fingerprint(b"foobar"), 0x8594_4171_f739_67e8);
-        let long = vec![b'x'; 1000];
-        assert_eq!(fingerprint(&long), fingerprint(&long[..256]));
-        assert_ne!(fingerprint(&long[..255]), fingerprint(&long[..256]));
     }
 
     #[test]
@@ -838,31 +384,5 @@ mod tests {
         // A partial line exactly at the cap is still delivered.
         assert_eq!(c.feed(b"12345"), (Vec::new(), 0));
         assert_eq!(c.feed(b"\n"), (b"12345\n".to_vec(), 0));
-    }
-
-    #[test]
-    fn tail_start_begins_after_the_last_complete_line() {
-        let mut tmp = tempfile::NamedTempFile::new().unwrap();
-        tmp.write_all(b"old\nolder\npart").unwrap();
-        let file = tmp.reopen().unwrap();
-        assert_eq!(tail_start(&file, 14, 100).unwrap(), (10, false));
-        assert_eq!(tail_start(&file, 10, 100).unwrap(), (10, false));
-        assert_eq!(tail_start(&file, 3, 100).unwrap(), (0, false));
-        assert_eq!(tail_start(&file, 14, 3).unwrap(), (14, true));
-        assert_eq!(tail_start(&file, 0, 100).unwrap(), (0, false));
-    }
-
-    #[test]
-    fn patterns_know_their_directory() {
-        let p = Pat::new(Path::new("/var/log/*/access.log")).unwrap();
-        assert_eq!(p.base, Path::new("/var/log"));
-        assert!(p.relevant(Path::new("/var/log/nginx/access.log")));
-        assert!(!p.relevant(Path::new("/var/log/nginx/error.log")));
-        let p = Pat::new(Path::new("/var/log/auth.log")).unwrap();
-        assert_eq!(
-            (p.base.as_path(), p.glob.is_none()),
-            (Path::new("/var/log"), true)
-        );
-        assert!(p.relevant(Path::new("/var")) && !p.relevant(Path::new("/var/log/auth.log.1")));
     }
 }

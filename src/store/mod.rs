@@ -254,7 +254,16 @@ impl Store {
     /// is not added twice, so replaying a batch does not inflate counts).
     /// Within a batch, a later ban of the same (jail, net) wins.
     pub fn record_bans(&self, bans: &[BanRecord]) -> Result<(), StoreError> {
-        if bans.is_empty() {
+        self.record(bans, &[])
+    }
+
+    /// [`record_bans`](Self::record_bans) and
+    /// [`save_positions`](Self::save_positions) in one durable transaction:
+    /// the bans and the read positions of the lines that caused them are
+    /// kept together or not at all, so a crash neither loses those lines'
+    /// bans nor counts the lines twice.
+    pub fn record(&self, bans: &[BanRecord], positions: &[FilePos]) -> Result<(), StoreError> {
+        if bans.is_empty() && positions.is_empty() {
             return Ok(());
         }
         for b in bans {
@@ -307,6 +316,7 @@ impl Store {
                 }
             }
         }
+        self.write_positions(&txn, positions)?;
         txn.commit().map_err(self.err("commit bans"))
     }
 
@@ -423,17 +433,27 @@ impl Store {
     /// not in `positions` keep theirs (see [`Store::remove_positions`]).
     pub fn save_positions(&self, positions: &[FilePos]) -> Result<(), StoreError> {
         let txn = self.begin_write()?;
-        {
-            let mut table = txn
-                .open_table(POSITIONS)
-                .map_err(self.err("open table positions"))?;
-            for p in positions {
-                table
-                    .insert(codec::path_key(&p.path), encode_pos(p).as_slice())
-                    .map_err(self.err("write position"))?;
-            }
-        }
+        self.write_positions(&txn, positions)?;
         txn.commit().map_err(self.err("commit positions"))
+    }
+
+    fn write_positions(
+        &self,
+        txn: &redb::WriteTransaction,
+        positions: &[FilePos],
+    ) -> Result<(), StoreError> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let mut table = txn
+            .open_table(POSITIONS)
+            .map_err(self.err("open table positions"))?;
+        for p in positions {
+            table
+                .insert(codec::path_key(&p.path), encode_pos(p).as_slice())
+                .map_err(self.err("write position"))?;
+        }
+        Ok(())
     }
 
     /// Forgets the positions of files no longer followed. Returns how many

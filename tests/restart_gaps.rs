@@ -1,0 +1,152 @@
+//! Lines written while the daemon was down, or before it first saw a file,
+//! are counted: after a clean stop, after `kill -9`, and for a file with no
+//! saved position (read from its first line within findtime). Real binary,
+//! real nft, inside a test network namespace.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::daemon::{failures, in_set, ConfigDir, Daemon};
+use common::netns::{eventually, exec, skip_unless_privileged, NetPair};
+
+fn config(table: &str) -> ConfigDir {
+    let c = ConfigDir::new(table);
+    c.write(
+        "filters/app.yaml",
+        "failregex:\n  - '^Login failure <HOST>$'\n",
+    );
+    c.write(
+        "jails/app.yaml",
+        "app:\n  enabled: true\n  filter: app\n  logpath: app.log\n  maxretry: 3\n  findtime: 10m\n  bantime: 10m\n",
+    );
+    c.write("app.log", "");
+    c
+}
+
+fn status(cfg: &ConfigDir) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_banwarden"))
+        .args(["status", "app", "--json", "--config"])
+        .arg(cfg.path())
+        .output()
+        .expect("run cli");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+fn banned(pair: &NetPair, table: &str) -> usize {
+    let out = exec(
+        &pair.srv,
+        &["nft", "-j", "list", "set", "inet", table, "app_v4"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["set"]["elem"].as_array())
+        .map(Vec::len)
+        .sum()
+}
+
+/// `n` failures of `addr` stamped `ago` seconds before now (ISO 8601, UTC).
+fn dated_failures(addr: &str, n: usize, ago: i64) -> String {
+    let at = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_secs(ago))
+        .expect("a time in range");
+    let stamp = at.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_string();
+    (0..n)
+        .map(|_| format!("{stamp} Login failure {addr}\n"))
+        .collect()
+}
+
+#[test]
+fn failures_appended_while_stopped_to_a_file_that_had_no_line_are_counted_once() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwgap";
+    let cfg = config(table);
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    assert!(daemon.stop().success());
+    cfg.append("app.log", &failures("198.51.100.80", 3));
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    assert!(
+        eventually(Duration::from_secs(10), || in_set(
+            &pair.srv,
+            table,
+            "app_v4",
+            "198.51.100.80"
+        )),
+        "failures written while down were not counted:\n{}",
+        daemon.stderr()
+    );
+    // A later line handled means the earlier ones were read just once.
+    cfg.append("app.log", "Login failure 198.51.100.81\n");
+    let mut s = serde_json::Value::Null;
+    assert!(eventually(Duration::from_secs(10), || {
+        s = status(&cfg);
+        s["counters"]["failures"].as_u64().is_some_and(|n| n >= 4)
+    }));
+    assert_eq!(s["counters"]["failures"], 4, "{s}");
+}
+
+#[test]
+fn a_file_never_seen_is_read_from_its_first_line_within_findtime() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwseek";
+    let cfg = config(table);
+    // Written before the daemon ever ran: one offender two hours ago (out
+    // of the 10 minute findtime), one a minute ago.
+    cfg.write(
+        "app.log",
+        &(dated_failures("198.51.100.90", 3, 7200)
+            + &"2020-01-01 00:00:00 noise\n".repeat(5000)
+            + &dated_failures("198.51.100.91", 3, 60)),
+    );
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    assert!(
+        eventually(Duration::from_secs(10), || in_set(
+            &pair.srv,
+            table,
+            "app_v4",
+            "198.51.100.91"
+        )),
+        "failures within findtime before the first start were not counted:\n{}",
+        daemon.stderr()
+    );
+    let s = status(&cfg);
+    assert_eq!(
+        s["counters"]["lines"], 3,
+        "read from the first line within findtime, no earlier: {s}"
+    );
+    assert!(!in_set(&pair.srv, table, "app_v4", "198.51.100.90"));
+}
+
+#[test]
+fn failures_written_just_before_kill_9_to_a_new_file_are_all_banned_after_restart() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwgapkill";
+    let cfg = config(table);
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    let burst: String = (0..500)
+        .map(|i| failures(&format!("198.19.{}.{}", i / 250, i % 250 + 1), 3))
+        .collect();
+    cfg.append("app.log", &burst);
+    daemon.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(daemon);
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    assert!(
+        eventually(Duration::from_secs(20), || banned(&pair, table) == 500),
+        "{} of 500 banned after kill -9\n{}",
+        banned(&pair, table),
+        daemon.stderr()
+    );
+}
