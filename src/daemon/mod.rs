@@ -7,6 +7,7 @@
 
 mod answer;
 mod running;
+mod state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -142,8 +143,10 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
 
-    let store = Arc::new(Store::open(&config.global.state_dir)?);
     let now = crate::now();
+    let probe = NftFirewall::new(&config.global.table, nft_cmd.clone());
+    let opened = state::open(&config, &probe, now)?;
+    let store = Arc::new(opened.store);
     let purged = store.purge_expired(now, HISTORY_HORIZON)?;
     let saved = store.active_bans(now)?;
     let listener = ControlListener::bind(&config.global.socket, config.global.control_group)?;
@@ -224,6 +227,8 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         jails = ?d.running.jail_names(),
         restored,
         purged,
+        recovered_from_kernel = opened.recovered,
+        state_moved_aside = ?opened.moved_aside,
         "banwarden running"
     );
     notify(&[sd_notify::NotifyState::Ready]);
