@@ -162,3 +162,26 @@ pub struct BanInfo {
     /// How many times this address has been banned (this one included).
     pub count: u32,
 }
+
+/// Reads a request line as the daemon does: checks the version, then the
+/// request. Any bytes give a request or an error message, never a panic.
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| format!("malformed request: {e}"))?;
+    let Some(v) = value.get("v") else {
+        return Err("malformed request: missing the protocol version `v`".to_string());
+    };
+    let Some(v) = v.as_u64() else {
+        return Err(format!(
+            "malformed request: the protocol version `v` must be a number, not {v}"
+        ));
+    };
+    if v != u64::from(PROTOCOL_VERSION) {
+        return Err(format!(
+            "protocol version mismatch: the client speaks v{v}, this daemon speaks v{PROTOCOL_VERSION}; use the banwarden binary that matches the running daemon"
+        ));
+    }
+    let envelope: Envelope =
+        serde_json::from_value(value).map_err(|e| format!("malformed request: {e}"))?;
+    Ok(envelope.request)
+}

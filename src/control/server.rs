@@ -29,7 +29,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::protocol::{Envelope, Request, Response, PROTOCOL_VERSION};
+use super::protocol::{parse_request, Request, Response, PROTOCOL_VERSION};
 use super::MAX_REQUEST_LINE;
 
 /// What the server hands the daemon: a request (already authorised) and where
@@ -461,7 +461,7 @@ async fn handle(
         }
         Ok(Ok(Line::Empty)) => return,
         Ok(Ok(Line::TooLong)) => Response::err(format!("malformed request: line longer than {MAX_REQUEST_LINE} bytes")),
-        Ok(Ok(Line::Request(line))) => match parse(&line) {
+        Ok(Ok(Line::Request(line))) => match parse_request(&line) {
             Err(message) => Response::err(message),
             Ok(request) => match authorize(&request, &peer, access).await {
                 Err(message) => Response::err(message),
@@ -485,28 +485,6 @@ async fn handle(
         Ok(Err(e)) => tracing::debug!("control connection: write: {e}"),
         Err(_) => tracing::debug!("control connection: write timed out"),
     }
-}
-
-/// Checks the version, then reads the request.
-fn parse(line: &[u8]) -> Result<Request, String> {
-    let value: serde_json::Value =
-        serde_json::from_slice(line).map_err(|e| format!("malformed request: {e}"))?;
-    let Some(v) = value.get("v") else {
-        return Err("malformed request: missing the protocol version `v`".to_string());
-    };
-    let Some(v) = v.as_u64() else {
-        return Err(format!(
-            "malformed request: the protocol version `v` must be a number, not {v}"
-        ));
-    };
-    if v != u64::from(PROTOCOL_VERSION) {
-        return Err(format!(
-            "protocol version mismatch: the client speaks v{v}, this daemon speaks v{PROTOCOL_VERSION}; use the banwarden binary that matches the running daemon"
-        ));
-    }
-    let envelope: Envelope =
-        serde_json::from_value(value).map_err(|e| format!("malformed request: {e}"))?;
-    Ok(envelope.request)
 }
 
 /// What a refused peer may not do, for the message.

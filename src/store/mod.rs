@@ -38,6 +38,8 @@
 
 mod codec;
 #[cfg(test)]
+mod codec_fuzz;
+#[cfg(test)]
 mod tests;
 
 use std::fs::{DirBuilder, OpenOptions};
