@@ -66,7 +66,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `banwarden run --config DIR` inside `ns` and waits until the
-    /// firewall table and the control socket exist (set up and reading).
+    /// firewall table exists and the control socket accepts (set up and reading).
     pub fn start(ns: &str, config: &ConfigDir, table: &str) -> Daemon {
         let log = config.path().join("daemon.log");
         let err = fs::File::create(&log).expect("daemon log");
@@ -91,15 +91,18 @@ impl Daemon {
             log,
             ns: ns.to_string(),
         };
+        // The socket accepts once this daemon has bound it (after its signal
+        // handlers are in place); the table may be left from an earlier run.
         let up = eventually(Duration::from_secs(10), || {
             d.assert_alive();
             exec(ns, &["nft", "list", "table", "inet", table])
                 .status
                 .success()
+                && std::os::unix::net::UnixStream::connect(config.socket()).is_ok()
         });
         assert!(
             up,
-            "daemon did not set up table {table} within 10 s:\n{}",
+            "daemon did not set up table {table} and its socket within 10 s:\n{}",
             d.stderr()
         );
         d
