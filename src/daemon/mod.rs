@@ -124,8 +124,9 @@ pub(crate) struct Daemon {
     store: Arc<Store>,
     /// Active bans: the daemon's view, mirrored in the store.
     bans: BTreeMap<(String, IpNet), BanRecord>,
-    /// Positions of lines the engine has handled, per file, not yet saved.
-    positions: HashMap<PathBuf, FilePos>,
+    /// Positions of lines the engine has handled, per file identity (device,
+    /// inode: a rotated file keeps its own), saved promptly.
+    positions: HashMap<(u64, u64), FilePos>,
     positions_dirty: bool,
     /// When counters were last swept and expired bans purged from the store.
     last_sweep: UnixTime,
@@ -325,7 +326,7 @@ impl Daemon {
         }
         if let SourceEvent::Lines { pos, .. } = ev {
             if self.running.is_file_source(ev) {
-                self.positions.insert(pos.path.clone(), pos.clone());
+                self.positions.insert((pos.dev, pos.ino), pos.clone());
                 self.positions_dirty = true;
             }
         }
@@ -407,6 +408,7 @@ impl Daemon {
         if now - self.last_sweep >= 60 {
             self.last_sweep = now;
             self.running.engine.sweep(now);
+            self.forget_unfollowed_positions();
             let store = Arc::clone(&self.store);
             if let Err(e) = blocking(|| store.purge_expired(now, HISTORY_HORIZON)) {
                 tracing::warn!(error = %e, "could not purge expired bans from the store");
@@ -484,12 +486,44 @@ impl Daemon {
     /// restart or crash even if no line was ever handled from it.
     fn adopt_start_positions(&mut self) {
         for pos in self.running.files.iter().flat_map(|f| f.positions()) {
-            if !self.positions.contains_key(&pos.path) {
-                self.positions.insert(pos.path.clone(), pos);
+            if let std::collections::hash_map::Entry::Vacant(e) =
+                self.positions.entry((pos.dev, pos.ino))
+            {
+                e.insert(pos);
                 self.positions_dirty = true;
             }
         }
         self.save_positions();
+    }
+
+    /// Drops the saved positions of files no source follows any more
+    /// (rotated out of every pattern, deleted), so they do not pile up.
+    fn forget_unfollowed_positions(&mut self) {
+        let followed: std::collections::HashSet<(u64, u64)> = self
+            .running
+            .files
+            .iter()
+            .flat_map(|f| f.positions())
+            .map(|p| (p.dev, p.ino))
+            .collect();
+        let gone: Vec<(u64, u64)> = self
+            .positions
+            .keys()
+            .filter(|id| !followed.contains(id))
+            .copied()
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let store = Arc::clone(&self.store);
+        match blocking(|| store.remove_positions(&gone)) {
+            Ok(_) => {
+                for id in &gone {
+                    self.positions.remove(id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not forget file positions"),
+        }
     }
 
     /// Tells the jails about bans restored from the store, so they are neither

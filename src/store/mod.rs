@@ -5,8 +5,10 @@
 //!   end, `None` = permanent, and how many times this net was banned in that
 //!   jail) and its ban history (the times and jails of its last
 //!   [`HISTORY_MAX`] bans), for escalation ("how many bans since T?");
-//! - `positions`: where each followed log file was read up to
-//!   ([`FilePos`], keyed by path);
+//! - `file_positions`: where each followed log file was read up to
+//!   ([`FilePos`], keyed by file identity: device and inode; the path it had
+//!   is in the value), so a position follows its file through a rename
+//!   (the path-keyed `positions` of older files is moved there on open);
 //! - `cursors`: small strings by key (the journal cursor);
 //! - `meta`: the schema version.
 //!
@@ -67,6 +69,10 @@ pub const SCHEMA_VERSION: u64 = 2;
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 const NETS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("nets");
+/// Read positions keyed by file identity (`dev`, `ino`: 16 bytes).
+const FILE_POSITIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("file_positions");
+/// Read positions keyed by path, as files of earlier versions hold them;
+/// moved into [`FILE_POSITIONS`] on open.
 const POSITIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("positions");
 const CURSORS: TableDefinition<&str, &str> = TableDefinition::new("cursors");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -242,8 +248,28 @@ impl Store {
                 }
             }
             txn.open_table(NETS).map_err(self.err("open table nets"))?;
-            txn.open_table(POSITIONS)
+            let mut by_id = txn
+                .open_table(FILE_POSITIONS)
+                .map_err(self.err("open table file_positions"))?;
+            let mut by_path = txn
+                .open_table(POSITIONS)
                 .map_err(self.err("open table positions"))?;
+            let old: Vec<(Vec<u8>, Vec<u8>)> = by_path
+                .iter()
+                .map_err(self.err("read positions"))?
+                .filter_map(Result::ok)
+                .map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+                .collect();
+            for (k, v) in old {
+                if let Some(pos) = decode_pos(&k, &v) {
+                    by_id
+                        .insert(id_key(&pos).as_slice(), encode_file_pos(&pos).as_slice())
+                        .map_err(self.err("write position"))?;
+                }
+                by_path
+                    .remove(k.as_slice())
+                    .map_err(self.err("remove position"))?;
+            }
             txn.open_table(CURSORS)
                 .map_err(self.err("open table cursors"))?;
         }
@@ -448,28 +474,29 @@ impl Store {
             return Ok(());
         }
         let mut table = txn
-            .open_table(POSITIONS)
-            .map_err(self.err("open table positions"))?;
+            .open_table(FILE_POSITIONS)
+            .map_err(self.err("open table file_positions"))?;
         for p in positions {
             table
-                .insert(codec::path_key(&p.path), encode_pos(p).as_slice())
+                .insert(id_key(p).as_slice(), encode_file_pos(p).as_slice())
                 .map_err(self.err("write position"))?;
         }
         Ok(())
     }
 
-    /// Forgets the positions of files no longer followed. Returns how many
-    /// were stored.
-    pub fn remove_positions(&self, paths: &[PathBuf]) -> Result<usize, StoreError> {
+    /// Forgets the positions of files (by device and inode) no longer
+    /// followed. Returns how many were stored.
+    pub fn remove_positions(&self, files: &[(u64, u64)]) -> Result<usize, StoreError> {
         let txn = self.begin_write()?;
         let mut removed = 0;
         {
             let mut table = txn
-                .open_table(POSITIONS)
-                .map_err(self.err("open table positions"))?;
-            for p in paths {
+                .open_table(FILE_POSITIONS)
+                .map_err(self.err("open table file_positions"))?;
+            for &(dev, ino) in files {
+                let key = id_bytes(dev, ino);
                 if table
-                    .remove(codec::path_key(p))
+                    .remove(key.as_slice())
                     .map_err(self.err("remove position"))?
                     .is_some()
                 {
@@ -481,22 +508,28 @@ impl Store {
         Ok(removed)
     }
 
-    /// All stored file positions, ordered by path bytes.
+    /// All stored file positions (one per file identity), ordered by path bytes.
     pub fn positions(&self) -> Result<Vec<FilePos>, StoreError> {
         let txn = self
             .db
             .begin_read()
             .map_err(self.err("begin read transaction"))?;
         let table = txn
-            .open_table(POSITIONS)
-            .map_err(self.err("open table positions"))?;
+            .open_table(FILE_POSITIONS)
+            .map_err(self.err("open table file_positions"))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(self.err("read positions"))? {
-            let (k, v) = row.map_err(self.err("read positions"))?;
-            let pos = decode_pos(k.value(), v.value())
+            let (_, v) = row.map_err(self.err("read positions"))?;
+            let pos = decode_file_pos(v.value())
                 .ok_or_else(|| self.corrupt("malformed file position"))?;
             out.push(pos);
         }
+        out.sort_by(|a, b| {
+            a.path
+                .as_os_str()
+                .as_bytes()
+                .cmp(b.path.as_os_str().as_bytes())
+        });
         Ok(out)
     }
 
@@ -590,8 +623,32 @@ impl Store {
     }
 }
 
-/// Position value: `dev, ino, offset, fingerprint`, each u64 little-endian.
-/// The path is the key (raw bytes, so non-UTF-8 paths are fine).
+/// Key of a file's position: `dev, ino`, each u64 big-endian.
+fn id_bytes(dev: u64, ino: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&dev.to_be_bytes());
+    k[8..].copy_from_slice(&ino.to_be_bytes());
+    k
+}
+
+fn id_key(p: &FilePos) -> [u8; 16] {
+    id_bytes(p.dev, p.ino)
+}
+
+/// Position value by identity: [`encode_pos`], then the path's raw bytes.
+fn encode_file_pos(p: &FilePos) -> Vec<u8> {
+    let mut v = encode_pos(p).to_vec();
+    v.extend_from_slice(codec::path_key(&p.path));
+    v
+}
+
+fn decode_file_pos(v: &[u8]) -> Option<FilePos> {
+    let (fields, path) = v.split_at_checked(32)?;
+    decode_pos(path, fields)
+}
+
+/// Position value: `dev, ino, offset, fingerprint`, each u64 little-endian;
+/// `k` is the path (raw bytes, so non-UTF-8 paths are fine).
 fn encode_pos(p: &FilePos) -> [u8; 32] {
     let mut v = [0u8; 32];
     for (i, x) in [p.dev, p.ino, p.offset, p.fingerprint]

@@ -25,11 +25,12 @@ fn open_tmp() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// A position of the file at `path` (its inode told by the path's length).
 fn pos(path: &str, offset: u64) -> FilePos {
     FilePos {
         path: path.into(),
         dev: 2049,
-        ino: 1234,
+        ino: path.len() as u64,
         offset,
         fingerprint: 0xdead_beef_0bad_f00d,
     }
@@ -356,7 +357,7 @@ fn positions_round_trip() {
         weird.clone(),
     ])
     .unwrap();
-    // Upsert: a later save replaces the same path and keeps the others.
+    // Upsert: a later save replaces the same file and keeps the others.
     s.save_positions(&[pos("/var/log/auth.log", 99)]).unwrap();
     let got = s.positions().unwrap();
     assert_eq!(
@@ -367,12 +368,22 @@ fn positions_round_trip() {
             weird
         ]
     );
+    let auth = pos("/var/log/auth.log", 0);
     assert_eq!(
-        s.remove_positions(&["/var/log/auth.log".into(), "/nope".into()])
-            .unwrap(),
+        s.remove_positions(&[(auth.dev, auth.ino), (1, 2)]).unwrap(),
         1
     );
     assert_eq!(s.positions().unwrap().len(), 2);
+    // Keyed by the file, not its name: a renamed file keeps its position,
+    // and a new file under the old name has its own.
+    let renamed = FilePos {
+        path: "/var/log/nginx/access.log.1".into(),
+        ..pos("/var/log/nginx/access.log", 20)
+    };
+    s.save_positions(&[renamed.clone(), pos("/var/log/nginx/access.lo", 5)])
+        .unwrap();
+    let got = s.positions().unwrap();
+    assert!(got.contains(&renamed) && got.len() == 3, "{got:?}");
 }
 
 #[test]
