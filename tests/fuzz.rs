@@ -32,6 +32,11 @@ fn config(short: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
         max_shrink_iters: 2000,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(
+                "tests/fuzz.proptest-regressions",
+            ),
+        )),
         ..ProptestConfig::default()
     }
 }

@@ -99,6 +99,7 @@ impl FileSource {
             positions: positions.clone(),
             pending: Vec::new(),
             retired: HashMap::new(),
+            held: HashSet::new(),
             buf: vec![0; CHUNK],
             max_line: cfg.max_line,
             seek: cfg.seek.clone(),

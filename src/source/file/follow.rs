@@ -5,7 +5,7 @@
 //!
 //! It never interprets lines and never finds files (discovery does).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 use std::fs::{self, File, Metadata};
 use std::io;
@@ -131,6 +131,14 @@ impl Open {
         }
     }
 
+    /// A copytruncate seen from the file's length `len`: shorter than what
+    /// was read, or as long with another first line (written again up to
+    /// exactly the old size). Longer with another first line is found by
+    /// `read`.
+    pub(super) fn truncated(&self, len: u64) -> bool {
+        len < self.read_pos || (len == self.read_pos && self.head_changed())
+    }
+
     /// The first line is not the one we fingerprinted: copytruncate, and rewritten.
     fn head_changed(&self) -> bool {
         self.fingerprint
@@ -159,6 +167,8 @@ pub(super) struct Ctx {
     pub(super) pending: Vec<SourceEvent>,
     /// (dev, ino) -> (offset, fingerprint) of files rotated away while still named.
     pub(super) retired: HashMap<(u64, u64), (u64, u64)>,
+    /// (dev, ino) of the files some follower holds open now.
+    pub(super) held: HashSet<(u64, u64)>,
     pub(super) buf: Vec<u8>,
     pub(super) max_line: usize,
     /// Where a file seen for the first time starts, if not at its end.
@@ -223,6 +233,7 @@ pub(super) fn open_follower(ctx: &mut Ctx, f: &mut Follower) -> bool {
                 });
             }
             ctx.set_pos(&f.path, Some(open.pos(&f.path)));
+            ctx.held.insert((open.dev, open.ino));
             (f.start, f.last_error, f.open) = (Start::Beginning, None, Some(open));
             true
         }
@@ -252,7 +263,15 @@ pub(super) async fn poll(ctx: &mut Ctx, f: &mut Follower) -> Result<bool, Stoppe
         .as_ref()
         .is_some_and(|o| now.as_ref().is_none_or(|m| !o.is(m)))
     {
-        // The path no longer leads to the file we hold: finish that one first.
+        // The path no longer leads to the file we hold: finish that one first
+        // (from its start if it was truncated before it went: copytruncate,
+        // then deleted or renamed before this pass saw the truncation).
+        if f.open
+            .as_ref()
+            .is_some_and(|o| o.file.metadata().is_ok_and(|m| o.truncated(m.len())))
+        {
+            restart(ctx, f);
+        }
         read(ctx, f, usize::MAX).await?;
         let Some(old) = f.open.take() else {
             return Ok(false);
@@ -262,6 +281,7 @@ pub(super) async fn poll(ctx: &mut Ctx, f: &mut Follower) -> Result<bool, Stoppe
             f.open = Some(old); // renamed, no successor yet: the writer may still use it
             return Ok(false);
         }
+        ctx.held.remove(&(old.dev, old.ino));
         if !deleted {
             if ctx.retired.len() >= 1024 {
                 ctx.retired.clear();
@@ -273,10 +293,18 @@ pub(super) async fn poll(ctx: &mut Ctx, f: &mut Follower) -> Result<bool, Stoppe
         ctx.set_pos(&f.path, None);
     }
     let Some(meta) = now else { return Ok(false) };
+    // A file another follower still holds was renamed here from its path:
+    // that follower finishes it and hands over its offset (`retired`) on its
+    // own pass; opening it now would read it again from the start.
+    if f.open.is_none() && ctx.held.contains(&(meta.dev(), meta.ino())) {
+        return Ok(false);
+    }
     if f.open.is_none() && !open_follower(ctx, f) {
         return Ok(false);
     }
-    if f.open.as_ref().is_some_and(|o| meta.len() < o.read_pos) {
+    // Shorter than what was read, or as long with another first line: a
+    // copytruncate, written again up to exactly the old size.
+    if f.open.as_ref().is_some_and(|o| o.truncated(meta.len())) {
         restart(ctx, f);
     }
     read(ctx, f, BUDGET).await
