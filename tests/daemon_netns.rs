@@ -12,20 +12,13 @@ const PORT: u16 = 8080;
 const BANTIME: u64 = 4;
 
 fn config(pair: &NetPair, table: &str) -> ConfigDir {
-    let c = ConfigDir::new(table);
-    c.write(
-        "filters/app.yaml",
-        "failregex:\n  - '^Login failure <HOST>$'\n",
-    );
-    c.write(
-        "jails/app.yaml",
+    ConfigDir::app(
+        table,
         &format!(
-            "app:\n  enabled: true\n  filter: app\n  logpath: app.log\n  maxretry: 3\n  findtime: 10m\n  bantime: {BANTIME}s\n  ports: [{PORT}]\n  ignoreip: [{}]\n",
+            "  maxretry: 3\n  findtime: 10m\n  bantime: {BANTIME}s\n  ports: [{PORT}]\n  ignoreip: [{}]\n",
             pair.atk2_v4
         ),
-    );
-    c.write("app.log", "");
-    c
+    )
 }
 
 fn in_set(pair: &NetPair, table: &str, addr: &str) -> bool {

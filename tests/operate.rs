@@ -13,19 +13,10 @@ use common::netns::{connects, eventually, exec, listen, skip_unless_privileged, 
 const PORT: u16 = 8080;
 
 fn config(table: &str, jail_extra: &str) -> ConfigDir {
-    let c = ConfigDir::new(table);
-    c.write(
-        "filters/app.yaml",
-        "failregex:\n  - '^Login failure <HOST>$'\n",
-    );
-    c.write(
-        "jails/app.yaml",
-        &format!(
-            "app:\n  enabled: true\n  filter: app\n  logpath: app.log\n  maxretry: 3\n  findtime: 10m\n  bantime: 10m\n  ports: [{PORT}]\n{jail_extra}"
-        ),
-    );
-    c.write("app.log", "");
-    c
+    ConfigDir::app(
+        table,
+        &format!("  maxretry: 3\n  findtime: 10m\n  bantime: 10m\n  ports: [{PORT}]\n{jail_extra}"),
+    )
 }
 
 fn cli(cfg: &ConfigDir, args: &[&str]) -> Output {

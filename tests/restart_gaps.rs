@@ -12,17 +12,7 @@ use common::daemon::{failures, in_set, ConfigDir, Daemon};
 use common::netns::{eventually, exec, skip_unless_privileged, NetPair};
 
 fn config(table: &str) -> ConfigDir {
-    let c = ConfigDir::new(table);
-    c.write(
-        "filters/app.yaml",
-        "failregex:\n  - '^Login failure <HOST>$'\n",
-    );
-    c.write(
-        "jails/app.yaml",
-        "app:\n  enabled: true\n  filter: app\n  logpath: app.log\n  maxretry: 3\n  findtime: 10m\n  bantime: 10m\n",
-    );
-    c.write("app.log", "");
-    c
+    ConfigDir::app(table, "  maxretry: 3\n  findtime: 10m\n  bantime: 10m\n")
 }
 
 fn status(cfg: &ConfigDir) -> serde_json::Value {

@@ -624,39 +624,46 @@ async fn run_model(ops: Vec<Op>, covers_rotated: bool) -> Result<(), String> {
     }
 }
 
-proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig {
-        cases: std::env::var("BANWARDEN_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
+/// Cases: `BANWARDEN_FUZZ_CASES` (default 24); failures are kept in
+/// `tests/rotation.proptest-regressions` and replayed first.
+fn model_config() -> proptest::prelude::ProptestConfig {
+    proptest::prelude::ProptestConfig {
+        cases: std::env::var("BANWARDEN_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(24),
         failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::Direct("tests/rotation.proptest-regressions"),
+            proptest::test_runner::FileFailurePersistence::Direct(
+                "tests/rotation.proptest-regressions",
+            ),
         )),
         ..proptest::prelude::ProptestConfig::default()
-    })]
+    }
+}
+
+/// Runs one model case on its own runtime.
+fn check_model(
+    ops: Vec<Op>,
+    covers_rotated: bool,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+    rt.block_on(run_model(ops, covers_rotated))
+        .map_err(proptest::test_runner::TestCaseError::fail)
+}
+
+proptest::proptest! {
+    #![proptest_config(model_config())]
 
     /// Random interleavings of appends, partial lines, rotations (one style
     /// per log) and restarts: every complete line is handled exactly once.
     #[test]
-    fn model_every_complete_line_is_handled_exactly_once(
-        ops in ops(false),
-    ) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
-        let outcome = rt.block_on(run_model(ops, false));
-        proptest::prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
+    fn model_every_complete_line_is_handled_exactly_once(ops in ops(false)) {
+        check_model(ops, false)?;
     }
-}
-
-proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig {
-        cases: std::env::var("BANWARDEN_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::Direct("tests/rotation.proptest-regressions"),
-        )),
-        ..proptest::prelude::ProptestConfig::default()
-    })]
 
     /// The same with `app.log*` following the rotated files, and restarts
     /// between `create` rotations. KNOWN FAILURE: a second rename of
@@ -665,15 +672,7 @@ proptest::proptest! {
     /// RenameCreate, RenameCreate, Append(2), RenameCreate).
     #[test]
     #[ignore = "known failure: create rotations over a followed app.log.1 read lines twice"]
-    fn model_with_restarts_between_create_rotations(
-        ops in ops(true),
-    ) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
-        let outcome = rt.block_on(run_model(ops, true));
-        proptest::prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
+    fn model_with_restarts_between_create_rotations(ops in ops(true)) {
+        check_model(ops, true)?;
     }
 }

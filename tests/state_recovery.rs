@@ -13,17 +13,7 @@ use common::daemon::{ConfigDir, Daemon};
 use common::netns::{eventually, skip_unless_privileged, NetPair};
 
 fn config(table: &str) -> ConfigDir {
-    let c = ConfigDir::new(table);
-    c.write(
-        "filters/app.yaml",
-        "failregex:\n  - '^Login failure <HOST>$'\n",
-    );
-    c.write(
-        "jails/app.yaml",
-        "app:\n  enabled: true\n  filter: app\n  logpath: app.log\n  maxretry: 3\n",
-    );
-    c.write("app.log", "");
-    c
+    ConfigDir::app(table, "  maxretry: 3\n")
 }
 
 fn cli(cfg: &ConfigDir, args: &[&str]) -> std::process::Output {

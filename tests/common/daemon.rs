@@ -32,6 +32,23 @@ impl ConfigDir {
         c
     }
 
+    /// [`new`](Self::new) with the tests' `app` filter (`Login failure
+    /// <HOST>`) and an enabled jail `app` on an empty `app.log`; `jail`
+    /// adds keys to it (`"  maxretry: 3\n"`).
+    pub fn app(table: &str, jail: &str) -> ConfigDir {
+        let c = ConfigDir::new(table);
+        c.write(
+            "filters/app.yaml",
+            "failregex:\n  - '^Login failure <HOST>$'\n",
+        );
+        c.write(
+            "jails/app.yaml",
+            &format!("app:\n  enabled: true\n  filter: app\n  logpath: app.log\n{jail}"),
+        );
+        c.write("app.log", "");
+        c
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
