@@ -666,12 +666,13 @@ proptest::proptest! {
     }
 
     /// The same with `app.log*` following the rotated files, and restarts
-    /// between `create` rotations. KNOWN FAILURE: a second rename of
-    /// `app.log` over a followed `app.log.1` can deliver lines of the
-    /// renamed file twice (e.g. Append(1), RenameCreate, Append(2),
-    /// RenameCreate, RenameCreate, Append(2), RenameCreate).
+    /// between `create` rotations. KNOWN FAILURE, rare (about 1 run in 3
+    /// of 200 cases): after restarts between create rotations a line can
+    /// go missing (e.g. Append(2), Append(3), Append(2), RenameCreate,
+    /// Restart, Append(1), RenameCreate, Restart, Restart, Partial, ...).
+    /// Run it with `cargo test --test rotation -- --include-ignored`.
     #[test]
-    #[ignore = "known failure: create rotations over a followed app.log.1 read lines twice"]
+    #[ignore = "known rare failure: a line missing after restarts between create rotations under a glob"]
     fn model_with_restarts_between_create_rotations(ops in ops(true)) {
         check_model(ops, true)?;
     }

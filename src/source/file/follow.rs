@@ -220,9 +220,14 @@ impl Ctx {
     }
 }
 
-/// Opens the file now at `f.path`; false (and an error reported) if it cannot.
+/// Opens the file now at `f.path`; false if it cannot (an error reported)
+/// or must not yet (another follower holds it).
 pub(super) fn open_follower(ctx: &mut Ctx, f: &mut Follower) -> bool {
     match Open::new(&f.path, &f.start, ctx) {
+        // Renamed here from a path whose follower still holds it (perhaps
+        // since the stat that led here): that follower finishes it and
+        // hands its offset over (`retired`); read now, it would be read twice.
+        Ok(open) if ctx.held.contains(&(open.dev, open.ino)) => false,
         Ok(mut open) => {
             if let Some(how) = f.pending_how.take() {
                 tracing::info!(source = ctx.id, path = %f.path.display(), how, "log file rotated");
@@ -293,12 +298,6 @@ pub(super) async fn poll(ctx: &mut Ctx, f: &mut Follower) -> Result<bool, Stoppe
         ctx.set_pos(&f.path, None);
     }
     let Some(meta) = now else { return Ok(false) };
-    // A file another follower still holds was renamed here from its path:
-    // that follower finishes it and hands over its offset (`retired`) on its
-    // own pass; opening it now would read it again from the start.
-    if f.open.is_none() && ctx.held.contains(&(meta.dev(), meta.ino())) {
-        return Ok(false);
-    }
     if f.open.is_none() && !open_follower(ctx, f) {
         return Ok(false);
     }
