@@ -531,6 +531,7 @@ async fn run_model(ops: Vec<Op>, covers_rotated: bool) -> Result<(), String> {
         .map(|p| ((p.dev, p.ino), p))
         .collect();
     let mut next = 0u32;
+    let mut rotations = 0u32;
     let mut expected: Vec<String> = Vec::new();
     let mut partial: Option<String> = None;
     let mut delivered: Vec<String> = Vec::new();
@@ -560,7 +561,13 @@ async fn run_model(ops: Vec<Op>, covers_rotated: bool) -> Result<(), String> {
             }
             Op::RenameCreate => {
                 partial = None; // never completed: not a line
-                fs::rename(&log, log.with_extension("log.1")).map_err(|e| e.to_string())?;
+                                // Under the glob each rotated file keeps its own name (as with
+                                // `dateext`): renamed over a file with lines read but not yet
+                                // handled at a crash, those lines would be gone for good.
+                rotations += 1;
+                let to = if covers_rotated { rotations } else { 1 };
+                fs::rename(&log, log.with_extension(format!("log.{to}")))
+                    .map_err(|e| e.to_string())?;
                 fs::write(&log, b"").map_err(|e| e.to_string())?;
                 seen(&mut t, &log, &mut expected, &mut next).await;
             }
@@ -665,15 +672,14 @@ proptest::proptest! {
         check_model(ops, false)?;
     }
 
-    /// The same with `app.log*` following the rotated files, and restarts
-    /// between `create` rotations. KNOWN FAILURE, rare (about 1 run in 3
-    /// of 200 cases): after restarts between create rotations a line can
-    /// go missing (e.g. Append(2), Append(3), Append(2), RenameCreate,
-    /// Restart, Append(1), RenameCreate, Restart, Restart, Partial, ...).
-    /// Run it with `cargo test --test rotation -- --include-ignored`.
+    /// The same with `app.log*` following the rotated files (each under
+    /// its own name) and restarts between `create` rotations: a rotated
+    /// file is finished from its saved position after a restart. The one
+    /// loss no tailer avoids is left out: lines read but not yet handled
+    /// when the daemon is killed, in a file deleted or renamed over before
+    /// it starts again.
     #[test]
-    #[ignore = "known rare failure: a line missing after restarts between create rotations under a glob"]
-    fn model_with_restarts_between_create_rotations(ops in ops(true)) {
+    fn model_rotated_files_under_a_glob_are_finished_after_restarts(ops in ops(true)) {
         check_model(ops, true)?;
     }
 }
