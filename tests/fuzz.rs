@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use banwarden::filter::date::DateDetector;
-use banwarden::filter::{Filter, FilterSpec, Outcome};
+use banwarden::filter::{Dialect, Filter, FilterSpec, Outcome};
 use banwarden::source::journal::{JournalEntry, Matcher};
 use proptest::prelude::*;
 
@@ -179,6 +179,7 @@ fn spec(failregex: Vec<String>, datepattern: Option<String>) -> FilterSpec {
         failregex,
         ignoreregex: vec![],
         datepattern,
+        ..FilterSpec::default()
     }
 }
 
@@ -272,9 +273,14 @@ proptest! {
             ).prop_map(|p| p.concat()),
         ],
         datepattern in proptest::option::of("[%A-Za-z :./^-]{0,12}"),
+        fail2ban in any::<bool>(),
         line in line(),
     ) {
-        if let Ok(f) = Filter::compile(spec(vec![regex], datepattern)) {
+        let mut spec = spec(vec![regex], datepattern);
+        if fail2ban {
+            spec.dialect = Dialect::Fail2ban;
+        }
+        if let Ok(f) = Filter::compile(spec) {
             let mut state = f.new_state();
             let _ = f.examine(&line, NOW, &mut state);
             let _ = f.match_text_spans(&line);
