@@ -362,19 +362,7 @@ mod tests {
         let mut e = engine();
         let mut out = Vec::new();
         let data = b"fail from 198.51.100.1\nnoise\nfail from 198.51.100.1\nfail from 198.51.100.1\nfail from 192.0.2.1\n".to_vec();
-        let ev = SourceEvent::Lines {
-            source: 0,
-            path: Arc::new("/x".into()),
-            data,
-            read_time: 1000,
-            pos: crate::source::FilePos {
-                path: "/x".into(),
-                dev: 0,
-                ino: 0,
-                offset: 0,
-                fingerprint: 0,
-            },
-        };
+        let ev = lines(&data, 1000);
         e.handle(&ev, 1000, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].net.to_string(), "198.51.100.1/32");
