@@ -9,7 +9,7 @@
 //! is then a bad host, never resolved. `<F-ID>` is the host when the regex has
 //! no address tag. It compiles nothing.
 
-use super::tags::{Expanded, TagError, HOST_GROUP};
+use super::tags::{copy_plain, Expanded, TagError, HOST_GROUP};
 
 const OCTET: &str = "(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)";
 const HEX4: &str = "[0-9a-fA-F]{1,4}";
@@ -66,16 +66,8 @@ pub fn expand(pattern: &str) -> Result<Expanded, TagError> {
         out.push_str(&format!("(?P<{name}>{body})"));
     };
     while i < bytes.len() {
-        if bytes[i] == b'\\' {
-            let len = pattern[i + 1..].chars().next().map_or(0, char::len_utf8);
-            out.push_str(&pattern[i..i + 1 + len]);
-            i += 1 + len;
-            continue;
-        }
-        if bytes[i] != b'<' {
-            let len = pattern[i..].chars().next().map_or(1, char::len_utf8);
-            out.push_str(&pattern[i..i + len]);
-            i += len;
+        if let Some(next) = copy_plain(pattern, i, &mut out) {
+            i = next;
             continue;
         }
         let rest = &pattern[i..];

@@ -61,17 +61,8 @@ pub fn expand(pattern: &str) -> Result<Expanded, TagError> {
     let mut i = 0;
     let bytes = pattern.as_bytes();
     while i < bytes.len() {
-        // A backslash escapes the next character: `\<` is a literal `<`.
-        if bytes[i] == b'\\' {
-            let len = pattern[i + 1..].chars().next().map_or(0, char::len_utf8);
-            out.push_str(&pattern[i..i + 1 + len]);
-            i += 1 + len;
-            continue;
-        }
-        if bytes[i] != b'<' {
-            let len = pattern[i..].chars().next().map_or(1, char::len_utf8);
-            out.push_str(&pattern[i..i + len]);
-            i += len;
+        if let Some(next) = copy_plain(pattern, i, &mut out) {
+            i = next;
             continue;
         }
         let rest = &pattern[i..];
@@ -187,6 +178,22 @@ fn tag_at(s: &str) -> Option<Tag> {
     } else {
         Tag::Open(name, len)
     })
+}
+
+/// Copies the character at byte `i` of `pattern` to `out` unless a tag may
+/// start there: an escaped character (a backslash and the next character, so
+/// `\<` stays a literal `<`) or any character but `<`. Returns where the
+/// next character starts; `None` at a `<`.
+pub(super) fn copy_plain(pattern: &str, i: usize, out: &mut String) -> Option<usize> {
+    let rest = pattern.get(i..)?;
+    if let Some(after) = rest.strip_prefix('\\') {
+        let len = after.chars().next().map_or(0, char::len_utf8);
+        out.push_str(&rest[..1 + len]);
+        return Some(i + 1 + len);
+    }
+    let c = rest.chars().next().filter(|&c| c != '<')?;
+    out.push(c);
+    Some(i + c.len_utf8())
 }
 
 #[cfg(test)]
