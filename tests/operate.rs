@@ -19,15 +19,6 @@ fn config(table: &str, jail_extra: &str) -> ConfigDir {
     )
 }
 
-fn cli(cfg: &ConfigDir, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_banwarden"))
-        .args(args)
-        .arg("--config")
-        .arg(cfg.path())
-        .output()
-        .expect("run cli")
-}
-
 fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -83,16 +74,16 @@ fn ban_unban_status_and_reload_through_the_socket() {
     let cfg = config(table, "");
     let mut daemon = Daemon::start(&pair.srv, &cfg, table);
 
-    let status = json(&cli(&cfg, &["status", "--json"]));
+    let status = json(&cfg.cli(&["status", "--json"]));
     assert_eq!(status["jails"][0]["name"], "app", "{status}");
     assert!(
         status["files"].as_array().is_some_and(|f| !f.is_empty()),
         "watched files missing: {status}"
     );
 
-    ok(&cli(&cfg, &["ban", "app", "192.0.2.10", "--for", "5m"]));
-    ok(&cli(&cfg, &["ban", "app", "192.0.2.11"]));
-    let bans = json(&cli(&cfg, &["bans", "--json"]));
+    ok(&cfg.cli(&["ban", "app", "192.0.2.10", "--for", "5m"]));
+    ok(&cfg.cli(&["ban", "app", "192.0.2.11"]));
+    let bans = json(&cfg.cli(&["bans", "--json"]));
     assert_eq!(bans["bans"].as_array().map(Vec::len), Some(2), "{bans}");
     assert!(eventually(Duration::from_secs(2), || elements(
         &pair, table, "app_v4"
@@ -108,19 +99,19 @@ fn ban_unban_status_and_reload_through_the_socket() {
         "--for 5m gave {left:?}"
     );
 
-    let jail = json(&cli(&cfg, &["status", "app", "--json"]));
+    let jail = json(&cfg.cli(&["status", "app", "--json"]));
     assert_eq!(jail["maxretry"], 3);
     assert_eq!(jail["bans"].as_array().map(Vec::len), Some(2));
-    let human = ok(&cli(&cfg, &["status", "app"]));
+    let human = ok(&cfg.cli(&["status", "app"]));
     assert!(human.contains("192.0.2.10"), "{human}");
 
-    ok(&cli(&cfg, &["unban", "192.0.2.10"]));
+    ok(&cfg.cli(&["unban", "192.0.2.10"]));
     assert!(eventually(Duration::from_secs(2), || elements(
         &pair, table, "app_v4"
     )
     .len()
         == 1));
-    ok(&cli(&cfg, &["unban", "--all"]));
+    ok(&cfg.cli(&["unban", "--all"]));
     assert!(eventually(Duration::from_secs(2), || elements(
         &pair, table, "app_v4"
     )
@@ -128,7 +119,7 @@ fn ban_unban_status_and_reload_through_the_socket() {
 
     // A broken config is reported to the caller; the running one stays.
     cfg.write("jails/app.local.yaml", "app:\n  maxretry: lots\n");
-    let out = cli(&cfg, &["reload"]);
+    let out = cfg.cli(&["reload"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -145,7 +136,7 @@ fn ban_unban_status_and_reload_through_the_socket() {
     );
 
     // ignore lifts the ban and keeps the address from being banned again.
-    ok(&cli(&cfg, &["ignore", "198.51.100.9"]));
+    ok(&cfg.cli(&["ignore", "198.51.100.9"]));
     assert!(eventually(Duration::from_secs(2), || elements(
         &pair, table, "app_v4"
     )
@@ -186,12 +177,12 @@ fn control_commands_return_when_the_kernel_has_the_change() {
     };
     for round in 0..80 {
         let addr = format!("192.0.2.{}", round % 200 + 1);
-        ok(&cli(&cfg, &["ban", "app", &addr]));
+        ok(&cfg.cli(&["ban", "app", &addr]));
         assert!(
             has(&addr),
             "round {round}: `ban` returned before nft had {addr}"
         );
-        ok(&cli(&cfg, &["unban", &addr]));
+        ok(&cfg.cli(&["unban", &addr]));
         assert!(
             !has(&addr),
             "round {round}: `unban` returned with {addr} still in the set\n{}",
@@ -200,17 +191,17 @@ fn control_commands_return_when_the_kernel_has_the_change() {
     }
     for round in 0..10 {
         let addr = format!("198.51.100.{}", round + 1);
-        ok(&cli(&cfg, &["ban", "app", &addr]));
-        ok(&cli(&cfg, &["ignore", &addr, "--for", "1h"]));
+        ok(&cfg.cli(&["ban", "app", &addr]));
+        ok(&cfg.cli(&["ignore", &addr, "--for", "1h"]));
         assert!(
             !has(&addr),
             "round {round}: `ignore` returned with {addr} banned"
         );
     }
     // reload re-runs the setup with the current bans before it answers.
-    ok(&cli(&cfg, &["ban", "app", "203.0.113.9"]));
+    ok(&cfg.cli(&["ban", "app", "203.0.113.9"]));
     pair.srv_nft(&["delete", "table", "inet", table]);
-    ok(&cli(&cfg, &["reload"]));
+    ok(&cfg.cli(&["reload"]));
     assert!(
         has("203.0.113.9"),
         "`reload` returned before the table was rebuilt"
@@ -258,7 +249,7 @@ fn an_unprivileged_client_is_refused() {
 #[test]
 fn client_says_plainly_when_the_daemon_is_not_running() {
     let cfg = ConfigDir::new("bwnone");
-    let out = cli(&cfg, &["status"]);
+    let out = cfg.cli(&["status"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("banwarden is not running"), "{err}");
@@ -281,7 +272,7 @@ fn restart_restores_bans_with_their_remaining_time() {
         "{}",
         daemon.stderr()
     );
-    let bans = json(&cli(&cfg, &["bans", "--json"]));
+    let bans = json(&cfg.cli(&["bans", "--json"]));
     let expires = bans["bans"][0]["expires"].as_i64().expect("an expiry");
     assert!(daemon.stop().success());
     // Wipe the kernel state: what comes back comes from the store.
@@ -312,7 +303,7 @@ fn restart_restores_bans_with_their_remaining_time() {
         "failures written while down were not counted:\n{}",
         daemon.stderr()
     );
-    let jail = json(&cli(&cfg, &["status", "app", "--json"]));
+    let jail = json(&cfg.cli(&["status", "app", "--json"]));
     assert_eq!(
         jail["counters"]["failures"], 3,
         "lines counted twice or lost: {jail}"
@@ -392,7 +383,7 @@ fn escalation_doubles_the_ban() {
             "round {round}\n{}",
             daemon.stderr()
         );
-        let bans = json(&cli(&cfg, &["bans", "--json"]));
+        let bans = json(&cfg.cli(&["bans", "--json"]));
         let b = &bans["bans"][0];
         lengths.push(b["expires"].as_i64().unwrap_or(0) - b["banned_at"].as_i64().unwrap_or(0));
         assert_eq!(b["count"], round + 1, "{bans}");
@@ -401,10 +392,9 @@ fn escalation_doubles_the_ban() {
         )
         .is_empty()));
         // The next round's failure must find the ban over in the daemon too.
-        assert!(eventually(Duration::from_secs(5), || json(&cli(
-            &cfg,
-            &["bans", "--json"]
-        ))["bans"]
+        assert!(eventually(Duration::from_secs(5), || json(
+            &cfg.cli(&["bans", "--json"])
+        )["bans"]
             .as_array()
             .is_some_and(Vec::is_empty)));
     }
@@ -426,7 +416,7 @@ fn an_ipv6_64_is_banned_as_one_element() {
     // Three addresses of one /64: one offender.
     let text = failures(&pair.atk_v6, 2) + &failures(&pair.atk_v6.replace("::2", "::99"), 1);
     cfg.append("app.log", &text);
-    let bans = || json(&cli(&cfg, &["bans", "--json"]));
+    let bans = || json(&cfg.cli(&["bans", "--json"]));
     assert!(
         eventually(Duration::from_secs(2), || bans()["bans"]
             .as_array()
@@ -462,7 +452,7 @@ fn metrics_endpoint_serves_the_documented_series() {
         "{}",
         daemon.stderr()
     );
-    ok(&cli(&cfg, &["unban", "198.51.100.40"]));
+    ok(&cfg.cli(&["unban", "198.51.100.40"]));
     const FETCH: &str = "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9179/metrics').read().decode())";
     let mut body = String::new();
     let complete = eventually(Duration::from_secs(4), || {

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::daemon::{ConfigDir, Daemon};
@@ -16,18 +15,9 @@ fn config(table: &str) -> ConfigDir {
     ConfigDir::app(table, "  maxretry: 3\n")
 }
 
-fn cli(cfg: &ConfigDir, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_banwarden"))
-        .args(args)
-        .arg("--config")
-        .arg(cfg.path())
-        .output()
-        .expect("run cli")
-}
-
 /// The addresses `bans --json` lists, once the daemon answers.
 fn bans(cfg: &ConfigDir) -> Option<Vec<String>> {
-    let out = cli(cfg, &["bans", "--json"]);
+    let out = cfg.cli(&["bans", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     let mut addrs: Vec<String> = v["bans"]
         .as_array()?
@@ -96,7 +86,7 @@ fn an_unusable_state_file_is_moved_aside_and_the_kernel_bans_recovered() {
         assert!(eventually(Duration::from_secs(10), || bans(&cfg).is_some()));
         if round == 0 {
             for addr in &want {
-                let out = cli(&cfg, &["ban", "app", addr, "--for", "1h"]);
+                let out = cfg.cli(&["ban", "app", addr, "--for", "1h"]);
                 assert!(out.status.success(), "{out:?}");
             }
         }

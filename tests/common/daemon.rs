@@ -16,6 +16,17 @@ pub struct ConfigDir {
 }
 
 impl ConfigDir {
+    /// Runs `banwarden ARGS --config DIR` (a control command or `check`) and
+    /// returns what it printed.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_banwarden"))
+            .args(args)
+            .arg("--config")
+            .arg(self.path())
+            .output()
+            .expect("run cli")
+    }
+
     /// A config with `table`, state and socket inside the temp dir.
     pub fn new(table: &str) -> ConfigDir {
         let dir = tempfile::tempdir().expect("temp dir");
