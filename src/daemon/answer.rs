@@ -134,7 +134,7 @@ impl Daemon {
             .jail
             .tracked_failures()
             .map(|(n, f)| Offender {
-                addr: show(n),
+                addr: show(&n),
                 failures: f,
             })
             .collect();

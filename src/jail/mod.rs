@@ -12,6 +12,7 @@
 //! whose failures have all left the window go first, then the stalest quarter.
 
 pub mod engine;
+mod failures;
 pub mod ignore;
 mod ring;
 
@@ -162,13 +163,13 @@ pub enum Verdict {
 
 /// Per-address maps: foldhash, seeded per process (attackers choose the
 /// addresses, so not a fixed seed), several times faster than SipHash on
-/// these small keys; the flood path does one lookup per failure.
+/// these small keys.
 type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 
 #[derive(Debug)]
 pub struct Jail {
     pub settings: JailSettings,
-    failures: Map<IpNet, ring::Ring>,
+    failures: failures::Failures,
     /// Active bans known to this jail: net → expiry (`None`: permanent).
     bans: Map<IpNet, Option<UnixTime>>,
     /// Start times of recent bans per key (own, and other jails' when
@@ -183,8 +184,12 @@ const HISTORY_CAP: usize = 32;
 impl Jail {
     pub fn new(settings: JailSettings) -> Jail {
         Jail {
+            failures: failures::Failures::new(
+                settings.maxretry,
+                settings.ipv4_prefix,
+                settings.ipv6_prefix,
+            ),
             settings,
-            failures: Map::default(),
             bans: Map::default(),
             history: Map::default(),
             since_sweep: 0,
@@ -212,22 +217,10 @@ impl Jail {
         if self.since_sweep as usize >= entries.max(4096) {
             self.sweep(now);
         }
-        if self.failures.len() >= self.settings.max_tracked && !self.failures.contains_key(&net) {
+        if self.failures.len() >= self.settings.max_tracked && !self.failures.contains(&net) {
             self.make_room(line_time);
         }
-        let cap = self.settings.maxretry.max(1) as usize;
-        let ring = self
-            .failures
-            .entry(net)
-            .or_insert_with(|| ring::Ring::new(cap));
-        while ring.front().is_some_and(|t| t <= line_time - findtime) {
-            ring.pop_front();
-        }
-        if ring.len() == cap {
-            ring.pop_front();
-        }
-        ring.push_back(line_time);
-        let failures = ring.len() as u32;
+        let failures = self.failures.record(&net, line_time, line_time - findtime) as u32;
         if failures < self.settings.maxretry {
             return Verdict::Counted { failures };
         }
@@ -319,8 +312,8 @@ impl Jail {
     }
 
     /// Failures remembered per tracked address (for status: top offenders).
-    pub fn tracked_failures(&self) -> impl Iterator<Item = (&IpNet, usize)> {
-        self.failures.iter().map(|(n, r)| (n, r.len()))
+    pub fn tracked_failures(&self) -> impl Iterator<Item = (IpNet, usize)> + '_ {
+        self.failures.counts()
     }
 
     /// Active bans at `now`.
@@ -338,33 +331,17 @@ impl Jail {
         let window = self.settings.increment.as_ref().map_or(0, |i| i.window);
         self.history
             .retain(|_, h| h.back().is_some_and(|&t| t > now - window));
-        let edge = now - self.settings.findtime;
-        self.failures
-            .retain(|_, r| r.back().is_some_and(|t| t > edge));
+        self.failures.retain_after(now - self.settings.findtime);
     }
 
     fn make_room(&mut self, line_time: UnixTime) {
-        let edge = line_time - self.settings.findtime;
         self.failures
-            .retain(|_, r| r.back().is_some_and(|t| t > edge));
-        if self.failures.len() < self.settings.max_tracked {
-            return;
+            .retain_after(line_time - self.settings.findtime);
+        if self.failures.len() >= self.settings.max_tracked {
+            // A quarter at a time: each eviction pass visits every entry, so
+            // a flood of new addresses pays a few visits per address.
+            self.failures.evict_quarter();
         }
-        let mut newest: Vec<UnixTime> = self.failures.values().filter_map(|r| r.back()).collect();
-        // A quarter at a time: each eviction pass visits every entry, so
-        // a flood of new addresses pays a few visits per address.
-        let cut = (newest.len() / 4).max(1);
-        let (_, &mut limit, _) = newest.select_nth_unstable(cut - 1);
-        let mut evict = cut;
-        self.failures.retain(|_, r| {
-            let stale = r.back().is_none_or(|t| t <= limit);
-            if stale && evict > 0 {
-                evict -= 1;
-                false
-            } else {
-                true
-            }
-        });
     }
 }
 
