@@ -343,6 +343,7 @@ fn intact_reports_a_missing_table_and_the_worker_rebuilds_it_with_current_bans()
         spawn_worker(Box::new(fw(&pair)), jails.clone(), vec![], opts).expect("spawn");
     ready.blocking_recv().expect("setup result").expect("setup");
     assert!(probe_fw.intact(&jails).expect("intact"));
+    assert!(probe_fw.present(&jails).expect("present"));
 
     let now = banwarden::now();
     worker
@@ -359,6 +360,7 @@ fn intact_reports_a_missing_table_and_the_worker_rebuilds_it_with_current_bans()
     // Someone flushes our table (`nft delete table`, `systemctl restart nftables`).
     pair.srv_nft(&["delete", "table", "inet", DEFAULT_TABLE]);
     assert!(!probe_fw.intact(&jails).expect("intact"));
+    assert!(!probe_fw.present(&jails).expect("present"));
     wait_event(&mut erx, Duration::from_secs(5), |e| {
         matches!(e, WorkerEvent::Rebuilt { .. })
     });

@@ -155,6 +155,12 @@ pub trait Firewall: Send {
     fn apply(&mut self, ops: &[FirewallOp], now: UnixTime) -> Result<(), FirewallError>;
     /// Whether the table and every set of `jails` still exist.
     fn intact(&mut self, jails: &[JailRules]) -> Result<bool, FirewallError>;
+    /// A cheaper, partial [`intact`](Self::intact): whether the table and its
+    /// chain are still there, without reading set elements (which costs nft
+    /// about a second of CPU per 100,000 bans). A flushed ruleset shows here.
+    fn present(&mut self, jails: &[JailRules]) -> Result<bool, FirewallError> {
+        self.intact(jails)
+    }
 }
 
 /// A backend that only records what it was asked (dry-run, unit tests).

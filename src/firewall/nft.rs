@@ -490,6 +490,13 @@ impl Firewall for NftFirewall {
         Ok(())
     }
 
+    fn present(&mut self, _jails: &[JailRules]) -> Result<bool, FirewallError> {
+        // `list chains` is the one listing nft (1.0.6) answers without
+        // fetching every set element.
+        let json = self.run(&["-j", "list", "chains", "inet"], None)?;
+        listing::chain_present(&json, &self.table)
+    }
+
     fn intact(&mut self, jails: &[JailRules]) -> Result<bool, FirewallError> {
         let Some(state) = self.state()? else {
             return Ok(false);

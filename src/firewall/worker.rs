@@ -149,6 +149,8 @@ pub fn spawn_worker(
         opts,
         needs_setup: false,
         last_check: Instant::now(),
+        last_full_check: Instant::now(),
+        full_check_cost: Duration::ZERO,
         last_check_error: None,
         last_prune: UnixTime::MIN,
     };
@@ -249,6 +251,12 @@ struct Worker {
     /// The last setup failed: the next check runs it again.
     needs_setup: bool,
     last_check: Instant,
+    /// When the last full check ([`Firewall::intact`]) ran and how long it
+    /// took: full checks are spaced so they take at most 1% of the time
+    /// (listing 100,000 elements costs nft about a second); the checks in
+    /// between only ask [`Firewall::present`].
+    last_full_check: Instant,
+    full_check_cost: Duration,
     /// To log a recurring check failure once rather than every interval.
     last_check_error: Option<String>,
     /// When the books were last pruned of expired bans (at most once a second).
@@ -480,8 +488,8 @@ impl Worker {
                         break; // nft cannot even run: retrying will not help
                     }
                     if attempt == 0 {
-                        // Perhaps the table was deleted under us.
-                        self.check();
+                        // Perhaps the table or a set was deleted under us.
+                        self.check_now(true);
                     }
                 }
             }
@@ -561,14 +569,30 @@ impl Worker {
         Ok(())
     }
 
-    /// Checks the kernel state and rebuilds it if it is missing or wrong.
+    /// The periodic check: a full one when due, else the cheap one.
     fn check(&mut self) {
+        let full_every = self.opts.check_interval.max(self.full_check_cost * 100);
+        self.check_now(self.last_full_check.elapsed() >= full_every);
+    }
+
+    /// Checks the kernel state (all of it when `full`) and rebuilds it if it
+    /// is missing or wrong.
+    fn check_now(&mut self, full: bool) {
         self.last_check = Instant::now();
         if self.needs_setup {
             self.rebuild("setup had failed");
             return;
         }
-        match self.fw.intact(&self.jails) {
+        let checked = if full {
+            let started = Instant::now();
+            let full = self.fw.intact(&self.jails);
+            self.last_full_check = Instant::now();
+            self.full_check_cost = started.elapsed();
+            full
+        } else {
+            self.fw.present(&self.jails)
+        };
+        match checked {
             Ok(true) => self.last_check_error = None,
             Ok(false) => {
                 self.last_check_error = None;

@@ -134,6 +134,25 @@ pub(crate) fn parse_table_state(json: &str) -> Result<TableState, FirewallError>
     Ok(state)
 }
 
+/// Whether an `nft -j list chains` output holds `table`'s chain as set up.
+pub(crate) fn chain_present(json: &str, table: &str) -> Result<bool, FirewallError> {
+    let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(nft_objects(json)?.iter().any(|obj| {
+        obj.get("chain").is_some_and(|chain| {
+            str_of(chain, "family").as_deref() == Some("inet")
+                && str_of(chain, "table").as_deref() == Some(table)
+                && str_of(chain, "name").as_deref() == Some(CHAIN)
+                && ChainState {
+                    ty: str_of(chain, "type"),
+                    hook: str_of(chain, "hook"),
+                    prio: chain.get("prio").and_then(Value::as_i64),
+                    policy: str_of(chain, "policy"),
+                }
+                .is_expected()
+        })
+    }))
+}
+
 /// A match `<l3> saddr [& mask] == @set`: the set and the prefix length.
 fn saddr_lookup(m: &Value) -> Option<(String, u8)> {
     let set = m.get("right")?.as_str()?.strip_prefix('@')?.to_string();

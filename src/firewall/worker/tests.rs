@@ -9,6 +9,11 @@ struct Log {
     applies: Vec<Vec<FirewallOp>>,
     setups: Vec<Vec<BanEntry>>,
     intact_calls: usize,
+    present_calls: usize,
+    /// How long each `intact` takes (nft listing every element).
+    intact_cost: Duration,
+    /// What `present` answers (then resets to true).
+    present: Option<bool>,
     /// Next N `apply` calls fail.
     fail_applies: usize,
     /// Fail any apply that contains this net.
@@ -87,9 +92,16 @@ impl Firewall for Fake {
         Ok(())
     }
     fn intact(&mut self, _: &[JailRules]) -> Result<bool, FirewallError> {
+        let cost = self.log().intact_cost;
+        std::thread::sleep(cost);
         let mut log = self.log();
         log.intact_calls += 1;
         Ok(log.intact.take().unwrap_or(true))
+    }
+    fn present(&mut self, _: &[JailRules]) -> Result<bool, FirewallError> {
+        let mut log = self.log();
+        log.present_calls += 1;
+        Ok(log.present.take().unwrap_or(true))
     }
 }
 
@@ -374,6 +386,37 @@ fn rebuilds_when_not_intact_with_current_bans() {
     let last = log.setups.last().unwrap();
     assert_eq!(last.len(), 1, "the expired ban is not reloaded: {last:?}");
     assert_eq!(last[0].net, "192.0.2.1/32".parse::<IpNet>().unwrap());
+}
+
+/// A full check that costs 20 ms runs at most every 2 s (1% of the time);
+/// the checks between only ask whether the table is there, and a missing
+/// table found that way is rebuilt too.
+#[test]
+fn slow_full_checks_are_spaced_and_cheap_checks_fill_in() {
+    let fake = Fake::default();
+    fake.log().intact_cost = Duration::from_millis(20);
+    let (etx, mut erx) = unbounded_channel();
+    let o = WorkerOptions {
+        check_interval: Duration::from_millis(1),
+        ..opts(Some(etx))
+    };
+    let started = Instant::now();
+    let (h, ready) = spawn_worker(Box::new(fake.clone()), vec![hosts("ssh")], vec![], o).unwrap();
+    ready.blocking_recv().unwrap().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fake.log().present_calls < 50 {
+        assert!(Instant::now() < deadline, "no cheap checks");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (full, elapsed) = (fake.log().intact_calls, started.elapsed());
+    assert!(full >= 1, "the first check is a full one");
+    assert!(
+        full as f64 <= elapsed.as_secs_f64() / 2.0 + 2.0,
+        "{full} full checks in {elapsed:?}"
+    );
+    fake.log().present = Some(false);
+    assert!(matches!(recv(&mut erx), WorkerEvent::Rebuilt { .. }));
+    h.shutdown();
 }
 
 #[test]
