@@ -36,17 +36,30 @@ async fn notify_delivers_without_waiting_for_the_poll() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_line_written_in_pieces_is_delivered_once_complete() {
-    let (_dir, log) = setup(b"");
-    let mut t = follow(&log);
-    for piece in ["hel", "lo ", "wor"] {
+    let (dir, log) = setup(b"");
+    // A second file, polled after app.log in every pass: once two markers
+    // written one after the other have arrived through it, a whole pass has
+    // read app.log since the piece was written.
+    let probe = dir.path().join("zz-probe.log");
+    fs::write(&probe, b"").unwrap();
+    let mut t = start(&[&log, &probe], vec![], 1024, Duration::from_millis(200));
+    for (i, piece) in ["hel", "lo ", "wor"].iter().enumerate() {
         append(&log, piece.as_bytes());
-        t.settle(Duration::from_millis(150)).await;
+        t.sync(&probe, &format!("{i}a")).await;
+        t.sync(&probe, &format!("{i}b")).await;
     }
-    assert!(t.lines.is_empty(), "fragment delivered: {:?}", t.texts());
+    let from_log = |t: &common::tail::Tail| {
+        t.lines
+            .iter()
+            .filter(|(p, _)| *p == log)
+            .map(|(_, l)| String::from_utf8_lossy(l).into_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(from_log(&t).is_empty(), "fragment delivered: {:?}", t.texts());
     append(&log, b"ld\n");
     t.wait_line("hello world").await;
     t.sync(&log, "end").await;
-    assert_eq!(t.texts(), ["hello world", "end"]);
+    assert_eq!(from_log(&t), ["hello world", "end"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -153,15 +166,24 @@ async fn files_and_directories_created_after_start_are_read_from_the_beginning()
     let dir = TempDir::new().unwrap();
     let log = dir.path().join("app.log");
     let nested = dir.path().join("not/yet/there.log");
-    let mut t = start(&[&log, &nested], vec![], 1024, Duration::from_millis(200));
-    t.settle(Duration::from_millis(100)).await;
+    // A file present at start: once a line written to it arrives, the
+    // source has made its first scan (which found neither path).
+    let probe = dir.path().join("probe.log");
+    fs::write(&probe, b"").unwrap();
+    let mut t = start(
+        &[&log, &nested, &probe],
+        vec![],
+        1024,
+        Duration::from_millis(200),
+    );
+    t.sync(&probe, "started").await;
     fs::write(&log, b"one\ntwo\n").unwrap();
     t.wait_line("two").await;
     fs::create_dir_all(nested.parent().unwrap()).unwrap();
     fs::write(&nested, b"deep\n").unwrap();
     t.wait_line("deep").await;
     t.sync(&log, "end").await;
-    assert_eq!(t.texts(), ["one", "two", "deep", "end"]);
+    assert_eq!(t.texts(), ["started", "one", "two", "deep", "end"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
