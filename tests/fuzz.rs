@@ -6,8 +6,11 @@
 //! A short run is part of `cargo test`. The long run is
 //! `BANWARDEN_FUZZ_CASES=100000 cargo test --release --test fuzz` (cases per
 //! target). A failing case is shrunk and saved in
-//! `tests/fuzz.proptest-regressions`, which is kept in the repository as the
-//! corpus and replayed first on every run.
+//! `tests/fuzz.proptest-regressions`, which is kept in the repository and
+//! replayed first on every run. A seed corpus of hand-picked hostile inputs
+//! per target (forged and overlong lines, invalid UTF-8, truncated and deeply
+//! nested JSON, YAML alias bombs, catastrophic regexes) sits in
+//! `tests/fuzz_corpus/<target>/`; every file there is replayed on every run.
 //!
 //! Also here: the differential test of the capture-free host paths
 //! (`filter::fixed`) against the regex captures, on random lines that forge
@@ -197,26 +200,113 @@ fn shipped_filters() -> &'static [Filter] {
     })
 }
 
+/// A date is found inside the line, or none.
+fn answer_date(line: &[u8], now: i64) {
+    let d = DateDetector::new(None).expect("default detector");
+    if let Some(m) = d.detect(line, now) {
+        assert!(m.start <= m.end && m.end <= line.len(), "{m:?}");
+    }
+}
+
+/// Every shipped filter classifies the line; a failure names a host.
+fn answer_line(line: &[u8]) {
+    for f in shipped_filters() {
+        let mut state = f.new_state();
+        let (_, outcome) = f.examine(line, NOW, &mut state);
+        if let Outcome::Failure { host, .. } = outcome {
+            assert!(!host.to_string().is_empty());
+        }
+    }
+}
+
+/// A regex compiles in either dialect or is refused; what compiles matches
+/// `line` (or not).
+fn answer_regex(regex: &str, datepattern: Option<String>, fail2ban: bool, line: &[u8]) {
+    let mut spec = spec(vec![regex.to_string()], datepattern);
+    if fail2ban {
+        spec.dialect = Dialect::Fail2ban;
+    }
+    if let Ok(f) = Filter::compile(spec) {
+        let mut state = f.new_state();
+        let _ = f.examine(line, NOW, &mut state);
+        let _ = f.match_text_spans(line);
+    }
+}
+
+/// A config directory loads or is refused with a message.
+fn answer_config(global: &str, jail: &[u8], filter: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("jails")).expect("mkdir");
+    std::fs::create_dir_all(p.join("filters")).expect("mkdir");
+    std::fs::write(p.join("banwarden.yaml"), global).expect("write");
+    std::fs::write(p.join("jails/app.yaml"), jail).expect("write");
+    std::fs::write(
+        p.join("filters/app.yaml"),
+        format!("failregex:\n  - '{filter}'\n"),
+    )
+    .expect("write");
+    if let Err(e) = banwarden::config::load(p) {
+        assert!(!e.to_string().is_empty());
+    }
+}
+
+/// Every file of `tests/fuzz_corpus/` goes through its target, each of them
+/// in both of its forms where a target has two (regex: both dialects).
+#[test]
+fn the_seed_corpus_is_answered() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus");
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for target in ["line", "control", "journal", "regex", "config"] {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(target))
+            .expect("corpus directory")
+            .map(|e| e.expect("corpus entry").path())
+            .collect();
+        files.sort();
+        for file in files {
+            let data = std::fs::read(&file).expect("corpus file");
+            match target {
+                "line" => {
+                    answer_date(&data, NOW);
+                    answer_line(&data);
+                }
+                "control" => {
+                    let _ = banwarden::control::protocol::parse_request(&data);
+                }
+                "journal" => {
+                    if let Ok(entry) = JournalEntry::parse_json(&data) {
+                        let _ = (entry.line(), entry.time());
+                    }
+                }
+                "regex" => {
+                    let regex = String::from_utf8_lossy(&data);
+                    let line =
+                        b"Dec  2 10:00:00 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa! 192.0.2.1";
+                    answer_regex(&regex, None, false, line);
+                    answer_regex(&regex, None, true, line);
+                }
+                _ => answer_config("", &data, "x <HOST>"),
+            }
+            *seen.entry(target.to_string()).or_default() += 1;
+        }
+    }
+    assert!(
+        seen.values().all(|&n| n >= 4),
+        "a target without seeds: {seen:?}"
+    );
+}
+
 proptest! {
     #![proptest_config(config(256))]
 
     #[test]
     fn date_detection_answers_any_bytes(line in line(), now in 0i64..4_000_000_000) {
-        let d = DateDetector::new(None).expect("default detector");
-        if let Some(m) = d.detect(&line, now) {
-            prop_assert!(m.start <= m.end && m.end <= line.len(), "{m:?}");
-        }
+        answer_date(&line, now);
     }
 
     #[test]
     fn shipped_filters_examine_any_bytes(line in line()) {
-        for f in shipped_filters() {
-            let mut state = f.new_state();
-            let (_, outcome) = f.examine(&line, NOW, &mut state);
-            if let Outcome::Failure { host, .. } = outcome {
-                prop_assert!(!host.to_string().is_empty());
-            }
-        }
+        answer_line(&line);
     }
 
     #[test]
@@ -276,15 +366,7 @@ proptest! {
         fail2ban in any::<bool>(),
         line in line(),
     ) {
-        let mut spec = spec(vec![regex], datepattern);
-        if fail2ban {
-            spec.dialect = Dialect::Fail2ban;
-        }
-        if let Ok(f) = Filter::compile(spec) {
-            let mut state = f.new_state();
-            let _ = f.examine(&line, NOW, &mut state);
-            let _ = f.match_text_spans(&line);
-        }
+        answer_regex(&regex, datepattern, fail2ban, &line);
     }
 
     #[test]
@@ -298,16 +380,7 @@ proptest! {
         ],
         filter in "[ -~\n]{0,60}",
     ) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let p = dir.path();
-        std::fs::create_dir_all(p.join("jails")).expect("mkdir");
-        std::fs::create_dir_all(p.join("filters")).expect("mkdir");
-        std::fs::write(p.join("banwarden.yaml"), global).expect("write");
-        std::fs::write(p.join("jails/app.yaml"), jail).expect("write");
-        std::fs::write(p.join("filters/app.yaml"), format!("failregex:\n  - '{filter}'\n")).expect("write");
-        if let Err(e) = banwarden::config::load(p) {
-            prop_assert!(!e.to_string().is_empty());
-        }
+        answer_config(&global, jail.as_bytes(), &filter);
     }
 }
 
