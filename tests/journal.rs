@@ -585,6 +585,40 @@ async fn one_shot_read_delivers_what_is_stored_and_ends() {
     assert_eq!(run.src.as_ref().unwrap().restarts(), 0);
 }
 
+/// Without a cursor (a first start), the daemon's journal reader starts at
+/// its `since` (now minus the jails' findtime) and follows on: failures
+/// logged shortly before the daemon first ran are counted, older ones not.
+#[tokio::test]
+async fn first_start_reads_back_to_since_then_follows() {
+    if !journal_remote() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("first-start.journal");
+    let now = banwarden::now();
+    let ssh = ("_SYSTEMD_UNIT", "ssh.service");
+    write(
+        &file,
+        &[
+            ent(now - 900, &[ssh, ("MESSAGE", "before findtime")]),
+            ent(now - 60, &[ssh, ("MESSAGE", "within findtime")]),
+        ],
+    );
+    let mut cfg = config(
+        &[&file],
+        vec![spec(1, &["_SYSTEMD_UNIT=ssh.service"])],
+        None,
+    );
+    cfg.since = Some(now - 600);
+    let mut run = start(cfg);
+    run.until("the entry within findtime", |r| r.has(1, "within findtime"))
+        .await;
+    write(&file, &[live(1, &[ssh, ("MESSAGE", "live")])]);
+    run.until("the live entry", |r| r.has(1, "live")).await;
+    assert_eq!(run.lines(1), ["within findtime", "live"]);
+    assert!(run.errors.is_empty(), "{:?}", run.errors);
+}
+
 /// A fake journalctl: the first run prints two entries and dies; later runs
 /// print what follows the cursor they were given, then stay up.
 fn fake_journalctl(dir: &Path) -> PathBuf {

@@ -105,11 +105,14 @@ fn a_journal_jail_bans_and_resumes_at_its_cursor() {
     let now = jiff::Timestamp::now().as_second();
     let msg = "Failed password for root from 198.51.100.60 port 2222 ssh2";
     let journal = cfg.path().join("ssh.journal");
-    // Without a stored cursor the reader starts at the end: the file must
-    // exist first, and the failures come after the start.
+    // Without a stored cursor the reader starts findtime back: a failure
+    // logged before the daemon first ran counts toward the ban.
     if !write_journal(
         &journal,
-        &[(now - 5, "Server listening on 0.0.0.0 port 22.")],
+        &[
+            (now - 900, msg), // before findtime (600 s): not counted
+            (now - 5, msg),
+        ],
         1_000_000,
     ) {
         return;
@@ -123,8 +126,7 @@ fn a_journal_jail_bans_and_resumes_at_its_cursor() {
         "ssh:\n  enabled: true\n  filter: ssh\n  journal:\n    match: [_SYSTEMD_UNIT=ssh.service]\n    files: [ssh.journal]\n  maxretry: 3\n",
     );
     let daemon = Daemon::start(&pair.srv, &cfg, table);
-    // The reader starts at its start time: once its journalctl runs, an
-    // entry stamped with the clock's time from now on is after it.
+    // Once its journalctl runs, entries stamped from now on follow.
     assert!(
         eventually(Duration::from_secs(10), || journalctl_reads(&journal)),
         "no journalctl reads {}\n{}",
@@ -132,7 +134,7 @@ fn a_journal_jail_bans_and_resumes_at_its_cursor() {
         daemon.stderr()
     );
     let now = jiff::Timestamp::now().as_second();
-    write_journal(&journal, &[(now, msg), (now, msg), (now, msg)], 2_000_000);
+    write_journal(&journal, &[(now, msg), (now, msg)], 2_000_000);
     assert!(
         eventually(Duration::from_secs(5), || in_set(
             &pair,

@@ -63,7 +63,7 @@ pub struct JournalConfig {
     /// One per journal jail; all are served by a single journalctl.
     pub specs: Vec<JournalSpec>,
     /// The cursor stored by a previous run: reading resumes just after it.
-    /// Without one, reading starts now (the journal's history is skipped).
+    /// Without one, reading starts at `since` (else now, when following).
     pub cursor: Option<String>,
     /// Journal files to read (`--file=`); empty: the system journal.
     pub files: Vec<PathBuf>,
@@ -157,10 +157,14 @@ impl JournalSource {
         let now = crate::now();
         let start = match (&cfg.cursor, cfg.since) {
             (Some(c), _) => Start::Cursor(c.clone()),
+            // A first start reads back to `since` (the daemon: its journal
+            // jails' longest findtime), as a never-seen file is read from its
+            // first line within findtime: failures logged before the daemon
+            // first ran count.
+            (None, Some(t)) => Start::Since(t),
             // Not `--lines=0`: entries written between `spawn` returning and
             // journalctl seeking to the end would be lost.
-            (None, _) if cfg.follow => Start::Since(now),
-            (None, Some(t)) => Start::Since(t),
+            (None, None) if cfg.follow => Start::Since(now),
             (None, None) => Start::Beginning,
         };
         let first = specs.first().map_or(0, |(id, _)| *id);
