@@ -30,5 +30,10 @@ gzip -9n "$gen"/man/*
 "$bin" generate completions zsh > "$gen/completions/_banwarden"
 "$bin" generate completions fish > "$gen/completions/banwarden.fish"
 mkdir -p "$gen/systemd"
-sed 's,/usr/local/bin/banwarden,/usr/bin/banwarden,g' systemd/banwarden.service > "$gen/systemd/banwarden.service"
+# The unit, as installed by the package: /usr/bin, and the man pages it
+# ships (systemd-analyze verify checks they exist, so the repository's copy
+# names only nft(8)).
+sed -e 's,/usr/local/bin/banwarden,/usr/bin/banwarden,g' \
+    -e 's,^Documentation=man:nft(8)$,Documentation=man:banwarden(8) man:banwarden.yaml(5) man:nft(8),' \
+    systemd/banwarden.service > "$gen/systemd/banwarden.service"
 cargo deb --no-build --profile "$profile" "$@"

@@ -167,6 +167,7 @@ fn the_package_holds_what_an_operator_needs() {
         unit_text.contains("ExecStart=/usr/bin/banwarden run"),
         "packaged unit runs /usr/bin"
     );
+    assert!(unit_text.contains("Documentation=man:banwarden(8)"));
 
     // Every shipped jail is disabled.
     let etc = tempfile::tempdir().unwrap();

@@ -89,3 +89,42 @@ fn completions_for_bash_zsh_and_fish() {
         );
     }
 }
+
+/// The README's table of commands names every command of the CLI, and no
+/// command the CLI does not have.
+#[test]
+fn readme_commands_table_matches_the_cli() {
+    use clap::CommandFactory;
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = text.find("## Commands").expect("a Commands section");
+    let table: Vec<&str> = text[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let cli = banwarden::cli::Cli::command();
+    let names: Vec<&str> = cli
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| s.get_name())
+        .collect();
+    for name in &names {
+        let row = format!("`banwarden {name}");
+        assert!(
+            table.iter().any(|l| l.contains(&row)),
+            "README's command table lacks `banwarden {name}`"
+        );
+    }
+    for line in &table[2..] {
+        let cmd = line
+            .split("`banwarden ")
+            .nth(1)
+            .and_then(|s| s.split([' ', '`']).next())
+            .unwrap_or_else(|| panic!("row without a command: {line}"));
+        assert!(
+            names.contains(&cmd),
+            "README lists `banwarden {cmd}`, which does not exist"
+        );
+    }
+}

@@ -399,3 +399,14 @@ mod tests {
         assert!(lint("a: [", Shape::Named(Scope::Jail)).is_none());
     }
 }
+
+#[cfg(test)]
+mod yaml_features {
+    use super::*;
+
+    #[test]
+    fn anchors_and_merge_keys_are_read_as_the_typed_reader_reads_them() {
+        let text = "base: &base\n  filter: f\n  maxretry: 3\nsshd:\n  <<: *base\n  enabled: true\n";
+        assert_eq!(lint(text, Shape::Named(Scope::Jail)), Some(vec![]));
+    }
+}
