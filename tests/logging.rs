@@ -1,7 +1,8 @@
 //! The daemon's log records as systemd and log shippers read them:
 //!
-//! - `--log-format journald` (what `auto` picks when `JOURNAL_STREAM` names
-//!   stderr) speaks journald's native protocol: the test binds its own
+//! - started as systemd starts it (stderr a stream whose device:inode
+//!   `JOURNAL_STREAM` names), the daemon picks the journal on its own and
+//!   speaks journald's native protocol: the test binds its own
 //!   datagram socket and mounts it over `/run/systemd/journal/` in the
 //!   daemon's private mount namespace (the `ip netns exec` of its test
 //!   network), then reads the datagrams back. A ban arrives as one record
@@ -60,14 +61,20 @@ fn a_ban_reaches_the_journal_with_priority_and_fields() {
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
+    // As systemd starts it: stderr is the journal stream and JOURNAL_STREAM
+    // names it (device:inode), so the default `--log-format auto` picks the
+    // journal.
     let script = "mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/journal \
                   && mount --bind \"$1\" /run/systemd/journal \
-                  && exec \"$2\" run --config \"$3\" --log-format journald";
+                  && exec 2>\"$4\" \
+                  && export JOURNAL_STREAM=$(stat -c %d:%i \"$4\") \
+                  && exec \"$2\" run --config \"$3\"";
     let mut child = Command::new("ip")
         .args(["netns", "exec", &net.srv, "sh", "-c", script, "sh"])
         .arg(journal.path())
         .arg(env!("CARGO_BIN_EXE_banwarden"))
         .arg(config.path())
+        .arg(journal.path().join("stderr"))
         .env("RUST_LOG", "banwarden=info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -97,11 +104,16 @@ fn a_ban_reaches_the_journal_with_priority_and_fields() {
         }
         false
     };
+    let stderr_text = || std::fs::read_to_string(journal.path().join("stderr")).unwrap_or_default();
     let started = recv_until(&mut records, &|r| {
         r.get("MESSAGE")
             .is_some_and(|m| m.contains("control socket listening"))
     });
-    assert!(started, "no start-up record in the journal: {records:?}");
+    assert!(
+        started,
+        "no start-up record in the journal: {records:?}\nstderr: {}",
+        stderr_text()
+    );
     // The table exists once the daemon runs; then two failures earn a ban.
     assert!(eventually(Duration::from_secs(10), || {
         common::netns::exec(&net.srv, &["nft", "list", "table", "inet", &table])
