@@ -217,11 +217,13 @@ fn value(v: &Spanned<Node>, key: &Key, field: &str, out: &mut Vec<Finding>) -> R
     match key.ty {
         Type::Bool => match n {
             Node::Bool(_) => Ok(()),
+            // A quoted 'true' reads as the boolean in the typed reader too.
+            Node::Str(t) if t == "true" || t == "false" => Ok(()),
             _ => Err(format!("expected true or false, got {}", n.show())),
         },
-        Type::Int { min, max } => match n {
-            Node::Int(i) if (min..=max).contains(i) => Ok(()),
-            Node::Int(i) => Err(format!("must be between {min} and {max}, got {i}")),
+        Type::Int { min, max } => match int_of(n) {
+            Some(i) if (min..=max).contains(&i) => Ok(()),
+            Some(i) => Err(format!("must be between {min} and {max}, got {i}")),
             _ => Err(format!(
                 "expected a whole number (like {}), got {}",
                 key.default_text()
@@ -285,6 +287,15 @@ fn value(v: &Spanned<Node>, key: &Key, field: &str, out: &mut Vec<Finding>) -> R
             map(v, scope, field, out);
             Ok(())
         }
+    }
+}
+
+/// A whole number, also when quoted (`'5'`), as the typed reader takes it.
+fn int_of(n: &Node) -> Option<i64> {
+    match n {
+        Node::Int(i) => Some(*i),
+        Node::Str(t) => t.trim().parse().ok(),
+        _ => None,
     }
 }
 
@@ -407,6 +418,9 @@ mod yaml_features {
     #[test]
     fn anchors_and_merge_keys_are_read_as_the_typed_reader_reads_them() {
         let text = "base: &base\n  filter: f\n  maxretry: 3\nsshd:\n  <<: *base\n  enabled: true\n";
+        assert_eq!(lint(text, Shape::Named(Scope::Jail)), Some(vec![]));
+        // Quoted scalars the typed reader accepts pass too.
+        let text = "sshd:\n  enabled: 'true'\n  maxretry: '5'\n";
         assert_eq!(lint(text, Shape::Named(Scope::Jail)), Some(vec![]));
     }
 }
