@@ -87,6 +87,11 @@ pub enum Type {
     Ports,
     /// A nested map whose keys are those of the scope.
     Map(Scope),
+    /// Any shape, checked only by the key's own parser in `config::build`
+    /// (a list of maps, say); `describe` is the text shown as its type.
+    Any {
+        describe: &'static str,
+    },
 }
 
 impl Type {
@@ -110,6 +115,7 @@ impl Type {
             Type::Nets => "list of addresses/CIDRs".into(),
             Type::Ports => "port list".into(),
             Type::Map(s) => format!("map ({} keys)", s.name()),
+            Type::Any { describe } => describe.to_string(),
         }
     }
 }

@@ -287,6 +287,7 @@ fn value(v: &Spanned<Node>, key: &Key, field: &str, out: &mut Vec<Finding>) -> R
             map(v, scope, field, out);
             Ok(())
         }
+        Type::Any { .. } => Ok(()),
     }
 }
 
