@@ -16,6 +16,17 @@ need runuser util-linux
 # tests/fail2ban_samples.rs reads fail2ban's own filters and sample logs
 # (GPL: read from the package at test time, never copied here).
 need fail2ban-regex fail2ban
+# tests/deb_package.rs builds the Debian package with cargo-deb and
+# installs it in a throw-away overlay root.
+need dpkg-deb dpkg
+need unshare util-linux
+if ! cargo deb --version >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        cargo install cargo-deb --locked
+    else
+        echo "$(basename "$0"): cargo-deb is missing: cargo install cargo-deb (the package tests skip)" >&2
+    fi
+fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets 2>&1

@@ -199,6 +199,9 @@ fn daemon_refuses_to_start_on_a_bad_config() {
         .expect("run banwarden");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("x.yaml:3:3: unknown field `bogus`"), "{err}");
+    assert!(
+        err.contains("x.yaml:3:3: x.bogus: unknown key `bogus`"),
+        "{err}"
+    );
     assert!(err.contains("refusing to start"), "{err}");
 }

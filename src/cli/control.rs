@@ -22,9 +22,9 @@ pub struct ConnectArgs {
     /// else /run/banwarden/banwarden.sock].
     #[arg(long, value_name = "PATH", env = "BANWARDEN_SOCKET")]
     pub socket: Option<PathBuf>,
-    /// Configuration directory (read only to find the socket).
-    #[arg(long, short = 'c', value_name = "DIR", default_value = crate::config::DEFAULT_DIR, env = "BANWARDEN_CONFIG")]
-    pub config: PathBuf,
+    // Read only to find the socket.
+    #[command(flatten)]
+    pub config: super::ConfigArg,
     /// Print the daemon's answer as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -196,7 +196,7 @@ pub fn socket_path(connect: &ConnectArgs) -> PathBuf {
     if let Some(p) = &connect.socket {
         return p.clone();
     }
-    if let Ok(config) = crate::config::load(&connect.config) {
+    if let Ok(config) = crate::config::load(&connect.config.dir()) {
         return config.global.socket;
     }
     // A config with errors elsewhere (or none readable): its `socket:` still counts.
@@ -204,7 +204,7 @@ pub fn socket_path(connect: &ConnectArgs) -> PathBuf {
     struct SocketOnly {
         socket: Option<String>,
     }
-    std::fs::read_to_string(connect.config.join("banwarden.yaml"))
+    std::fs::read_to_string(connect.config.dir().join("banwarden.yaml"))
         .ok()
         .and_then(|text| serde_saphyr::from_str::<SocketOnly>(&text).ok())
         .and_then(|g| g.socket)
@@ -655,7 +655,9 @@ ADDRESS    BANNED AT            TIME LEFT  BANS
     fn connect_to(socket: Option<PathBuf>, config: PathBuf) -> ConnectArgs {
         ConnectArgs {
             socket,
-            config,
+            config: crate::cli::ConfigArg {
+                config: Some(config),
+            },
             json: false,
         }
     }

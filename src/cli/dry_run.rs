@@ -106,10 +106,8 @@ pub struct DryRunArgs {
     #[arg(long, short = 'j', value_name = "NAME")]
     pub jail: Option<String>,
 
-    /// Configuration directory [default: /etc/banwarden, or the current
-    /// directory if that does not exist and it has filters/].
-    #[arg(long, short = 'c', value_name = "DIR", env = "BANWARDEN_CONFIG")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArg,
 
     /// Print the lines of this kind, captured host and user highlighted (repeatable).
     #[arg(long, value_enum, value_name = "KIND")]
@@ -422,15 +420,9 @@ fn parse_time(t: &str) -> Option<UnixTime> {
 /// The config directory: --config / BANWARDEN_CONFIG, else the default, else
 /// the current directory when it holds filters/ (a checkout of the repo).
 fn config_dir(args: &DryRunArgs) -> Result<PathBuf, Fatal> {
-    if let Some(d) = &args.config {
-        return Ok(d.clone());
-    }
-    let default = PathBuf::from(config::DEFAULT_DIR);
-    if default.is_dir() {
-        return Ok(default);
-    }
-    if Path::new("filters").is_dir() {
-        return Ok(PathBuf::from("."));
+    let dir = args.config.dir();
+    if args.config.config.is_some() || dir.is_dir() {
+        return Ok(dir);
     }
     Err(Fatal(format!(
         "no config directory: {} does not exist and the current directory has no filters/ (use --config DIR)",

@@ -6,8 +6,9 @@
 pub mod check;
 pub mod control;
 pub mod dry_run;
+pub mod generate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
@@ -49,13 +50,32 @@ pub enum Command {
     Reload(control::ReloadArgs),
     /// Never ban an address (or network) until restart or reload, or for --for.
     Ignore(control::IgnoreArgs),
+    /// Print man pages or shell completions (for packagers).
+    Generate(generate::GenerateArgs),
 }
 
-#[derive(Debug, clap::Args)]
+/// `--config DIR`: the one definition every command shares.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArg {
-    /// Configuration directory.
-    #[arg(long, short = 'c', value_name = "DIR", default_value = crate::config::DEFAULT_DIR, env = "BANWARDEN_CONFIG")]
-    pub config: PathBuf,
+    /// Configuration directory [default: /etc/banwarden; when that does not
+    /// exist, the current directory if it holds banwarden.yaml or filters/].
+    #[arg(long, short = 'c', value_name = "DIR", env = "BANWARDEN_CONFIG", value_hint = clap::ValueHint::DirPath)]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// The directory given, else the default (see the flag's help).
+    pub fn dir(&self) -> PathBuf {
+        if let Some(d) = &self.config {
+            return d.clone();
+        }
+        let default = PathBuf::from(crate::config::DEFAULT_DIR);
+        let here = Path::new("banwarden.yaml").is_file() || Path::new("filters").is_dir();
+        if !default.is_dir() && here {
+            return PathBuf::from(".");
+        }
+        default
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,16 +85,21 @@ pub struct RunArgs {
     /// Command used to run nft (split on spaces), e.g. "ip netns exec lab nft".
     #[arg(long, value_name = "CMD", default_value = "nft", hide = true)]
     pub nft: String,
+    /// Log format: `auto` is the systemd journal (with JAIL=, ADDR=... fields)
+    /// when systemd started the daemon, else text on stderr.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = crate::logging::LogFormat::Auto)]
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// Runs the parsed command; returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     match cli.command {
         Command::Run(args) => crate::daemon::main(crate::daemon::Options {
-            config_dir: args.config.config,
+            config_dir: args.config.dir(),
             nft_cmd: args.nft.split_whitespace().map(str::to_string).collect(),
+            log_format: args.log_format,
         }),
-        Command::Check(args) => check::run(&args.config),
+        Command::Check(args) => check::run(&args.dir()),
         Command::DryRun(args) => dry_run::run(*args),
         Command::Status(args) => control::run_status(args),
         Command::Bans(args) => control::run_bans(args),
@@ -82,5 +107,32 @@ pub fn main(cli: Cli) -> i32 {
         Command::Unban(args) => control::run_unban(args),
         Command::Reload(args) => control::run_reload(args),
         Command::Ignore(args) => control::run_ignore(args),
+        Command::Generate(args) => generate::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn benchmark_knobs_stay_out_of_the_help() {
+        let mut cmd = super::Cli::command();
+        let dry_run = cmd.find_subcommand_mut("dry-run").unwrap();
+        let help = dry_run.render_long_help().to_string();
+        for knob in [
+            "--chunk-kib",
+            "--no-date-cache",
+            "BANWARDEN_DRY_RUN_TIMING",
+            "--nft",
+        ] {
+            assert!(!help.contains(knob), "{knob} in the help");
+        }
+        assert!(help.contains("--config"));
     }
 }

@@ -5,6 +5,9 @@
 //! column and field. It starts nothing and touches no state: a config that fails
 //! here changes nothing anywhere (the daemon keeps the one it runs).
 
+pub mod docs;
+pub mod keys;
+mod lint;
 mod raw;
 mod values;
 
@@ -18,7 +21,7 @@ use serde_saphyr::Spanned;
 
 use crate::filter::{Filter, FilterSpec, PatternRef};
 use crate::firewall::{JailRules, Protocol, Verdict};
-use crate::jail::{IgnoreList, JailSettings, DEFAULT_MAX_TRACKED};
+use crate::jail::{IgnoreList, JailSettings};
 use raw::{MergedJail, RawFilter, RawGlobal, RawJail};
 pub use values::{parse_duration, parse_net};
 
@@ -195,7 +198,12 @@ fn load_some(dir: &Path, only: Option<&str>) -> Result<Config, ConfigErrors> {
     }
     let global_path = dir.join("banwarden.yaml");
     let raw_global: RawGlobal = if global_path.exists() {
-        parse_file(&global_path, &mut errs).unwrap_or_default()
+        parse_file(
+            &global_path,
+            lint::Shape::Keys(keys::Scope::Global),
+            &mut errs,
+        )
+        .unwrap_or_default()
     } else {
         RawGlobal::default()
     };
@@ -208,7 +216,11 @@ fn load_some(dir: &Path, only: Option<&str>) -> Result<Config, ConfigErrors> {
     };
     let mut merged: BTreeMap<String, MergedJail> = BTreeMap::new();
     for path in jail_files(&dir.join("jails"), &mut errs) {
-        let Some(map) = parse_file::<BTreeMap<String, RawJail>>(&path, &mut errs) else {
+        let Some(map) = parse_file::<BTreeMap<String, RawJail>>(
+            &path,
+            lint::Shape::Named(keys::Scope::Jail),
+            &mut errs,
+        ) else {
             continue;
         };
         let file = Arc::new(path.clone());
@@ -282,7 +294,11 @@ pub fn load_filter_file(path: &Path) -> Result<Filter, ConfigErrors> {
     }
 }
 
-fn parse_file<T: serde::de::DeserializeOwned>(path: &Path, errs: &mut Errors) -> Option<T> {
+fn parse_file<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    shape: lint::Shape,
+    errs: &mut Errors,
+) -> Option<T> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -290,6 +306,19 @@ fn parse_file<T: serde::de::DeserializeOwned>(path: &Path, errs: &mut Errors) ->
             return None;
         }
     };
+    // Every mistake of the file at once, in words; the typed read below
+    // would stop at the first.
+    let findings = lint::lint(&text, shape).unwrap_or_default();
+    if !findings.is_empty() {
+        errs.0.extend(findings.into_iter().map(|f| ConfigError {
+            file: path.to_path_buf(),
+            line: f.line,
+            column: f.column,
+            field: f.field,
+            message: f.message,
+        }));
+        return None;
+    }
     match serde_saphyr::from_str::<T>(&text) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -334,7 +363,7 @@ fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
     let table = raw
         .table
         .as_ref()
-        .map_or_else(|| "banwarden".to_string(), |t| t.value.clone());
+        .map_or_else(|| global_default("table"), |t| t.value.clone());
     if let Some(t) = &raw.table {
         if !values::valid_name(&t.value) {
             errs.at(
@@ -348,24 +377,19 @@ fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
     let log_level = raw
         .log_level
         .as_ref()
-        .map_or_else(|| "info".to_string(), |l| l.value.clone());
+        .map_or_else(|| global_default("log_level"), |l| l.value.clone());
     if let Some(l) = &raw.log_level {
-        if !["error", "warn", "info", "debug", "trace"].contains(&l.value.as_str()) {
-            errs.at(
-                path,
-                l,
-                "log_level",
-                "must be one of error, warn, info, debug, trace",
-            );
+        if let Err(e) = keys::key(keys::Scope::Global, "log_level").check_choice(&l.value) {
+            errs.at(path, l, "log_level", e);
         }
     }
     Global {
         state_dir: raw.state_dir.as_ref().map_or_else(
-            || PathBuf::from("/var/lib/banwarden"),
+            || PathBuf::from(global_default("state_dir")),
             |s| PathBuf::from(&s.value),
         ),
         socket: raw.socket.as_ref().map_or_else(
-            || PathBuf::from("/run/banwarden/banwarden.sock"),
+            || PathBuf::from(global_default("socket")),
             |s| PathBuf::from(&s.value),
         ),
         table,
@@ -382,7 +406,7 @@ fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
                 .ok()
         }),
         fail2ban_dir: raw.fail2ban_dir.as_ref().map_or_else(
-            || PathBuf::from(crate::fail2ban::DEFAULT_DIR),
+            || PathBuf::from(global_default("fail2ban_dir")),
             |d| PathBuf::from(&d.value),
         ),
         metrics_listen: raw.metrics_listen.as_ref().and_then(|m| {
@@ -401,6 +425,14 @@ fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
     }
 }
 
+/// The registered default of a `banwarden.yaml` key.
+fn global_default(name: &str) -> String {
+    keys::key(keys::Scope::Global, name)
+        .default_text()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn nets(path: &Path, list: &[Spanned<String>], field: &str, errs: &mut Errors) -> Vec<IpNet> {
     let mut out = Vec::new();
     for (i, s) in list.iter().enumerate() {
@@ -413,7 +445,7 @@ fn nets(path: &Path, list: &[Spanned<String>], field: &str, errs: &mut Errors) -
 }
 
 fn load_filter(path: &Path, name: &str, errs: &mut Errors) -> Option<Filter> {
-    let raw: RawFilter = parse_file(path, errs)?;
+    let raw: RawFilter = parse_file(path, lint::Shape::Keys(keys::Scope::Filter), errs)?;
     let spec = FilterSpec {
         name: name.to_string(),
         description: raw.description.clone().unwrap_or_default(),
@@ -570,31 +602,31 @@ fn build_jail(
             "an enabled jail needs a logpath, a journal or a command to read",
         );
     }
-    let maxretry = match &raw.maxretry {
-        None => 5,
-        Some(s) if (1..=1_000_000).contains(&s.value) => s.value as u32,
-        Some(s) => {
-            errs.at(
-                &file("maxretry"),
-                s,
-                &f("maxretry"),
-                "must be between 1 and 1000000",
-            );
-            5
+    let int = |v: &Option<Spanned<i64>>, name: &str, errs: &mut Errors| {
+        let key = keys::key(keys::Scope::Jail, name);
+        match v {
+            None => key.default_int(),
+            Some(s) => key.check_int(s.value).unwrap_or_else(|e| {
+                errs.at(&file(name), s, &f(name), e);
+                key.default_int()
+            }),
         }
     };
+    let maxretry = int(&raw.maxretry, "maxretry", errs) as u32;
+    let jail_key = |name| keys::key(keys::Scope::Jail, name);
+    let findtime_default = jail_key("findtime").default_duration().unwrap_or(600);
     let findtime = duration(
         raw.findtime.as_ref(),
-        600,
+        findtime_default,
         false,
         &file("findtime"),
         &f("findtime"),
         errs,
     )
-    .unwrap_or(600);
+    .unwrap_or(findtime_default);
     let bantime = duration(
         raw.bantime.as_ref(),
-        600,
+        jail_key("bantime").default_duration().unwrap_or(600),
         true,
         &file("bantime"),
         &f("bantime"),
@@ -607,36 +639,13 @@ fn build_jail(
         &f("ignoreip"),
         errs,
     ));
-    let ignoreself = raw.ignoreself.as_ref().is_none_or(|s| s.value);
-    let max_tracked = match &raw.max_tracked {
-        None => DEFAULT_MAX_TRACKED,
-        Some(s) if (1..=100_000_000).contains(&s.value) => s.value as usize,
-        Some(s) => {
-            errs.at(
-                &file("max_tracked"),
-                s,
-                &f("max_tracked"),
-                "must be between 1 and 100000000",
-            );
-            DEFAULT_MAX_TRACKED
-        }
-    };
-    let prefix =
-        |v: &Option<Spanned<i64>>, field: &str, max: i64, default: u8, errs: &mut Errors| match v {
-            None => default,
-            Some(s) if (8..=max).contains(&s.value) => s.value as u8,
-            Some(s) => {
-                errs.at(
-                    &file(field),
-                    s,
-                    &f(field),
-                    format!("must be between 8 and {max}"),
-                );
-                default
-            }
-        };
-    let ipv4_prefix = prefix(&raw.ipv4_prefix, "ipv4_prefix", 32, 32, errs);
-    let ipv6_prefix = prefix(&raw.ipv6_prefix, "ipv6_prefix", 128, 64, errs);
+    let ignoreself = raw
+        .ignoreself
+        .as_ref()
+        .map_or_else(|| jail_key("ignoreself").default_bool(), |s| s.value);
+    let max_tracked = int(&raw.max_tracked, "max_tracked", errs) as usize;
+    let ipv4_prefix = int(&raw.ipv4_prefix, "ipv4_prefix", errs) as u8;
+    let ipv6_prefix = int(&raw.ipv6_prefix, "ipv6_prefix", errs) as u8;
     let increment =
         raw.bantime_increment
             .as_ref()

@@ -74,7 +74,7 @@ fn unknown_key_names_file_line_and_column() {
     let s = e.to_string();
     assert!(
         s.starts_with(&format!(
-            "{}:3:3: unknown field `bantim`",
+            "{}:3:3: demo.bantim: unknown key `bantim`; did you mean `bantime`?",
             d.path().join("jails/a.yaml").display()
         )),
         "{s}"
@@ -89,10 +89,10 @@ fn bad_values_name_their_field() {
     ]);
     let e = load(d.path()).unwrap_err().to_string();
     for want in [
-        ":3:12: demo.bantime: `10x`",
+        ":3:12: demo.bantime: expected a duration (90s, 10m, 1h, 1d, 1w, 1h30m, seconds, or permanent), got \"10x\"",
         ":4:14: demo.ignoreip[0]",
-        ":5:10: demo.ports[0]",
-        ":6:13: demo.protocol",
+        ":5:11: demo.ports[0]",
+        ":6:13: demo.protocol: expected one of tcp, udp, all, got \"sctp\"",
     ] {
         assert!(e.contains(want), "missing {want} in\n{e}");
     }
@@ -232,5 +232,5 @@ fn backend_auto_falls_back_to_the_journal_without_the_log_file() {
     assert!(load(d.path())
         .unwrap_err()
         .to_string()
-        .contains("demo.backend: must be auto, files or journal"));
+        .contains("demo.backend: expected one of auto, files, journal, got \"systemd\""));
 }

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{self, Config};
 use crate::control::{self, ControlListener, ControlRequest};
+use crate::events::{InternalEvent, LogRotated, SourceError};
 use crate::firewall::nft::NftFirewall;
 use crate::firewall::worker::WorkerEvent;
 use crate::firewall::worker::{spawn_worker, WorkerHandle, WorkerOptions};
@@ -52,6 +53,8 @@ pub struct Options {
     pub config_dir: PathBuf,
     /// The command that runs nft, as argv (`["nft"]`; tests prefix `ip netns exec NS`).
     pub nft_cmd: Vec<String>,
+    /// Where log records go (journal, text, JSON).
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// Entry point of `banwarden run`; returns the exit code.
@@ -59,6 +62,7 @@ pub fn main(options: Options) -> i32 {
     let Options {
         config_dir: dir,
         nft_cmd,
+        log_format,
     } = options;
     let config = match config::load(&dir) {
         Ok(c) => c,
@@ -71,7 +75,7 @@ pub fn main(options: Options) -> i32 {
             return 1;
         }
     };
-    init_tracing(&config.global.log_level);
+    crate::logging::init(&config.global.log_level, log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -91,16 +95,6 @@ pub fn main(options: Options) -> i32 {
             1
         }
     }
-}
-
-fn init_tracing(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("banwarden={level},warn")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -305,17 +299,13 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 impl Daemon {
     fn handle(&mut self, ev: &SourceEvent, now: UnixTime, out: &mut Vec<BanDecision>) {
         match ev {
-            SourceEvent::Error { message, .. } => {
-                tracing::warn!(%message, "source error");
-                if let Some(m) = &self.metrics {
-                    m.source_error(self.running.source_kind(ev));
-                }
+            SourceEvent::Error { message, .. } => SourceError {
+                kind: self.running.source_kind(ev),
+                message,
             }
+            .emit(self.metrics.as_deref()),
             SourceEvent::Rotated { path, how, .. } => {
-                tracing::info!(path = %path.display(), how, "log rotated");
-                if let Some(m) = &self.metrics {
-                    m.rotation(how);
-                }
+                LogRotated { path, how }.emit(self.metrics.as_deref())
             }
             _ => {}
         }

@@ -98,7 +98,6 @@ impl CommandSource {
         };
         let Some(program) = cfg.argv.first().cloned() else {
             let message = "command source with an empty argv: nothing to run".to_string();
-            tracing::error!(source = id, "{message}");
             tokio::spawn(async move {
                 let _ = out
                     .send(SourceEvent::Error {
@@ -289,7 +288,6 @@ impl Supervisor {
             let message = match self.run_once(feed).await? {
                 Ended::Done(None) => return Ok(()),
                 Ended::Done(Some(message)) => {
-                    tracing::warn!(source = self.source, command = %self.what, "{message}");
                     let source = self.source;
                     return self.out.send(SourceEvent::Error { source, message }).await;
                 }
@@ -299,8 +297,7 @@ impl Supervisor {
                 delay = BACKOFF_MIN;
             }
             let restarts = self.status.restarts.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(source = self.source, command = %self.what, restarts, retry_in = ?delay, "{message}");
-            let message = format!("{message}; restarting in {delay:?}");
+            let message = format!("{message} (restart {restarts}); restarting in {delay:?}");
             let source = self.source;
             self.out
                 .send(SourceEvent::Error { source, message })

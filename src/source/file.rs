@@ -147,7 +147,6 @@ impl FileSource {
             .name(format!("banwarden-file-{id}"))
             .spawn(move || worker.thread_main());
         if let Err(e) = spawned {
-            tracing::error!(source = id, error = %e, "cannot start file source thread");
             let message = format!("file source stopped: cannot start its thread: {e}");
             let _ = failed.try_send(SourceEvent::Error {
                 source: id,
@@ -205,7 +204,6 @@ impl Worker {
                 let _ = rt.block_on(self.run());
             }
             Err(e) => {
-                tracing::error!(source = self.ctx.id, error = %e, "cannot start runtime");
                 let message = format!("file source stopped: cannot start its runtime: {e}");
                 let _ = self.ctx.tx.blocking_send(SourceEvent::Error {
                     source: self.ctx.id,

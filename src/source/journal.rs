@@ -143,7 +143,6 @@ impl JournalSource {
                 }
                 Err(e) => {
                     let message = format!("journal source refused: {e}");
-                    tracing::error!(source = spec.source, "{message}");
                     refused.push(SourceEvent::Error {
                         source: spec.source,
                         message,

@@ -191,7 +191,6 @@ impl Ctx {
     }
 
     pub(super) fn global_error(&mut self, message: String) {
-        tracing::warn!(source = self.id, error = %message, "file source");
         self.pending.push(SourceEvent::Error {
             source: self.id,
             message,
@@ -202,7 +201,6 @@ impl Ctx {
     fn file_error(&mut self, f: &mut Follower, what: &str, err: impl Display) {
         let message = format!("{what} {}: {err}", f.path.display());
         if f.last_error.as_ref() != Some(&message) {
-            tracing::warn!(source = self.id, path = %f.path.display(), error = %err, "{what}");
             self.pending.push(SourceEvent::Error {
                 source: self.id,
                 message: message.clone(),
@@ -230,7 +228,6 @@ pub(super) fn open_follower(ctx: &mut Ctx, f: &mut Follower) -> bool {
         Ok(open) if ctx.held.contains(&(open.dev, open.ino)) => false,
         Ok(mut open) => {
             if let Some(how) = f.pending_how.take() {
-                tracing::info!(source = ctx.id, path = %f.path.display(), how, "log file rotated");
                 ctx.pending.push(SourceEvent::Rotated {
                     source: ctx.id,
                     path: f.path.clone(),
@@ -315,8 +312,6 @@ pub(super) fn restart(ctx: &mut Ctx, f: &mut Follower) {
         (open.read_pos, open.offset, open.fingerprint) = (0, 0, None);
         open.cutter.reset();
     }
-    let (path, how) = (f.path.display(), "truncated");
-    tracing::info!(source = ctx.id, %path, how, "log file rotated");
     ctx.pending.push(SourceEvent::Rotated {
         source: ctx.id,
         path: f.path.clone(),

@@ -1,0 +1,274 @@
+//! The Debian package, built by `scripts/deb.sh` (cargo-deb) from this
+//! repository:
+//!
+//! - its files (binary, unit, conffiles under /etc/banwarden with every jail
+//!   disabled and no demo jail, state directory, man pages, completions),
+//!   its control fields and its maintainer scripts (postinst runs `banwarden
+//!   check`, enables the unit without starting it; postrm purges config
+//!   and state);
+//! - installed with `dpkg -i` into this machine's root as seen through a
+//!   throw-away overlay (a private mount and network namespace, a tmpfs for
+//!   the overlay's upper layer, then chroot): `banwarden check --config
+//!   /etc/banwarden` passes there, a reinstall (the upgrade path) keeps the
+//!   state file, `dpkg -r` leaves the config and the state and `dpkg -P`
+//!   removes both. Nothing of it reaches the host: the namespace and its
+//!   mounts vanish with the process.
+//!
+//! Needs cargo-deb (scripts/test.sh installs it as root) and, for the
+//! install test, root; both skip with the reason otherwise, and fail under
+//! BANWARDEN_REQUIRE_PRIVILEGED_TESTS=1. The package is built with the dev
+//! profile (BANWARDEN_DEB_PROFILE=dev) to keep the test's build short.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+const REQUIRE_ENV: &str = "BANWARDEN_REQUIRE_PRIVILEGED_TESTS";
+
+fn skip(reason: &str) -> bool {
+    if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
+        panic!("cannot run and {REQUIRE_ENV}=1: {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+    true
+}
+
+/// Builds the package once per test binary; `Err` says why it cannot.
+fn package() -> &'static Result<PathBuf, String> {
+    static DEB: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DEB.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let has_deb = Command::new("cargo")
+            .args(["deb", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has_deb {
+            return Err("cargo-deb is missing (cargo install cargo-deb)".into());
+        }
+        let out = Command::new(root.join("scripts/deb.sh"))
+            .current_dir(root)
+            .env("BANWARDEN_DEB_PROFILE", "dev")
+            .output()
+            .map_err(|e| format!("scripts/deb.sh: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "scripts/deb.sh failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deb = stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim().ends_with(".deb"))
+            .map(|l| PathBuf::from(l.trim()))
+            .unwrap_or_else(|| panic!("no .deb path in the output: {stdout}"));
+        assert!(deb.is_file(), "{}", deb.display());
+        assert!(
+            deb.parent().is_some_and(|p| p.ends_with("debian")),
+            "{}",
+            deb.display()
+        );
+        Ok(deb)
+    })
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_package_holds_what_an_operator_needs() {
+    let deb = match package() {
+        Ok(d) => d,
+        Err(reason) => {
+            skip(reason);
+            return;
+        }
+    };
+    let list = run(Command::new("dpkg-deb").arg("-c").arg(deb));
+    for path in [
+        "./usr/bin/banwarden",
+        "./lib/systemd/system/banwarden.service",
+        "./etc/banwarden/banwarden.yaml",
+        "./etc/banwarden/filters/sshd.yaml",
+        "./etc/banwarden/jails/sshd.yaml",
+        "./usr/share/man/man8/banwarden.8.gz",
+        "./usr/share/man/man8/banwarden-dry-run.8.gz",
+        "./usr/share/man/man5/banwarden.yaml.5.gz",
+        "./usr/share/bash-completion/completions/banwarden",
+        "./usr/share/zsh/vendor-completions/_banwarden",
+        "./usr/share/fish/vendor_completions.d/banwarden.fish",
+    ] {
+        let found = list.lines().any(|l| l.ends_with(path))
+            || (path.starts_with("./lib/")
+                && list
+                    .lines()
+                    .any(|l| l.ends_with(&format!("./usr{}", &path[1..]))));
+        assert!(found, "{path} missing from the package:\n{list}");
+    }
+    assert!(
+        !list.contains("jails/demo.yaml"),
+        "the demo jail is not packaged"
+    );
+    assert!(
+        !list.contains(".local.yaml"),
+        "local files are the operator's"
+    );
+
+    let control = tempfile::tempdir().unwrap();
+    run(Command::new("dpkg-deb")
+        .arg("-e")
+        .arg(deb)
+        .arg(control.path()));
+    let read = |name: &str| std::fs::read_to_string(control.path().join(name)).unwrap_or_default();
+    let conffiles = read("conffiles");
+    for f in [
+        "/etc/banwarden/banwarden.yaml",
+        "/etc/banwarden/jails/sshd.yaml",
+    ] {
+        assert!(
+            conffiles.lines().any(|l| l == f),
+            "{f} not a conffile:\n{conffiles}"
+        );
+    }
+    let fields = read("control");
+    assert!(fields.contains("Package: banwarden"), "{fields}");
+    assert!(fields.contains("nftables"), "depends on nftables: {fields}");
+    let postinst = read("postinst");
+    assert!(
+        postinst.contains("banwarden check --config /etc/banwarden"),
+        "{postinst}"
+    );
+    assert!(
+        postinst.contains("deb-systemd-helper"),
+        "unit enabled: {postinst}"
+    );
+    assert!(!postinst.contains("#DEBHELPER#"), "snippets inserted");
+    let postrm = read("postrm");
+    assert!(
+        postrm.contains("rm -rf /etc/banwarden /var/lib/banwarden"),
+        "{postrm}"
+    );
+    let unit_text = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .output()
+        .unwrap()
+        .stdout;
+    let unit_text = String::from_utf8_lossy(&unit_text);
+    assert!(
+        unit_text.contains("ExecStart=/usr/bin/banwarden run"),
+        "packaged unit runs /usr/bin"
+    );
+    assert!(unit_text.contains("Documentation=man:banwarden(8)"));
+
+    // Every shipped jail is disabled.
+    let etc = tempfile::tempdir().unwrap();
+    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(etc.path()));
+    let out = run(Command::new(etc.path().join("usr/bin/banwarden"))
+        .args(["check", "--config"])
+        .arg(etc.path().join("etc/banwarden")));
+    assert!(out.contains("(0 enabled)"), "{out}");
+}
+
+#[test]
+fn dpkg_installs_checks_upgrades_removes_and_purges_in_a_throwaway_root() {
+    if !nix::unistd::geteuid().is_root() {
+        skip("installing with dpkg needs root");
+        return;
+    }
+    let deb = match package() {
+        Ok(d) => d,
+        Err(reason) => {
+            skip(reason);
+            return;
+        }
+    };
+    let host_status = || {
+        Command::new("dpkg")
+            .args(["-s", "banwarden"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let host_before = host_status();
+    let t = tempfile::tempdir().unwrap();
+    // In the chroot: install, check, enable (not started: no systemd runs
+    // there), reinstall keeps state, remove keeps config, purge clears.
+    let inside = r#"
+set -eu
+dpkg -i /tmp/pkg.deb
+test -x /usr/bin/banwarden
+banwarden check --config /etc/banwarden
+test -L /etc/systemd/system/multi-user.target.wants/banwarden.service
+test -d /var/lib/banwarden
+echo 'sshd: {enabled: true, backend: files, logpath: /var/log/auth.log}' > /etc/banwarden/jails/sshd.local.yaml
+touch /var/log/auth.log
+banwarden check --config /etc/banwarden | grep -q '1 enabled: sshd'
+echo saved > /var/lib/banwarden/state.redb
+dpkg -i /tmp/pkg.deb
+grep -q saved /var/lib/banwarden/state.redb
+dpkg -r banwarden
+test ! -e /usr/bin/banwarden
+test -f /etc/banwarden/banwarden.yaml
+test -f /etc/banwarden/jails/sshd.local.yaml
+test -f /var/lib/banwarden/state.redb
+dpkg -P banwarden
+test ! -e /etc/banwarden
+test ! -e /var/lib/banwarden
+echo ALL-OK
+"#;
+    let outside = r#"
+set -eu
+t="$1"
+mount -t tmpfs tmpfs "$t"
+mkdir "$t/upper" "$t/work" "$t/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$t/upper,workdir=$t/work" "$t/root"
+mount --rbind /dev "$t/root/dev"
+mount -t proc proc "$t/root/proc"
+mount -t tmpfs tmpfs "$t/root/run"
+mount -t tmpfs tmpfs "$t/root/tmp"
+cp "$2" "$t/root/tmp/pkg.deb"
+exec chroot "$t/root" sh -c "$3"
+"#;
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--net",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            outside,
+            "sh",
+        ])
+        .arg(t.path())
+        .arg(deb)
+        .arg(inside)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() && text.contains("mount:") && text.contains("permission denied") {
+        skip(&format!("cannot mount an overlay here: {text}"));
+        return;
+    }
+    assert!(out.status.success() && text.contains("ALL-OK"), "{text}");
+    assert!(
+        text.contains("no jail is enabled"),
+        "postinst explains: {text}"
+    );
+    // The host's package database did not see any of it.
+    let host_after = host_status();
+    assert_eq!(host_before, host_after, "the host's dpkg state changed");
+}
