@@ -80,10 +80,15 @@ class Monitor:
         self.proc.kill()
 
 
-def cpu(pid):
+def cpu(pid, children=False):
+    """The process's CPU seconds (utime+stime); with `children`, plus those of
+    its waited-for children (the nft processes it ran)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    own = int(fields[11]) + int(fields[12])
+    if children:
+        own += int(fields[13]) + int(fields[14])
+    return own / CLK_TCK
 
 
 def rss_hwm(pid):
@@ -261,7 +266,8 @@ def main():
                                            capture_output=True).stdout)
         count = sum(len(x["set"].get("elem", [])) for x in listed["nftables"] if "set" in x)
         result["restart"] = {"bans": len(everything), "in_set": count, "spawn_to_all_restored_s": restored_s,
-                             "daemon_cpu_s": cpu(daemon.pid)}
+                             "daemon_cpu_s": cpu(daemon.pid),
+                             "daemon_and_nft_cpu_s": cpu(daemon.pid, children=True)}
     daemon.terminate()
     daemon.wait(10)
     mon.stop()

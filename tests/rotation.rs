@@ -55,7 +55,11 @@ async fn a_line_written_in_pieces_is_delivered_once_complete() {
             .map(|(_, l)| String::from_utf8_lossy(l).into_owned())
             .collect::<Vec<_>>()
     };
-    assert!(from_log(&t).is_empty(), "fragment delivered: {:?}", t.texts());
+    assert!(
+        from_log(&t).is_empty(),
+        "fragment delivered: {:?}",
+        t.texts()
+    );
     append(&log, b"ld\n");
     t.wait_line("hello world").await;
     t.sync(&log, "end").await;
