@@ -156,6 +156,13 @@ pub struct Metrics {
     nft_seconds: Histogram,
     source_errors: CounterFamily<KindLabels>,
     rotations: CounterFamily<HowLabels>,
+    unhealthy: GaugeFamily<ProblemLabels>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProblemLabels {
+    jail: String,
+    problem: &'static str,
 }
 
 impl fmt::Debug for Metrics {
@@ -181,6 +188,7 @@ impl Metrics {
             nft_seconds: Histogram::new(NFT_BUCKETS),
             source_errors: Family::default(),
             rotations: Family::default(),
+            unhealthy: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -235,6 +243,11 @@ impl Metrics {
             "source_rotations",
             "Log rotations a file source followed, by how it was rotated",
             m.rotations.clone(),
+        );
+        registry.register(
+            "jail_unhealthy",
+            "1 while a jail is flagged by filter health (no_lines, no_matches, undated)",
+            m.unhealthy.clone(),
         );
         // Fixed label sets start at zero so that rates and alerts work
         // before the first event.
@@ -326,6 +339,15 @@ impl Metrics {
     pub fn source_error(&self, kind: &str) {
         let kind = known(&SOURCE_KINDS, kind);
         self.source_errors.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Sets `banwarden_jail_unhealthy{jail,problem}` to 1 or 0.
+    pub fn set_unhealthy(&self, jail: &str, problem: &'static str, on: bool) {
+        let labels = ProblemLabels {
+            jail: jail.to_string(),
+            problem,
+        };
+        self.unhealthy.get_or_create(&labels).set(u64::from(on));
     }
 
     /// Counts one rotation in `banwarden_source_rotations_total{how}`. `how`

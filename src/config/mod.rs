@@ -5,6 +5,7 @@
 //! column and field. It starts nothing and touches no state: a config that fails
 //! here changes nothing anywhere (the daemon keeps the one it runs).
 
+mod actions;
 mod raw;
 mod values;
 
@@ -19,6 +20,7 @@ use serde_saphyr::Spanned;
 use crate::filter::{Filter, FilterSpec, PatternRef};
 use crate::firewall::{JailRules, Protocol, Verdict};
 use crate::jail::{IgnoreList, JailSettings, DEFAULT_MAX_TRACKED};
+pub use actions::{ActionKind, ActionSpec, HealthSpec, Secret};
 use raw::{MergedJail, RawFilter, RawGlobal, RawJail};
 pub use values::{parse_duration, parse_net};
 
@@ -55,6 +57,10 @@ pub struct JailConfig {
     pub command: Option<Vec<String>>,
     pub settings: JailSettings,
     pub rules: JailRules,
+    /// Run on ban and unban events (`crate::actions`).
+    pub actions: Vec<ActionSpec>,
+    /// When the jail is flagged as not working (`crate::health`).
+    pub health: HealthSpec,
 }
 
 /// A validated configuration.
@@ -692,6 +698,10 @@ fn build_jail(
             Verdict::Drop
         }
     };
+    let actions = raw.actions.as_ref().map_or_else(Vec::new, |a| {
+        actions::build_actions(a, &file("actions"), &f("actions"), errs)
+    });
+    let health = actions::build_health(raw.health.as_ref(), &file("health"), &f("health"), errs);
     if errs.0.len() > before {
         return None;
     }
@@ -729,6 +739,8 @@ fn build_jail(
             ipv4_prefix,
             ipv6_prefix,
         },
+        actions,
+        health,
     })
 }
 
