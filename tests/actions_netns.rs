@@ -1,0 +1,200 @@
+//! Actions and filter health with the real daemon in a network namespace:
+//! a real HTTP server on the namespace's loopback receives the webhooks,
+//! bans are checked in the namespace's nft sets.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::daemon::{failures, in_set, ConfigDir, Daemon};
+use common::http::{HttpServer, Reply};
+use common::netns::{eventually, exec, skip_unless_privileged, NetPair};
+
+fn jail(extra: &str) -> String {
+    format!("  maxretry: 2\n  findtime: 10m\n  bantime: 3s\n{extra}")
+}
+
+#[test]
+fn webhook_gets_bans_in_one_batch_with_a_token_and_then_the_unbans() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwact";
+    let server = HttpServer::start_in(&pair.srv, Reply::Statuses(vec![200]));
+    let cfg = ConfigDir::app(table, "");
+    cfg.write("token", "tok-42\n");
+    cfg.write(
+        "jails/app.yaml",
+        &format!(
+            "app:\n  enabled: true\n  filter: app\n  logpath: app.log\n{}",
+            jail(&format!(
+                "  actions:\n    - webhook: {}\n      headers:\n        Authorization: {{file: {}, prefix: 'Bearer '}}\n      batch_wait: 1s\n",
+                server.url(),
+                cfg.path().join("token").display()
+            ))
+        ),
+    );
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    cfg.append(
+        "app.log",
+        &(failures("198.51.100.1", 2) + &failures("198.51.100.2", 2)),
+    );
+    let got_bans = eventually(Duration::from_secs(10), || !server.requests().is_empty());
+    assert!(got_bans, "no webhook call:\n{}", daemon.stderr());
+    let first = &server.requests()[0];
+    assert_eq!(first.header("authorization"), Some("Bearer tok-42"));
+    let events = first.json()["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let addrs: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["address"].as_str())
+        .collect();
+    assert_eq!(
+        addrs,
+        ["198.51.100.1", "198.51.100.2"],
+        "two bans, one call"
+    );
+    assert_eq!(events[0]["event"], "ban");
+    assert_eq!(events[0]["jail"], "app");
+    assert_eq!(events[0]["failures"], 2);
+    assert_eq!(events[0]["bantime"], 3);
+    assert_eq!(events[0]["lines"][0], "Login failure 198.51.100.1");
+    // The bans expire after 3 s: the unbans follow, cause expiry.
+    let unbans = eventually(Duration::from_secs(20), || {
+        server
+            .requests()
+            .iter()
+            .flat_map(|r| r.json()["events"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["event"] == "unban" && e["cause"] == "expiry")
+            .count()
+            == 2
+    });
+    assert!(unbans, "{:?}\n{}", server.requests(), daemon.stderr());
+    assert!(
+        !daemon.stderr().contains("tok-42"),
+        "the token reached the log"
+    );
+}
+
+#[test]
+fn bans_land_in_nft_promptly_while_the_webhook_hangs() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwhang";
+    let server = HttpServer::start_in(&pair.srv, Reply::Hang);
+    let cfg = ConfigDir::app(
+        table,
+        &jail(&format!(
+            "  actions:\n    - webhook: {}\n      timeout: 60s\n      batch_wait: 10ms\n      min_interval: 0s\n",
+            server.url()
+        )),
+    );
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    cfg.append("app.log", &failures("198.51.100.10", 2));
+    assert!(
+        eventually(Duration::from_secs(5), || in_set(
+            &pair.srv,
+            table,
+            "app_v4",
+            "198.51.100.10"
+        )),
+        "{}",
+        daemon.stderr()
+    );
+    // The endpoint now holds a call open without answering.
+    assert!(
+        eventually(Duration::from_secs(10), || server.requests().len() == 1),
+        "the webhook was not called:\n{}",
+        daemon.stderr()
+    );
+    // Later bans are not held up by it.
+    let start = Instant::now();
+    cfg.append("app.log", &failures("198.51.100.11", 2));
+    assert!(
+        eventually(Duration::from_secs(5), || in_set(
+            &pair.srv,
+            table,
+            "app_v4",
+            "198.51.100.11"
+        )),
+        "ban delayed by a hung webhook:\n{}",
+        daemon.stderr()
+    );
+    println!("ban with a hung webhook took {:?}", start.elapsed());
+    assert_eq!(server.requests().len(), 1, "one call in flight at a time");
+}
+
+#[test]
+fn a_silent_or_unmatched_source_is_flagged_in_status_log_and_metrics() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwhealth";
+    let cfg = ConfigDir::app(table, "  health: {after: 2s}\n");
+    let yaml = std::fs::read_to_string(cfg.path().join("banwarden.yaml")).expect("global");
+    cfg.write(
+        "banwarden.yaml",
+        &format!("{yaml}metrics_listen: 127.0.0.1:9179\n"),
+    );
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    let status = || {
+        let out = cfg.cli(&["status", "app", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+    };
+    let health = |want: &str| {
+        let s = status();
+        let text = s.to_string();
+        text.contains(want)
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || health(
+            "no line from its sources for 2s"
+        )),
+        "{}\n{}",
+        status(),
+        daemon.stderr()
+    );
+    const FETCH: &str = "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9179/metrics').read().decode())";
+    let metric = |want: &str| {
+        String::from_utf8_lossy(&exec(&pair.srv, &["python3", "-c", FETCH]).stdout).contains(want)
+    };
+    assert!(eventually(Duration::from_secs(5), || metric(
+        "banwarden_jail_unhealthy{jail=\"app\",problem=\"no_lines\"} 1"
+    )));
+    // Lines that never match, kept coming: flagged as the filter's fault.
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut flagged = false;
+    while Instant::now() < end && !flagged {
+        cfg.append(
+            "app.log",
+            "sshd-session[1]: Failed password for root from 1.2.3.4\n",
+        );
+        flagged = eventually(Duration::from_millis(300), || {
+            health("lines keep coming but the filter matched none for 2s")
+        });
+    }
+    assert!(flagged, "{}\n{}", status(), daemon.stderr());
+    assert!(!health("no line from its sources"), "{}", status());
+    // A match clears it.
+    cfg.append("app.log", &failures("198.51.100.20", 1));
+    assert!(
+        eventually(Duration::from_secs(10), || status()["health"].is_null()),
+        "{}",
+        status()
+    );
+    let log = daemon.stderr();
+    let flagged = |p: &str| {
+        log.lines()
+            .filter(|l| l.contains("jail unhealthy") && l.contains(p))
+            .count()
+    };
+    assert_eq!(flagged("no_matches"), 1, "logged once:\n{log}");
+    assert!(flagged("no_lines") >= 1, "{log}");
+    assert!(log.contains("jail healthy again"), "{log}");
+}
