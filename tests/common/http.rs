@@ -44,15 +44,25 @@ pub struct HttpServer {
 impl HttpServer {
     /// Listens on 127.0.0.1 (a free port) inside network namespace `ns`.
     pub fn start_in(ns: &str, reply: Reply) -> HttpServer {
-        let path = format!("/run/netns/{ns}");
+        HttpServer::spawn(Some(format!("/run/netns/{ns}")), reply)
+    }
+
+    /// Listens on 127.0.0.1 (a free port) in the test's own namespace.
+    pub fn start(reply: Reply) -> HttpServer {
+        HttpServer::spawn(None, reply)
+    }
+
+    fn spawn(netns: Option<String>, reply: Reply) -> HttpServer {
         let (tx, rx) = std::sync::mpsc::channel();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
         std::thread::spawn(move || {
-            let f = std::fs::File::open(&path).expect("open netns");
-            // SAFETY: setns on this thread only, with a valid namespace fd.
-            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns into {path}");
+            if let Some(path) = netns {
+                let f = std::fs::File::open(&path).expect("open netns");
+                // SAFETY: setns on this thread only, with a valid namespace fd.
+                let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns into {path}");
+            }
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind in netns");
             tx.send(listener.local_addr().expect("addr").port())
                 .expect("send port");
@@ -68,9 +78,15 @@ impl HttpServer {
                     Reply::Statuses(list) => {
                         let status = list.get(n).or(list.last()).copied().unwrap_or(200);
                         let mut c = conn;
+                        // A rate limit says when to come back.
+                        let extra = if status == 429 {
+                            "Retry-After: 120\r\n"
+                        } else {
+                            ""
+                        };
                         let _ = write!(
                             c,
-                            "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            "HTTP/1.1 {status} X\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
                         );
                     }
                 }
