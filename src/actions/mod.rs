@@ -69,7 +69,7 @@ pub struct ActionEvent {
     pub ban_count: u32,
     /// The log line(s) that triggered the ban (each at most 1 KiB).
     pub lines: Vec<String>,
-    /// Unbans: `expiry`, `manual` or `reload`.
+    /// Unbans: `expiry` or `manual`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
 }

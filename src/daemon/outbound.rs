@@ -85,7 +85,7 @@ impl Daemon {
         o.lines.clear();
     }
 
-    /// Queues an unban event (`cause`: expiry, manual, reload).
+    /// Queues an unban event (`cause`: expiry or manual).
     pub(super) fn announce_unban(&mut self, r: &BanRecord, cause: &str) {
         let a = &mut self.outbound.actions;
         if !a.wants(&r.jail, EventKind::Unban) {
