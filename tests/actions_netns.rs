@@ -61,7 +61,11 @@ fn webhook_gets_bans_in_one_batch_with_a_token_and_then_the_unbans() {
     assert_eq!(events[0]["jail"], "app");
     assert_eq!(events[0]["failures"], 2);
     assert_eq!(events[0]["bantime"], 3);
-    assert_eq!(events[0]["lines"][0], "Login failure 198.51.100.1");
+    assert_eq!(
+        events[0]["lines"],
+        serde_json::json!(["Login failure 198.51.100.1", "Login failure 198.51.100.1"])
+    );
+    assert_eq!(events[1]["lines"][1], "Login failure 198.51.100.2");
     // The bans expire after 3 s: the unbans follow, cause expiry.
     let unbans = eventually(Duration::from_secs(20), || {
         server

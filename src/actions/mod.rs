@@ -67,7 +67,8 @@ pub struct ActionEvent {
     pub failures: u32,
     /// Which ban of this address this is (escalation).
     pub ban_count: u32,
-    /// The log line(s) that triggered the ban (each at most 1 KiB).
+    /// The last failure lines of the address (at most 10, the one that
+    /// triggered the ban last; each at most 1 KiB).
     pub lines: Vec<String>,
     /// Unbans: `expiry` or `manual`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -191,6 +192,11 @@ impl Actions {
         self.running
             .iter()
             .any(|r| r.jail == jail && r.spec.wants(kind))
+    }
+
+    /// Whether any action wants `kind` events.
+    pub fn any(&self, kind: EventKind) -> bool {
+        self.running.iter().any(|r| r.spec.wants(kind))
     }
 
     /// Queues `ev` for the actions of its jail; never waits.

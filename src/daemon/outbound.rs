@@ -5,7 +5,8 @@
 //! Must not wait on an action or do I/O of its own: the line path only
 //! remembers the line that triggered a ban.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use ipnet::IpNet;
@@ -24,8 +25,40 @@ use crate::UnixTime;
 pub(crate) struct Outbound {
     pub actions: Actions,
     pub health: Health,
-    /// The line that triggered each ban decided since the last `record`.
-    lines: HashMap<(String, IpNet), String>,
+    /// The lines behind each ban decided since the last `record`.
+    lines: HashMap<(String, IpNet), Vec<String>>,
+    /// The last failure lines of addresses not banned yet (while some jail
+    /// has ban actions), bounded.
+    recent: HashMap<IpAddr, VecDeque<String>>,
+}
+
+/// Most addresses whose recent failure lines are kept; beyond, the memory
+/// is cleared (the lines are a courtesy, the ban is not affected).
+const RECENT_ADDRESSES: usize = 1024;
+/// Most lines kept per address (the last ones).
+const RECENT_LINES: usize = 10;
+
+/// Walks a chunk's lines forward, so finding each failure's line costs
+/// only the distance from the previous one.
+struct Cursor<'a> {
+    data: &'a [u8],
+    index: u32,
+    offset: usize,
+}
+
+impl Cursor<'_> {
+    fn line(&mut self, index: u32) -> Option<String> {
+        if index < self.index {
+            self.index = 0;
+            self.offset = 0;
+        }
+        while self.index < index {
+            let nl = memchr::memchr(b'\n', &self.data[self.offset..])?;
+            self.offset += nl + 1;
+            self.index += 1;
+        }
+        nth_line(&self.data[self.offset..], 0)
+    }
 }
 
 impl Daemon {
@@ -37,23 +70,54 @@ impl Daemon {
         now: UnixTime,
         out: &mut Vec<BanDecision>,
     ) {
-        let out_b = &mut self.outbound;
-        let actions = &out_b.actions;
-        let lines = &mut out_b.lines;
+        let o = &mut self.outbound;
+        if !o.actions.any(EventKind::Ban) {
+            self.running.engine.handle(ev, now, out);
+            return;
+        }
+        let (actions, lines, recent) = (&o.actions, &mut o.lines, &mut o.recent);
+        let mut cursor = match ev {
+            SourceEvent::Lines { data, .. } => Some(Cursor {
+                data,
+                index: 0,
+                offset: 0,
+            }),
+            _ => None,
+        };
+        // Lines already kept from this event (jails reading the same source
+        // see the same line).
+        let mut seen = std::collections::HashSet::new();
         let mut observe = |rec: &crate::scan::Rec, _t: UnixTime, v: &Verdict| {
-            let Verdict::Ban(b) = v else { return };
-            if !actions.wants(&b.jail, EventKind::Ban) {
+            let Some(host) = rec.host else { return };
+            if !matches!(v, Verdict::Counted { .. } | Verdict::Ban(_)) {
                 return;
             }
-            let text = match ev {
-                SourceEvent::Lines { data, .. } => nth_line(data, rec.line),
-                SourceEvent::Entries { entries, .. } => entries
-                    .get(rec.line as usize)
-                    .and_then(|(_, e)| nth_line(e, 0)),
-                _ => None,
+            let text = if seen.insert(rec.line) {
+                match (ev, cursor.as_mut()) {
+                    (_, Some(c)) => c.line(rec.line),
+                    (SourceEvent::Entries { entries, .. }, None) => entries
+                        .get(rec.line as usize)
+                        .and_then(|(_, e)| nth_line(e, 0)),
+                    _ => None,
+                }
+            } else {
+                None
             };
+            if recent.len() >= RECENT_ADDRESSES && !recent.contains_key(&host) {
+                recent.clear();
+            }
+            let kept = recent.entry(host).or_default();
             if let Some(t) = text {
-                lines.insert((b.jail.clone(), b.net), t);
+                if kept.len() == RECENT_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(t);
+            }
+            if let Verdict::Ban(b) = v {
+                if actions.wants(&b.jail, EventKind::Ban) {
+                    let l = recent.remove(&host).unwrap_or_default();
+                    lines.insert((b.jail.clone(), b.net), l.into());
+                }
             }
         };
         let observer: Observer<'_> = &mut observe;
@@ -66,7 +130,7 @@ impl Daemon {
     pub(super) fn announce_bans(&mut self, decisions: &[BanDecision], now: UnixTime) {
         let o = &mut self.outbound;
         for b in decisions {
-            let line = o.lines.remove(&(b.jail.clone(), b.net));
+            let lines = o.lines.remove(&(b.jail.clone(), b.net));
             if !o.actions.wants(&b.jail, EventKind::Ban) {
                 continue;
             }
@@ -78,7 +142,7 @@ impl Daemon {
                 b.expires,
                 b.failures,
                 b.count,
-                line.into_iter().collect(),
+                lines.unwrap_or_default(),
             );
             o.actions.notify(&ev);
         }
@@ -145,5 +209,23 @@ impl Daemon {
             .iter()
             .map(|p: &Problem| p.describe(after))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cursor;
+
+    #[test]
+    fn cursor_finds_lines_forward_and_after_a_restart_from_the_top() {
+        let mut c = Cursor {
+            data: b"a\nbb\nccc\n",
+            index: 0,
+            offset: 0,
+        };
+        assert_eq!(c.line(1).as_deref(), Some("bb"));
+        assert_eq!(c.line(2).as_deref(), Some("ccc"));
+        assert_eq!(c.line(0).as_deref(), Some("a"));
+        assert_eq!(c.line(7), None);
     }
 }
