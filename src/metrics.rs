@@ -157,6 +157,21 @@ pub struct Metrics {
     source_errors: CounterFamily<KindLabels>,
     rotations: CounterFamily<HowLabels>,
     unhealthy: GaugeFamily<ProblemLabels>,
+    action_calls: CounterFamily<ActionLabels>,
+    action_dropped: CounterFamily<JailActionLabels>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JailActionLabels {
+    jail: String,
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    jail: String,
+    action: String,
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -189,6 +204,8 @@ impl Metrics {
             source_errors: Family::default(),
             rotations: Family::default(),
             unhealthy: Family::default(),
+            action_calls: Family::default(),
+            action_dropped: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -248,6 +265,16 @@ impl Metrics {
             "jail_unhealthy",
             "1 while a jail is flagged by filter health (no_lines, no_matches, undated)",
             m.unhealthy.clone(),
+        );
+        registry.register(
+            "action_calls",
+            "Calls of a jail's webhook or command, by result (ok, error)",
+            m.action_calls.clone(),
+        );
+        registry.register(
+            "action_events_dropped",
+            "Ban and unban events an action never delivered (queue full or retries spent)",
+            m.action_dropped.clone(),
         );
         // Fixed label sets start at zero so that rates and alerts work
         // before the first event.
@@ -348,6 +375,25 @@ impl Metrics {
             problem,
         };
         self.unhealthy.get_or_create(&labels).set(u64::from(on));
+    }
+
+    /// Adds to `banwarden_action_calls_total{jail,action,result}` and
+    /// `banwarden_action_events_dropped_total{jail,action}`.
+    pub fn action(&self, jail: &str, action: &str, ok: u64, failed: u64, dropped: u64) {
+        let labels = |result| ActionLabels {
+            jail: jail.to_string(),
+            action: action.to_string(),
+            result,
+        };
+        self.action_calls.get_or_create(&labels("ok")).inc_by(ok);
+        self.action_calls
+            .get_or_create(&labels("error"))
+            .inc_by(failed);
+        let labels = JailActionLabels {
+            jail: jail.to_string(),
+            action: action.to_string(),
+        };
+        self.action_dropped.get_or_create(&labels).inc_by(dropped);
     }
 
     /// Counts one rotation in `banwarden_source_rotations_total{how}`. `how`

@@ -24,6 +24,7 @@ fn webhook_gets_bans_in_one_batch_with_a_token_and_then_the_unbans() {
     let server = HttpServer::start_in(&pair.srv, Reply::Statuses(vec![200]));
     let cfg = ConfigDir::app(table, "");
     cfg.write("token", "tok-42\n");
+    with_metrics(&cfg);
     cfg.write(
         "jails/app.yaml",
         &format!(
@@ -81,6 +82,81 @@ fn webhook_gets_bans_in_one_batch_with_a_token_and_then_the_unbans() {
         !daemon.stderr().contains("tok-42"),
         "the token reached the log"
     );
+    let want = "banwarden_action_calls_total{jail=\"app\",action=\"webhook-0\",result=\"ok\"}";
+    assert!(
+        eventually(Duration::from_secs(5), || metrics(&pair).contains(want)),
+        "{}",
+        metrics(&pair)
+    );
+}
+
+const FETCH: &str = "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9179/metrics').read().decode())";
+
+fn metrics(pair: &NetPair) -> String {
+    String::from_utf8_lossy(&exec(&pair.srv, &["python3", "-c", FETCH]).stdout).into_owned()
+}
+
+fn with_metrics(cfg: &ConfigDir) {
+    let yaml = std::fs::read_to_string(cfg.path().join("banwarden.yaml")).expect("global");
+    cfg.write(
+        "banwarden.yaml",
+        &format!("{yaml}metrics_listen: 127.0.0.1:9179\n"),
+    );
+}
+
+#[test]
+fn a_reload_points_actions_at_a_new_endpoint_and_a_bad_one_is_rejected() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwactrl";
+    let old = HttpServer::start_in(&pair.srv, Reply::Statuses(vec![200]));
+    let new = HttpServer::start_in(&pair.srv, Reply::Statuses(vec![200]));
+    let jail_with = |url: &str| {
+        format!(
+            "app:\n  enabled: true\n  filter: app\n  logpath: app.log\n{}",
+            jail(&format!(
+                "  actions:\n    - webhook: {url}\n      batch_wait: 10ms\n      on: [ban]\n"
+            ))
+        )
+    };
+    let cfg = ConfigDir::app(table, "");
+    cfg.write("jails/app.yaml", &jail_with(&old.url()));
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    cfg.append("app.log", &failures("198.51.100.30", 2));
+    assert!(
+        eventually(Duration::from_secs(10), || old.requests().len() == 1),
+        "{}",
+        daemon.stderr()
+    );
+    // A bad action is refused with its location; the old one keeps running.
+    cfg.write("jails/app.yaml", &jail_with("ftp://nowhere"));
+    let out = cfg.cli(&["reload"]);
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && err.contains("app.yaml:9:16: app.actions[0].webhook"),
+        "{err}"
+    );
+    cfg.write("jails/app.yaml", &jail_with(&new.url()));
+    let out = cfg.cli(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cfg.append("app.log", &failures("198.51.100.31", 2));
+    assert!(
+        eventually(Duration::from_secs(10), || new.requests().len() == 1),
+        "{}",
+        daemon.stderr()
+    );
+    assert_eq!(
+        new.requests()[0].json()["events"][0]["address"],
+        "198.51.100.31"
+    );
+    assert_eq!(old.requests().len(), 1);
 }
 
 #[test]
@@ -141,11 +217,7 @@ fn a_silent_or_unmatched_source_is_flagged_in_status_log_and_metrics() {
     let pair = NetPair::new();
     let table = "bwhealth";
     let cfg = ConfigDir::app(table, "  health: {after: 2s}\n");
-    let yaml = std::fs::read_to_string(cfg.path().join("banwarden.yaml")).expect("global");
-    cfg.write(
-        "banwarden.yaml",
-        &format!("{yaml}metrics_listen: 127.0.0.1:9179\n"),
-    );
+    with_metrics(&cfg);
     let daemon = Daemon::start(&pair.srv, &cfg, table);
     let status = || {
         let out = cfg.cli(&["status", "app", "--json"]);
@@ -164,10 +236,7 @@ fn a_silent_or_unmatched_source_is_flagged_in_status_log_and_metrics() {
         status(),
         daemon.stderr()
     );
-    const FETCH: &str = "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9179/metrics').read().decode())";
-    let metric = |want: &str| {
-        String::from_utf8_lossy(&exec(&pair.srv, &["python3", "-c", FETCH]).stdout).contains(want)
-    };
+    let metric = |want: &str| metrics(&pair).contains(want);
     assert!(eventually(Duration::from_secs(5), || metric(
         "banwarden_jail_unhealthy{jail=\"app\",problem=\"no_lines\"} 1"
     )));

@@ -415,6 +415,7 @@ impl Daemon {
             self.announce_unban(b, "expiry");
         }
         self.check_health();
+        self.report_action_metrics();
         if let Some(m) = &self.metrics {
             for (jail, n) in &expired {
                 m.unbans(jail, UnbanCause::Expiry, *n);

@@ -30,6 +30,8 @@ pub(crate) struct Outbound {
     /// The last failure lines of addresses not banned yet (while some jail
     /// has ban actions), bounded.
     recent: HashMap<IpAddr, VecDeque<String>>,
+    /// Action counters at the last metrics update (ok, failed, dropped).
+    reported: HashMap<(String, String), [u64; 3]>,
 }
 
 /// Most addresses whose recent failure lines are kept; beyond, the memory
@@ -192,6 +194,27 @@ impl Daemon {
             if let Some(m) = &self.metrics {
                 m.set_unhealthy(&c.jail, c.problem.as_str(), c.flagged);
             }
+        }
+    }
+
+    /// Pushes the actions' call counters to the metrics as deltas.
+    pub(super) fn report_action_metrics(&mut self) {
+        let Some(m) = &self.metrics else { return };
+        for (jail, action, c) in self.outbound.actions.counters() {
+            use std::sync::atomic::Ordering::Relaxed;
+            let now = [
+                c.calls_ok.load(Relaxed),
+                c.calls_failed.load(Relaxed),
+                c.events_dropped.load(Relaxed),
+            ];
+            let last = self
+                .outbound
+                .reported
+                .insert((jail.clone(), action.clone()), now)
+                .unwrap_or_default();
+            // A restarted task (reload) counts from zero again.
+            let d = |i: usize| now[i].checked_sub(last[i]).unwrap_or(now[i]);
+            m.action(&jail, &action, d(0), d(1), d(2));
         }
     }
 
