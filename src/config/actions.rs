@@ -29,7 +29,8 @@ pub struct RawAction {
     /// `[ban, unban]` (default both).
     pub on: Option<Spanned<Vec<String>>>,
     /// Webhook headers: a literal, or `{env: VAR}` / `{file: PATH}` with an
-    /// optional `prefix` (`"Bearer "`).
+    /// optional `prefix` (`"Bearer "`); a relative file is relative to the
+    /// config directory.
     pub headers: Option<BTreeMap<String, Spanned<RawSecret>>>,
     /// Webhook body template instead of the JSON batch.
     pub template: Option<Spanned<String>>,
@@ -195,6 +196,7 @@ pub(super) fn build_health(
 /// a missing variable or unreadable file.
 pub(super) fn build_actions(
     list: &Spanned<Vec<Spanned<RawAction>>>,
+    dir: &Path,
     file: &Path,
     field: &str,
     errs: &mut Errors,
@@ -202,7 +204,7 @@ pub(super) fn build_actions(
     let mut out = Vec::new();
     for (i, a) in list.value.iter().enumerate() {
         let f = format!("{field}[{i}]");
-        if let Some(spec) = build_action(a, i, file, &f, errs) {
+        if let Some(spec) = build_action(a, i, dir, file, &f, errs) {
             if out.iter().any(|o: &ActionSpec| o.name == spec.name) {
                 errs.at(
                     file,
@@ -220,6 +222,7 @@ pub(super) fn build_actions(
 fn build_action(
     a: &Spanned<RawAction>,
     i: usize,
+    dir: &Path,
     file: &Path,
     f: &str,
     errs: &mut Errors,
@@ -249,7 +252,7 @@ fn build_action(
                     );
                     continue;
                 }
-                match secret(&v.value) {
+                match secret(&v.value, dir) {
                     Ok(s) => headers.push((name.clone(), s)),
                     Err(e) => errs.at(file, v, &format!("{f}.headers.{name}"), e),
                 }
@@ -390,7 +393,8 @@ fn build_action(
     })
 }
 
-fn secret(v: &RawSecret) -> Result<Secret, String> {
+/// A secret's value; a relative `file` is relative to the config directory.
+fn secret(v: &RawSecret, dir: &Path) -> Result<Secret, String> {
     match v {
         RawSecret::Text(t) => Ok(Secret(t.clone())),
         RawSecret::From(from) => {
@@ -399,7 +403,7 @@ fn secret(v: &RawSecret) -> Result<Secret, String> {
                 (Some(var), None) => std::env::var(var).map_err(|_| {
                     format!("environment variable `{var}` is not set (or not UTF-8)")
                 })?,
-                (None, Some(path)) => std::fs::read_to_string(path)
+                (None, Some(path)) => std::fs::read_to_string(dir.join(path))
                     .map_err(|e| format!("cannot read `{path}`: {e}"))?
                     .trim()
                     .to_string(),
@@ -450,9 +454,10 @@ mod tests {
         let var = format!("BANWARDEN_TEST_TOKEN_{}", std::process::id());
         std::env::set_var(&var, "from-env");
         let d2 = dir_with(&format!(
-            "  health: {{after: 2s, undated_ratio: 0.8}}\n  actions:\n    - webhook: https://ntfy.example/topic\n      headers:\n        Authorization: {{file: {}, prefix: 'Bearer '}}\n        X-Env: {{env: {var}}}\n        X-Title: banwarden\n      batch_wait: 500ms\n    - name: report\n      exec: [/usr/local/bin/report, --x]\n      on: [ban]\n      timeout: 30s\n",
+            "  health: {{after: 2s, undated_ratio: 0.8}}\n  actions:\n    - webhook: https://ntfy.example/topic\n      headers:\n        Authorization: {{file: {}, prefix: 'Bearer '}}\n        X-Rel: {{file: token}}\n        X-Env: {{env: {var}}}\n        X-Title: banwarden\n      batch_wait: 500ms\n    - name: report\n      exec: [/usr/local/bin/report, --x]\n      on: [ban]\n      timeout: 30s\n",
             token.display()
         ));
+        std::fs::write(d2.path().join("token"), "relative").expect("token");
         let c = load(d2.path()).expect("valid");
         let j = c.jail("app").expect("jail");
         assert_eq!(j.health.after, Some(Duration::from_secs(2)));
@@ -465,6 +470,7 @@ mod tests {
             ("Authorization".into(), Secret("Bearer s3cret".into()))
         );
         assert_eq!(headers[1].1, Secret("from-env".into()));
+        assert_eq!(headers[2], ("X-Rel".into(), Secret("relative".into())));
         assert_eq!(j.actions[0].batch_wait, Duration::from_millis(500));
         assert_eq!(j.actions[0].name, "webhook-0");
         assert!(

@@ -191,8 +191,15 @@ impl Daemon {
             } else {
                 tracing::info!(jail = %c.jail, problem = c.problem.as_str(), "jail healthy again");
             }
-            if let Some(m) = &self.metrics {
-                m.set_unhealthy(&c.jail, c.problem.as_str(), c.flagged);
+        }
+        // Every jail has every series (0 when healthy), so alerts can rely on it.
+        if let Some(m) = &self.metrics {
+            for rt in &self.running.engine.jails {
+                let name = &rt.jail.settings.name;
+                let now = self.outbound.health.problems(name);
+                for p in Problem::ALL {
+                    m.set_unhealthy(name, p.as_str(), now.contains(&p));
+                }
             }
         }
     }
