@@ -10,6 +10,23 @@ use common::daemon::{failures, in_set, ConfigDir, Daemon};
 use common::http::{HttpServer, Reply};
 use common::netns::{eventually, exec, skip_unless_privileged, NetPair};
 
+/// Starts the daemon and waits until it answers `status`: its control
+/// server starts after the sources, so lines appended from then on are read
+/// (the socket alone accepts before the sources exist, and a file never seen
+/// without dates starts at its end).
+fn start(pair: &NetPair, cfg: &ConfigDir, table: &str) -> Daemon {
+    let daemon = Daemon::start(&pair.srv, cfg, table);
+    assert!(
+        eventually(Duration::from_secs(10), || cfg
+            .cli(&["status"])
+            .status
+            .success()),
+        "{}",
+        daemon.stderr()
+    );
+    daemon
+}
+
 fn jail(extra: &str) -> String {
     format!("  maxretry: 2\n  findtime: 10m\n  bantime: 3s\n{extra}")
 }
@@ -36,7 +53,7 @@ fn webhook_gets_bans_in_one_batch_with_a_token_and_then_the_unbans() {
             ))
         ),
     );
-    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    let daemon = start(&pair, &cfg, table);
     cfg.append(
         "app.log",
         &(failures("198.51.100.1", 2) + &failures("198.51.100.2", 2)),
@@ -123,7 +140,7 @@ fn a_reload_points_actions_at_a_new_endpoint_and_a_bad_one_is_rejected() {
     };
     let cfg = ConfigDir::app(table, "");
     cfg.write("jails/app.yaml", &jail_with(&old.url()));
-    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    let daemon = start(&pair, &cfg, table);
     cfg.append("app.log", &failures("198.51.100.30", 2));
     assert!(
         eventually(Duration::from_secs(10), || old.requests().len() == 1),
@@ -174,7 +191,7 @@ fn bans_land_in_nft_promptly_while_the_webhook_hangs() {
             server.url()
         )),
     );
-    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    let daemon = start(&pair, &cfg, table);
     cfg.append("app.log", &failures("198.51.100.10", 2));
     assert!(
         eventually(Duration::from_secs(5), || in_set(
@@ -218,7 +235,7 @@ fn a_silent_or_unmatched_source_is_flagged_in_status_log_and_metrics() {
     let table = "bwhealth";
     let cfg = ConfigDir::app(table, "  health: {after: 2s}\n");
     with_metrics(&cfg);
-    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    let daemon = start(&pair, &cfg, table);
     let status = || {
         let out = cfg.cli(&["status", "app", "--json"]);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
