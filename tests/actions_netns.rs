@@ -288,3 +288,81 @@ fn a_silent_or_unmatched_source_is_flagged_in_status_log_and_metrics() {
     assert!(flagged("no_lines") >= 1, "{log}");
     assert!(log.contains("jail healthy again"), "{log}");
 }
+
+#[test]
+fn the_shipped_abuseipdb_action_reports_an_address_once_across_restarts() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwabuse";
+    let api = HttpServer::start_in(&pair.srv, Reply::Statuses(vec![200]));
+    let cfg = ConfigDir::app(table, "");
+    cfg.write("abuseipdb.key", "k-9\n");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/abuseipdb/banwarden-abuseipdb"
+    );
+    cfg.write(
+        "jails/app.yaml",
+        &format!(
+            "app:\n  enabled: true\n  filter: app\n  logpath: app.log\n{}",
+            jail(&format!(
+                "  actions:\n    - name: abuseipdb\n      exec: [{script}, --key-file, {key}, --state, {state}, --endpoint, {url}]\n      on: [ban]\n      batch_wait: 10ms\n",
+                key = cfg.path().join("abuseipdb.key").display(),
+                state = cfg.path().join("abuseipdb.json").display(),
+                url = api.url(),
+            ))
+        ),
+    );
+    let reported = || -> Vec<String> {
+        api.requests()
+            .iter()
+            .filter(|r| r.header("key") == Some("k-9"))
+            .filter_map(|r| {
+                r.body
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("ip="))
+                    .map(String::from)
+            })
+            .collect()
+    };
+    let daemon = start(&pair, &cfg, table);
+    cfg.append("app.log", &failures("198.51.100.50", 2));
+    assert!(
+        eventually(Duration::from_secs(15), || reported() == ["198.51.100.50"]),
+        "{:?}\n{}",
+        api.requests(),
+        daemon.stderr()
+    );
+    // The 3 s ban expires; banwarden restarts; the address fails again.
+    assert!(eventually(Duration::from_secs(15), || !in_set(
+        &pair.srv,
+        table,
+        "app_v4",
+        "198.51.100.50"
+    )));
+    daemon.stop();
+    let daemon = start(&pair, &cfg, table);
+    cfg.append(
+        "app.log",
+        &(failures("198.51.100.50", 2) + &failures("198.51.100.51", 2)),
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || reported().len() == 2),
+        "{:?}\n{}",
+        api.requests(),
+        daemon.stderr()
+    );
+    let log = daemon.stderr();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("198.51.100.50") && l.contains("failures")),
+        "not banned again:\n{log}"
+    );
+    assert_eq!(
+        reported(),
+        ["198.51.100.50", "198.51.100.51"],
+        "reported again after a restart"
+    );
+}
