@@ -199,12 +199,25 @@ pub(super) fn build_actions(
     dir: &Path,
     file: &Path,
     field: &str,
+    notes: &mut Vec<String>,
     errs: &mut Errors,
 ) -> Vec<ActionSpec> {
     let mut out = Vec::new();
     for (i, a) in list.value.iter().enumerate() {
         let f = format!("{field}[{i}]");
         if let Some(spec) = build_action(a, i, dir, file, &f, errs) {
+            if let ActionKind::Exec { argv } = &spec.kind {
+                if let (Some(p), Some(span)) = (argv.first(), &a.value.exec) {
+                    if !is_executable(Path::new(p)) {
+                        notes.push(format!(
+                            "{}:{}:{}: {f}.exec: `{p}` is not an executable file (yet): the action fails until it is",
+                            file.display(),
+                            span.referenced.line(),
+                            span.referenced.column()
+                        ));
+                    }
+                }
+            }
             if out.iter().any(|o: &ActionSpec| o.name == spec.name) {
                 errs.at(
                     file,
@@ -393,6 +406,11 @@ fn build_action(
     })
 }
 
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// A secret's value; a relative `file` is relative to the config directory.
 fn secret(v: &RawSecret, dir: &Path) -> Result<Secret, String> {
     match v {
@@ -479,6 +497,11 @@ mod tests {
         );
         assert_eq!(j.actions[1].name, "report");
         assert!(j.actions[1].on_ban && !j.actions[1].on_unban);
+        assert!(
+            c.notes.iter().any(|n| n.contains("app.yaml:15:13: app.actions[1].exec: `/usr/local/bin/report` is not an executable file")),
+            "{:?}",
+            c.notes
+        );
         let plain = load(d.path()).expect("valid");
         assert_eq!(
             plain.jail("app").expect("jail").health,

@@ -699,7 +699,7 @@ fn build_jail(
         }
     };
     let actions = raw.actions.as_ref().map_or_else(Vec::new, |a| {
-        actions::build_actions(a, dir, &file("actions"), &f("actions"), errs)
+        actions::build_actions(a, dir, &file("actions"), &f("actions"), notes, errs)
     });
     let health = actions::build_health(raw.health.as_ref(), &file("health"), &f("health"), errs);
     if errs.0.len() > before {
