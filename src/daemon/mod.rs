@@ -84,7 +84,11 @@ pub fn main(options: Options) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(run(config, dir, nft_cmd)) {
+    let result = runtime.block_on(run(config, dir, nft_cmd));
+    // An action call still hanging in the blocking pool must not hold the
+    // exit (they had ACTIONS_GRACE already).
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match result {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!(error = %e, "banwarden stopped");
