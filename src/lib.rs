@@ -5,6 +5,7 @@
 //! serves the daemon and `dry-run`; only where lines come from, the clock and
 //! where decisions go differ.
 
+pub mod actions;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod fail2ban;
 pub mod filter;
 pub mod firewall;
+pub mod health;
 pub mod jail;
 pub mod logging;
 pub mod metrics;

@@ -156,6 +156,28 @@ pub struct Metrics {
     nft_seconds: Histogram,
     source_errors: CounterFamily<KindLabels>,
     rotations: CounterFamily<HowLabels>,
+    unhealthy: GaugeFamily<ProblemLabels>,
+    action_calls: CounterFamily<ActionLabels>,
+    action_dropped: CounterFamily<JailActionLabels>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JailActionLabels {
+    jail: String,
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    jail: String,
+    action: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProblemLabels {
+    jail: String,
+    problem: &'static str,
 }
 
 impl fmt::Debug for Metrics {
@@ -181,6 +203,9 @@ impl Metrics {
             nft_seconds: Histogram::new(NFT_BUCKETS),
             source_errors: Family::default(),
             rotations: Family::default(),
+            unhealthy: Family::default(),
+            action_calls: Family::default(),
+            action_dropped: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -235,6 +260,21 @@ impl Metrics {
             "source_rotations",
             "Log rotations a file source followed, by how it was rotated",
             m.rotations.clone(),
+        );
+        registry.register(
+            "jail_unhealthy",
+            "1 while a jail is flagged by filter health (no_lines, no_matches, undated)",
+            m.unhealthy.clone(),
+        );
+        registry.register(
+            "action_calls",
+            "Calls of a jail's webhook or command, by result (ok, error)",
+            m.action_calls.clone(),
+        );
+        registry.register(
+            "action_events_dropped",
+            "Ban and unban events an action never delivered (queue full or retries spent)",
+            m.action_dropped.clone(),
         );
         // Fixed label sets start at zero so that rates and alerts work
         // before the first event.
@@ -326,6 +366,34 @@ impl Metrics {
     pub fn source_error(&self, kind: &str) {
         let kind = known(&SOURCE_KINDS, kind);
         self.source_errors.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Sets `banwarden_jail_unhealthy{jail,problem}` to 1 or 0.
+    pub fn set_unhealthy(&self, jail: &str, problem: &'static str, on: bool) {
+        let labels = ProblemLabels {
+            jail: jail.to_string(),
+            problem,
+        };
+        self.unhealthy.get_or_create(&labels).set(u64::from(on));
+    }
+
+    /// Adds to `banwarden_action_calls_total{jail,action,result}` and
+    /// `banwarden_action_events_dropped_total{jail,action}`.
+    pub fn action(&self, jail: &str, action: &str, ok: u64, failed: u64, dropped: u64) {
+        let labels = |result| ActionLabels {
+            jail: jail.to_string(),
+            action: action.to_string(),
+            result,
+        };
+        self.action_calls.get_or_create(&labels("ok")).inc_by(ok);
+        self.action_calls
+            .get_or_create(&labels("error"))
+            .inc_by(failed);
+        let labels = JailActionLabels {
+            jail: jail.to_string(),
+            action: action.to_string(),
+        };
+        self.action_dropped.get_or_create(&labels).inc_by(dropped);
     }
 
     /// Counts one rotation in `banwarden_source_rotations_total{how}`. `how`

@@ -204,7 +204,11 @@ pub static KEYS: &[Key] = &[
     Key { scope: Scope::Jail, name: "ipv4_prefix", ty: Type::Int { min: 8, max: 32 }, default: Default::Value("32"),
         doc: "the same for IPv4" },
     Key { scope: Scope::Jail, name: "max_tracked", ty: Type::Int { min: 1, max: 100_000_000 }, default: Default::Value("100000"),
-        doc: "most addresses tracked at once (memory bound, about 100 bytes each)" },
+        doc: "most addresses tracked at once (memory bound: about 80 bytes each at peak with `maxretry` up to 4)" },
+    Key { scope: Scope::Jail, name: "actions", ty: Type::Any { describe: "list of actions" }, default: Default::Note("none"),
+        doc: "webhooks and commands run on ban and unban events (see [Actions](#actions-webhooks-and-commands))" },
+    Key { scope: Scope::Jail, name: "health", ty: Type::Any { describe: "map (`after`, `undated_ratio`)" }, default: Default::Note("`{after: 7d, undated_ratio: 0.5}`"),
+        doc: "when the jail is flagged as not working (see [Filter health](#filter-health)); `after: off` disables" },
     // journal: of a jail
     Key { scope: Scope::Journal, name: "match", ty: Type::Texts, default: Default::Required,
         doc: "journalctl matches (`FIELD=value`, `+` between alternatives); at least one" },

@@ -5,6 +5,7 @@
 //! column and field. It starts nothing and touches no state: a config that fails
 //! here changes nothing anywhere (the daemon keeps the one it runs).
 
+mod actions;
 pub mod docs;
 pub mod keys;
 mod lint;
@@ -22,6 +23,7 @@ use serde_saphyr::Spanned;
 use crate::filter::{Filter, FilterSpec, PatternRef};
 use crate::firewall::{JailRules, Protocol, Verdict};
 use crate::jail::{IgnoreList, JailSettings};
+pub use actions::{ActionKind, ActionSpec, HealthSpec, Secret};
 use raw::{MergedJail, RawFilter, RawGlobal, RawJail};
 pub use values::{parse_duration, parse_net};
 
@@ -58,6 +60,10 @@ pub struct JailConfig {
     pub command: Option<Vec<String>>,
     pub settings: JailSettings,
     pub rules: JailRules,
+    /// Run on ban and unban events (`crate::actions`).
+    pub actions: Vec<ActionSpec>,
+    /// When the jail is flagged as not working (`crate::health`).
+    pub health: HealthSpec,
 }
 
 /// A validated configuration.
@@ -701,6 +707,10 @@ fn build_jail(
             Verdict::Drop
         }
     };
+    let actions = raw.actions.as_ref().map_or_else(Vec::new, |a| {
+        actions::build_actions(a, dir, &file("actions"), &f("actions"), notes, errs)
+    });
+    let health = actions::build_health(raw.health.as_ref(), &file("health"), &f("health"), errs);
     if errs.0.len() > before {
         return None;
     }
@@ -738,6 +748,8 @@ fn build_jail(
             ipv4_prefix,
             ipv6_prefix,
         },
+        actions,
+        health,
     })
 }
 

@@ -99,6 +99,10 @@ pub struct RawJail {
     pub backend: Option<Spanned<String>>,
     /// Read a long-running command's stdout (argv, no shell).
     pub command: Option<Spanned<Vec<String>>>,
+    /// Webhooks and commands run on ban and unban events.
+    pub actions: Option<Spanned<Vec<Spanned<super::actions::RawAction>>>>,
+    /// When the jail is flagged as not working (`config::actions`).
+    pub health: Option<Spanned<super::actions::RawHealth>>,
 }
 
 /// `bantime_increment:` of a jail.
@@ -162,7 +166,9 @@ impl MergedJail {
             ipv6_prefix,
             bantime_increment,
             journal,
-            command
+            command,
+            actions,
+            health
         );
         self.defined_in.get_or_insert_with(|| file.clone());
     }

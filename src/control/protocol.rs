@@ -117,6 +117,9 @@ pub struct JailSummary {
     pub total_bans: u64,
     pub lines: u64,
     pub matched: u64,
+    /// Filter health problems (`crate::health`), empty when healthy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +146,9 @@ pub struct JailStatus {
     /// Addresses with the most failures in the window, most first.
     pub top_offenders: Vec<Offender>,
     pub bans: Vec<BanInfo>,
+    /// Filter health problems (`crate::health`), empty when healthy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

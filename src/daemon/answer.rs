@@ -102,6 +102,7 @@ impl Daemon {
                     total_bans: rt.stats.bans,
                     lines: rt.stats.lines,
                     matched: rt.stats.matched,
+                    health: self.health_of(name),
                 }
             })
             .collect();
@@ -177,6 +178,7 @@ impl Daemon {
             counters,
             top_offenders: top,
             bans: self.ban_infos(Some(&s.name), now),
+            health: self.health_of(&s.name),
         }
     }
 
@@ -273,7 +275,9 @@ impl Daemon {
         }
         let mut ops = Vec::with_capacity(keys.len());
         for (j, n) in &keys {
-            self.bans.remove(&(j.clone(), *n));
+            if let Some(r) = self.bans.remove(&(j.clone(), *n)) {
+                self.announce_unban(&r, "manual");
+            }
             if let Some(rt) = self.running.engine.jail_mut(j) {
                 rt.jail.forget_ban(n);
             }

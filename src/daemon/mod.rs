@@ -6,6 +6,7 @@
 //! talks to nft directly (the firewall worker does).
 
 mod answer;
+mod outbound;
 mod running;
 mod state;
 
@@ -45,6 +46,8 @@ const HISTORY_HORIZON: i64 = 30 * 86400;
 const POSITION_SAVE_DELAY: Duration = Duration::from_millis(20);
 /// Store key of the journal reader's cursor.
 const JOURNAL_CURSOR: &str = "journal";
+/// How long pending action calls may still run at shutdown.
+const ACTIONS_GRACE: Duration = Duration::from_secs(3);
 
 /// What the daemon is started with (`cli` builds it from `banwarden run`'s arguments).
 #[derive(Debug, Clone)]
@@ -87,7 +90,11 @@ pub fn main(options: Options) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(run(config, dir, nft_cmd)) {
+    let result = runtime.block_on(run(config, dir, nft_cmd));
+    // An action call still hanging in the blocking pool must not hold the
+    // exit (they had ACTIONS_GRACE already).
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match result {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!(error = %e, "banwarden stopped");
@@ -133,6 +140,8 @@ pub(crate) struct Daemon {
     metrics: Option<Arc<Metrics>>,
     /// Jail counters at the last metrics update, to push deltas.
     reported: HashMap<String, JailStats>,
+    /// Actions and filter health (`outbound`).
+    outbound: outbound::Outbound,
 }
 
 async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), DaemonError> {
@@ -214,7 +223,9 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         tx,
         metrics,
         reported: HashMap::new(),
+        outbound: outbound::Outbound::default(),
     };
+    d.outbound.actions = crate::actions::Actions::start(&d.running.config);
     d.note_restored_bans();
     d.adopt_start_positions();
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(32);
@@ -281,6 +292,9 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     d.apply(&mut decisions, crate::now())?;
     d.save_positions();
     d.worker.shutdown();
+    std::mem::take(&mut d.outbound.actions)
+        .close(ACTIONS_GRACE)
+        .await;
     Ok(())
 }
 
@@ -309,7 +323,7 @@ impl Daemon {
             }
             _ => {}
         }
-        self.running.engine.handle(ev, now, out);
+        self.engine_handle(ev, now, out);
         if let SourceEvent::Entries {
             cursor: Some(c), ..
         } = ev
@@ -343,6 +357,7 @@ impl Daemon {
             return Vec::new();
         }
         self.running.engine.share_history(decisions);
+        self.announce_bans(decisions, now);
         let records: Vec<BanRecord> = decisions
             .iter()
             .map(|b| BanRecord {
@@ -383,13 +398,20 @@ impl Daemon {
     fn tick(&mut self, now: UnixTime) {
         self.save_positions();
         let mut expired: HashMap<String, u64> = HashMap::new();
+        let mut gone = Vec::new();
         self.bans.retain(|(jail, _), b| {
             let keep = b.expires.is_none_or(|e| e > now);
             if !keep {
                 *expired.entry(jail.clone()).or_default() += 1;
+                gone.push(b.clone());
             }
             keep
         });
+        for b in &gone {
+            self.announce_unban(b, "expiry");
+        }
+        self.check_health();
+        self.report_action_metrics();
         if let Some(m) = &self.metrics {
             for (jail, n) in &expired {
                 m.unbans(jail, UnbanCause::Expiry, *n);
@@ -556,6 +578,7 @@ impl Daemon {
             journal_cursor: self.store.cursor(JOURNAL_CURSOR).ok().flatten(),
         };
         self.running.restart(config, &self.tx, &resume);
+        self.outbound.actions.reconfigure(&self.running.config);
         self.adopt_start_positions();
         // Bans of jails that are gone were dropped with their sets.
         let names = self.running.jail_names();
