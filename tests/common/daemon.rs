@@ -119,14 +119,16 @@ impl Daemon {
             log,
             ns: ns.to_string(),
         };
-        // The socket accepts once this daemon has bound it (after its signal
-        // handlers are in place); the table may be left from an earlier run.
+        // The socket is bound early (connections wait in its backlog); a
+        // `status` is answered only once the sources have opened their files,
+        // so a line written after this returns is after the daemon's start.
+        // The table may be left from an earlier run.
         let up = eventually(Duration::from_secs(10), || {
             d.assert_alive();
             exec(ns, &["nft", "list", "table", "inet", table])
                 .status
                 .success()
-                && std::os::unix::net::UnixStream::connect(config.socket()).is_ok()
+                && status_answered(&config.socket())
         });
         assert!(
             up,
@@ -194,4 +196,21 @@ pub fn failures(addr: &str, n: usize) -> String {
 pub fn in_set(ns: &str, table: &str, set: &str, addr: &str) -> bool {
     let out = exec(ns, &["nft", "-j", "list", "set", "inet", table, set]);
     out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&format!("\"{addr}\""))
+}
+
+/// Whether the daemon at `socket` answers a `status` request now.
+fn status_answered(socket: &Path) -> bool {
+    use std::io::{BufRead, BufReader, Write};
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"{\"v\":1,\"cmd\":\"status\",\"jail\":null}\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).is_ok() && line.ends_with('\n')
 }
