@@ -6,6 +6,7 @@
 pub mod check;
 pub mod control;
 pub mod dry_run;
+pub mod import_fail2ban;
 
 use std::path::PathBuf;
 
@@ -49,6 +50,8 @@ pub enum Command {
     Reload(control::ReloadArgs),
     /// Never ban an address (or network) until restart or reload, or for --for.
     Ignore(control::IgnoreArgs),
+    /// Write banwarden jails from a fail2ban configuration (jail.conf, jail.local, jail.d).
+    ImportFail2ban(import_fail2ban::ImportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,5 +85,6 @@ pub fn main(cli: Cli) -> i32 {
         Command::Unban(args) => control::run_unban(args),
         Command::Reload(args) => control::run_reload(args),
         Command::Ignore(args) => control::run_ignore(args),
+        Command::ImportFail2ban(args) => import_fail2ban::run(args),
     }
 }

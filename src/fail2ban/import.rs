@@ -242,6 +242,14 @@ impl Ctx<'_> {
                 );
             }
         }
+        if filter_name == "recidive" {
+            self.push(
+                Level::NotImported,
+                self.at("filter"),
+                "recidive reads fail2ban's own log, which banwarden does not write: \
+                 give the jails bantime_increment with across_jails: true instead",
+            );
+        }
         let filter = format_ref(&filter_name, &filter_opts)?;
         mark("filter", "filter", self);
         let compiled = super::compile_ref(&filter, &self.files.dir, &self.files.dir)
@@ -292,6 +300,17 @@ impl Ctx<'_> {
             mark("logpath", "logpath", self);
             if logpath.is_empty() {
                 return Err("no logpath (and not the systemd backend)".into());
+            }
+            if enabled && !logpath.iter().any(|p| any_file(p)) {
+                self.push(
+                    Level::Note,
+                    self.at("logpath"),
+                    format!(
+                        "no file matches {} yet (fail2ban refuses to start such a jail; \
+                         banwarden waits for it); is this log in the journal (backend = systemd)?",
+                        logpath.join(", ")
+                    ),
+                );
             }
         }
 
@@ -362,12 +381,8 @@ impl Ctx<'_> {
         // Actions: bans become the jail's own; the rest is reported.
         let action_value = f2b.get("action").unwrap_or("");
         let mut bans: Vec<BanAction> = Vec::new();
-        for line in action_value
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-        {
-            let (act, opts) = split_ref(line)?;
+        for line in split_actions(action_value) {
+            let (act, opts) = split_ref(&line)?;
             match actions::classify(&self.files.dir, &act, &opts) {
                 Ok(b) => {
                     if let Some(note) = &b.note {
@@ -388,6 +403,22 @@ impl Ctx<'_> {
                 Level::NotImported,
                 self.at("action"),
                 "no ban action in fail2ban (it only reported); banwarden bans",
+            );
+        }
+        if let Some(other) = bans
+            .iter()
+            .skip(1)
+            .find(|b| b.protocol.is_some() && b.protocol != bans[0].protocol)
+        {
+            self.push(
+                Level::NotImported,
+                self.at("action"),
+                format!(
+                    "action {} bans protocol {}: a banwarden jail bans one protocol, {}",
+                    other.name,
+                    other.protocol.as_deref().unwrap_or("?"),
+                    bans[0].protocol.as_deref().unwrap_or("tcp")
+                ),
             );
         }
         let all_ports = bans.is_empty() || bans.iter().any(|b| b.all_ports);
@@ -547,19 +578,85 @@ impl Ctx<'_> {
     }
 }
 
-/// `name[key=value, ...]` split; a plain `name` has no options.
+/// `name[key=value, ...]` split; a plain `name` has no options. Several
+/// groups (`name[a=1][b=2]`, as `%(action_)s[name=x]` writes) merge, later
+/// values winning, as in fail2ban.
 pub fn split_ref(s: &str) -> Result<(String, BTreeMap<String, String>), String> {
-    match s.split_once('[') {
-        None => Ok((s.trim().to_string(), BTreeMap::new())),
-        Some((head, rest)) => {
-            let body = rest
-                .trim_end()
-                .strip_suffix(']')
-                .ok_or_else(|| format!("{s:?}: missing the closing `]`"))?;
-            let opts = super::filter::parse_options(body).map_err(|e| format!("{s:?}: {e}"))?;
-            Ok((head.trim().to_string(), opts))
+    let Some(open) = s.find('[') else {
+        return Ok((s.trim().to_string(), BTreeMap::new()));
+    };
+    let mut opts = BTreeMap::new();
+    let mut rest = &s[open..];
+    while let Some(body) = rest.trim_start().strip_prefix('[') {
+        let end = group_end(body).ok_or_else(|| format!("{s:?}: missing the closing `]`"))?;
+        let group =
+            super::filter::parse_options(&body[..end]).map_err(|e| format!("{s:?}: {e}"))?;
+        opts.extend(group);
+        rest = &body[end + 1..];
+    }
+    if !rest.trim().is_empty() {
+        return Err(format!(
+            "{s:?}: unexpected {:?} after the options",
+            rest.trim()
+        ));
+    }
+    Ok((s[..open].trim().to_string(), opts))
+}
+
+/// Where the `]` closing an option group is (quotes and nested brackets
+/// skipped).
+fn group_end(body: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quote = None;
+    for (i, c) in body.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[') => depth += 1,
+            (None, ']') if depth == 0 => return Some(i),
+            (None, ']') => depth -= 1,
+            _ => {}
         }
     }
+    None
+}
+
+/// fail2ban's action list: actions separated by blanks or new lines
+/// outside their `[...]` options (which may span lines).
+pub fn split_actions(value: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let (mut depth, mut quote) = (0usize, None);
+    for c in value.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') if depth > 0 => quote = Some(c),
+            (None, '[') => depth += 1,
+            (None, ']') => depth = depth.saturating_sub(1),
+            (None, c) if c.is_whitespace() && depth == 0 => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(if c == '\n' { ' ' } else { c });
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    // `name [opts]`: options after a blank belong to the name before.
+    let mut merged: Vec<String> = Vec::new();
+    for a in out {
+        match merged.last_mut() {
+            Some(last) if a.starts_with('[') => last.push_str(&a),
+            _ => merged.push(a),
+        }
+    }
+    merged
 }
 
 /// `fail2ban:NAME[key=value, ...]`, values quoted where they need it.
@@ -583,6 +680,11 @@ fn format_ref(name: &str, opts: &BTreeMap<String, String>) -> Result<String, Str
         });
     }
     Ok(format!("fail2ban:{name}[{}]", parts.join(", ")))
+}
+
+/// Whether a logpath (maybe a glob) names an existing file.
+fn any_file(p: &str) -> bool {
+    glob::glob(p).is_ok_and(|mut g| g.any(|e| e.is_ok_and(|p| p.is_file())))
 }
 
 /// Whether the filter sets `logtype` in its `[Definition]` itself (then

@@ -171,3 +171,19 @@ fn a_jail_that_cannot_be_imported_is_skipped_and_said() {
     assert!(f.message.contains("missing.conf"), "{}", f.message);
     assert!(i.jails.iter().any(|j| j.name == "bad_name"));
 }
+
+#[test]
+fn action_lists_split_outside_options_and_option_groups_merge() {
+    assert_eq!(
+        split_actions("a[x=\"1 2\", y=[3]]  b\n  c[p=1,\n q=2]\n"),
+        ["a[x=\"1 2\", y=[3]]", "b", "c[p=1,  q=2]"]
+    );
+    let (name, opts) =
+        split_ref("iptables[port=\"22\", protocol=tcp][name=x, protocol=udp]").unwrap();
+    assert_eq!(name, "iptables");
+    assert_eq!(opts["port"], "22");
+    assert_eq!(opts["protocol"], "udp");
+    assert_eq!(opts["name"], "x");
+    assert!(split_ref("a[x=1").is_err());
+    assert!(split_ref("a[x=1] junk").is_err());
+}
