@@ -214,6 +214,9 @@ pub fn render_yaml(import: &Import, dir: &Path) -> String {
 }
 
 fn render_jail(y: &mut String, j: &Jail) {
+    if j.name != j.fail2ban_name {
+        let _ = writeln!(y, "# fail2ban's [{}]", j.fail2ban_name);
+    }
     let _ = writeln!(y, "{}:", j.name);
     let mut line = |key: &str, value: String, origin: Option<&String>| {
         let _ = match origin {
@@ -282,7 +285,10 @@ pub fn render_report(import: &Import, dir: &Path) -> String {
         import.skipped.len()
     );
     let is_enabled = |name: &str| {
-        import.jails.iter().any(|j| j.name == name && j.enabled)
+        import
+            .jails
+            .iter()
+            .any(|j| j.fail2ban_name == name && j.enabled)
             || import.skipped.iter().any(|(n, e)| n == name && *e)
     };
     let mut by_jail: Vec<&Finding> = import
@@ -319,4 +325,54 @@ pub fn render_report(import: &Import, dir: &Path) -> String {
         };
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn jails_render_as_quoted_yaml_with_origins() {
+        assert_eq!(quote("it's"), "'it''s'");
+        assert_eq!(secs(600), "10m");
+        assert_eq!(secs(5400), "90m");
+        assert_eq!(secs(86400 * 7), "7d");
+        assert_eq!(secs(61), "61s");
+        assert_eq!(bantime(None), "permanent");
+        let j = Jail {
+            name: "j-3proxy".into(),
+            fail2ban_name: "3proxy".into(),
+            enabled: true,
+            filter: "fail2ban:x[datepattern='^%%Y']".into(),
+            logpath: vec!["/var/log/a b.log".into()],
+            journal: None,
+            maxretry: Some(3),
+            findtime: None,
+            bantime: Some(None),
+            increment: Some(Increment {
+                factor: None,
+                durations: vec![Some(60), None],
+                maxtime: None,
+                window: 86400,
+                across_jails: false,
+            }),
+            ignoreip: vec![],
+            ignoreself: Some(false),
+            ports: vec!["8000-8080".into()],
+            protocol: Some("tcp".into()),
+            action: "drop",
+            origins: BTreeMap::from([("maxretry", "jail.local:3".to_string())]),
+        };
+        let mut y = String::new();
+        render_jail(&mut y, &j);
+        assert_eq!(
+            y,
+            "# fail2ban's [3proxy]\nj-3proxy:\n  enabled: true\n  \
+             filter: 'fail2ban:x[datepattern=''^%%Y'']'\n  logpath: ['/var/log/a b.log']\n  \
+             maxretry: 3  # jail.local:3\n  bantime: permanent\n  \
+             bantime_increment: {durations: [1m, permanent], window: 1d, across_jails: false}\n  \
+             ignoreself: false\n  ports: ['8000-8080']\n  protocol: tcp\n  action: drop\n"
+        );
+    }
 }

@@ -23,6 +23,8 @@ use super::jails::{parse_bool, parse_time, F2bJail, JailFiles};
 pub struct Jail {
     /// The banwarden name (fail2ban's, unless it is not a valid one).
     pub name: String,
+    /// fail2ban's name (findings are filed under it).
+    pub fail2ban_name: String,
     pub enabled: bool,
     pub filter: String,
     pub logpath: Vec<String>,
@@ -458,6 +460,7 @@ impl Ctx<'_> {
         };
         Ok(Jail {
             name,
+            fail2ban_name: f2b.name.clone(),
             enabled,
             filter,
             logpath,
