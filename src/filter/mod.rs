@@ -569,7 +569,7 @@ impl Filter {
                 forget,
                 gained,
             };
-            return match sessions.count(&text[id], m) {
+            return match sessions.count(&text[id], m, user) {
                 Some((r, host)) => {
                     let user = user.filter(|_| r == regex);
                     (
