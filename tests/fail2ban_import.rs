@@ -201,6 +201,26 @@ fn an_imported_configuration_is_pinned_and_passes_check() {
     ]);
     assert_eq!(again.status.code(), Some(2));
     assert!(text(&again.stderr).contains("use --force"));
+    // A jail defined in another jail file too (a shipped jails/sshd.yaml,
+    // read after jails/fail2ban.yaml) would override the imported keys.
+    std::fs::write(
+        out.path().join("jails/sshd.yaml"),
+        "sshd:\n  filter: sshd\n  logpath: /var/log/auth.log\n",
+    )
+    .unwrap();
+    let clash = banwarden(&[
+        "import-fail2ban",
+        &f2b.path().display().to_string(),
+        "--out",
+        &out.path().display().to_string(),
+        "--force",
+    ]);
+    assert_eq!(clash.status.code(), Some(1));
+    assert!(
+        text(&clash.stderr).contains("jail sshd is also defined in"),
+        "{}",
+        text(&clash.stderr)
+    );
     // Without --out the YAML goes to stdout, the report to stderr.
     let print = banwarden(&["import-fail2ban", &f2b.path().display().to_string()]);
     assert!(print.status.success());

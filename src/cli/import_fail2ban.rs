@@ -76,6 +76,16 @@ pub fn run(args: ImportArgs) -> i32 {
             return 2;
         }
     }
+    // Another jail file defining an imported jail merges with it, key by
+    // key (a shipped jails/sshd.yaml is read after jails/fail2ban.yaml).
+    for (name, file) in other_definitions(&out, &import) {
+        eprintln!(
+            "error: jail {name} is also defined in {}, whose keys override the imported ones: \
+             remove it there (or move what you want to keep into jails/fail2ban.local.yaml)",
+            file.display()
+        );
+        code = 1;
+    }
     match crate::config::load(&out) {
         Ok(c) if c.global.fail2ban_dir == dir => {
             println!(
@@ -101,6 +111,36 @@ pub fn run(args: ImportArgs) -> i32 {
         }
     }
     code
+}
+
+/// Imported jails that another file of `out/jails` defines too.
+fn other_definitions(out: &Path, import: &Import) -> Vec<(String, PathBuf)> {
+    let mut found = Vec::new();
+    let Ok(rd) = std::fs::read_dir(out.join("jails")) else {
+        return found;
+    };
+    let mut files: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+    files.sort();
+    for file in files {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("fail2ban.") || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Ok(map) = serde_saphyr::from_str::<
+            std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+        >(&text) else {
+            continue; // check reports it
+        };
+        for j in &import.jails {
+            if map.contains_key(&j.name) {
+                found.push((j.name.clone(), file.clone()));
+            }
+        }
+    }
+    found
 }
 
 fn write_out(

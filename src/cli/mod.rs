@@ -50,7 +50,7 @@ pub enum Command {
     Reload(control::ReloadArgs),
     /// Never ban an address (or network) until restart or reload, or for --for.
     Ignore(control::IgnoreArgs),
-    /// Write banwarden jails from a fail2ban configuration (jail.conf, jail.local, jail.d).
+    /// Write banwarden jails from fail2ban's jail.conf, jail.local and jail.d.
     ImportFail2ban(import_fail2ban::ImportArgs),
 }
 
