@@ -162,8 +162,13 @@ impl Ctx<'_> {
 
     fn jail(&mut self, window: i64) -> Result<Jail, String> {
         let f2b = self.f2b;
-        if let Some(e) = f2b.errors.first() {
-            return Err(e.to_string());
+        // Options only reported on do not stop the jail; the others do.
+        for (opt, e) in &f2b.errors {
+            if super::jails::REPORTED_ONLY.contains(opt) {
+                self.push(Level::NotImported, None, format!("{opt}: {e}"));
+            } else {
+                return Err(e.to_string());
+            }
         }
         let name = banwarden_name(&f2b.name);
         if name != f2b.name {

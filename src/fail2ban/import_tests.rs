@@ -154,7 +154,8 @@ fn a_jail_that_cannot_be_imported_is_skipped_and_said() {
     base(
         d.path(),
         "[nofilter]\nenabled = true\nfilter = missing\n[sleepy]\nfilter = missing\n\
-         [badport]\nport = nosuchservice\n[bad.name]\n",
+         [badport]\nport = nosuchservice\n[bad.name]\n\
+         [known]\nfailregex = %(known/failregex)s\n",
     );
     let i = run(d.path());
     assert_eq!(
@@ -170,6 +171,12 @@ fn a_jail_that_cannot_be_imported_is_skipped_and_said() {
     assert_eq!(f.level, Level::Skipped);
     assert!(f.message.contains("missing.conf"), "{}", f.message);
     assert!(i.jails.iter().any(|j| j.name == "bad_name"));
+    // An option only reported on that cannot be read is said, not fatal.
+    assert!(i.jails.iter().any(|j| j.name == "known"));
+    assert!(i
+        .findings
+        .iter()
+        .any(|f| f.jail == "known" && f.message.contains("%(known/failregex)s is not defined")));
 }
 
 #[test]

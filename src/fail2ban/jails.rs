@@ -49,6 +49,20 @@ pub const OPTIONS: &[&str] = &[
     "logencoding",
 ];
 
+/// Of [`OPTIONS`], those banwarden has no use for: `import` only reports
+/// them (a value that cannot be read does not stop the jail).
+pub const REPORTED_ONLY: &[&str] = &[
+    "failregex",
+    "ignoreregex",
+    "prefregex",
+    "ignorecommand",
+    "ignorecache",
+    "usedns",
+    "logencoding",
+    "bantime.rndtime",
+    "bantime.formula",
+];
+
 /// fail2ban's default `dbpurgeage`: bans older than this are forgotten.
 pub const DEFAULT_DBPURGEAGE: &str = "1d";
 
@@ -69,7 +83,7 @@ pub struct F2bJail {
     pub values: BTreeMap<&'static str, (String, Origin)>,
     /// Options whose interpolation failed (fail2ban would refuse the jail
     /// if it is enabled).
-    pub errors: Vec<IniError>,
+    pub errors: Vec<(&'static str, IniError)>,
 }
 
 impl F2bJail {
@@ -149,7 +163,7 @@ impl JailFiles {
                 Some(Ok(v)) => {
                     jail.values.insert(opt, v);
                 }
-                Some(Err(e)) => jail.errors.push(e),
+                Some(Err(e)) => jail.errors.push((opt, e)),
             }
         }
         jail
@@ -305,7 +319,8 @@ mod tests {
         let jf = JailFiles::read(d.path()).unwrap();
         let a = jf.jail("a");
         assert_eq!(a.errors.len(), 1);
-        assert!(a.errors[0].to_string().contains("jail.conf:2"));
+        assert_eq!(a.errors[0].0, "logpath");
+        assert!(a.errors[0].1.to_string().contains("jail.conf:2"));
         assert_eq!(jf.dbpurgeage.as_ref().unwrap().0, "7d");
     }
 
