@@ -18,7 +18,6 @@ mod f2b_tags;
 mod fixed;
 pub mod prefilter;
 pub mod python;
-mod screen;
 mod sessions;
 pub mod tags;
 #[cfg(test)]
@@ -175,9 +174,6 @@ pub struct Filter {
     literal_sets: Vec<Vec<Vec<Vec<u8>>>>,
     /// The candidate-line prefilter built from them, if every failregex has one.
     prefilter: Option<Prefilter>,
-    /// With a prefregex: lines in which no failregex can match skip its
-    /// captures (`screen`).
-    content_screen: Option<regex_automata::meta::Regex>,
 }
 
 impl Filter {
@@ -223,7 +219,6 @@ impl Filter {
         let mut host_at = Vec::with_capacity(spec.failregex.len());
         let mut literal_sets = Vec::with_capacity(spec.failregex.len());
         let mut fail_slow = Vec::with_capacity(spec.failregex.len());
-        let mut hirs = Vec::with_capacity(spec.failregex.len());
         for (i, p) in spec.failregex.iter().enumerate() {
             let c = compile_one(PatternRef::Failregex(i), p, d, &too_slow)?;
             general |= c.general;
@@ -244,7 +239,6 @@ impl Filter {
                 fixed::host_at(&hir)
             });
             literal_sets.push(prefilter::required_sets(&hir));
-            hirs.push(hir);
             expanded.push(c.screen);
             fail.push(re);
             fail_slow.push(c.slow);
@@ -277,9 +271,7 @@ impl Filter {
                 &e.to_string(),
             )
         })?;
-        let content_screen = prefregex.as_ref().and_then(|_| screen::build(&hirs));
         let mut filter = Filter {
-            content_screen,
             prefregex: prefregex.map(|(r, _)| r),
             prefregex_slow,
             fail_slow,
@@ -512,14 +504,6 @@ impl Filter {
         let mut content_at = 0;
         let content = match &self.prefregex {
             None => text,
-            Some(_)
-                if self
-                    .content_screen
-                    .as_ref()
-                    .is_some_and(|s| !screen::may_match(s, text)) =>
-            {
-                return (Outcome::Missed, none)
-            }
             Some(re) => match captures(re, self.prefregex_slow.as_ref(), text) {
                 None => return (Outcome::Missed, none),
                 Some(c) => {
