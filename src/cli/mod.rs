@@ -7,6 +7,7 @@ pub mod check;
 pub mod control;
 pub mod dry_run;
 pub mod generate;
+pub mod import_fail2ban;
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +53,8 @@ pub enum Command {
     Ignore(control::IgnoreArgs),
     /// Print man pages or shell completions (for packagers).
     Generate(generate::GenerateArgs),
+    /// Write banwarden jails from fail2ban's jail.conf, jail.local and jail.d.
+    ImportFail2ban(import_fail2ban::ImportArgs),
 }
 
 /// `--config DIR`: the one definition every command shares.
@@ -108,6 +111,7 @@ pub fn main(cli: Cli) -> i32 {
         Command::Reload(args) => control::run_reload(args),
         Command::Ignore(args) => control::run_ignore(args),
         Command::Generate(args) => generate::run(args),
+        Command::ImportFail2ban(args) => import_fail2ban::run(args),
     }
 }
 

@@ -91,8 +91,26 @@ pub fn parse_ref(name: &str, fail2ban_dir: &Path, base: &Path) -> Result<FilterR
     Ok(FilterRef { path, options })
 }
 
+/// fail2ban's `journalmatch` as journalctl matches: words of a line (`+`
+/// kept: it separates alternatives, as for journalctl), each further line
+/// one more alternative (fail2ban adds a disjunction per line).
+pub fn split_journalmatch(value: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in value.split('\n') {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push("+".into());
+        }
+        out.extend(words.iter().map(|w| w.trim_matches('"').to_string()));
+    }
+    out
+}
+
 /// `key=value, key2="a, b", key3='x'` (fail2ban's option syntax).
-fn parse_options(body: &str) -> Result<BTreeMap<String, String>, String> {
+pub(crate) fn parse_options(body: &str) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     let mut rest = body.trim();
     while !rest.is_empty() {
@@ -200,12 +218,7 @@ pub fn load(r: &FilterRef) -> Result<Imported, Fail2banError> {
         },
     };
     let journalmatch = resolved("journalmatch")?
-        .map(|v| {
-            v.0.split_whitespace()
-                .filter(|s| *s != "+")
-                .map(String::from)
-                .collect()
-        })
+        .map(|v| split_journalmatch(&v.0))
         .unwrap_or_default();
     let logtimezone = resolved("logtimezone")?
         .map(|v| v.0.trim().to_string())
@@ -405,7 +418,7 @@ mod tests {
         );
         assert_eq!(
             plain.journalmatch,
-            vec!["_SYSTEMD_UNIT=t.service", "_COMM=t"]
+            vec!["_SYSTEMD_UNIT=t.service", "+", "_COMM=t"]
         );
         assert_eq!(plain.maxlines, 3);
         assert!(

@@ -72,13 +72,41 @@ impl Ini {
     /// Reads `path` with its includes and `.local` twin, as fail2ban does.
     pub fn read(path: &Path) -> Result<Ini, IniError> {
         let mut order = Vec::new();
-        collect(path, &mut Vec::new(), &mut order, 0)?;
+        collect(path, &mut Vec::new(), &mut order, 0, true)?;
+        Ok(Ini::merged(order))
+    }
+
+    /// Reads `files` in this order, each with its includes but without its
+    /// `.local` twin (the caller lists those where fail2ban reads them:
+    /// `jail.conf`, `jail.d/*.conf`, `jail.local`, `jail.d/*.local`). The
+    /// first file must exist; later ones that do not are skipped.
+    pub fn read_layered(files: &[PathBuf]) -> Result<Ini, IniError> {
+        let mut order = Vec::new();
+        let mut seen = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            if i > 0 && !f.is_file() {
+                continue;
+            }
+            collect(f, &mut seen, &mut order, 0, false)?;
+        }
+        Ok(Ini::merged(order))
+    }
+
+    fn merged(order: Vec<(PathBuf, Parsed)>) -> Ini {
         let mut ini = Ini::default();
         for (file, parsed) in order {
             ini.merge(parsed);
             ini.files.push(file);
         }
-        Ok(ini)
+        ini
+    }
+
+    /// Section names in name order, `[DEFAULT]` and `[INCLUDES]` left out.
+    pub fn section_names(&self) -> impl Iterator<Item = &str> {
+        self.sections
+            .keys()
+            .map(String::as_str)
+            .filter(|n| *n != "INCLUDES")
     }
 
     /// Merges one parsed file over what was read before.
@@ -264,10 +292,11 @@ fn collect(
     seen: &mut Vec<PathBuf>,
     order: &mut Vec<(PathBuf, Parsed)>,
     depth: usize,
+    twin: bool,
 ) -> Result<(), IniError> {
     let mut files = vec![path.to_path_buf()];
     let local = path.with_extension("local");
-    if local != path && local.is_file() {
+    if twin && local != path && local.is_file() {
         files.push(local);
     }
     for (i, file) in files.into_iter().enumerate() {
@@ -304,11 +333,11 @@ fn collect(
         let (before, after) = (includes("before"), includes("after"));
         seen.push(file.clone());
         for b in before {
-            collect(&b, seen, order, depth + 1)?;
+            collect(&b, seen, order, depth + 1, true)?;
         }
         order.push((file, parsed));
         for a in after {
-            collect(&a, seen, order, depth + 1)?;
+            collect(&a, seen, order, depth + 1, true)?;
         }
     }
     Ok(())

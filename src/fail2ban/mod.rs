@@ -1,13 +1,21 @@
-//! fail2ban compatibility: its `filter.d` files read unmodified.
+//! fail2ban compatibility: its `filter.d` files read unmodified, its jails
+//! imported.
 //!
 //! Owns reading fail2ban's configuration files (`ini`: its INI dialect with
 //! includes and interpolation; `filter`: a filter file, with options, as a
 //! banwarden `FilterSpec` in the fail2ban dialect, plus what could not be
-//! honoured). It must not match lines itself: the patterns it produces run in
-//! the one filter engine (`crate::filter`), Python syntax and all.
+//! honoured; `jails`: the layered jail files; `import`, `actions`: a jail
+//! in banwarden's terms, with what has no equivalent; `syntax`: fail2ban's
+//! `name[key=value]` references). It must not match lines itself: the
+//! patterns it produces run in the one filter engine (`crate::filter`),
+//! Python syntax and all.
 
+pub mod actions;
 pub mod filter;
+pub mod import;
 pub mod ini;
+pub mod jails;
+pub mod syntax;
 
 pub use filter::{is_fail2ban_ref, load, parse_ref, Fail2banError, FilterRef, Imported, Note};
 

@@ -71,6 +71,21 @@ impl Caps<'_> {
         }
     }
 
+    /// `user`, else (when it did not take part or is empty) the first
+    /// non-empty of fail2ban's alternates `alt_user`, `alt_user_1`, ...
+    /// (`<F-ALT_USER>`), as fail2ban merges them.
+    pub fn user(&self) -> Option<Range<usize>> {
+        let user = self.name(super::tags::USER_GROUP);
+        if user.as_ref().is_some_and(|r| !r.is_empty()) {
+            return user;
+        }
+        let alt = super::tags::ALT_USER_GROUP;
+        std::iter::once(alt.to_string())
+            .chain((1..10).map(|n| format!("{alt}_{n}")))
+            .find_map(|g| self.name(&g).filter(|r| !r.is_empty()))
+            .or(user)
+    }
+
     /// The first of `host`, `host_1`, `host_2`... that took part.
     pub fn host(&self) -> Option<Range<usize>> {
         self.name(super::tags::HOST_GROUP)

@@ -113,7 +113,7 @@ impl HostAt {
 /// How a failregex (its syntax tree, as parsed for the regex itself) lets
 /// its host be found without captures, or `None`.
 pub fn host_at(hir: &Hir) -> Option<HostAt> {
-    if has_group(hir, tags::USER_GROUP) {
+    if has_group(hir, tags::USER_GROUP) || has_group(hir, tags::ALT_USER_GROUP) {
         return None;
     }
     let items: &[Hir] = match hir.kind() {
@@ -169,7 +169,12 @@ fn is_group(h: &Hir, name: &str) -> bool {
 
 fn has_group(h: &Hir, name: &str) -> bool {
     match h.kind() {
-        HirKind::Capture(c) => c.name.as_deref() == Some(name) || has_group(&c.sub, name),
+        // `alt_user` stands for `alt_user_N` too.
+        HirKind::Capture(c) => {
+            c.name.as_deref().is_some_and(|n| {
+                n == name || n.strip_prefix(name).is_some_and(|r| r.starts_with('_'))
+            }) || has_group(&c.sub, name)
+        }
         HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(|h| has_group(h, name)),
         HirKind::Repetition(r) => has_group(&r.sub, name),
         _ => false,

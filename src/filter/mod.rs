@@ -134,8 +134,9 @@ pub struct Spans {
 #[derive(Debug)]
 pub struct LineState {
     buf: Vec<u8>,
-    /// Per failregex: capture slots, and where `host` and `user` stand among the groups.
-    locs: Vec<(CaptureLocations, Option<usize>, Option<usize>)>,
+    /// Per failregex: slots, the host group, the user groups (`user`,
+    /// then fail2ban's `alt_user`, `alt_user_N`).
+    locs: Vec<(CaptureLocations, Option<usize>, Vec<usize>)>,
     dates: date_cache::DateCache,
     /// fail2ban's multi-line sessions (`<F-MLFID>`), bounded.
     sessions: sessions::Sessions,
@@ -337,11 +338,13 @@ impl Filter {
             .iter()
             .map(|re| {
                 let at = |g: &str| re.capture_names().position(|n| n == Some(g));
-                (
-                    re.capture_locations(),
-                    at(tags::HOST_GROUP),
-                    at(tags::USER_GROUP),
-                )
+                let alt = tags::ALT_USER_GROUP;
+                let users = [tags::USER_GROUP.to_string(), alt.to_string()]
+                    .into_iter()
+                    .chain((1..10).map(|n| format!("{alt}_{n}")))
+                    .filter_map(|g| at(&g))
+                    .collect();
+                (re.capture_locations(), at(tags::HOST_GROUP), users)
             })
             .collect();
         LineState {
@@ -431,7 +434,13 @@ impl Filter {
                     return (Outcome::Missed, none);
                 }
                 let group = |g: Option<usize>| g.and_then(|g| slots.get(g)).map(|(s, e)| s..e);
-                (group(*host_g), group(*user_g))
+                // The first user group with text, else the first that took part.
+                let user = user_g
+                    .iter()
+                    .filter_map(|g| group(Some(*g)))
+                    .find(|r| !r.is_empty())
+                    .or_else(|| user_g.iter().find_map(|g| group(Some(*g))));
+                (group(*host_g), user)
             }
         };
         let host = host_m.clone().and_then(|r| parse_host_quick(&text[r]));
@@ -528,7 +537,7 @@ impl Filter {
                 Some(caps) => {
                     let has = |g: &str| caps.name(g).is_some();
                     flags = (has("nofail"), has("mlfforget"), has("mlfgained"));
-                    (caps.host(), caps.name(tags::USER_GROUP))
+                    (caps.host(), caps.user())
                 }
             },
         };
@@ -560,7 +569,7 @@ impl Filter {
                 forget,
                 gained,
             };
-            return match sessions.count(&text[id], m) {
+            return match sessions.count(&text[id], m, user) {
                 Some((r, host)) => {
                     let user = user.filter(|_| r == regex);
                     (

@@ -3,7 +3,9 @@
 //! learn. A failure without an address waits for a later line of its
 //! session that names one (even an `<F-NOFAIL>` line); a failure without an
 //! address after such a line takes its address; `<F-MLFFORGET>` ends the
-//! session, `<F-MLFGAINED>` ends it without failure.
+//! session, `<F-MLFGAINED>` ends it without failure. A session whose lines
+//! name two user names has no `<F-NOFAIL>` or `<F-MLFGAINED>` lines any
+//! more: they count as failures, as in fail2ban.
 //!
 //! Owns the per-stream table of open sessions, bounded (oldest dropped).
 //! It lives in the stream's `LineState`: never shared between streams or
@@ -21,6 +23,12 @@ struct Session {
     host: Option<IpAddr>,
     /// A failure (its failregex) waiting for an address.
     pending: Option<usize>,
+    /// The first user name a line of the session gave.
+    user: Option<Box<[u8]>>,
+    /// Whether a line gave another user name: from then on no line of the
+    /// session is `<F-NOFAIL>` or `<F-MLFGAINED>` (fail2ban's guard against
+    /// trying several users on one connection, then logging in).
+    several_users: bool,
 }
 
 /// Open sessions of one stream.
@@ -43,13 +51,33 @@ pub struct SessionMatch {
 impl Sessions {
     /// How the match `m` on a line of session `id` counts: `Some((regex,
     /// host))` a failure (possibly a waiting one's), `None` none.
-    pub fn count(&mut self, id: &[u8], m: SessionMatch) -> Option<(usize, IpAddr)> {
-        if m.gained {
-            self.remove(id);
+    /// `user` is the user name the line gave, if any.
+    pub fn count(
+        &mut self,
+        id: &[u8],
+        mut m: SessionMatch,
+        user: Option<&[u8]>,
+    ) -> Option<(usize, IpAddr)> {
+        if m.gained && !self.open.contains_key(id) {
             return None;
         }
         self.open_session(id);
         let s = self.open.get_mut(id)?;
+        if let Some(u) = user.filter(|u| !u.is_empty()) {
+            match &s.user {
+                None => s.user = Some(u.into()),
+                Some(first) if **first != *u => s.several_users = true,
+                Some(_) => {}
+            }
+        }
+        if s.several_users {
+            m.nofail = false;
+            m.gained = false;
+        }
+        if m.gained {
+            self.remove(id);
+            return None;
+        }
         let out = if m.nofail {
             match (m.host, s.pending.take()) {
                 (Some(h), Some(regex)) => Some((regex, h)),
@@ -132,41 +160,64 @@ mod tests {
     #[test]
     fn a_failure_without_address_waits_for_its_session_to_name_one() {
         let mut s = Sessions::default();
-        assert_eq!(s.count(b"sshd[1]", m(15, None)), None);
+        assert_eq!(s.count(b"sshd[1]", m(15, None), None), None);
         // Another session's line changes nothing.
         let other = SessionMatch {
             nofail: true,
             ..m(3, Some("192.0.2.9"))
         };
-        assert_eq!(s.count(b"sshd[2]", other), None);
+        assert_eq!(s.count(b"sshd[2]", other, None), None);
         let bye = SessionMatch {
             nofail: true,
             forget: true,
             ..m(3, Some("192.0.2.1"))
         };
         assert_eq!(
-            s.count(b"sshd[1]", bye),
+            s.count(b"sshd[1]", bye, None),
             Some((15, "192.0.2.1".parse().unwrap()))
         );
         assert_eq!(s.len(), 1, "forgotten");
         // A session that named its address lends it to later failures.
         assert_eq!(
-            s.count(b"sshd[2]", m(17, None)),
+            s.count(b"sshd[2]", m(17, None), None),
             Some((17, "192.0.2.9".parse().unwrap()))
         );
         let gained = SessionMatch {
             gained: true,
             ..m(21, Some("192.0.2.9"))
         };
-        assert_eq!(s.count(b"sshd[2]", gained), None);
+        assert_eq!(s.count(b"sshd[2]", gained, None), None);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_second_user_name_makes_nofail_and_gained_lines_failures() {
+        let mut s = Sessions::default();
+        let host = Some("192.0.2.7");
+        let nofail = |r| SessionMatch {
+            nofail: true,
+            ..m(r, host)
+        };
+        let gained = SessionMatch {
+            gained: true,
+            ..m(9, host)
+        };
+        // One user: a nofail line and a login are no failures.
+        assert_eq!(s.count(b"a[1]", nofail(1), Some(b"root")), None);
+        assert_eq!(s.count(b"a[1]", nofail(1), Some(b"root")), None);
+        assert_eq!(s.count(b"a[1]", gained, Some(b"root")), None);
+        // A second user name on the connection: both count.
+        let ip = "192.0.2.7".parse().unwrap();
+        assert_eq!(s.count(b"b[2]", nofail(1), Some(b"root")), None);
+        assert_eq!(s.count(b"b[2]", nofail(2), Some(b"admin")), Some((2, ip)));
+        assert_eq!(s.count(b"b[2]", gained, Some(b"admin")), Some((9, ip)));
     }
 
     #[test]
     fn the_table_is_bounded() {
         let mut s = Sessions::default();
         for i in 0..MAX_SESSIONS + 10 {
-            s.count(format!("x[{i}]").as_bytes(), m(0, None));
+            s.count(format!("x[{i}]").as_bytes(), m(0, None), None);
         }
         assert_eq!(s.len(), MAX_SESSIONS);
     }

@@ -9,6 +9,9 @@ use std::fmt;
 pub const HOST_GROUP: &str = "host";
 /// Capture group of `<F-USER>`.
 pub const USER_GROUP: &str = "user";
+/// Capture group of fail2ban's `<F-ALT_USER>` (and `alt_user_N`): the user
+/// when `<F-USER>` took nothing.
+pub const ALT_USER_GROUP: &str = "alt_user";
 
 /// IPv4, or IPv6 (including v4-mapped `::ffff:1.2.3.4` and `[v6]`). The captured
 /// text is validated by parsing, so the pattern only has to be tight enough that

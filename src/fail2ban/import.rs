@@ -1,0 +1,605 @@
+//! `import-fail2ban`: fail2ban jails mapped to banwarden jails.
+//!
+//! Owns the meaning of each fail2ban jail option in banwarden's terms:
+//! the filter as a `fail2ban:NAME[...]` reference (with `logtype=journal`
+//! for the systemd backend, as fail2ban adds it), logpath or the journal
+//! with the filter's (or the jail's) `journalmatch`, times, the
+//! `bantime.increment` family as a banwarden `bantime_increment`, ignore
+//! lists, ports and protocol from the ban action, and the ban action's
+//! block type as `drop` or `reject` (`actions`). Everything without an
+//! equivalent becomes a [`Finding`], never a silent drop. It compiles each
+//! filter (so the result passes `check`) but writes nothing and renders no
+//! YAML (the CLI does both).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::actions::{self, BanAction};
+use super::jails::{parse_bool, parse_time, F2bJail, JailFiles};
+use super::syntax::{banwarden_name, format_ref, split_actions, split_ref};
+
+/// A banwarden jail made from a fail2ban jail. Times in seconds; `None`
+/// in an `Option<Option<i64>>` means permanent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Jail {
+    /// The banwarden name (fail2ban's, unless it is not a valid one).
+    pub name: String,
+    /// fail2ban's name (findings are filed under it).
+    pub fail2ban_name: String,
+    pub enabled: bool,
+    pub filter: String,
+    pub logpath: Vec<String>,
+    /// journalctl matches (systemd backend).
+    pub journal: Option<Vec<String>>,
+    pub maxretry: Option<i64>,
+    pub findtime: Option<i64>,
+    pub bantime: Option<Option<i64>>,
+    pub increment: Option<Increment>,
+    pub ignoreip: Vec<String>,
+    pub ignoreself: Option<bool>,
+    /// Empty: all ports.
+    pub ports: Vec<String>,
+    pub protocol: Option<String>,
+    /// `drop` or `reject`.
+    pub action: &'static str,
+    /// banwarden key → where fail2ban set it (`jail.local:12`).
+    pub origins: BTreeMap<&'static str, String>,
+}
+
+/// `bantime_increment`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Increment {
+    /// banwarden's `factor` (bantime × factor^(n−1)), else `durations`.
+    pub factor: Option<f64>,
+    pub durations: Vec<Option<i64>>,
+    pub maxtime: Option<i64>,
+    pub window: i64,
+    pub across_jails: bool,
+}
+
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// The jail could not be imported (written commented out); an error
+    /// when the jail is enabled.
+    Skipped,
+    /// Something fail2ban does that banwarden will not.
+    NotImported,
+    /// Done differently, but with the same effect or close.
+    Note,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub jail: String,
+    pub level: Level,
+    /// `jail.local:12`, when known.
+    pub at: Option<String>,
+    pub message: String,
+}
+
+/// What an import gives: jails in name order and the report.
+#[derive(Debug, Clone, Default)]
+pub struct Import {
+    pub jails: Vec<Jail>,
+    /// Jails that could not be imported, by fail2ban name, with whether
+    /// fail2ban had them enabled.
+    pub skipped: Vec<(String, bool)>,
+    pub findings: Vec<Finding>,
+}
+
+impl Import {
+    /// Whether a jail fail2ban ran could not be imported.
+    pub fn lost_enabled_jail(&self) -> bool {
+        self.skipped.iter().any(|(_, enabled)| *enabled)
+    }
+}
+
+/// Imports every jail of the fail2ban configuration read from `files`.
+pub fn import(files: &JailFiles) -> Import {
+    let window = match &files.dbpurgeage {
+        Some((v, _)) => parse_time(v).ok().flatten(),
+        None => parse_time(super::jails::DEFAULT_DBPURGEAGE).ok().flatten(),
+    }
+    .unwrap_or(86400);
+    let mut out = Import::default();
+    for name in files.names() {
+        let f2b = files.jail(&name);
+        let mut ctx = Ctx {
+            files,
+            f2b: &f2b,
+            findings: Vec::new(),
+        };
+        let enabled = f2b.get("enabled").and_then(parse_bool).unwrap_or(false);
+        match ctx.jail(window) {
+            Ok(j) => out.jails.push(j),
+            Err(message) => {
+                let at = None;
+                ctx.push(Level::Skipped, at, message);
+                out.skipped.push((name.clone(), enabled));
+            }
+        }
+        out.findings.extend(ctx.findings);
+    }
+    out
+}
+
+struct Ctx<'a> {
+    files: &'a JailFiles,
+    f2b: &'a F2bJail,
+    findings: Vec<Finding>,
+}
+
+impl Ctx<'_> {
+    fn at(&self, option: &str) -> Option<String> {
+        self.f2b.origin(option).map(|o| self.files.short(o))
+    }
+
+    fn push(&mut self, level: Level, at: Option<String>, message: impl Into<String>) {
+        self.findings.push(Finding {
+            jail: self.f2b.name.clone(),
+            level,
+            at,
+            message: message.into(),
+        });
+    }
+
+    /// `option`'s value parsed by `parse`; a bad value is an error naming
+    /// the file and line.
+    fn parsed<T>(
+        &self,
+        option: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
+        match self.f2b.get(option) {
+            None => Ok(None),
+            Some(v) => parse(v)
+                .map(Some)
+                .map_err(|e| format!("{}: {option}: {e}", self.at(option).unwrap_or_default())),
+        }
+    }
+
+    fn jail(&mut self, window: i64) -> Result<Jail, String> {
+        let f2b = self.f2b;
+        // Options only reported on do not stop the jail; the others do.
+        for (opt, e) in &f2b.errors {
+            if super::jails::REPORTED_ONLY.contains(opt) {
+                self.push(Level::NotImported, None, format!("{opt}: {e}"));
+            } else {
+                return Err(e.to_string());
+            }
+        }
+        let name = banwarden_name(&f2b.name);
+        if name != f2b.name {
+            self.push(
+                Level::Note,
+                None,
+                format!(
+                    "renamed to {name}: banwarden jail names are 1-32 of A-Z a-z 0-9 _ -, \
+                     starting with a letter"
+                ),
+            );
+        }
+        let enabled = self
+            .parsed("enabled", |v| parse_bool(v).ok_or("not a boolean".into()))?
+            .unwrap_or(false);
+        let mut origins = BTreeMap::new();
+        let mut mark = |key: &'static str, option: &str, this: &Self| {
+            if let Some(at) = this.at(option) {
+                origins.insert(key, at);
+            }
+        };
+        mark("enabled", "enabled", self);
+
+        // Backend: the journal for systemd, files for the others.
+        let backend = f2b.get("backend").unwrap_or("auto").trim().to_string();
+        let (backend_name, backend_opts) = split_ref(&backend)?;
+        let journal_backend = backend_name.starts_with("systemd");
+        match backend_name.as_str() {
+            _ if journal_backend => {
+                if !backend_opts.is_empty() {
+                    self.push(
+                        Level::NotImported,
+                        self.at("backend"),
+                        format!(
+                            "backend options {backend_opts:?}: the system journal is read \
+                             (set journal.files in a .local.yaml for other journal files)"
+                        ),
+                    );
+                }
+            }
+            "auto" | "polling" | "pyinotify" | "gamin" => {}
+            other => self.push(
+                Level::Note,
+                self.at("backend"),
+                format!("backend {other:?} is unknown; its log files are followed"),
+            ),
+        }
+        mark("backend", "backend", self);
+
+        // Filter, with the options fail2ban adds or a jail may override.
+        let filter_value = f2b.get("filter").unwrap_or("").trim();
+        if filter_value.is_empty() {
+            return Err("no filter (fail2ban only warns; banwarden needs one)".into());
+        }
+        let (filter_name, mut filter_opts) = split_ref(filter_value)?;
+        let filter_path = self
+            .files
+            .dir
+            .join("filter.d")
+            .join(format!("{filter_name}.conf"));
+        if journal_backend && !filter_opts.contains_key("logtype") && !defines_logtype(&filter_path)
+        {
+            filter_opts.insert("logtype".into(), "journal".into());
+        }
+        for opt in ["datepattern", "logtimezone", "maxlines"] {
+            if let Some(v) = f2b.get(opt) {
+                filter_opts.insert(opt.to_string(), v.trim().to_string());
+            }
+        }
+        for opt in ["failregex", "ignoreregex", "prefregex"] {
+            if f2b.get(opt).is_some_and(|v| !v.trim().is_empty()) {
+                self.push(
+                    Level::NotImported,
+                    self.at(opt),
+                    format!(
+                        "{opt} set in the jail is not imported: put it in \
+                         filter.d/{filter_name}.local"
+                    ),
+                );
+            }
+        }
+        if filter_name == "recidive" {
+            self.push(
+                Level::NotImported,
+                self.at("filter"),
+                "recidive reads fail2ban's own log, which banwarden does not write: \
+                 give the jails bantime_increment with across_jails: true instead",
+            );
+        }
+        let filter = format_ref(&filter_name, &filter_opts)?;
+        mark("filter", "filter", self);
+        let compiled = super::compile_ref(&filter, &self.files.dir, &self.files.dir)
+            .map_err(|e| format!("filter {filter}: {e}"))?;
+        for n in &compiled.notes {
+            self.push(Level::Note, None, format!("filter {filter_name}: {n}"));
+        }
+
+        let mut logpath = Vec::new();
+        let mut journal = None;
+        if journal_backend {
+            let matches = match f2b.get("journalmatch") {
+                Some(v) if !v.trim().is_empty() => {
+                    mark("journal", "journalmatch", self);
+                    super::filter::split_journalmatch(v)
+                }
+                _ => compiled.imported.journalmatch.clone(),
+            };
+            if matches.is_empty() {
+                return Err(format!(
+                    "backend systemd, but filter {filter_name} has no journalmatch \
+                     (banwarden never reads the whole journal): set journalmatch in the jail"
+                ));
+            }
+            crate::source::journal::validate_matches(&matches)
+                .map_err(|e| format!("journalmatch: {e}"))?;
+            journal = Some(matches);
+            if f2b.get("logpath").is_some_and(|v| !v.trim().is_empty()) {
+                self.push(
+                    Level::Note,
+                    self.at("logpath"),
+                    "logpath is ignored with the systemd backend, as in fail2ban",
+                );
+            }
+        } else {
+            for line in f2b.get("logpath").unwrap_or("").lines() {
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                // fail2ban's `PATH head|tail`: where to start a new file.
+                let path = match line.rsplit_once(' ') {
+                    Some((p, "head" | "tail")) => p.trim(),
+                    _ => line,
+                };
+                logpath.push(path.to_string());
+            }
+            mark("logpath", "logpath", self);
+            if logpath.is_empty() {
+                return Err("no logpath (and not the systemd backend)".into());
+            }
+            if enabled && !logpath.iter().any(|p| any_file(p)) {
+                self.push(
+                    Level::Note,
+                    self.at("logpath"),
+                    format!(
+                        "no file matches {} yet (fail2ban refuses to start such a jail; \
+                         banwarden waits for it); is this log in the journal (backend = systemd)?",
+                        logpath.join(", ")
+                    ),
+                );
+            }
+        }
+
+        let maxretry = self.parsed("maxretry", |v| {
+            v.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| format!("{v:?} is not a count between 1 and 1000000"))
+        })?;
+        mark("maxretry", "maxretry", self);
+        let findtime = self
+            .parsed("findtime", parse_time)?
+            .map(|t| t.ok_or("findtime cannot be permanent".to_string()))
+            .transpose()?
+            .map(|t| t.max(1));
+        mark("findtime", "findtime", self);
+        let bantime = self
+            .parsed("bantime", parse_time)?
+            .map(|t| t.map(|s| s.max(1)));
+        mark("bantime", "bantime", self);
+        let increment = self.increment(bantime.flatten(), window)?;
+        if increment.is_some() {
+            mark("bantime_increment", "bantime.increment", self);
+        }
+
+        let mut ignoreip = Vec::new();
+        for word in f2b
+            .get("ignoreip")
+            .unwrap_or("")
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| !w.is_empty())
+        {
+            if word.parse::<ipnet::IpNet>().is_ok() || word.parse::<std::net::IpAddr>().is_ok() {
+                ignoreip.push(word.to_string());
+            } else {
+                self.push(
+                    Level::NotImported,
+                    self.at("ignoreip"),
+                    format!("ignoreip {word:?}: banwarden ignores addresses and networks only (no DNS names or files)"),
+                );
+            }
+        }
+        mark("ignoreip", "ignoreip", self);
+        let ignoreself = self.parsed("ignoreself", |v| {
+            parse_bool(v).ok_or("not a boolean".into())
+        })?;
+        mark("ignoreself", "ignoreself", self);
+        for opt in ["ignorecommand", "bantime.rndtime", "bantime.formula"] {
+            if let Some(v) = f2b.get(opt).filter(|v| !v.trim().is_empty()) {
+                self.push(
+                    Level::NotImported,
+                    self.at(opt),
+                    format!("{opt} = {v}: no equivalent"),
+                );
+            }
+        }
+        if let Some(v) = f2b.get("usedns").map(str::trim) {
+            if v.eq_ignore_ascii_case("yes") {
+                self.push(
+                    Level::NotImported,
+                    self.at("usedns"),
+                    "usedns = yes: banwarden never resolves names; a DNS name is counted as a bad host",
+                );
+            }
+        }
+
+        // Actions: bans become the jail's own; the rest is reported.
+        let action_value = f2b.get("action").unwrap_or("");
+        let mut bans: Vec<BanAction> = Vec::new();
+        for line in split_actions(action_value) {
+            let (act, opts) = split_ref(&line)?;
+            match actions::classify(&self.files.dir, &act, &opts) {
+                Ok(b) => {
+                    if let Some(note) = &b.note {
+                        self.push(Level::Note, self.at("action"), note.clone());
+                    }
+                    bans.push(b)
+                }
+                Err(why) => self.push(
+                    Level::NotImported,
+                    self.at("action"),
+                    format!("action {act}: {why}"),
+                ),
+            }
+        }
+        mark("action", "action", self);
+        if bans.is_empty() {
+            self.push(
+                Level::NotImported,
+                self.at("action"),
+                "no ban action in fail2ban (it only reported); banwarden bans",
+            );
+        }
+        if let Some(other) = bans
+            .iter()
+            .skip(1)
+            .find(|b| b.protocol.is_some() && b.protocol != bans[0].protocol)
+        {
+            self.push(
+                Level::NotImported,
+                self.at("action"),
+                format!(
+                    "action {} bans protocol {}: a banwarden jail bans one protocol, {}",
+                    other.name,
+                    other.protocol.as_deref().unwrap_or("?"),
+                    bans[0].protocol.as_deref().unwrap_or("tcp")
+                ),
+            );
+        }
+        let all_ports = bans.is_empty() || bans.iter().any(|b| b.all_ports);
+        let port_value = bans
+            .iter()
+            .find_map(|b| b.port.clone())
+            .or_else(|| f2b.get("port").map(str::to_string))
+            .unwrap_or_default();
+        let protocol_value = bans
+            .iter()
+            .find_map(|b| b.protocol.clone())
+            .or_else(|| f2b.get("protocol").map(str::to_string))
+            .unwrap_or_else(|| "tcp".into());
+        let ports = if all_ports {
+            Vec::new()
+        } else {
+            actions::ports(&port_value)
+                .map_err(|e| format!("{}: port: {e}", self.at("port").unwrap_or_default()))?
+        };
+        mark("ports", "port", self);
+        let protocol = match protocol_value.trim() {
+            p @ ("tcp" | "udp") => Some(p.to_string()),
+            "all" if ports.is_empty() => Some("all".into()),
+            other => {
+                self.push(
+                    Level::NotImported,
+                    self.at("protocol"),
+                    format!("protocol {other:?}: banwarden bans tcp, udp or all; tcp is used"),
+                );
+                Some("tcp".into())
+            }
+        };
+        mark("protocol", "protocol", self);
+        let action = match bans.iter().find(|b| b.reject.is_some()) {
+            Some(b) if b.reject == Some(true) => "reject",
+            _ => "drop",
+        };
+        Ok(Jail {
+            name,
+            fail2ban_name: f2b.name.clone(),
+            enabled,
+            filter,
+            logpath,
+            journal,
+            maxretry,
+            findtime,
+            bantime,
+            increment,
+            ignoreip,
+            ignoreself,
+            ports,
+            protocol,
+            action,
+            origins,
+        })
+    }
+
+    /// `bantime.increment` and friends. fail2ban's n-th ban (n ≥ 2) lasts
+    /// `bantime × factor × 2^min(n−1, 20)` (its default formula), or
+    /// `bantime × factor × multipliers[min(n−1, len−1)]`, at most `maxtime`;
+    /// the first is `bantime`. banwarden's `factor: 2` is the default
+    /// formula when fail2ban's factor is 1; otherwise the list of
+    /// durations is written out, up to where it stops growing.
+    fn increment(
+        &mut self,
+        bantime: Option<i64>,
+        window: i64,
+    ) -> Result<Option<Increment>, String> {
+        let on = self
+            .parsed("bantime.increment", |v| {
+                parse_bool(v).ok_or("not a boolean".into())
+            })?
+            .unwrap_or(false);
+        if !on {
+            return Ok(None);
+        }
+        let Some(base) = bantime else {
+            self.push(
+                Level::Note,
+                self.at("bantime.increment"),
+                "bantime.increment with a permanent bantime: nothing to increase",
+            );
+            return Ok(None);
+        };
+        let factor = self
+            .parsed("bantime.factor", |v| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f > 0.0)
+                    .ok_or_else(|| format!("{v:?} is not a positive number"))
+            })?
+            .unwrap_or(1.0);
+        let maxtime = self
+            .parsed("bantime.maxtime", parse_time)?
+            .flatten()
+            .filter(|m| *m > 0);
+        let multipliers: Vec<f64> = match self.f2b.get("bantime.multipliers") {
+            Some(v) if !v.trim().is_empty() => v
+                .split_whitespace()
+                .map(|m| {
+                    m.parse::<f64>()
+                        .map_err(|_| format!("{m:?} is not a number"))
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| {
+                    format!(
+                        "{}: bantime.multipliers: {e}",
+                        self.at("bantime.multipliers").unwrap_or_default()
+                    )
+                })?,
+            _ => Vec::new(),
+        };
+        let across_jails = self
+            .parsed("bantime.overalljails", |v| {
+                parse_bool(v).ok_or("not a boolean".into())
+            })?
+            .unwrap_or(false);
+        let cap = |v: f64| -> i64 {
+            let v = v.min(i64::MAX as f64 / 2.0) as i64;
+            maxtime.map_or(v, |m| v.min(m)).max(1)
+        };
+        if multipliers.is_empty() && factor == 1.0 {
+            return Ok(Some(Increment {
+                factor: Some(2.0),
+                durations: Vec::new(),
+                maxtime,
+                window,
+                across_jails,
+            }));
+        }
+        let mut durations = vec![Some(base)];
+        let last = if multipliers.is_empty() {
+            21
+        } else {
+            multipliers.len()
+        };
+        for count in 1..last.max(2) {
+            let raw = if multipliers.is_empty() {
+                // fail2ban: max(bantime, formula)
+                (base as f64 * factor * f64::from(1u32 << count.min(20))).max(base as f64)
+            } else {
+                base as f64 * factor * multipliers[count.min(multipliers.len() - 1)]
+            };
+            let v = cap(raw);
+            durations.push(Some(v));
+            if maxtime.is_some_and(|m| v >= m) {
+                break;
+            }
+        }
+        Ok(Some(Increment {
+            factor: None,
+            durations,
+            maxtime: None,
+            window,
+            across_jails,
+        }))
+    }
+}
+
+/// Whether a logpath (maybe a glob) names an existing file.
+fn any_file(p: &str) -> bool {
+    glob::glob(p).is_ok_and(|mut g| g.any(|e| e.is_ok_and(|p| p.is_file())))
+}
+
+/// Whether the filter sets `logtype` in its `[Definition]` itself (then
+/// fail2ban does not pass one).
+fn defines_logtype(path: &Path) -> bool {
+    super::ini::Ini::read(path)
+        .map(|ini| ini.own_options("Definition").contains(&"logtype"))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+#[path = "import_tests.rs"]
+mod tests;
