@@ -5,6 +5,7 @@
 //! column and field. It starts nothing and touches no state: a config that fails
 //! here changes nothing anywhere (the daemon keeps the one it runs).
 
+mod chains;
 mod raw;
 mod values;
 
@@ -692,6 +693,20 @@ fn build_jail(
             Verdict::Drop
         }
     };
+    let chains = match &raw.chains {
+        None => crate::firewall::Chains::default(),
+        Some(list) => chains::parse_chains(&list.value).unwrap_or_else(|(i, e)| {
+            let at = list.value.get(i).map_or(list.referenced, |c| c.referenced);
+            errs.0.push(ConfigError {
+                file: file("chains"),
+                line: at.line(),
+                column: at.column(),
+                field: format!("{name}.chains[{i}]"),
+                message: e,
+            });
+            crate::firewall::Chains::default()
+        }),
+    };
     if errs.0.len() > before {
         return None;
     }
@@ -728,6 +743,7 @@ fn build_jail(
             verdict,
             ipv4_prefix,
             ipv6_prefix,
+            chains,
         },
     })
 }

@@ -99,6 +99,8 @@ pub struct RawJail {
     pub backend: Option<Spanned<String>>,
     /// Read a long-running command's stdout (argv, no shell).
     pub command: Option<Spanned<Vec<String>>>,
+    /// Base chains the jail's rules go in: `[input]` (default), `[input, forward]`.
+    pub chains: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `bantime_increment:` of a jail.
@@ -162,7 +164,8 @@ impl MergedJail {
             ipv6_prefix,
             bantime_increment,
             journal,
-            command
+            command,
+            chains
         );
         self.defined_in.get_or_insert_with(|| file.clone());
     }
