@@ -296,6 +296,11 @@ fn render_status(s: &DaemonStatus) -> String {
         }
         out.push_str(&t.trim_fmt());
         out.push('\n');
+        for j in &s.jails {
+            if let Some(w) = &j.proxy_warning {
+                out.push_str(&format!("WARNING: jail {}: {w}\n", j.name));
+            }
+        }
     }
     out.push('\n');
     if s.files.is_empty() {
@@ -341,6 +346,9 @@ fn render_jail(j: &JailStatus, now: UnixTime, tz: &jiff::tz::TimeZone) -> String
         human_duration(j.findtime_seconds),
         or_none(j.ignoreip.clone()),
     );
+    if let Some(w) = &j.proxy_warning {
+        out.push_str(&format!("WARNING: {w}\n\n"));
+    }
     if j.top_offenders.is_empty() {
         out.push_str("no failures in the window\n");
     } else {
@@ -521,6 +529,7 @@ postfix  2001:db8::/64  2023-11-14 22:13:20  permanent     3
                 total_bans: 17,
                 lines: 12_034,
                 matched: 45,
+                proxy_warning: None,
             }],
             files: vec![WatchedFile {
                 path: "/var/log/auth.log".into(),
@@ -563,6 +572,7 @@ FILE               OFFSET  INODE
                 failures: 4,
             }],
             bans: vec![ban("sshd", "192.0.2.1", Some(1_700_000_045))],
+            proxy_warning: None,
         };
         let out = render(&Reply::Jail(j), 1_700_000_000, &jiff::tz::TimeZone::UTC);
         assert_eq!(

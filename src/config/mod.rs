@@ -5,6 +5,7 @@
 //! column and field. It starts nothing and touches no state: a config that fails
 //! here changes nothing anywhere (the daemon keeps the one it runs).
 
+mod allowlists;
 mod chains;
 mod raw;
 mod values;
@@ -34,6 +35,11 @@ pub struct Global {
     pub table: String,
     pub log_level: String,
     pub ignoreip: Vec<IpNet>,
+    /// `file:` entries of `ignoreip`.
+    pub ignore_files: Vec<Arc<crate::jail::allowfile::AllowFile>>,
+    /// Addresses never banned and reported when a jail captures them.
+    pub trusted_proxies: Vec<IpNet>,
+    pub trusted_proxy_files: Vec<Arc<crate::jail::allowfile::AllowFile>>,
     /// gid whose members may change state through the control socket.
     pub control_group: Option<u32>,
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -200,7 +206,21 @@ fn load_some(dir: &Path, only: Option<&str>) -> Result<Config, ConfigErrors> {
     } else {
         RawGlobal::default()
     };
-    let global = build_global(&global_path, &raw_global, &mut errs);
+    let mut global = build_global(&global_path, &raw_global, &mut errs);
+    (global.ignoreip, global.ignore_files) = allowlists::entries(
+        dir,
+        &global_path,
+        raw_global.ignoreip.as_deref().unwrap_or(&[]),
+        "ignoreip",
+        &mut errs,
+    );
+    (global.trusted_proxies, global.trusted_proxy_files) = allowlists::entries(
+        dir,
+        &global_path,
+        raw_global.trusted_proxies.as_deref().unwrap_or(&[]),
+        "trusted_proxies",
+        &mut errs,
+    );
 
     let defaults = MergedJail {
         raw: raw_global.defaults.clone().unwrap_or_default(),
@@ -371,12 +391,11 @@ fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
         ),
         table,
         log_level,
-        ignoreip: nets(
-            path,
-            raw.ignoreip.as_deref().unwrap_or(&[]),
-            "ignoreip",
-            errs,
-        ),
+        // With their `file:` entries: `allowlists::entries`, by the caller.
+        ignoreip: Vec::new(),
+        ignore_files: Vec::new(),
+        trusted_proxies: Vec::new(),
+        trusted_proxy_files: Vec::new(),
         control_group: raw.control_group.as_ref().and_then(|g| {
             crate::control::resolve_group(&g.value)
                 .map_err(|e| errs.at(path, g, "control_group", e.to_string()))
@@ -400,17 +419,6 @@ fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
                 .ok()
         }),
     }
-}
-
-fn nets(path: &Path, list: &[Spanned<String>], field: &str, errs: &mut Errors) -> Vec<IpNet> {
-    let mut out = Vec::new();
-    for (i, s) in list.iter().enumerate() {
-        match parse_net(&s.value) {
-            Ok(n) => out.push(n),
-            Err(e) => errs.at(path, s, &format!("{field}[{i}]"), e),
-        }
-    }
-    out
 }
 
 fn load_filter(path: &Path, name: &str, errs: &mut Errors) -> Option<Filter> {
@@ -602,12 +610,16 @@ fn build_jail(
         errs,
     );
     let mut ignore = global.ignoreip.clone();
-    ignore.extend(nets(
+    let mut ignore_files = global.ignore_files.clone();
+    let (own_nets, own_files) = allowlists::entries(
+        dir,
         &file("ignoreip"),
         raw.ignoreip.as_deref().unwrap_or(&[]),
         &f("ignoreip"),
         errs,
-    ));
+    );
+    ignore.extend(own_nets);
+    ignore_files.extend(own_files);
     let ignoreself = raw.ignoreself.as_ref().is_none_or(|s| s.value);
     let max_tracked = match &raw.max_tracked {
         None => DEFAULT_MAX_TRACKED,
@@ -730,7 +742,12 @@ fn build_jail(
             maxretry,
             findtime,
             bantime,
-            ignore: IgnoreList::new(ignore, ignoreself),
+            ignore: IgnoreList::new(ignore, ignoreself)
+                .with_files(ignore_files)
+                .with_proxies(
+                    global.trusted_proxies.clone(),
+                    global.trusted_proxy_files.clone(),
+                ),
             max_tracked,
             ipv4_prefix,
             ipv6_prefix,

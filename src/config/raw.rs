@@ -58,6 +58,8 @@ pub struct RawGlobal {
     pub table: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
     pub ignoreip: Option<Vec<Spanned<String>>>,
+    /// Proxies and load balancers in front of this host: never banned.
+    pub trusted_proxies: Option<Vec<Spanned<String>>>,
     /// Values every jail starts from.
     pub defaults: Option<RawJail>,
 }

@@ -117,6 +117,9 @@ pub struct JailSummary {
     pub total_bans: u64,
     pub lines: u64,
     pub matched: u64,
+    /// Set when the jail keeps capturing a trusted proxy's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_warning: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +146,9 @@ pub struct JailStatus {
     /// Addresses with the most failures in the window, most first.
     pub top_offenders: Vec<Offender>,
     pub bans: Vec<BanInfo>,
+    /// Set when the jail keeps capturing a trusted proxy's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_warning: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

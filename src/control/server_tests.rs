@@ -26,6 +26,7 @@ fn sample_status() -> DaemonStatus {
             total_bans: 7,
             lines: 1000,
             matched: 12,
+            proxy_warning: None,
         }],
         files: vec![WatchedFile {
             path: "/var/log/auth.log".into(),
@@ -62,6 +63,7 @@ fn sample_jail(name: &str) -> JailStatus {
             failures: 4,
         }],
         bans: vec![sample_ban(name, "192.0.2.1")],
+        proxy_warning: None,
     }
 }
 

@@ -102,6 +102,7 @@ impl Daemon {
                     total_bans: rt.stats.bans,
                     lines: rt.stats.lines,
                     matched: rt.stats.matched,
+                    proxy_warning: rt.jail.proxy.warning(),
                 }
             })
             .collect();
@@ -177,6 +178,7 @@ impl Daemon {
             counters,
             top_offenders: top,
             bans: self.ban_infos(Some(&s.name), now),
+            proxy_warning: rt.jail.proxy.warning(),
         }
     }
 
@@ -209,6 +211,8 @@ impl Daemon {
             return Response::err(self.no_such_jail(jail));
         };
         if let Some(reason) = rt.jail.settings.ignore.check(net.addr()) {
+            // A trusted proxy is refused too: banning it would cut off every
+            // client behind it (remove it from trusted_proxies first).
             return Response::err(format!("{net} is not banned: it is {reason}"));
         }
         let bantime = seconds.map(|s| if s < 0 { None } else { Some(s) });
