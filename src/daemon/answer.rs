@@ -63,6 +63,7 @@ impl Daemon {
                 Err(e) => Response::err(format!("{e}\nthe running configuration is unchanged")),
             },
             Request::Ignore { addr, seconds } => self.ignore(&addr, seconds, now).await,
+            Request::BanMany { entries } => self.ban_many(entries.0, now).await,
         }
     }
 

@@ -6,6 +6,7 @@
 //! talks to nft directly (the firewall worker does).
 
 mod answer;
+mod bulk;
 mod running;
 mod state;
 
