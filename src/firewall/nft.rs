@@ -2,7 +2,9 @@
 //!
 //! Owns exactly one table (family `inet`, name from config, default
 //! [`DEFAULT_TABLE`]): its base chain [`CHAIN`] (hook input, priority -10,
-//! policy accept), four sets per jail and the rules that match them (comment
+//! policy accept), while some jail has `chains: [.., forward]` a second base
+//! chain [`FORWARD_CHAIN`] (hook forward, priority -10) with those jails'
+//! rules, four sets per jail and the rules that match them (comment
 //! `banwarden:J`), plus, when a jail blocks all protocols, one rule letting IPv6
 //! neighbour discovery through. The sets of jail `J`:
 //! - `J_v4`, `J_v6` ([`SetKind::Exact`]): `flags timeout`, the network address
