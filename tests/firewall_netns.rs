@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use banwarden::firewall::nft::{NftFirewall, DEFAULT_TABLE};
 use banwarden::firewall::worker::{spawn_worker, WorkerEvent, WorkerOptions};
 use banwarden::firewall::{
-    BanEntry, Firewall, FirewallOp, JailRules, PortRange, Protocol, Verdict,
+    BanEntry, Chains, Firewall, FirewallOp, JailRules, PortRange, Protocol, Verdict,
 };
 use common::netns::{connects, eventually, listen, probe, skip_unless_privileged, NetPair, Probe};
 use ipnet::IpNet;
@@ -43,6 +43,7 @@ fn jail(
         verdict,
         ipv4_prefix,
         ipv6_prefix,
+        chains: Chains::default(),
     }
 }
 

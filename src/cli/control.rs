@@ -53,12 +53,22 @@ pub struct BansArgs {
 /// Arguments of `ban`.
 #[derive(Debug, clap::Args)]
 pub struct BanArgs {
-    /// The jail whose rules block the address.
-    #[arg(value_name = "JAIL")]
-    pub jail: String,
+    /// The jail whose rules block the address (with --from: the jail for a
+    /// list of addresses, or for every ban of a JSON list).
+    #[arg(value_name = "JAIL", required_unless_present = "from")]
+    pub jail: Option<String>,
     /// An address or CIDR network (192.0.2.1, 2001:db8::/64).
-    #[arg(value_name = "ADDR")]
-    pub addr: String,
+    #[arg(
+        value_name = "ADDR",
+        required_unless_present = "from",
+        conflicts_with = "from"
+    )]
+    pub addr: Option<String>,
+    /// Ban every entry of FILE in one transaction: the JSON of `banwarden
+    /// bans --json` (jails and remaining times kept), or one address or CIDR
+    /// per line (`#` comments; needs JAIL). `-` reads stdin.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<String>,
     /// How long, e.g. 10m, 1h30m, 2d, or `permanent` [default: the jail's bantime].
     #[arg(long = "for", value_name = "DURATION")]
     pub duration: Option<String>,
@@ -118,7 +128,13 @@ pub fn run_bans(args: BansArgs) -> i32 {
 
 /// `banwarden ban JAIL ADDR [--for DURATION]`.
 pub fn run_ban(args: BanArgs) -> i32 {
-    let addr = match address(&args.addr) {
+    if let Some(from) = &args.from {
+        return run_ban_from(from, &args);
+    }
+    let (Some(jail), Some(addr)) = (args.jail.clone(), args.addr.as_deref()) else {
+        return usage("ban: give JAIL and ADDR, or --from FILE");
+    };
+    let addr = match address(addr) {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -131,11 +147,33 @@ pub fn run_ban(args: BanArgs) -> i32 {
     exchange(
         &args.connect,
         Request::Ban {
-            jail: args.jail,
+            jail,
             addr,
             seconds,
         },
     )
+}
+
+/// `banwarden ban --from FILE [JAIL] [--for DURATION]`.
+fn run_ban_from(from: &str, args: &BanArgs) -> i32 {
+    let seconds = match args.duration.as_deref().map(crate::config::parse_duration) {
+        None => None,
+        Some(Ok(None)) => Some(-1),
+        Some(Ok(Some(s))) => Some(s),
+        Some(Err(e)) => return usage(&format!("--for {e}")),
+    };
+    let entries = super::bulk::read_source(from).and_then(|text| {
+        super::bulk::parse_list(from, &text, args.jail.as_deref(), seconds, crate::now())
+    });
+    match entries {
+        Ok(entries) => exchange(
+            &args.connect,
+            Request::BanMany {
+                entries: crate::control::protocol::BulkEntries(entries),
+            },
+        ),
+        Err(e) => usage(&e.to_string()),
+    }
 }
 
 /// `banwarden unban ADDR [--jail J]`, `banwarden unban --all [--jail J]`.
@@ -296,7 +334,10 @@ fn render_status(s: &DaemonStatus) -> String {
         }
         out.push_str(&t.trim_fmt());
         out.push('\n');
-        for j in s.jails.iter().filter(|j| !j.health.is_empty()) {
+        for j in &s.jails {
+            if let Some(w) = &j.proxy_warning {
+                out.push_str(&format!("WARNING: jail {}: {w}\n", j.name));
+            }
             for h in &j.health {
                 out.push_str(&format!("warning: jail {}: {h}\n", j.name));
             }
@@ -346,6 +387,9 @@ fn render_jail(j: &JailStatus, now: UnixTime, tz: &jiff::tz::TimeZone) -> String
         human_duration(j.findtime_seconds),
         or_none(j.ignoreip.clone()),
     );
+    if let Some(w) = &j.proxy_warning {
+        out.push_str(&format!("WARNING: {w}\n\n"));
+    }
     for h in &j.health {
         out.push_str(&format!("warning: {h}\n\n"));
     }
@@ -530,6 +574,7 @@ postfix  2001:db8::/64  2023-11-14 22:13:20  permanent     3
                 lines: 12_034,
                 matched: 45,
                 health: vec![],
+                proxy_warning: None,
             }],
             files: vec![WatchedFile {
                 path: "/var/log/auth.log".into(),
@@ -573,6 +618,7 @@ FILE               OFFSET  INODE
             }],
             bans: vec![ban("sshd", "192.0.2.1", Some(1_700_000_045))],
             health: vec![],
+            proxy_warning: None,
         };
         let out = render(&Reply::Jail(j), 1_700_000_000, &jiff::tz::TimeZone::UTC);
         assert_eq!(
@@ -619,12 +665,12 @@ ADDRESS    BANNED AT            TIME LEFT  BANS
         };
         assert_eq!(
             (
-                b.jail.as_str(),
-                b.addr.as_str(),
+                b.jail.as_deref(),
+                b.addr.as_deref(),
                 b.duration.as_deref(),
                 b.connect.json
             ),
-            ("sshd", "192.0.2.1", Some("1h"), true)
+            (Some("sshd"), Some("192.0.2.1"), Some("1h"), true)
         );
         let Cmd::Unban(u) = Cmd::try_parse_from(["x", "unban", "--all", "-j", "sshd"]).unwrap()
         else {
@@ -712,8 +758,9 @@ ADDRESS    BANNED AT            TIME LEFT  BANS
             missing.path().to_path_buf(),
         );
         let ban = |addr: &str, duration: Option<&str>| BanArgs {
-            jail: "sshd".into(),
-            addr: addr.into(),
+            jail: Some("sshd".into()),
+            addr: Some(addr.into()),
+            from: None,
             duration: duration.map(str::to_string),
             connect: connect.clone(),
         };

@@ -3,6 +3,7 @@
 //! Owns what the user types and what they read back (exit codes, messages). The
 //! work itself is done by the library modules; nothing here matches or bans.
 
+pub mod bulk;
 pub mod check;
 pub mod control;
 pub mod dry_run;
@@ -43,7 +44,7 @@ pub enum Command {
     Status(control::StatusArgs),
     /// List active bans.
     Bans(control::BansArgs),
-    /// Ban an address (or network) in a jail now.
+    /// Ban an address (or network) in a jail now, or a whole list with --from.
     Ban(control::BanArgs),
     /// Lift a ban (from every jail, or one), or all bans with --all.
     Unban(control::UnbanArgs),

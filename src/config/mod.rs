@@ -9,6 +9,8 @@ mod actions;
 pub mod docs;
 pub mod keys;
 mod lint;
+mod allowlists;
+mod chains;
 mod raw;
 mod values;
 
@@ -38,6 +40,11 @@ pub struct Global {
     pub table: String,
     pub log_level: String,
     pub ignoreip: Vec<IpNet>,
+    /// `file:` entries of `ignoreip`.
+    pub ignore_files: Vec<Arc<crate::jail::allowfile::AllowFile>>,
+    /// Addresses never banned and reported when a jail captures them.
+    pub trusted_proxies: Vec<IpNet>,
+    pub trusted_proxy_files: Vec<Arc<crate::jail::allowfile::AllowFile>>,
     /// gid whose members may change state through the control socket.
     pub control_group: Option<u32>,
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -213,7 +220,21 @@ fn load_some(dir: &Path, only: Option<&str>) -> Result<Config, ConfigErrors> {
     } else {
         RawGlobal::default()
     };
-    let global = build_global(&global_path, &raw_global, &mut errs);
+    let mut global = build_global(&global_path, &raw_global, &mut errs);
+    (global.ignoreip, global.ignore_files) = allowlists::entries(
+        dir,
+        &global_path,
+        raw_global.ignoreip.as_deref().unwrap_or(&[]),
+        "ignoreip",
+        &mut errs,
+    );
+    (global.trusted_proxies, global.trusted_proxy_files) = allowlists::entries(
+        dir,
+        &global_path,
+        raw_global.trusted_proxies.as_deref().unwrap_or(&[]),
+        "trusted_proxies",
+        &mut errs,
+    );
 
     let defaults = MergedJail {
         raw: raw_global.defaults.clone().unwrap_or_default(),
@@ -400,12 +421,11 @@ fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
         ),
         table,
         log_level,
-        ignoreip: nets(
-            path,
-            raw.ignoreip.as_deref().unwrap_or(&[]),
-            "ignoreip",
-            errs,
-        ),
+        // With their `file:` entries: `allowlists::entries`, by the caller.
+        ignoreip: Vec::new(),
+        ignore_files: Vec::new(),
+        trusted_proxies: Vec::new(),
+        trusted_proxy_files: Vec::new(),
         control_group: raw.control_group.as_ref().and_then(|g| {
             crate::control::resolve_group(&g.value)
                 .map_err(|e| errs.at(path, g, "control_group", e.to_string()))
@@ -437,17 +457,6 @@ fn global_default(name: &str) -> String {
         .default_text()
         .unwrap_or_default()
         .to_string()
-}
-
-fn nets(path: &Path, list: &[Spanned<String>], field: &str, errs: &mut Errors) -> Vec<IpNet> {
-    let mut out = Vec::new();
-    for (i, s) in list.iter().enumerate() {
-        match parse_net(&s.value) {
-            Ok(n) => out.push(n),
-            Err(e) => errs.at(path, s, &format!("{field}[{i}]"), e),
-        }
-    }
-    out
 }
 
 fn load_filter(path: &Path, name: &str, errs: &mut Errors) -> Option<Filter> {
@@ -639,12 +648,16 @@ fn build_jail(
         errs,
     );
     let mut ignore = global.ignoreip.clone();
-    ignore.extend(nets(
+    let mut ignore_files = global.ignore_files.clone();
+    let (own_nets, own_files) = allowlists::entries(
+        dir,
         &file("ignoreip"),
         raw.ignoreip.as_deref().unwrap_or(&[]),
         &f("ignoreip"),
         errs,
-    ));
+    );
+    ignore.extend(own_nets);
+    ignore_files.extend(own_files);
     let ignoreself = raw
         .ignoreself
         .as_ref()
@@ -711,6 +724,20 @@ fn build_jail(
         actions::build_actions(a, dir, &file("actions"), &f("actions"), notes, errs)
     });
     let health = actions::build_health(raw.health.as_ref(), &file("health"), &f("health"), errs);
+    let chains = match &raw.chains {
+        None => crate::firewall::Chains::default(),
+        Some(list) => chains::parse_chains(&list.value).unwrap_or_else(|(i, e)| {
+            let at = list.value.get(i).map_or(list.referenced, |c| c.referenced);
+            errs.0.push(ConfigError {
+                file: file("chains"),
+                line: at.line(),
+                column: at.column(),
+                field: format!("{name}.chains[{i}]"),
+                message: e,
+            });
+            crate::firewall::Chains::default()
+        }),
+    };
     if errs.0.len() > before {
         return None;
     }
@@ -734,7 +761,12 @@ fn build_jail(
             maxretry,
             findtime,
             bantime,
-            ignore: IgnoreList::new(ignore, ignoreself),
+            ignore: IgnoreList::new(ignore, ignoreself)
+                .with_files(ignore_files)
+                .with_proxies(
+                    global.trusted_proxies.clone(),
+                    global.trusted_proxy_files.clone(),
+                ),
             max_tracked,
             ipv4_prefix,
             ipv6_prefix,
@@ -747,6 +779,7 @@ fn build_jail(
             verdict,
             ipv4_prefix,
             ipv6_prefix,
+            chains,
         },
         actions,
         health,

@@ -58,6 +58,8 @@ pub struct RawGlobal {
     pub table: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
     pub ignoreip: Option<Vec<Spanned<String>>>,
+    /// Proxies and load balancers in front of this host: never banned.
+    pub trusted_proxies: Option<Vec<Spanned<String>>>,
     /// Values every jail starts from.
     pub defaults: Option<RawJail>,
 }
@@ -103,6 +105,8 @@ pub struct RawJail {
     pub actions: Option<Spanned<Vec<Spanned<super::actions::RawAction>>>>,
     /// When the jail is flagged as not working (`config::actions`).
     pub health: Option<Spanned<super::actions::RawHealth>>,
+    /// Base chains the jail's rules go in: `[input]` (default), `[input, forward]`.
+    pub chains: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `bantime_increment:` of a jail.
@@ -168,7 +172,8 @@ impl MergedJail {
             journal,
             command,
             actions,
-            health
+            health,
+            chains
         );
         self.defined_in.get_or_insert_with(|| file.clone());
     }

@@ -18,3 +18,7 @@ pub const DEFAULT_SOCKET: &str = "/run/banwarden/banwarden.sock";
 
 /// Longest request line the daemon reads (the newline excluded).
 pub const MAX_REQUEST_LINE: usize = 64 * 1024;
+
+/// Longest request line read from a peer allowed to change state (a bulk
+/// ban of 100,000 entries is about 6 MB).
+pub const MAX_BULK_REQUEST_LINE: usize = 16 << 20;

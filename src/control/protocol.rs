@@ -47,6 +47,29 @@ pub enum Request {
     /// Add `addr` (address or CIDR) to every jail's allow-list until the next
     /// restart or reload (`seconds`: for that long).
     Ignore { addr: String, seconds: Option<i64> },
+    /// Ban every entry in one store commit and one nft transaction
+    /// (`banwarden ban --from FILE`).
+    BanMany { entries: BulkEntries },
+}
+
+/// One entry of a bulk ban: `seconds` as in [`Request::Ban`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkEntry {
+    pub jail: String,
+    pub addr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<i64>,
+}
+
+/// The entries of a bulk ban; shown as a count in logs, not 100,000 lines.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BulkEntries(pub Vec<BulkEntry>);
+
+impl std::fmt::Debug for BulkEntries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} entries]", self.0.len())
+    }
 }
 
 impl Request {
@@ -120,6 +143,9 @@ pub struct JailSummary {
     /// Filter health problems (`crate::health`), empty when healthy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<String>,
+    /// Set when the jail keeps capturing a trusted proxy's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_warning: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,6 +175,9 @@ pub struct JailStatus {
     /// Filter health problems (`crate::health`), empty when healthy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<String>,
+    /// Set when the jail keeps capturing a trusted proxy's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_warning: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::protocol::{parse_request, Request, Response, PROTOCOL_VERSION};
-use super::MAX_REQUEST_LINE;
+use super::{MAX_BULK_REQUEST_LINE, MAX_REQUEST_LINE};
 
 /// What the server hands the daemon: a request (already authorised) and where
 /// to send its answer. Dropping the sender answers with an error.
@@ -422,10 +422,10 @@ enum Line {
     Empty,
 }
 
-async fn read_line<R: tokio::io::AsyncRead + Unpin>(reader: R) -> io::Result<Line> {
+async fn read_line<R: tokio::io::AsyncRead + Unpin>(reader: R, limit: usize) -> io::Result<Line> {
     let mut buf = Vec::new();
     BufReader::new(reader)
-        .take(MAX_REQUEST_LINE as u64 + 1)
+        .take(limit as u64 + 1)
         .read_until(b'\n', &mut buf)
         .await?;
     if buf.last() == Some(&b'\n') {
@@ -433,7 +433,7 @@ async fn read_line<R: tokio::io::AsyncRead + Unpin>(reader: R) -> io::Result<Lin
         if buf.last() == Some(&b'\r') {
             buf.pop();
         }
-    } else if buf.len() > MAX_REQUEST_LINE {
+    } else if buf.len() > limit {
         return Ok(Line::TooLong);
     } else if buf.is_empty() {
         return Ok(Line::Empty);
@@ -449,8 +449,15 @@ async fn handle(
     read_timeout: Duration,
 ) {
     let peer = Peer::of(&stream);
+    // Only a peer that may change state may send a long (bulk ban) line.
+    let limit = match &peer {
+        Ok(p) if p.uid == 0 || p.uid == access.own_uid || in_group(p, access.group).await => {
+            MAX_BULK_REQUEST_LINE
+        }
+        _ => MAX_REQUEST_LINE,
+    };
     let (reader, mut writer) = stream.split();
-    let response = match tokio::time::timeout(read_timeout, read_line(reader)).await {
+    let response = match tokio::time::timeout(read_timeout, read_line(reader, limit)).await {
         Err(_) => Response::err(format!(
             "no request within {} s: send one JSON line, e.g. {{\"v\":{PROTOCOL_VERSION},\"cmd\":\"status\",\"jail\":null}}",
             read_timeout.as_secs_f32()
@@ -460,7 +467,7 @@ async fn handle(
             return;
         }
         Ok(Ok(Line::Empty)) => return,
-        Ok(Ok(Line::TooLong)) => Response::err(format!("malformed request: line longer than {MAX_REQUEST_LINE} bytes")),
+        Ok(Ok(Line::TooLong)) => Response::err(format!("malformed request: line longer than {limit} bytes")),
         Ok(Ok(Line::Request(line))) => match parse_request(&line) {
             Err(message) => Response::err(message),
             Ok(request) => match authorize(&request, &peer, access).await {
@@ -496,6 +503,7 @@ fn verb(request: &Request) -> &'static str {
         Request::Unban { .. } => "unban",
         Request::Reload => "reload",
         Request::Ignore { .. } => "ignore addresses",
+        Request::BanMany { .. } => "ban",
     }
 }
 

@@ -27,6 +27,7 @@ fn sample_status() -> DaemonStatus {
             lines: 1000,
             matched: 12,
             health: vec![],
+            proxy_warning: None,
         }],
         files: vec![WatchedFile {
             path: "/var/log/auth.log".into(),
@@ -64,6 +65,7 @@ fn sample_jail(name: &str) -> JailStatus {
         }],
         bans: vec![sample_ban(name, "192.0.2.1")],
         health: vec![],
+        proxy_warning: None,
     }
 }
 
@@ -82,6 +84,7 @@ fn answer(request: Request) -> Response {
         }
         Request::Reload => Response::err("jails/sshd.yaml:3:5: bantime: `x` is not a duration; the running configuration is unchanged"),
         Request::Ignore { addr, seconds } => Response::ok(Reply::Done { count: 1, message: format!("ignoring {addr} for {seconds:?}") }),
+        Request::BanMany { entries } => Response::ok(Reply::Done { count: entries.0.len(), message: String::new() }),
     }
 }
 
@@ -271,12 +274,13 @@ async fn malformed_lines_get_the_parse_error() {
 async fn oversized_line_is_refused() {
     let dir = open_tempdir();
     let path = start(dir.path(), None);
-    let mut big = vec![b'x'; MAX_REQUEST_LINE + 10];
+    // This test's peer owns the daemon, so the bulk limit applies to it.
+    let mut big = vec![b'x'; MAX_BULK_REQUEST_LINE + 10];
     big.push(b'\n');
     let r = raw_exchange(&path, &big).await;
-    assert!(r.error.unwrap().contains("longer than 65536 bytes"));
+    assert!(r.error.unwrap().contains("longer than 16777216 bytes"));
     // Exactly at the limit is read (and then fails to parse, as it is junk).
-    let mut edge = vec![b' '; MAX_REQUEST_LINE - 2];
+    let mut edge = vec![b' '; MAX_BULK_REQUEST_LINE - 2];
     edge.extend_from_slice(b"{}\n");
     let r = raw_exchange(&path, &edge).await;
     assert!(r.error.unwrap().contains("missing the protocol version"));

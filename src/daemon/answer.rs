@@ -63,6 +63,7 @@ impl Daemon {
                 Err(e) => Response::err(format!("{e}\nthe running configuration is unchanged")),
             },
             Request::Ignore { addr, seconds } => self.ignore(&addr, seconds, now).await,
+            Request::BanMany { entries } => self.ban_many(entries.0, now).await,
         }
     }
 
@@ -103,6 +104,7 @@ impl Daemon {
                     lines: rt.stats.lines,
                     matched: rt.stats.matched,
                     health: self.health_of(name),
+                    proxy_warning: rt.jail.proxy.warning(),
                 }
             })
             .collect();
@@ -179,6 +181,7 @@ impl Daemon {
             top_offenders: top,
             bans: self.ban_infos(Some(&s.name), now),
             health: self.health_of(&s.name),
+            proxy_warning: rt.jail.proxy.warning(),
         }
     }
 
@@ -211,6 +214,8 @@ impl Daemon {
             return Response::err(self.no_such_jail(jail));
         };
         if let Some(reason) = rt.jail.settings.ignore.check(net.addr()) {
+            // A trusted proxy is refused too: banning it would cut off every
+            // client behind it (remove it from trusted_proxies first).
             return Response::err(format!("{net} is not banned: it is {reason}"));
         }
         let bantime = seconds.map(|s| if s < 0 { None } else { Some(s) });

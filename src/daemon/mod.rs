@@ -7,6 +7,7 @@
 
 mod answer;
 mod outbound;
+mod bulk;
 mod running;
 mod state;
 
@@ -429,6 +430,8 @@ impl Daemon {
             }
         }
         self.running.expire_ignores(now);
+        // Allow-list files (`file:` entries) are re-read when they change.
+        crate::jail::allowfile::refresh(&self.running.config.allow_files());
     }
 
     /// Pushes counter deltas and gauges to the metrics, once a second (never

@@ -59,6 +59,27 @@ impl fmt::Display for PortRange {
     }
 }
 
+/// Which base chains of the table carry a jail's rules (the jail's `chains:`).
+///
+/// `input` covers traffic to this host's own sockets; `forward` covers
+/// traffic the host routes, such as a Docker container's published port
+/// (DNATed in prerouting, so it never reaches the input hook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chains {
+    pub input: bool,
+    pub forward: bool,
+}
+
+impl Default for Chains {
+    /// `[input]`.
+    fn default() -> Self {
+        Chains {
+            input: true,
+            forward: false,
+        }
+    }
+}
+
 /// What one jail blocks: its sets and its rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JailRules {
@@ -73,6 +94,8 @@ pub struct JailRules {
     pub ipv4_prefix: u8,
     /// The jail's IPv6 counting granularity (8..=128), likewise.
     pub ipv6_prefix: u8,
+    /// The chains the jail's rules go in.
+    pub chains: Chains,
 }
 
 /// Which of a jail's two sets per address family holds a ban.
@@ -203,6 +226,7 @@ mod tests {
             verdict: Verdict::Drop,
             ipv4_prefix: 32,
             ipv6_prefix: 64,
+            chains: Chains::default(),
         };
         let kind = |s: &str| rules.kind_of(&s.parse().unwrap());
         assert_eq!(kind("192.0.2.1/32"), SetKind::Exact);

@@ -2,7 +2,9 @@
 //!
 //! Owns exactly one table (family `inet`, name from config, default
 //! [`DEFAULT_TABLE`]): its base chain [`CHAIN`] (hook input, priority -10,
-//! policy accept), four sets per jail and the rules that match them (comment
+//! policy accept), while some jail has `chains: [.., forward]` a second base
+//! chain [`FORWARD_CHAIN`] (hook forward, priority -10) with those jails'
+//! rules, four sets per jail and the rules that match them (comment
 //! `banwarden:J`), plus, when a jail blocks all protocols, one rule letting IPv6
 //! neighbour discovery through. The sets of jail `J`:
 //! - `J_v4`, `J_v6` ([`SetKind::Exact`]): `flags timeout`, the network address
@@ -64,7 +66,9 @@ use ipnet::IpNet;
 use nftables::batch::Batch;
 use nftables::schema::{FlushObject, NfCmd, NfListObject, Nftables, SetType};
 
-use self::json::{chain_obj, is_host, jail_rules, nd_rule, set_obj, table_obj, FAMILIES};
+use self::json::{
+    chain_obj, forward_chain_obj, is_host, jail_rules, nd_rule, set_obj, table_obj, FAMILIES,
+};
 use self::listing::{parse_set_elements, parse_table_state, ChainState, TableState};
 pub(crate) use self::plan::{Change, NetBook};
 use self::plan::{Planner, Shadow, ShadowDelta, EXPIRY_SLACK};
@@ -77,6 +81,15 @@ pub const DEFAULT_TABLE: &str = "banwarden";
 pub const CHAIN: &str = "input";
 /// Hook priority of [`CHAIN`]: before the usual `filter` chains at 0.
 pub const CHAIN_PRIORITY: i32 = -10;
+/// The base chain for routed traffic, created only while a jail has
+/// `chains: [.., forward]`. Docker (iptables-nft's `FORWARD`/`DOCKER-USER`
+/// and Docker 29's own nftables tables alike) filters forwarded traffic at
+/// priority 0 (`filter`); at -10 this chain sees a packet first, after DNAT
+/// (prerouting, -100) has already rewritten it to the container. A drop here
+/// is final whatever Docker's chains would say; an accept lets them decide.
+pub const FORWARD_CHAIN: &str = "forward";
+/// Hook priority of [`FORWARD_CHAIN`].
+pub const FORWARD_PRIORITY: i32 = -10;
 /// Every rule carries the comment `banwarden:<jail>`.
 pub const RULE_COMMENT_PREFIX: &str = "banwarden:";
 
@@ -349,6 +362,22 @@ impl NftFirewall {
         }
         batch.add(NfListObject::Chain(chain_obj(table, true)));
         batch.add_cmd(NfCmd::Flush(FlushObject::Chain(chain_obj(table, false))));
+        // The forward chain exists only while a jail asks for it.
+        let forward = jails.iter().any(|j| j.chains.forward);
+        if let Some(chain) = state.and_then(|s| s.forward.as_ref()) {
+            if !forward || !chain.is_expected_forward() {
+                batch.add_cmd(NfCmd::Flush(FlushObject::Chain(forward_chain_obj(
+                    table, false,
+                ))));
+                batch.delete(NfListObject::Chain(forward_chain_obj(table, false)));
+            }
+        }
+        if forward {
+            batch.add(NfListObject::Chain(forward_chain_obj(table, true)));
+            batch.add_cmd(NfCmd::Flush(FlushObject::Chain(forward_chain_obj(
+                table, false,
+            ))));
+        }
 
         // Sets: keep those that are wanted and right; delete the rest of ours.
         let wanted = wanted_sets(jails);
@@ -519,9 +548,21 @@ impl Firewall for NftFirewall {
                 return Ok(false);
             }
         }
+        let forward = jails.iter().any(|j| j.chains.forward);
+        if forward != state.forward.is_some()
+            || state
+                .forward
+                .as_ref()
+                .is_some_and(|c| !c.is_expected_forward())
+        {
+            return Ok(false);
+        }
         for jail in jails {
             let comment = format!("{RULE_COMMENT_PREFIX}{}", jail.name);
-            if !state.rule_comments.contains(&comment) {
+            if jail.chains.input && !state.rule_comments.contains(&comment) {
+                return Ok(false);
+            }
+            if jail.chains.forward && !state.forward_comments.contains(&comment) {
                 return Ok(false);
             }
         }

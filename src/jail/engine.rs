@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::filter::{Filter, LineState};
-use crate::jail::{BanDecision, Jail, Verdict};
+use crate::jail::{BanDecision, IgnoreReason, Jail, Verdict};
 use crate::scan::{self, ChunkOut, Kind, Rec, StreamClock, WalkConfig};
 use crate::source::{SourceEvent, SourceId};
 use crate::UnixTime;
@@ -314,6 +314,10 @@ fn apply(
         }
         Verdict::Ignored(reason) => {
             rt.stats.ignored_addresses += 1;
+            if let IgnoreReason::TrustedProxy(_) = reason {
+                let name = rt.jail.settings.name.clone();
+                rt.jail.proxy.note(&name, host);
+            }
             if ignore_logged.len() > 4096 {
                 ignore_logged.clear();
             }

@@ -1,11 +1,15 @@
-//! The allow-list: addresses a jail never bans (`ignoreip`, `ignoreself`).
+//! The allow-list: addresses a jail never bans (`ignoreip`, its `file:`
+//! lists, `ignoreself`, and the global `trusted_proxies`).
 //!
 //! Owns membership tests only; it does not log (the caller logs the reason).
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
+
+use super::allowfile::AllowFile;
 
 /// Why an address was not banned.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -15,6 +19,8 @@ pub enum IgnoreReason {
     IgnoreIp(IpNet),
     /// Loopback or one of this host's own addresses (`ignoreself`).
     OwnAddress,
+    /// Listed in `trusted_proxies` (the entry that matched).
+    TrustedProxy(IpNet),
 }
 
 impl fmt::Display for IgnoreReason {
@@ -24,6 +30,7 @@ impl fmt::Display for IgnoreReason {
             IgnoreReason::OwnAddress => {
                 write!(f, "loopback or an address of this host (ignoreself)")
             }
+            IgnoreReason::TrustedProxy(n) => write!(f, "a trusted proxy (trusted_proxies {n})"),
         }
     }
 }
@@ -33,6 +40,11 @@ pub struct IgnoreList {
     nets: Vec<IpNet>,
     own: Vec<IpAddr>,
     ignoreself: bool,
+    /// `file:` entries of `ignoreip`, re-read when they change.
+    files: Vec<Arc<AllowFile>>,
+    /// `trusted_proxies`: addresses and files.
+    proxies: Vec<IpNet>,
+    proxy_files: Vec<Arc<AllowFile>>,
 }
 
 impl IgnoreList {
@@ -48,17 +60,47 @@ impl IgnoreList {
             nets,
             own,
             ignoreself,
+            ..IgnoreList::default()
         }
     }
 
+    /// Adds `file:` lists to the allow-list.
+    pub fn with_files(mut self, files: Vec<Arc<AllowFile>>) -> IgnoreList {
+        self.files.extend(files);
+        self
+    }
+
+    /// Adds the trusted proxies (never banned, reported as such).
+    pub fn with_proxies(mut self, nets: Vec<IpNet>, files: Vec<Arc<AllowFile>>) -> IgnoreList {
+        self.proxies.extend(nets);
+        self.proxy_files.extend(files);
+        self
+    }
+
+    /// The lists read from files, trusted proxies' included.
+    pub fn files(&self) -> impl Iterator<Item = &Arc<AllowFile>> {
+        self.files.iter().chain(self.proxy_files.iter())
+    }
+
     pub fn check(&self, addr: IpAddr) -> Option<IgnoreReason> {
+        if let Some(n) = self
+            .proxies
+            .iter()
+            .find(|n| n.contains(&addr))
+            .copied()
+            .or_else(|| self.proxy_files.iter().find_map(|f| f.find(addr)))
+        {
+            return Some(IgnoreReason::TrustedProxy(n));
+        }
         if self.ignoreself && (addr.is_loopback() || self.own.contains(&addr)) {
             return Some(IgnoreReason::OwnAddress);
         }
         self.nets
             .iter()
             .find(|n| n.contains(&addr))
-            .map(|n| IgnoreReason::IgnoreIp(*n))
+            .copied()
+            .or_else(|| self.files.iter().find_map(|f| f.find(addr)))
+            .map(IgnoreReason::IgnoreIp)
     }
 
     /// Adds an entry at run time (`banwarden ignore`).

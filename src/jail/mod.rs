@@ -11,9 +11,11 @@
 //! (default 100,000, i.e. about 10 MiB at `maxretry: 5`). When full, entries
 //! whose failures have all left the window go first, then the stalest quarter.
 
+pub mod allowfile;
 pub mod engine;
 mod failures;
 pub mod ignore;
+pub mod proxies;
 mod ring;
 
 use std::collections::{HashMap, VecDeque};
@@ -176,6 +178,8 @@ pub struct Jail {
     /// `across_jails`), at most `HISTORY_CAP` each, for escalation.
     history: Map<IpNet, VecDeque<UnixTime>>,
     since_sweep: u32,
+    /// Failures attributed to a trusted proxy (a misreading filter).
+    pub proxy: proxies::ProxyCaptures,
 }
 
 /// Ban times remembered per address for escalation.
@@ -193,6 +197,7 @@ impl Jail {
             bans: Map::default(),
             history: Map::default(),
             since_sweep: 0,
+            proxy: Default::default(),
         }
     }
 

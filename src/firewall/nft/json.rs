@@ -17,8 +17,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use nftables::expr::{
-    BinaryOperation, Elem, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField,
-    Prefix, Range, SetItem,
+    BinaryOperation, CTDir, Elem, Expression, Meta, MetaKey, NamedExpression, Payload,
+    PayloadField, Prefix, Range, SetItem, CT,
 };
 use nftables::schema::{
     Chain, Element, NfListObject, Rule, Set, SetFlag, SetType, SetTypeValue, Table,
@@ -26,7 +26,9 @@ use nftables::schema::{
 use nftables::stmt::{Counter, Match, Operator, Reject, RejectType, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
-use super::{set_name, CHAIN, CHAIN_PRIORITY, RULE_COMMENT_PREFIX};
+use super::{
+    set_name, CHAIN, CHAIN_PRIORITY, FORWARD_CHAIN, FORWARD_PRIORITY, RULE_COMMENT_PREFIX,
+};
 use crate::firewall::{JailRules, PortRange, Protocol, SetKind, Verdict};
 
 /// The address families: nft payload protocol, a sample address (for set names)
@@ -75,15 +77,36 @@ pub(crate) fn set_obj(
 /// The chain [`CHAIN`]; `base`: with its hook, priority and policy (for `add`),
 /// else just its name (for `flush`/`delete`).
 pub(crate) fn chain_obj(table: &str, base: bool) -> Chain<'static> {
+    base_chain(table, CHAIN, NfHook::Input, CHAIN_PRIORITY, base)
+}
+
+/// The chain [`FORWARD_CHAIN`] (hook forward), as [`chain_obj`].
+pub(crate) fn forward_chain_obj(table: &str, base: bool) -> Chain<'static> {
+    base_chain(
+        table,
+        FORWARD_CHAIN,
+        NfHook::Forward,
+        FORWARD_PRIORITY,
+        base,
+    )
+}
+
+fn base_chain(
+    table: &str,
+    name: &'static str,
+    hook: NfHook,
+    prio: i32,
+    base: bool,
+) -> Chain<'static> {
     Chain {
         family: NfFamily::INet,
         table: Cow::Owned(table.to_string()),
-        name: Cow::Borrowed(CHAIN),
+        name: Cow::Borrowed(name),
         newname: None,
         handle: None,
         _type: base.then_some(NfChainType::Filter),
-        hook: base.then_some(NfHook::Input),
-        prio: base.then_some(CHAIN_PRIORITY),
+        hook: base.then_some(hook),
+        prio: base.then_some(prio),
         dev: None,
         policy: base.then_some(NfChainPolicy::Accept),
     }
@@ -191,9 +214,26 @@ pub(crate) fn nd_rule(table: &str) -> Rule<'static> {
     }
 }
 
-/// The rules of one jail: per family and set kind, the set match, the protocol
-/// and port match, a counter and the verdict.
+/// The rules of one jail in every chain its `chains` name: per family and set
+/// kind, the set match, the protocol and port match, a counter and the
+/// verdict.
 pub(crate) fn jail_rules(table: &str, jail: &JailRules) -> Vec<Rule<'static>> {
+    let mut rules = Vec::new();
+    if jail.chains.input {
+        rules.extend(chain_rules(table, jail, CHAIN));
+    }
+    if jail.chains.forward {
+        rules.extend(chain_rules(table, jail, FORWARD_CHAIN));
+    }
+    rules
+}
+
+/// The rules of one jail in `chain`. In the forward chain the ports are those
+/// the client addressed (`ct original proto-dst`): a Docker-published port is
+/// DNATed to the container's port before the forward hook, and `ports` name
+/// what the client sees, as they do in the input chain.
+fn chain_rules(table: &str, jail: &JailRules, chain: &'static str) -> Vec<Rule<'static>> {
+    let forward = chain == FORWARD_CHAIN;
     let l4 = match jail.protocol {
         Protocol::All => None,
         Protocol::Tcp => Some("tcp"),
@@ -203,7 +243,7 @@ pub(crate) fn jail_rules(table: &str, jail: &JailRules) -> Vec<Rule<'static>> {
     let mut variants: Vec<(Option<Statement<'static>>, Statement<'static>)> = Vec::new();
     let proto_match = l4.map(|proto| match jail.ports.as_slice() {
         [] => l4proto_match(proto),
-        ports => dport_match(proto, ports),
+        ports => dport_match(proto, ports, forward),
     });
     match (jail.verdict, jail.protocol) {
         (Verdict::Drop, _) => variants.push((proto_match, Statement::Drop(None))),
@@ -226,13 +266,17 @@ pub(crate) fn jail_rules(table: &str, jail: &JailRules) -> Vec<Rule<'static>> {
             let saddr = saddr_match(l3, sample, prefix, set_name(&jail.name, sample, kind));
             for (extra, verdict) in &variants {
                 let mut expr = vec![saddr.clone()];
+                if let (true, Some(proto), false) = (forward, l4, jail.ports.is_empty()) {
+                    // `ct ... proto-dst` needs the transport named first.
+                    expr.push(l4proto_match(proto));
+                }
                 expr.extend(extra.clone());
                 expr.push(Statement::Counter(Counter::Anonymous(None)));
                 expr.push(verdict.clone());
                 rules.push(Rule {
                     family: NfFamily::INet,
                     table: Cow::Owned(table.to_string()),
-                    chain: Cow::Borrowed(CHAIN),
+                    chain: Cow::Borrowed(chain),
                     expr: Cow::Owned(expr),
                     handle: None,
                     index: None,
@@ -258,7 +302,9 @@ fn l4proto_match(proto: &'static str) -> Statement<'static> {
     })
 }
 
-fn dport_match(proto: &'static str, ports: &[PortRange]) -> Statement<'static> {
+/// `<proto> dport PORTS`, or with `original` the destination port of the
+/// connection as the client opened it (before any DNAT).
+fn dport_match(proto: &'static str, ports: &[PortRange], original: bool) -> Statement<'static> {
     let one = |p: &PortRange| {
         if p.lo == p.hi {
             Expression::Number(u32::from(p.lo))
@@ -277,8 +323,17 @@ fn dport_match(proto: &'static str, ports: &[PortRange]) -> Statement<'static> {
             many.iter().map(|p| SetItem::Element(one(p))).collect(),
         )),
     };
+    let left = if original {
+        Expression::Named(NamedExpression::CT(CT {
+            key: Cow::Borrowed("proto-dst"),
+            family: None,
+            dir: Some(CTDir::Original),
+        }))
+    } else {
+        payload(proto, "dport")
+    };
     Statement::Match(Match {
-        left: payload(proto, "dport"),
+        left,
         right,
         op: Operator::EQ,
     })
@@ -333,6 +388,7 @@ mod tests {
             verdict,
             ipv4_prefix: v4,
             ipv6_prefix: v6,
+            chains: crate::firewall::Chains::default(),
         }
     }
 
@@ -417,5 +473,27 @@ mod tests {
             .unwrap(),
             json!({"elem": {"val": "192.0.2.0", "timeout": 9, "expires": null, "comment": null, "counter": null}})
         );
+    }
+
+    #[test]
+    fn forward_rules_match_the_port_the_client_addressed() {
+        let mut j = jail(Protocol::Tcp, Verdict::Drop, 32, 64);
+        j.ports = vec![PortRange { lo: 8080, hi: 8080 }];
+        j.chains = crate::firewall::Chains {
+            input: true,
+            forward: true,
+        };
+        let rules = jail_rules("bw", &j);
+        assert_eq!(rules.len(), 8, "2 chains x 2 families x 2 sets");
+        let fwd: Vec<_> = rules.iter().filter(|r| r.chain == FORWARD_CHAIN).collect();
+        assert_eq!(fwd.len(), 4);
+        let text = serde_json::to_string(&fwd[0].expr).unwrap();
+        assert!(
+            text.contains(r#"{"meta":{"key":"l4proto"}},"right":"tcp""#)
+                && text.contains(r#"{"ct":{"key":"proto-dst","dir":"original"}},"right":8080"#),
+            "{text}"
+        );
+        let input = serde_json::to_string(&rules[0].expr).unwrap();
+        assert!(input.contains(r#""field":"dport""#), "{input}");
     }
 }

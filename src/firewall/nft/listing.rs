@@ -9,13 +9,17 @@ use nftables::schema::SetType;
 use serde_json::Value;
 
 use super::json::mask_len;
-use super::{CHAIN, CHAIN_PRIORITY};
+use super::{CHAIN, CHAIN_PRIORITY, FORWARD_CHAIN, FORWARD_PRIORITY};
 use crate::firewall::FirewallError;
 
 /// What a terse listing of the table says.
 #[derive(Debug, Default)]
 pub(crate) struct TableState {
     pub(crate) chain: Option<ChainState>,
+    /// The chain [`FORWARD_CHAIN`], when it exists.
+    pub(crate) forward: Option<ChainState>,
+    /// Comments of the rules in [`FORWARD_CHAIN`].
+    pub(crate) forward_comments: Vec<String>,
     pub(crate) sets: BTreeMap<String, SetState>,
     /// Comments of the rules in [`CHAIN`].
     pub(crate) rule_comments: Vec<String>,
@@ -36,9 +40,18 @@ pub(crate) struct ChainState {
 
 impl ChainState {
     pub(crate) fn is_expected(&self) -> bool {
+        self.is(("input", CHAIN_PRIORITY))
+    }
+
+    /// Whether this is the forward chain as [`FORWARD_CHAIN`] is created.
+    pub(crate) fn is_expected_forward(&self) -> bool {
+        self.is(("forward", FORWARD_PRIORITY))
+    }
+
+    fn is(&self, (hook, prio): (&str, i32)) -> bool {
         self.ty.as_deref() == Some("filter")
-            && self.hook.as_deref() == Some("input")
-            && self.prio == Some(i64::from(CHAIN_PRIORITY))
+            && self.hook.as_deref() == Some(hook)
+            && self.prio == Some(i64::from(prio))
             && self.policy.as_deref() == Some("accept")
     }
 }
@@ -82,13 +95,16 @@ pub(crate) fn parse_table_state(json: &str) -> Result<TableState, FirewallError>
     let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     for obj in nft_objects(json)? {
         if let Some(chain) = obj.get("chain") {
-            if chain.get("name").and_then(Value::as_str) == Some(CHAIN) {
-                state.chain = Some(ChainState {
-                    ty: str_of(chain, "type"),
-                    hook: str_of(chain, "hook"),
-                    prio: chain.get("prio").and_then(Value::as_i64),
-                    policy: str_of(chain, "policy"),
-                });
+            let found = ChainState {
+                ty: str_of(chain, "type"),
+                hook: str_of(chain, "hook"),
+                prio: chain.get("prio").and_then(Value::as_i64),
+                policy: str_of(chain, "policy"),
+            };
+            match chain.get("name").and_then(Value::as_str) {
+                Some(CHAIN) => state.chain = Some(found),
+                Some(FORWARD_CHAIN) => state.forward = Some(found),
+                _ => {}
             }
         } else if let Some(set) = obj.get("set") {
             let Some(name) = str_of(set, "name") else {
@@ -110,11 +126,13 @@ pub(crate) fn parse_table_state(json: &str) -> Result<TableState, FirewallError>
             };
             state.sets.insert(name, SetState { ty, flags });
         } else if let Some(rule) = obj.get("rule") {
-            if rule.get("chain").and_then(Value::as_str) != Some(CHAIN) {
-                continue;
-            }
+            let comments = match rule.get("chain").and_then(Value::as_str) {
+                Some(CHAIN) => &mut state.rule_comments,
+                Some(FORWARD_CHAIN) => &mut state.forward_comments,
+                _ => continue,
+            };
             if let Some(c) = str_of(rule, "comment") {
-                state.rule_comments.push(c);
+                comments.push(c);
             }
             for stmt in rule
                 .get("expr")

@@ -17,6 +17,7 @@ fn jail(
         verdict,
         ipv4_prefix: v4,
         ipv6_prefix: v6,
+        chains: crate::firewall::Chains::default(),
     }
 }
 

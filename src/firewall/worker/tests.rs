@@ -119,6 +119,7 @@ fn jail(name: &str, v4: u8, v6: u8) -> JailRules {
         verdict: Verdict::Drop,
         ipv4_prefix: v4,
         ipv6_prefix: v6,
+        chains: crate::firewall::Chains::default(),
     }
 }
 
