@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod fail2ban;
 pub mod filter;
 pub mod firewall;
+pub mod fleet;
 pub mod jail;
 pub mod metrics;
 pub mod scan;

@@ -5,6 +5,7 @@
 //! column and field. It starts nothing and touches no state: a config that fails
 //! here changes nothing anywhere (the daemon keeps the one it runs).
 
+pub mod fleet;
 mod raw;
 mod values;
 
@@ -20,6 +21,7 @@ use crate::filter::{Filter, FilterSpec, PatternRef};
 use crate::firewall::{JailRules, Protocol, Verdict};
 use crate::jail::{IgnoreList, JailSettings, DEFAULT_MAX_TRACKED};
 use raw::{MergedJail, RawFilter, RawGlobal, RawJail};
+pub use values::valid_name as valid_jail_name;
 pub use values::{parse_duration, parse_net};
 
 pub const DEFAULT_DIR: &str = "/etc/banwarden";
@@ -38,6 +40,8 @@ pub struct Global {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Where `fail2ban:NAME` filters are looked up (`filter.d/NAME.conf`).
     pub fail2ban_dir: PathBuf,
+    /// The fleet this node belongs to (`fleet:`), if any.
+    pub fleet: Option<fleet::FleetConfig>,
 }
 
 /// One jail, validated.
@@ -55,6 +59,8 @@ pub struct JailConfig {
     pub command: Option<Vec<String>>,
     pub settings: JailSettings,
     pub rules: JailRules,
+    /// `fleet: shared|local` (meaningful with a `fleet:` block).
+    pub fleet: fleet::JailFleet,
 }
 
 /// A validated configuration.
@@ -398,6 +404,7 @@ fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
                 })
                 .ok()
         }),
+        fleet: raw.fleet.as_ref().and_then(|f| fleet::build(path, f, errs)),
     }
 }
 
@@ -692,6 +699,7 @@ fn build_jail(
             Verdict::Drop
         }
     };
+    let jail_fleet = fleet::jail_fleet(&file("fleet"), raw.fleet.as_ref(), &f("fleet"), errs);
     if errs.0.len() > before {
         return None;
     }
@@ -729,6 +737,7 @@ fn build_jail(
             ipv4_prefix,
             ipv6_prefix,
         },
+        fleet: jail_fleet,
     })
 }
 

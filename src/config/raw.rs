@@ -60,6 +60,8 @@ pub struct RawGlobal {
     pub ignoreip: Option<Vec<Spanned<String>>>,
     /// Values every jail starts from.
     pub defaults: Option<RawJail>,
+    /// Share counts and bans with other nodes through Redis.
+    pub fleet: Option<Spanned<super::fleet::RawFleet>>,
 }
 
 /// `filters/NAME.yaml`.
@@ -99,6 +101,8 @@ pub struct RawJail {
     pub backend: Option<Spanned<String>>,
     /// Read a long-running command's stdout (argv, no shell).
     pub command: Option<Spanned<Vec<String>>>,
+    /// `shared` (default with a `fleet:` block) or `local`.
+    pub fleet: Option<Spanned<String>>,
 }
 
 /// `bantime_increment:` of a jail.
@@ -162,7 +166,8 @@ impl MergedJail {
             ipv6_prefix,
             bantime_increment,
             journal,
-            command
+            command,
+            fleet
         );
         self.defined_in.get_or_insert_with(|| file.clone());
     }

@@ -6,6 +6,7 @@
 //! talks to nft directly (the firewall worker does).
 
 mod answer;
+mod fleet;
 mod running;
 mod state;
 
@@ -137,6 +138,12 @@ pub(crate) struct Daemon {
     metrics: Option<Arc<Metrics>>,
     /// Jail counters at the last metrics update, to push deltas.
     reported: HashMap<String, JailStats>,
+    /// The link to the fleet (`fleet:` in banwarden.yaml).
+    fleet: Option<crate::fleet::Fleet>,
+    /// Which node decided each ban, when in a fleet.
+    origins: HashMap<(String, IpNet), String>,
+    /// Other fleet nodes' addresses: on every jail's allow-list.
+    members: Vec<IpNet>,
 }
 
 async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), DaemonError> {
@@ -200,6 +207,10 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         files: store.positions()?,
         journal_cursor: store.cursor(JOURNAL_CURSOR)?,
     };
+    let (fleet, mut fleet_rx) = match fleet::start(&config, &store, &saved) {
+        Some((f, rx)) => (Some(f), Some(rx)),
+        None => (None, None),
+    };
     let running = Running::start(config, None, &tx, &resume);
     let mut d = Daemon {
         dir,
@@ -218,8 +229,12 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         tx,
         metrics,
         reported: HashMap::new(),
+        fleet,
+        origins: HashMap::new(),
+        members: Vec::new(),
     };
     d.note_restored_bans();
+    d.install_fleet_tap();
     d.adopt_start_positions();
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(32);
     let server = tokio::spawn(control::serve(listener, ctl_tx));
@@ -261,6 +276,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
             }
             _ = tick.tick() => d.tick(crate::now()),
             Some(ev) = events.recv() => d.worker_event(ev),
+            Some(m) = fleet::recv(&mut fleet_rx) => d.fleet_in(m, &mut fleet_rx)?,
             _ = hup.recv() => {
                 notify(&[sd_notify::NotifyState::Reloading]);
                 if let Err(e) = d.reload(&mut rx).await {
@@ -318,6 +334,7 @@ impl Daemon {
             _ => {}
         }
         self.running.engine.handle(ev, now, out);
+        self.send_failures();
         if let SourceEvent::Entries {
             cursor: Some(c), ..
         } = ev
@@ -338,15 +355,21 @@ impl Daemon {
         decisions: &mut Vec<BanDecision>,
         now: UnixTime,
     ) -> Result<(), DaemonError> {
-        let ops = self.record(decisions, now);
+        let ops = self.record(decisions, now, Some(crate::fleet::Claim::IfFirst));
         self.worker
             .send(ops)
             .map_err(|_| DaemonError::Firewall("the firewall worker stopped".into()))
     }
 
     /// Records decisions in the store and the daemon's view of the bans;
-    /// returns the firewall ops that realise them.
-    fn record(&mut self, decisions: &mut Vec<BanDecision>, now: UnixTime) -> Vec<FirewallOp> {
+    /// returns the firewall ops that realise them. Bans of shared jails go
+    /// to the fleet with `claim` (`None`: not published).
+    fn record(
+        &mut self,
+        decisions: &mut Vec<BanDecision>,
+        now: UnixTime,
+        claim: Option<crate::fleet::Claim>,
+    ) -> Vec<FirewallOp> {
         if decisions.is_empty() {
             return Vec::new();
         }
@@ -381,6 +404,9 @@ impl Daemon {
                 })
             })
             .collect();
+        if let Some(claim) = claim {
+            self.publish_bans(&records, claim);
+        }
         for r in records {
             self.bans.insert((r.jail.clone(), r.net), r);
         }
@@ -570,6 +596,7 @@ impl Daemon {
         self.bans
             .retain(|(jail, _), _| names.iter().any(|n| n == jail));
         self.note_restored_bans();
+        self.install_fleet_tap();
         tracing::info!(jails = ?names, "configuration reloaded");
         Ok(())
     }
