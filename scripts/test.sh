@@ -13,6 +13,8 @@ need systemd-analyze systemd
 need journalctl systemd
 need /usr/lib/systemd/systemd-journal-remote systemd-journal-remote
 need runuser util-linux
+# tests/fleet.rs starts its own redis-server on a private unix socket.
+need redis-server redis-server
 # tests/fail2ban_samples.rs reads fail2ban's own filters and sample logs
 # (GPL: read from the package at test time, never copied here).
 need fail2ban-regex fail2ban

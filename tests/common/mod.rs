@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests (`mod common;`).
 
 pub mod daemon;
+pub mod fleet;
 pub mod journal;
 pub mod netns;
 pub mod tail;
