@@ -137,6 +137,8 @@ struct HowLabels {
     how: &'static str,
 }
 
+const FLEET_KINDS: [&str; 4] = ["published", "received", "failed", "malformed"];
+
 type CounterFamily<L> = Family<L, Counter<u64, AtomicU64>>;
 type GaugeFamily<L> = Family<L, Gauge<u64, AtomicU64>>;
 
@@ -156,6 +158,8 @@ pub struct Metrics {
     nft_seconds: Histogram,
     source_errors: CounterFamily<KindLabels>,
     rotations: CounterFamily<HowLabels>,
+    fleet_messages: CounterFamily<KindLabels>,
+    fleet_connected: Gauge<u64, AtomicU64>,
 }
 
 impl fmt::Debug for Metrics {
@@ -181,6 +185,8 @@ impl Metrics {
             nft_seconds: Histogram::new(NFT_BUCKETS),
             source_errors: Family::default(),
             rotations: Family::default(),
+            fleet_messages: Family::default(),
+            fleet_connected: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -236,6 +242,19 @@ impl Metrics {
             "Log rotations a file source followed, by how it was rotated",
             m.rotations.clone(),
         );
+        registry.register(
+            "fleet_messages",
+            "Fleet stream messages, by kind (published, received, failed round trips, malformed)",
+            m.fleet_messages.clone(),
+        );
+        registry.register(
+            "fleet_connected",
+            "1 while the link to the fleet's Redis is up",
+            m.fleet_connected.clone(),
+        );
+        for kind in FLEET_KINDS {
+            let _ = m.fleet_messages.get_or_create(&KindLabels { kind });
+        }
         // Fixed label sets start at zero so that rates and alerts work
         // before the first event.
         for result in ["ok", "error"] {
@@ -326,6 +345,20 @@ impl Metrics {
     pub fn source_error(&self, kind: &str) {
         let kind = known(&SOURCE_KINDS, kind);
         self.source_errors.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Adds `n` to `banwarden_fleet_messages_total{kind}` (`published`,
+    /// `received`, `failed`, `malformed`; anything else is `other`).
+    pub fn fleet(&self, kind: &str, n: u64) {
+        let kind = known(&FLEET_KINDS, kind);
+        self.fleet_messages
+            .get_or_create(&KindLabels { kind })
+            .inc_by(n);
+    }
+
+    /// Sets `banwarden_fleet_connected`.
+    pub fn set_fleet_connected(&self, up: bool) {
+        self.fleet_connected.set(u64::from(up));
     }
 
     /// Counts one rotation in `banwarden_source_rotations_total{how}`. `how`

@@ -147,6 +147,21 @@ impl Daemon {
         }
     }
 
+    /// Pushes the link's counters to the metrics (once a second).
+    pub(super) fn report_fleet_metrics(&mut self) {
+        let (Some(m), Some(f)) = (&self.metrics, &self.fleet) else {
+            return;
+        };
+        let now = f.status();
+        let last = &self.fleet_reported;
+        m.fleet("published", now.published.saturating_sub(last.published));
+        m.fleet("received", now.received.saturating_sub(last.received));
+        m.fleet("failed", now.failed.saturating_sub(last.failed));
+        m.fleet("malformed", now.malformed.saturating_sub(last.malformed));
+        m.set_fleet_connected(now.connected);
+        self.fleet_reported = now;
+    }
+
     /// Hands the failures the engine tapped to the link (never waits).
     pub(super) fn send_failures(&mut self) {
         let (Some(fleet), Some(tap)) = (&self.fleet, self.running.engine.tap.as_mut()) else {

@@ -144,6 +144,8 @@ pub(crate) struct Daemon {
     origins: HashMap<(String, IpNet), String>,
     /// Other fleet nodes' addresses: on every jail's allow-list.
     members: Vec<IpNet>,
+    /// The link's counters at the last metrics update.
+    fleet_reported: crate::fleet::FleetStatus,
 }
 
 async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), DaemonError> {
@@ -232,6 +234,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         fleet,
         origins: HashMap::new(),
         members: Vec::new(),
+        fleet_reported: Default::default(),
     };
     d.note_restored_bans();
     d.install_fleet_tap();
@@ -430,6 +433,7 @@ impl Daemon {
             }
         }
         self.report_metrics();
+        self.report_fleet_metrics();
         // A one-second tick can be skipped under load: compare, do not divide.
         if now - self.last_sweep >= 60 {
             self.last_sweep = now;
