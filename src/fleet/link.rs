@@ -207,7 +207,7 @@ async fn session(
     };
     // A Redis without our epoch lost its data (or is new): publish again.
     let key = scripts::epoch(&st.prefix);
-    let _: Option<String> = redis::cmd("SET")
+    let created: Option<String> = redis::cmd("SET")
         .arg(&key)
         .arg(format!("{}-{}", st.node, super::now_ms()))
         .arg("NX")
@@ -215,7 +215,9 @@ async fn session(
         .await?;
     let epoch: String = w.get(&key).await?;
     st.forget_expired();
-    if st.epoch.as_ref() != Some(&epoch) {
+    // Ours is new (an empty Redis), or not the one this node talked to.
+    let lost = created.is_some() || st.epoch.as_ref().is_some_and(|e| *e != epoch);
+    if lost {
         if st.epoch.is_some() {
             tracing::warn!("fleet: Redis came back without the fleet's data; publishing this node's active bans again");
             if let Ok(mut p) = st.position.lock() {
@@ -235,8 +237,8 @@ async fn session(
                 .into_iter()
                 .filter(|(m, _)| !matches!(m.action, Action::Ban { .. })),
         );
-        st.epoch = Some(epoch);
     }
+    st.epoch = Some(epoch);
     announce(&mut w, st).await?;
     // Bans made while the link was down, in order.
     let backlog: Vec<(Message, Claim)> = st.pending.drain(..).collect();
