@@ -171,8 +171,8 @@ def mass(nodes, n):
     t0 = time.monotonic()
     nodes[0].append(text)
     ok = all(nd.monitor.wait(ips, 120) for nd in nodes)
-    done = max(max(nd.monitor.seen.get(ip, 0) for ip in ips) for nd in nodes)
-    return ok, done - t0
+    per_node = [max(nd.monitor.seen.get(ip, 0) for ip in ips) - t0 for nd in nodes]
+    return ok, max(per_node), per_node
 
 
 def flood(nodes, n):
@@ -208,8 +208,9 @@ def main():
                                          "local_p50": statistics.median(local), "local_p99": pct(local, 99)}
             print("propagation", json.dumps(results["propagation_ms"]), flush=True)
         if a.mass_n:
-            ok, took = mass(nodes, a.mass_n)
-            results["mass"] = {"n": a.mass_n, "all_three": ok, "seconds": took}
+            ok, took, per_node = mass(nodes, a.mass_n)
+            results["mass"] = {"n": a.mass_n, "all_three": ok, "seconds": took,
+                               "per_node_seconds": per_node}
             print("mass", json.dumps(results["mass"]), flush=True)
         if a.flood_n:
             took = flood(nodes, a.flood_n)
@@ -226,7 +227,10 @@ def main():
         for nd in nodes:
             nd.stop()
         redis.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        if not os.environ.get("BW_FLEET_BENCH_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print("kept", work)
     print(json.dumps(results, indent=2))
 
 

@@ -25,9 +25,16 @@ use super::{Claim, Failure, FleetStatus, FromFleet, JailParams, Start, ToFleet};
 /// Most messages kept while Redis is away (the oldest go first).
 const MAX_PENDING: usize = 200_000;
 /// Most failures in one script call.
-const COUNT_BATCH: usize = 2_000;
+const COUNT_BATCH: usize = 1_000;
+/// Most messages in one pipelined round trip (a long one holds Redis and
+/// can run into the response timeout on a loaded machine).
+const PUBLISH_BATCH: usize = 500;
 /// Most messages read from the stream at once.
 const READ_BATCH: usize = 1_000;
+/// How long a reply may take before the link counts Redis as gone (a
+/// refused or closed connection is noticed at once). Generous: a busy node
+/// may read a reply late.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(15);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How often addresses are announced and other nodes' read.
@@ -173,7 +180,7 @@ fn expired(m: &Message, now: crate::UnixTime) -> bool {
 async fn connect(client: &redis::Client) -> Result<MultiplexedConnection, LinkError> {
     let cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
+        .set_response_timeout(Some(RESPONSE_TIMEOUT));
     Ok(client
         .get_multiplexed_async_connection_with_config(&cfg)
         .await?)
@@ -339,16 +346,25 @@ fn ttl(expires: Option<crate::UnixTime>) -> i64 {
     expires.map_or(-1, |e| (e - crate::now()).max(1))
 }
 
-/// All messages in one pipelined round trip.
+/// Messages in pipelined round trips of at most `PUBLISH_BATCH`.
 async fn publish(
     w: &mut MultiplexedConnection,
     st: &State,
     shas: &Shas,
     msgs: &[(Message, Claim)],
 ) -> Result<(), LinkError> {
-    if msgs.is_empty() {
-        return Ok(());
+    for chunk in msgs.chunks(PUBLISH_BATCH) {
+        publish_some(w, st, shas, chunk).await?;
     }
+    Ok(())
+}
+
+async fn publish_some(
+    w: &mut MultiplexedConnection,
+    st: &State,
+    shas: &Shas,
+    msgs: &[(Message, Claim)],
+) -> Result<(), LinkError> {
     let events = scripts::events(&st.prefix);
     let mut pipe = redis::pipe();
     for (m, claim) in msgs {
