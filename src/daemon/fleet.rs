@@ -225,7 +225,11 @@ impl Daemon {
         for m in burst {
             match m {
                 FromFleet::Crossed { jail, net } => self.crossed(&jail, net, now, &mut ops),
-                FromFleet::Remote(msg) => self.remote(msg, now, &mut records, &mut ops),
+                FromFleet::Remote(msgs) => {
+                    for msg in msgs {
+                        self.remote(msg, now, &mut records, &mut ops);
+                    }
+                }
                 FromFleet::Members(addrs) => {
                     for a in addrs {
                         let net = IpNet::from(a);

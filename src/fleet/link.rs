@@ -500,6 +500,7 @@ async fn read_loop(
         let reply: Option<StreamReadReply> = r.xread_options(&[&events], &[&from], &opts).await?;
         let Some(reply) = reply else { continue };
         let mut last = None;
+        let mut batch = Vec::new();
         for key in reply.keys {
             for entry in key.ids {
                 let fields: HashMap<String, String> = entry
@@ -519,9 +520,7 @@ async fn read_loop(
                             s.received += 1;
                             s.lag_ms = Some(lag);
                         });
-                        if out.send(FromFleet::Remote(m)).is_err() {
-                            return Ok(());
-                        }
+                        batch.push(m);
                     }
                     Err(e) => {
                         update(&status, |s| s.malformed += 1);
@@ -530,6 +529,9 @@ async fn read_loop(
                 }
                 last = Some(entry.id);
             }
+        }
+        if !batch.is_empty() && out.send(FromFleet::Remote(batch)).is_err() {
+            return Ok(());
         }
         if let Some(id) = last {
             if let Ok(mut p) = position.lock() {

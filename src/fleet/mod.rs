@@ -72,8 +72,9 @@ pub enum FromFleet {
     /// The fleet-wide count of `net` in `jail` crossed `maxretry` on this
     /// node's batch: decide the ban here and publish it.
     Crossed { jail: String, net: IpNet },
-    /// Another node's message.
-    Remote(Message),
+    /// Other nodes' messages, one `XREAD` batch at a time (so the daemon
+    /// applies them in one store commit and one nft batch).
+    Remote(Vec<Message>),
     /// The stream position after what was sent so far (to keep in the store).
     Position(String),
     /// Every other node's addresses: never ban them.
