@@ -14,6 +14,8 @@ need journalctl systemd
 need /usr/lib/systemd/systemd-journal-remote systemd-journal-remote
 need runuser util-linux
 need sysctl procps   # tests/forward_netns.rs: ip_forward in its router namespace
+# tests/fleet.rs starts its own redis-server on a private unix socket.
+need redis-server redis-server
 # tests/fail2ban_samples.rs reads fail2ban's own filters and sample logs
 # (GPL: read from the package at test time, never copied here).
 need fail2ban-regex fail2ban

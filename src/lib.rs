@@ -15,6 +15,7 @@ pub mod fail2ban;
 pub mod filter;
 pub mod firewall;
 pub mod health;
+pub mod fleet;
 pub mod jail;
 pub mod logging;
 pub mod metrics;

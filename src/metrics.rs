@@ -137,6 +137,8 @@ struct HowLabels {
     how: &'static str,
 }
 
+const FLEET_KINDS: [&str; 4] = ["published", "received", "failed", "malformed"];
+
 type CounterFamily<L> = Family<L, Counter<u64, AtomicU64>>;
 type GaugeFamily<L> = Family<L, Gauge<u64, AtomicU64>>;
 
@@ -156,6 +158,8 @@ pub struct Metrics {
     nft_seconds: Histogram,
     source_errors: CounterFamily<KindLabels>,
     rotations: CounterFamily<HowLabels>,
+    fleet_messages: CounterFamily<KindLabels>,
+    fleet_connected: Gauge<u64, AtomicU64>,
     unhealthy: GaugeFamily<ProblemLabels>,
     action_calls: CounterFamily<ActionLabels>,
     action_dropped: CounterFamily<JailActionLabels>,
@@ -206,6 +210,8 @@ impl Metrics {
             unhealthy: Family::default(),
             action_calls: Family::default(),
             action_dropped: Family::default(),
+            fleet_messages: Family::default(),
+            fleet_connected: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -276,6 +282,19 @@ impl Metrics {
             "Ban and unban events an action never delivered (queue full or retries spent)",
             m.action_dropped.clone(),
         );
+        registry.register(
+            "fleet_messages",
+            "Fleet stream messages, by kind (published, received, failed round trips, malformed)",
+            m.fleet_messages.clone(),
+        );
+        registry.register(
+            "fleet_connected",
+            "1 while the link to the fleet's Redis is up",
+            m.fleet_connected.clone(),
+        );
+        for kind in FLEET_KINDS {
+            let _ = m.fleet_messages.get_or_create(&KindLabels { kind });
+        }
         // Fixed label sets start at zero so that rates and alerts work
         // before the first event.
         for result in ["ok", "error"] {
@@ -394,6 +413,20 @@ impl Metrics {
             action: action.to_string(),
         };
         self.action_dropped.get_or_create(&labels).inc_by(dropped);
+    }
+
+    /// Adds `n` to `banwarden_fleet_messages_total{kind}` (`published`,
+    /// `received`, `failed`, `malformed`; anything else is `other`).
+    pub fn fleet(&self, kind: &str, n: u64) {
+        let kind = known(&FLEET_KINDS, kind);
+        self.fleet_messages
+            .get_or_create(&KindLabels { kind })
+            .inc_by(n);
+    }
+
+    /// Sets `banwarden_fleet_connected`.
+    pub fn set_fleet_connected(&self, up: bool) {
+        self.fleet_connected.set(u64::from(up));
     }
 
     /// Counts one rotation in `banwarden_source_rotations_total{how}`. `how`

@@ -19,6 +19,26 @@ pub fn run(dir: &Path) -> i32 {
             for n in &c.notes {
                 println!("note: {n}");
             }
+            if let Some(f) = &c.global.fleet {
+                let shared = c
+                    .enabled_jails()
+                    .filter(|j| j.fleet == crate::config::fleet::JailFleet::Shared)
+                    .count();
+                println!(
+                    "fleet: node {} on {} (prefix {}), {shared} shared jail(s)",
+                    f.node,
+                    f.redacted(),
+                    f.prefix
+                );
+                // Unreachable now is not a config error: the daemon bans
+                // locally and keeps reconnecting.
+                if let Err(e) = crate::fleet::probe(f, std::time::Duration::from_secs(2)) {
+                    println!(
+                        "warning: fleet: Redis at {} does not answer now: {e} (the daemon would ban locally and keep retrying)",
+                        f.redacted()
+                    );
+                }
+            }
             0
         }
         Err(errs) => {

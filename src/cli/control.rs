@@ -298,6 +298,27 @@ pub fn render(reply: &Reply, now: UnixTime, tz: &jiff::tz::TimeZone) -> String {
     }
 }
 
+/// The fleet link in two lines: state, and message counters.
+fn render_fleet(f: &crate::fleet::FleetStatus) -> String {
+    let link = if f.connected {
+        format!(
+            "connected, lag {}",
+            f.lag_ms
+                .map_or_else(|| "-".to_string(), |l| format!("{l} ms"))
+        )
+    } else {
+        format!(
+            "DISCONNECTED ({}), {} waiting; banning locally",
+            f.last_error.as_deref().unwrap_or("not connected yet"),
+            f.pending
+        )
+    };
+    format!(
+        "fleet: node {} on {}: {link}\n       {} other node(s); {} published, {} received, {} failed, {} malformed\n",
+        f.node, f.redis, f.members, f.published, f.received, f.failed, f.malformed
+    )
+}
+
 fn render_status(s: &DaemonStatus) -> String {
     let mut out = format!(
         "banwarden {}, up {}\nconfig: {}\nnftables table: inet {}\n\n",
@@ -306,6 +327,9 @@ fn render_status(s: &DaemonStatus) -> String {
         s.config_dir.display(),
         s.table
     );
+    if let Some(f) = &s.fleet {
+        out.push_str(&render_fleet(f));
+    }
     if s.jails.is_empty() {
         out.push_str("no jails enabled\n");
     } else {
@@ -519,6 +543,7 @@ mod tests {
             banned_at: 1_700_000_000,
             expires,
             count: 3,
+            origin: None,
         }
     }
 
@@ -581,6 +606,7 @@ postfix  2001:db8::/64  2023-11-14 22:13:20  permanent     3
                 offset: 123_456,
                 inode: 393,
             }],
+            fleet: None,
         };
         let out = render(&Reply::Status(s), 0, &jiff::tz::TimeZone::UTC);
         assert_eq!(

@@ -170,6 +170,8 @@ pub static KEYS: &[Key] = &[
         doc: "where `filter: fail2ban:NAME` finds `filter.d/NAME.conf`" },
     Key { scope: Scope::Global, name: "defaults", ty: Type::Map(Scope::Jail), default: Default::Unset,
         doc: "jail keys every jail starts from" },
+    Key { scope: Scope::Global, name: "fleet", ty: Type::Any { describe: "map (`redis`, `node`, `prefix`)" }, default: Default::Note("off"),
+        doc: "`{redis: URL, node: NAME, prefix: P}`: share counts and bans with other servers (see [A fleet on Redis](#a-fleet-on-redis))" },
     // jails/*.yaml
     Key { scope: Scope::Jail, name: "enabled", ty: Type::Bool, default: Default::Value("false"),
         doc: "whether the daemon runs the jail" },
@@ -193,6 +195,8 @@ pub static KEYS: &[Key] = &[
         doc: "longer bans for repeat offenders: `{factor: 2, maxtime: 1w}` or `{durations: [1m, 5m, 1h, permanent]}`" },
     Key { scope: Scope::Jail, name: "ignoreip", ty: Type::Nets, default: Default::Value("[]"),
         doc: "addresses, CIDRs and `file:PATH` lists this jail never bans (added to the global list)" },
+    Key { scope: Scope::Jail, name: "fleet", ty: Type::Choice(&["shared", "local"]), default: Default::Note("`shared` with a `fleet:` block"),
+        doc: "`local` keeps the jail and its manual bans on this node only" },
     Key { scope: Scope::Jail, name: "chains", ty: Type::Any { describe: "list of `input`, `forward`" }, default: Default::Note("`[input]`"),
         doc: "where the jail's rules apply: `input` (this host's own services), `forward` (routed traffic: Docker-published ports, see [Docker](#bans-that-cover-docker-published-ports)), or both" },
     Key { scope: Scope::Jail, name: "ignoreself", ty: Type::Bool, default: Default::Value("true"),

@@ -11,6 +11,7 @@ pub mod keys;
 mod lint;
 mod allowlists;
 mod chains;
+pub mod fleet;
 mod raw;
 mod values;
 
@@ -27,6 +28,7 @@ use crate::firewall::{JailRules, Protocol, Verdict};
 use crate::jail::{IgnoreList, JailSettings};
 pub use actions::{ActionKind, ActionSpec, HealthSpec, Secret};
 use raw::{MergedJail, RawFilter, RawGlobal, RawJail};
+pub use values::valid_name as valid_jail_name;
 pub use values::{parse_duration, parse_net};
 
 pub const DEFAULT_DIR: &str = "/etc/banwarden";
@@ -50,6 +52,8 @@ pub struct Global {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Where `fail2ban:NAME` filters are looked up (`filter.d/NAME.conf`).
     pub fail2ban_dir: PathBuf,
+    /// The fleet this node belongs to (`fleet:`), if any.
+    pub fleet: Option<fleet::FleetConfig>,
 }
 
 /// One jail, validated.
@@ -71,6 +75,8 @@ pub struct JailConfig {
     pub actions: Vec<ActionSpec>,
     /// When the jail is flagged as not working (`crate::health`).
     pub health: HealthSpec,
+    /// `fleet: shared|local` (meaningful with a `fleet:` block).
+    pub fleet: fleet::JailFleet,
 }
 
 /// A validated configuration.
@@ -448,6 +454,7 @@ fn build_global(path: &Path, raw: &RawGlobal, errs: &mut Errors) -> Global {
                 })
                 .ok()
         }),
+        fleet: raw.fleet.as_ref().and_then(|f| fleet::build(path, f, errs)),
     }
 }
 
@@ -738,6 +745,7 @@ fn build_jail(
             crate::firewall::Chains::default()
         }),
     };
+    let jail_fleet = fleet::jail_fleet(&file("fleet"), raw.fleet.as_ref(), &f("fleet"), errs);
     if errs.0.len() > before {
         return None;
     }
@@ -783,6 +791,7 @@ fn build_jail(
         },
         actions,
         health,
+        fleet: jail_fleet,
     })
 }
 

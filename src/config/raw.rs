@@ -62,6 +62,8 @@ pub struct RawGlobal {
     pub trusted_proxies: Option<Vec<Spanned<String>>>,
     /// Values every jail starts from.
     pub defaults: Option<RawJail>,
+    /// Share counts and bans with other nodes through Redis.
+    pub fleet: Option<Spanned<super::fleet::RawFleet>>,
 }
 
 /// `filters/NAME.yaml`.
@@ -107,6 +109,8 @@ pub struct RawJail {
     pub health: Option<Spanned<super::actions::RawHealth>>,
     /// Base chains the jail's rules go in: `[input]` (default), `[input, forward]`.
     pub chains: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `shared` (default with a `fleet:` block) or `local`.
+    pub fleet: Option<Spanned<String>>,
 }
 
 /// `bantime_increment:` of a jail.
@@ -173,7 +177,8 @@ impl MergedJail {
             command,
             actions,
             health,
-            chains
+            chains,
+            fleet
         );
         self.defined_in.get_or_insert_with(|| file.clone());
     }

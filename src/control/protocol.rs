@@ -129,6 +129,9 @@ pub struct DaemonStatus {
     pub table: String,
     pub jails: Vec<JailSummary>,
     pub files: Vec<WatchedFile>,
+    /// The fleet link, when the node is in a fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +199,9 @@ pub struct BanInfo {
     pub expires: Option<UnixTime>,
     /// How many times this address has been banned (this one included).
     pub count: u32,
+    /// The fleet node that decided the ban (in a fleet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// Reads a request line as the daemon does: checks the version, then the

@@ -34,6 +34,7 @@ fn sample_status() -> DaemonStatus {
             offset: 4096,
             inode: 12,
         }],
+        fleet: None,
     }
 }
 
@@ -44,6 +45,7 @@ fn sample_ban(jail: &str, addr: &str) -> BanInfo {
         banned_at: 1_700_000_000,
         expires: Some(1_700_003_600),
         count: 2,
+        origin: None,
     }
 }
 

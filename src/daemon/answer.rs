@@ -127,6 +127,7 @@ impl Daemon {
             table: self.running.config.global.table.clone(),
             jails,
             files,
+            fleet: self.fleet.as_ref().map(|f| f.status()),
         }
     }
 
@@ -195,6 +196,7 @@ impl Daemon {
                 banned_at: b.banned_at,
                 expires: b.expires,
                 count: b.count,
+                origin: self.origins.get(&(b.jail.clone(), b.net)).cloned(),
             })
             .collect()
     }
@@ -226,7 +228,7 @@ impl Daemon {
         let expires = decision.expires;
         let mut batch = vec![decision];
         // Answer once the element is in the kernel (or with nft's error).
-        let ops = self.record(&mut batch, now);
+        let ops = self.record(&mut batch, now, Some(crate::fleet::Claim::Always));
         if let Err(e) = self.worker.apply(ops).await {
             return Response::err(format!(
                 "{} is recorded as banned but not in the kernel yet: {e}",
@@ -265,6 +267,13 @@ impl Daemon {
             })
             .cloned()
             .collect();
+        // Other nodes may hold the ban even where this one does not.
+        if let Some(n) = net {
+            self.publish_action(crate::fleet::Action::Unban {
+                jail: jail.map(str::to_string),
+                net: n,
+            });
+        }
         if keys.is_empty() {
             let what = net.map_or_else(|| "nothing".to_string(), |n| show(&n));
             return Response::ok(Reply::Done {
@@ -292,6 +301,14 @@ impl Daemon {
             });
         }
         let count = ops.len();
+        if net.is_none() {
+            for (j, n) in &keys {
+                self.publish_action(crate::fleet::Action::Unban {
+                    jail: Some(j.clone()),
+                    net: *n,
+                });
+            }
+        }
         if let Some(m) = &self.metrics {
             for (j, _) in &keys {
                 m.unbans(j, crate::metrics::UnbanCause::Manual, 1);
@@ -319,6 +336,10 @@ impl Daemon {
             Err(e) => return Response::err(e),
         };
         self.running.ignore(net, seconds.map(|s| now + s));
+        self.publish_action(crate::fleet::Action::Ignore {
+            net,
+            until: seconds.map(|s| now + s),
+        });
         // An address on the allow-list is not left banned.
         let lifted = match self.unban(Some(&net.to_string()), None, false).await {
             Response {

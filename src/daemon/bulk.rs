@@ -71,7 +71,8 @@ impl Daemon {
         let count = batch.len();
         tracing::info!(count, skipped = skipped.len(), "bulk ban");
         // One store commit, then one nft transaction; answer once it applied.
-        let ops = self.record(&mut batch, now);
+        // Manual bans: published to the fleet like `ban` (shared jails).
+        let ops = self.record(&mut batch, now, Some(crate::fleet::Claim::Always));
         if let Err(e) = self.worker.apply(ops).await {
             return Response::err(format!(
                 "{count} ban(s) recorded but not in the kernel yet: {e}"

@@ -8,6 +8,7 @@
 mod answer;
 mod outbound;
 mod bulk;
+mod fleet;
 mod running;
 mod state;
 
@@ -143,6 +144,14 @@ pub(crate) struct Daemon {
     reported: HashMap<String, JailStats>,
     /// Actions and filter health (`outbound`).
     outbound: outbound::Outbound,
+    /// The link to the fleet (`fleet:` in banwarden.yaml).
+    fleet: Option<crate::fleet::Fleet>,
+    /// Which node decided each ban, when in a fleet.
+    origins: HashMap<(String, IpNet), String>,
+    /// Other fleet nodes' addresses: on every jail's allow-list.
+    members: Vec<IpNet>,
+    /// The link's counters at the last metrics update.
+    fleet_reported: crate::fleet::FleetStatus,
 }
 
 async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), DaemonError> {
@@ -206,6 +215,10 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         files: store.positions()?,
         journal_cursor: store.cursor(JOURNAL_CURSOR)?,
     };
+    let (fleet, mut fleet_rx) = match fleet::start(&config, &store, &saved) {
+        Some((f, rx)) => (Some(f), Some(rx)),
+        None => (None, None),
+    };
     let running = Running::start(config, None, &tx, &resume);
     let mut d = Daemon {
         dir,
@@ -225,9 +238,14 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         metrics,
         reported: HashMap::new(),
         outbound: outbound::Outbound::default(),
+        fleet,
+        origins: HashMap::new(),
+        members: Vec::new(),
+        fleet_reported: Default::default(),
     };
     d.outbound.actions = crate::actions::Actions::start(&d.running.config);
     d.note_restored_bans();
+    d.install_fleet_tap();
     d.adopt_start_positions();
     let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(32);
     let server = tokio::spawn(control::serve(listener, ctl_tx));
@@ -269,6 +287,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
             }
             _ = tick.tick() => d.tick(crate::now()),
             Some(ev) = events.recv() => d.worker_event(ev),
+            Some(m) = fleet::recv(&mut fleet_rx) => d.fleet_in(m, &mut fleet_rx)?,
             _ = hup.recv() => {
                 notify(&[sd_notify::NotifyState::Reloading]);
                 if let Err(e) = d.reload(&mut rx).await {
@@ -325,6 +344,7 @@ impl Daemon {
             _ => {}
         }
         self.engine_handle(ev, now, out);
+        self.send_failures();
         if let SourceEvent::Entries {
             cursor: Some(c), ..
         } = ev
@@ -345,15 +365,21 @@ impl Daemon {
         decisions: &mut Vec<BanDecision>,
         now: UnixTime,
     ) -> Result<(), DaemonError> {
-        let ops = self.record(decisions, now);
+        let ops = self.record(decisions, now, Some(crate::fleet::Claim::IfFirst));
         self.worker
             .send(ops)
             .map_err(|_| DaemonError::Firewall("the firewall worker stopped".into()))
     }
 
     /// Records decisions in the store and the daemon's view of the bans;
-    /// returns the firewall ops that realise them.
-    fn record(&mut self, decisions: &mut Vec<BanDecision>, now: UnixTime) -> Vec<FirewallOp> {
+    /// returns the firewall ops that realise them. Bans of shared jails go
+    /// to the fleet with `claim` (`None`: not published).
+    fn record(
+        &mut self,
+        decisions: &mut Vec<BanDecision>,
+        now: UnixTime,
+        claim: Option<crate::fleet::Claim>,
+    ) -> Vec<FirewallOp> {
         if decisions.is_empty() {
             return Vec::new();
         }
@@ -389,6 +415,9 @@ impl Daemon {
                 })
             })
             .collect();
+        if let Some(claim) = claim {
+            self.publish_bans(&records, claim);
+        }
         for r in records {
             self.bans.insert((r.jail.clone(), r.net), r);
         }
@@ -419,6 +448,7 @@ impl Daemon {
             }
         }
         self.report_metrics();
+        self.report_fleet_metrics();
         // A one-second tick can be skipped under load: compare, do not divide.
         if now - self.last_sweep >= 60 {
             self.last_sweep = now;
@@ -588,6 +618,7 @@ impl Daemon {
         self.bans
             .retain(|(jail, _), _| names.iter().any(|n| n == jail));
         self.note_restored_bans();
+        self.install_fleet_tap();
         tracing::info!(jails = ?names, "configuration reloaded");
         Ok(())
     }

@@ -298,7 +298,7 @@ fn escape_len(chars: &[char], i: usize) -> usize {
             let n = chars[i + 1..]
                 .iter()
                 .take(3)
-                .take_while(|c| ('0'..='7').contains(c))
+                .take_while(|c: &&char| ('0'..='7').contains(*c))
                 .count();
             1 + n
         }
@@ -332,7 +332,7 @@ fn escape(chars: &[char], i: usize, in_class: bool) -> (String, String, Option<&
             let oct: String = chars[i + 1..]
                 .iter()
                 .take(3)
-                .take_while(|c| ('0'..='7').contains(c))
+                .take_while(|c: &&char| ('0'..='7').contains(*c))
                 .collect();
             let v = u32::from_str_radix(&oct, 8).unwrap_or(0);
             same(format!("\\x{{{v:x}}}"))

@@ -93,6 +93,16 @@ pub struct Engine {
     clock: Clock,
     /// Last time an ignored address was logged, to keep a flood from flooding the log.
     ignore_logged: HashMap<IpAddr, UnixTime>,
+    /// Failures of fleet-shared jails, collected for the fleet (daemon only).
+    pub tap: Option<FleetTap>,
+}
+
+/// Failures counted (not banned) by jails whose counts the fleet shares.
+#[derive(Debug, Default)]
+pub struct FleetTap {
+    /// Per jail index: whether its failures are collected.
+    pub shared: Vec<bool>,
+    pub failures: Vec<crate::fleet::Failure>,
 }
 
 impl Engine {
@@ -107,6 +117,7 @@ impl Engine {
             streams: HashMap::new(),
             clock,
             ignore_logged: HashMap::new(),
+            tap: None,
         }
     }
 
@@ -242,6 +253,15 @@ impl Engine {
                 Clock::Replay => time,
             };
             let verdict = rt.jail.failure(host, time, now);
+            if let (Verdict::Counted { .. }, Some(tap)) = (&verdict, self.tap.as_mut()) {
+                if tap.shared.get(j).copied().unwrap_or(false) {
+                    tap.failures.push(crate::fleet::Failure {
+                        jail: rt.jail.settings.name.clone(),
+                        net: rt.jail.settings.key(host),
+                        time,
+                    });
+                }
+            }
             if let Some(o) = observer.as_mut() {
                 o(rec, time, &verdict);
             }

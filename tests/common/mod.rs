@@ -2,6 +2,7 @@
 
 pub mod daemon;
 pub mod http;
+pub mod fleet;
 pub mod journal;
 pub mod netns;
 pub mod tail;
