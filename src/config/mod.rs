@@ -6,12 +6,12 @@
 //! here changes nothing anywhere (the daemon keeps the one it runs).
 
 mod actions;
-pub mod docs;
-pub mod keys;
-mod lint;
 mod allowlists;
 mod chains;
+pub mod docs;
 pub mod fleet;
+pub mod keys;
+mod lint;
 mod raw;
 mod values;
 

@@ -6,9 +6,9 @@
 //! talks to nft directly (the firewall worker does).
 
 mod answer;
-mod outbound;
 mod bulk;
 mod fleet;
+mod outbound;
 mod running;
 mod state;
 
