@@ -48,12 +48,14 @@ def write_config(work, max_tracked=None):
 
 
 class Monitor:
-    """Follows `nft monitor` and records when each address was first added."""
+    """Follows `nft monitor` (in network namespace `ns`, else this one) and
+    records when each address was first added."""
 
-    def __init__(self):
+    def __init__(self, ns=None):
         self.seen = {}
         self.cond = threading.Condition()
-        self.proc = subprocess.Popen(["nft", "monitor", "elements"], stdout=subprocess.PIPE)
+        prefix = ["ip", "netns", "exec", ns] if ns else []
+        self.proc = subprocess.Popen(prefix + ["nft", "monitor", "elements"], stdout=subprocess.PIPE)
         threading.Thread(target=self.run, daemon=True).start()
 
     def run(self):
@@ -78,6 +80,7 @@ class Monitor:
 
     def stop(self):
         self.proc.kill()
+        self.proc.wait()
 
 
 def cpu(pid, children=False):

@@ -18,58 +18,23 @@ No packet leaves the namespaces: the addresses are only set elements.
 import argparse
 import json
 import os
-import re
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_bench import Monitor  # noqa: E402  (nft monitor, in the node's namespace)
+
 TABLE = "bwfleet"
-IP_RE = re.compile(rb"(\d+\.\d+\.\d+\.\d+)")
 
 
 def addr(i, base=(100, 64)):
     """The i-th address of 100.64.0.0/10 (shared address space; set elements only)."""
     return f"{base[0]}.{base[1] + (i >> 16) % 64}.{(i >> 8) & 255}.{i & 255}"
-
-
-class Monitor:
-    """Follows `nft monitor elements` in a namespace: first add time per address."""
-
-    def __init__(self, ns):
-        self.seen = {}
-        self.cond = threading.Condition()
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, "nft", "monitor", "elements"],
-                                     stdout=subprocess.PIPE)
-        threading.Thread(target=self.run, daemon=True).start()
-
-    def run(self):
-        for line in self.proc.stdout:
-            t = time.monotonic()
-            if b"add element" not in line:
-                continue
-            with self.cond:
-                for ip in IP_RE.findall(line):
-                    self.seen.setdefault(ip.decode(), t)
-                self.cond.notify_all()
-
-    def wait(self, ips, timeout):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not all(ip in self.seen for ip in ips):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-        return True
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
 
 
 class Node:

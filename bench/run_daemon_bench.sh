@@ -10,4 +10,5 @@ ns="bwbench$$"
 trap 'ip netns delete "$ns" 2>/dev/null || true' EXIT
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
-BW_BENCH_NETNS="$ns" ip netns exec "$ns" python3 "$here/daemon_bench.py" --binary "$PWD/target/release/banwarden" "$@"
+# BW_BENCH_SCRIPT: another benchmark of this folder run the same way (soak.py).
+BW_BENCH_NETNS="$ns" ip netns exec "$ns" python3 "$here/${BW_BENCH_SCRIPT:-daemon_bench.py}" --binary "$PWD/target/release/banwarden" "$@"

@@ -22,6 +22,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::daemon::{in_set, ConfigDir, Daemon};
+use common::journal::journalctl_reads;
 use common::netns::{connects, eventually, listen, skip_unless_privileged, NetPair};
 
 const FAIL2BAN: &str = "/etc/fail2ban";
@@ -255,18 +256,6 @@ fn sshd_entries(ts: i64, first_mono: u64, msgs: &[String]) -> Vec<u8> {
         .unwrap();
     }
     export
-}
-
-/// Whether a journalctl process is reading `journal`.
-fn journalctl_reads(journal: &Path) -> bool {
-    let needle = journal.display().to_string();
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " "))
-        .any(|cmd| cmd.contains("journalctl") && cmd.contains(&needle))
 }
 
 #[test]

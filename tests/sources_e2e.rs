@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::daemon::{ConfigDir, Daemon};
+use common::journal::journalctl_reads;
 use common::netns::{eventually, skip_unless_privileged, NetPair};
 
 fn in_set(pair: &NetPair, table: &str, set: &str, addr: &str) -> bool {
@@ -80,18 +81,6 @@ fn write_journal(path: &Path, entries: &[(i64, &str)], first_mono: u64) -> bool 
         .expect("export");
     }
     common::journal::write_export(path, &export)
-}
-
-/// Whether a journalctl process is reading `journal`.
-fn journalctl_reads(journal: &std::path::Path) -> bool {
-    let needle = journal.display().to_string();
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " "))
-        .any(|cmd| cmd.contains("journalctl") && cmd.contains(&needle))
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::daemon::ConfigDir;
-use super::netns::eventually;
+use super::netns::{eventually, ip};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -26,21 +26,6 @@ fn unique() -> (String, u8) {
         format!("{:x}{:02x}", std::process::id(), n % 256),
         (n % 250) as u8 + 1,
     )
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run ip {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
 }
 
 /// Three server namespaces and an attacker namespace on one bridge.

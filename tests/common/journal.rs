@@ -36,3 +36,16 @@ pub fn write_export(path: &Path, export: &[u8]) -> bool {
     assert!(child.wait().expect("wait").success());
     true
 }
+
+/// Whether a journalctl process is reading `journal` (the daemon's journal
+/// source has started on that file).
+pub fn journalctl_reads(journal: &Path) -> bool {
+    let needle = journal.display().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " "))
+        .any(|cmd| cmd.contains("journalctl") && cmd.contains(&needle))
+}
