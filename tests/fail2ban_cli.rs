@@ -167,3 +167,60 @@ fn a_catastrophic_pattern_on_a_hostile_line_stops_at_its_bound_and_is_counted() 
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+/// A fail2ban filter with sessions (`<F-MLFID>`): a failure line takes its
+/// host from an earlier line of the same session. dry-run matches such a
+/// stream in order through one state, as the daemon reads it, whatever
+/// `--threads` and however small the chunks: the counts are those of one
+/// thread (it used to lose the sessions that crossed a chunk).
+#[test]
+fn sessions_span_chunks_whatever_the_threads() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("filter.d");
+    std::fs::create_dir_all(&f).unwrap();
+    std::fs::write(
+        f.join("sess.conf"),
+        "[Definition]\n\
+         prefregex = ^\\s*app\\[<F-MLFID>\\d+</F-MLFID>\\]: <F-CONTENT>.+</F-CONTENT>$\n\
+         failregex = ^<F-NOFAIL>connect</F-NOFAIL> from <HOST>$\n\
+         \x20           ^auth failed for \\S+$\n",
+    )
+    .unwrap();
+    let mut log = String::new();
+    for i in 0..3000 {
+        let (pid, t) = (10_000 + i, i % 60);
+        let host = format!("192.0.{}.{}", i / 250 % 250, i % 250 + 1);
+        log.push_str(&format!(
+            "2024-05-30T10:00:{t:02}Z app[{pid}]: connect from {host}\n"
+        ));
+        log.push_str(&format!(
+            "2024-05-30T10:00:{t:02}Z app[{}]: other session {i} {}\n",
+            pid + 50_000,
+            "x".repeat(100)
+        ));
+        log.push_str(&format!(
+            "2024-05-30T10:00:{t:02}Z app[{pid}]: auth failed for root\n"
+        ));
+    }
+    let path = d.path().join("app.log");
+    std::fs::write(&path, log).unwrap();
+    let matched = |threads: &str| {
+        let out = bin()
+            .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
+            .args(["--threads", threads, "--chunk-kib", "4"])
+            .arg(&path)
+            .arg("--filter")
+            .arg(f.join("sess.conf"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["lines"]["matched"].clone()
+    };
+    assert_eq!(matched("1"), 3000);
+    assert_eq!(matched("4"), 3000);
+}

@@ -325,6 +325,13 @@ impl Filter {
         out
     }
 
+    /// Whether a line's outcome can depend on earlier lines of its stream
+    /// (fail2ban's `<F-MLFID>` sessions): such a stream must be matched in
+    /// order, through one state.
+    pub fn follows_sessions(&self) -> bool {
+        self.mlfid
+    }
+
     /// Fresh matching state for one stream read through this filter.
     pub fn new_state(&self) -> LineState {
         self.new_state_with(true)

@@ -105,7 +105,13 @@ pub fn scan(
     progress: &mut dyn Progress,
     sink: &mut dyn FnMut(ChunkOut),
 ) -> io::Result<()> {
-    let threads = cfg.threads.max(1);
+    // A filter with sessions carries state from line to line: its chunks
+    // go through one worker, in order, as the daemon reads a stream.
+    let threads = if cfg.walk.filter.follows_sessions() {
+        1
+    } else {
+        cfg.threads.max(1)
+    };
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
     let job_rx = Mutex::new(job_rx);
     let (res_tx, res_rx) = mpsc::channel::<ChunkOut>();
@@ -317,12 +323,21 @@ fn worker(
     bufs: Sender<Vec<u8>>,
 ) {
     let mut state = cfg.walk.filter.new_state_with(cfg.date_cache);
+    let mut state_input = None;
     loop {
         let job = match jobs.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
         let Ok(job) = job else { return };
+        // Each input is its own stream: nothing (a session, a cached date
+        // format) carries over from the one before.
+        if state_input
+            .replace(job.input)
+            .is_some_and(|i| i != job.input)
+        {
+            state = cfg.walk.filter.new_state_with(cfg.date_cache);
+        }
         let mut out = ChunkOut {
             seq: job.seq,
             input: job.input,
