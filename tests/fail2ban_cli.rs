@@ -75,10 +75,7 @@ fn dry_run_takes_a_fail2ban_filter_file_with_options() {
     let (normal, notes) = run(conf.display().to_string());
     assert_eq!(normal["lines"]["matched"], 1, "{normal:#}");
     assert_eq!(normal["lines"]["ignored"], 1, "{normal:#}");
-    assert!(
-        notes.contains("myapp.conf:14: maxlines = 2: multi-line matching is not supported"),
-        "{notes}"
-    );
+    assert!(!notes.contains("maxlines"), "maxlines is honoured: {notes}");
     // mode=aggressive adds the look-around regex: `bad token` counts,
     // `bad ok` does not (the fallback engine honours the look-ahead).
     let (aggressive, notes) = run(format!("{}[mode=aggressive]", conf.display()));
@@ -112,9 +109,6 @@ fn a_jail_names_a_fail2ban_filter_and_check_reports_what_it_cannot_honour() {
         .assert()
         .success()
         .stdout(predicate::str::contains("OK: 0 filters, 1 jails"))
-        .stdout(predicate::str::contains(
-            "myapp.conf:14: maxlines = 2: multi-line matching is not supported",
-        ))
         .stdout(predicate::str::contains(
             "myapp.conf:9: failregex[1] runs on the backtracking fallback (look-around)",
         ));
@@ -223,4 +217,72 @@ fn sessions_span_chunks_whatever_the_threads() {
     };
     assert_eq!(matched("1"), 3000);
     assert_eq!(matched("4"), 3000);
+}
+
+/// fail2ban's `maxlines`: the failregex matches the stream's last lines
+/// joined, here a connection's first and last lines with a back-reference
+/// and `<SKIPLINES>` over other connections' lines (which stay in the
+/// buffer for their own matches). A pair further apart than `maxlines`
+/// lines is not a failure. The stream is matched in order through one
+/// buffer, whatever `--threads` and the chunk size.
+#[test]
+fn maxlines_joins_lines_whatever_the_threads() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("filter.d");
+    std::fs::create_dir_all(&f).unwrap();
+    std::fs::write(
+        f.join("ml.conf"),
+        "[Definition]\n\
+         failregex = ^\\s*conn(?P<__c>\\d+) open from <HOST><SKIPLINES>\\s*conn(?P=__c) auth failed$\n\
+         [Init]\nmaxlines = 5\n",
+    )
+    .unwrap();
+    let mut log = String::new();
+    for i in 0..2000 {
+        let host = format!("192.0.{}.{}", i / 250 % 250, i % 250 + 1);
+        let t = i % 60;
+        // Two connections interleaved: open A, open B, fail A, fail B.
+        let (a, b) = (2 * i, 2 * i + 1);
+        log.push_str(&format!(
+            "2024-05-30T10:00:{t:02}Z conn{a} open from {host}\n"
+        ));
+        log.push_str(&format!(
+            "2024-05-30T10:00:{t:02}Z conn{b} open from 198.51.100.{}\n",
+            i % 250 + 1
+        ));
+        log.push_str(&format!("2024-05-30T10:00:{t:02}Z conn{a} auth failed\n"));
+        log.push_str(&format!("2024-05-30T10:00:{t:02}Z conn{b} auth failed\n"));
+    }
+    // Six lines apart: beyond maxlines = 5.
+    log.push_str("2024-05-30T10:01:00Z conn9999999 open from 203.0.113.9\n");
+    for _ in 0..5 {
+        log.push_str("2024-05-30T10:01:00Z noise\n");
+    }
+    log.push_str("2024-05-30T10:01:00Z conn9999999 auth failed\n");
+    let path = d.path().join("app.log");
+    std::fs::write(&path, log).unwrap();
+    let matched = |threads: &str| {
+        let out = bin()
+            .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
+            .args(["--threads", threads, "--chunk-kib", "4"])
+            .arg(&path)
+            .arg("--filter")
+            .arg(f.join("ml.conf"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("not supported"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        doc["lines"]["matched"].clone()
+    };
+    assert_eq!(matched("1"), 4000);
+    assert_eq!(matched("4"), 4000);
 }

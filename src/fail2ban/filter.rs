@@ -33,8 +33,6 @@ impl std::fmt::Display for Note {
 pub struct Imported {
     pub spec: FilterSpec,
     pub path: PathBuf,
-    /// fail2ban's `maxlines` (1 when unset).
-    pub maxlines: usize,
     /// fail2ban's `journalmatch`, split into journalctl matches.
     pub journalmatch: Vec<String>,
     pub notes: Vec<Note>,
@@ -224,32 +222,32 @@ pub fn load(r: &FilterRef) -> Result<Imported, Fail2banError> {
         .map(|v| v.0.trim().to_string())
         .filter(|v| !v.is_empty());
     let mut notes = notes.into_inner();
-    if maxlines > 1 {
+    if maxlines > crate::filter::MAX_LINES {
         notes.push(Note {
             at: value("maxlines")?.map_or(file_at.clone(), |v| v.1),
             message: format!(
-                "maxlines = {maxlines}: multi-line matching is not supported; each line is matched alone"
+                "maxlines = {maxlines}: at most {} lines are matched together",
+                crate::filter::MAX_LINES
             ),
         });
     }
-    for (i, f) in failregex.iter().enumerate() {
-        for tag in ["<SKIPLINES>", "<F-MLFID>"] {
-            if f.contains(tag) && (tag != "<F-MLFID>" || maxlines > 1) {
+    if maxlines > 1 {
+        for (i, f) in failregex.iter().enumerate() {
+            if f.contains("<F-MLFID>") {
                 notes.push(Note {
                     at: fail_at.clone(),
                     message: format!(
-                        "failregex[{i}]: {tag} needs multi-line matching, which is not supported"
+                        "failregex[{i}]: <F-MLFID> with maxlines > 1 is not supported; \
+                         the lines are matched together without sessions"
                     ),
                 });
             }
         }
-    }
-    if let Some(p) = &prefregex {
-        if p.contains("<F-MLFID>") && maxlines > 1 {
+        if prefregex.as_ref().is_some_and(|p| p.contains("<F-MLFID>")) {
             notes.push(Note {
                 at: value("prefregex")?.map_or(file_at.clone(), |v| v.1),
-                message: "prefregex: <F-MLFID> groups lines of one session; \
-                          each line is matched alone here"
+                message: "prefregex: <F-MLFID> with maxlines > 1 is not supported; \
+                          the lines are matched together without sessions"
                     .into(),
             });
         }
@@ -274,11 +272,11 @@ pub fn load(r: &FilterRef) -> Result<Imported, Fail2banError> {
         datepattern: datepattern.map(|d| d.0).filter(|d| !d.is_empty()),
         dialect: Dialect::Fail2ban,
         logtimezone,
+        maxlines,
     };
     Ok(Imported {
         spec,
         path: r.path.clone(),
-        maxlines,
         journalmatch,
         notes,
         origins,
@@ -420,14 +418,8 @@ mod tests {
             plain.journalmatch,
             vec!["_SYSTEMD_UNIT=t.service", "+", "_COMM=t"]
         );
-        assert_eq!(plain.maxlines, 3);
-        assert!(
-            plain.notes[0]
-                .to_string()
-                .contains("t.conf:10: maxlines = 3"),
-            "{:?}",
-            plain.notes
-        );
+        assert_eq!(plain.spec.maxlines, 3);
+        assert!(plain.notes.is_empty(), "{:?}", plain.notes);
         let aggr = load(&FilterRef {
             path: f,
             options: BTreeMap::from([("mode".into(), "aggressive".into())]),

@@ -63,6 +63,14 @@ pub enum Caps<'t> {
 }
 
 impl Caps<'_> {
+    /// Where group number `i` matched (0: the whole match).
+    pub fn name_at(&self, i: usize) -> Option<Range<usize>> {
+        match self {
+            Caps::Fast(c) => c.get(i).map(|m| m.range()),
+            Caps::Slow(c) => c.get(i).map(|m| m.range()),
+        }
+    }
+
     /// Where group `name` matched, if it took part.
     pub fn name(&self, name: &str) -> Option<Range<usize>> {
         match self {

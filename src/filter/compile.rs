@@ -46,11 +46,13 @@ pub(super) fn captures<'t>(re: &Regex, slow: Option<&Slow>, text: &'t [u8]) -> O
 }
 
 /// Expands the tags of `pattern` and compiles it, with its syntax tree (for
-/// `fixed`) and errors placed in the text the user wrote.
+/// `fixed`) and errors placed in the text the user wrote. `multi_line`: `^`
+/// and `$` also match at line ends (fail2ban's `maxlines` > 1).
 pub(super) fn compile_one(
     which: PatternRef,
     pattern: &str,
     dialect: Dialect,
+    multi_line: bool,
     too_slow: &Arc<AtomicU64>,
 ) -> Result<Compiled, FilterError> {
     let mut exp = match dialect {
@@ -67,8 +69,13 @@ pub(super) fn compile_one(
             .any(|g| exp.regex.contains(g));
         if t.needs_fallback() {
             general = true;
+            let exact = if multi_line {
+                format!("(?m){}", t.exact)
+            } else {
+                t.exact.clone()
+            };
             slow = Some(
-                Slow::compile(&t.exact, too_slow.clone())
+                Slow::compile(&exact, too_slow.clone())
                     .map_err(|e| err(which, pattern, 0, &format!("fallback engine: {e}")))?,
             );
         }
@@ -76,6 +83,7 @@ pub(super) fn compile_one(
     }
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
+        .multi_line(multi_line)
         .build()
         .parse(&exp.regex)
         .map_err(|e| {
@@ -88,6 +96,7 @@ pub(super) fn compile_one(
         })?;
     let re = regex::bytes::RegexBuilder::new(&exp.regex)
         .size_limit(REGEX_SIZE_LIMIT)
+        .multi_line(multi_line)
         .build()
         .map_err(|e| err(which, pattern, 0, &e.to_string()))?;
     Ok(Compiled {

@@ -16,6 +16,7 @@ pub mod date;
 mod date_cache;
 mod f2b_tags;
 mod fixed;
+mod multiline;
 pub mod prefilter;
 pub mod python;
 mod sessions;
@@ -28,7 +29,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use regex::bytes::{CaptureLocations, Regex, RegexSet};
+use regex::bytes::{CaptureLocations, Regex, RegexSet, RegexSetBuilder};
 
 use crate::UnixTime;
 pub use backtrack::BACKTRACK_LIMIT;
@@ -36,6 +37,7 @@ use backtrack::{Caps, Slow};
 pub(crate) use compile::REGEX_SIZE_LIMIT;
 use compile::{captures, compile_one, err};
 use date::{DateDetector, DateMatch};
+pub use multiline::MAX_LINES;
 pub use prefilter::Prefilter;
 pub use text::parse_host;
 use text::{cut_date, parse_host_quick, trim_eol};
@@ -55,6 +57,10 @@ pub struct FilterSpec {
     /// fail2ban's `logtimezone`: the zone of dates without an offset
     /// (`UTC`, `UTC+0200`, `UTC-05`, or a zone name); the system's if unset.
     pub logtimezone: Option<String>,
+    /// fail2ban's `maxlines`: with more than 1, the failregexes match the
+    /// stream's last `maxlines` lines joined by `\n` (multi-line mode).
+    /// 0 and 1 match each line alone.
+    pub maxlines: usize,
 }
 
 /// The syntax a filter's patterns are written in.
@@ -140,6 +146,8 @@ pub struct LineState {
     dates: date_cache::DateCache,
     /// fail2ban's multi-line sessions (`<F-MLFID>`), bounded.
     sessions: sessions::Sessions,
+    /// fail2ban's multi-line buffer (`maxlines`), bounded.
+    lines: multiline::LineBuffer,
 }
 
 /// A compiled filter. Shared read-only between threads.
@@ -156,6 +164,8 @@ pub struct Filter {
     ignore_slow: Vec<Option<Slow>>,
     /// Whether the prefregex names sessions (`<F-MLFID>`, fail2ban).
     mlfid: bool,
+    /// Lines matched together (1: each alone; see `multiline`).
+    maxlines: usize,
     /// Whether a line must go through the general captures path
     /// (fallback patterns, `<F-NOFAIL>`, several host groups).
     general: bool,
@@ -180,11 +190,14 @@ impl Filter {
     pub fn compile(spec: FilterSpec) -> Result<Filter, FilterError> {
         let too_slow = Arc::new(AtomicU64::new(0));
         let d = spec.dialect;
-        let mut general = false;
+        let maxlines = spec.maxlines.clamp(1, multiline::MAX_LINES);
+        let multi_line = maxlines > 1;
+        // The buffer goes through the general captures path.
+        let mut general = multi_line;
         let mut prefregex_slow = None;
         let prefregex = match &spec.prefregex {
             Some(p) => {
-                let c = compile_one(PatternRef::Prefregex, p, d, &too_slow)?;
+                let c = compile_one(PatternRef::Prefregex, p, d, false, &too_slow)?;
                 general |= c.general;
                 prefregex_slow = c.slow;
                 let (re, exp) = (c.re, c.exp);
@@ -220,7 +233,7 @@ impl Filter {
         let mut literal_sets = Vec::with_capacity(spec.failregex.len());
         let mut fail_slow = Vec::with_capacity(spec.failregex.len());
         for (i, p) in spec.failregex.iter().enumerate() {
-            let c = compile_one(PatternRef::Failregex(i), p, d, &too_slow)?;
+            let c = compile_one(PatternRef::Failregex(i), p, d, multi_line, &too_slow)?;
             general |= c.general;
             let (re, exp, hir) = (c.re, c.exp, c.hir);
             // fail2ban's multi-line filters have failregexes whose host
@@ -233,7 +246,7 @@ impl Filter {
                     "no <HOST> or <ADDR> tag: a failure must name the address to ban",
                 ));
             }
-            host_at.push(if c.general {
+            host_at.push(if c.general || multi_line {
                 None
             } else {
                 fixed::host_at(&hir)
@@ -246,15 +259,19 @@ impl Filter {
         let mut ignore = Vec::with_capacity(spec.ignoreregex.len());
         let mut ignore_slow = Vec::with_capacity(spec.ignoreregex.len());
         for (i, p) in spec.ignoreregex.iter().enumerate() {
-            let c = compile_one(PatternRef::Ignoreregex(i), p, d, &too_slow)?;
+            let c = compile_one(PatternRef::Ignoreregex(i), p, d, multi_line, &too_slow)?;
             general |= c.slow.is_some();
             ignore.push(c.screen);
             ignore_slow.push(c.slow);
         }
-        let fail_set = RegexSet::new(&expanded)
-            .map_err(|e| err(PatternRef::Failregex(0), "", 0, &e.to_string()))?;
-        let ignore_set = RegexSet::new(&ignore)
-            .map_err(|e| err(PatternRef::Ignoreregex(0), "", 0, &e.to_string()))?;
+        let set = |patterns: &[String], which| {
+            RegexSetBuilder::new(patterns)
+                .multi_line(multi_line)
+                .build()
+                .map_err(|e| err(which, "", 0, &e.to_string()))
+        };
+        let fail_set = set(&expanded, PatternRef::Failregex(0))?;
+        let ignore_set = set(&ignore, PatternRef::Ignoreregex(0))?;
         let dates = match d {
             Dialect::Native => DateDetector::new(spec.datepattern.as_deref()),
             Dialect::Fail2ban => match spec.logtimezone.as_deref().map(date::parse_zone) {
@@ -278,6 +295,7 @@ impl Filter {
             ignore_slow,
             general,
             mlfid,
+            maxlines,
             too_slow,
             prefix_host,
             fail_set,
@@ -289,7 +307,7 @@ impl Filter {
             literal_sets,
             prefilter: None,
         };
-        filter.prefilter = Prefilter::new(&filter, b"");
+        filter.prefilter = filter.prefilter_for(b"");
         Ok(filter)
     }
 
@@ -326,10 +344,10 @@ impl Filter {
     }
 
     /// Whether a line's outcome can depend on earlier lines of its stream
-    /// (fail2ban's `<F-MLFID>` sessions): such a stream must be matched in
-    /// order, through one state.
-    pub fn follows_sessions(&self) -> bool {
-        self.mlfid
+    /// (fail2ban's `<F-MLFID>` sessions, or its `maxlines` buffer): such a
+    /// stream must be matched in order, through one state, every line.
+    pub fn depends_on_earlier_lines(&self) -> bool {
+        self.mlfid || self.maxlines > 1
     }
 
     /// Fresh matching state for one stream read through this filter.
@@ -359,6 +377,7 @@ impl Filter {
             locs,
             dates: date_cache::DateCache::new(&self.dates, date_cache),
             sessions: sessions::Sessions::default(),
+            lines: multiline::LineBuffer::default(),
         }
     }
 
@@ -371,7 +390,11 @@ impl Filter {
 
     /// A prefilter whose literals are chosen to be rare in `sample` (the
     /// start of a log), from the same literal sets as [`prefilter`](Self::prefilter).
+    /// A multi-line filter has none: every line must enter its buffer.
     pub fn prefilter_for(&self, sample: &[u8]) -> Option<Prefilter> {
+        if self.maxlines > 1 {
+            return None;
+        }
         Prefilter::new(self, sample)
     }
 
@@ -406,6 +429,17 @@ impl Filter {
         date: Option<DateMatch>,
         state: &'l mut LineState,
     ) -> (Outcome<'l>, Spans) {
+        if self.maxlines > 1 {
+            let LineState { buf, lines, .. } = state;
+            let (text, cut) = cut_date(
+                trim_eol(line),
+                date,
+                buf,
+                self.spec.dialect == Dialect::Fail2ban,
+            );
+            let (outcome, spans) = self.match_buffered(text, lines);
+            return (outcome, cut.spans_in_line(spans));
+        }
         if self.prefregex.is_some() || self.general {
             let LineState { buf, sessions, .. } = state;
             let sessions = self.mlfid.then_some(sessions);
@@ -495,7 +529,14 @@ impl Filter {
     /// [`match_text_spans`](Self::match_text_spans) for a stream's text
     /// without a date (journal entries): the stream's state carries a
     /// fail2ban filter's sessions (`<F-MLFID>`) from entry to entry.
-    pub fn match_text_in<'l>(&self, text: &'l [u8], state: &mut LineState) -> (Outcome<'l>, Spans) {
+    pub fn match_text_in<'l>(
+        &self,
+        text: &'l [u8],
+        state: &'l mut LineState,
+    ) -> (Outcome<'l>, Spans) {
+        if self.maxlines > 1 {
+            return self.match_buffered(text, &mut state.lines);
+        }
         self.match_inner(text, self.mlfid.then_some(&mut state.sessions))
     }
 

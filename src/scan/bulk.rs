@@ -107,7 +107,7 @@ pub fn scan(
 ) -> io::Result<()> {
     // A filter with sessions carries state from line to line: its chunks
     // go through one worker, in order, as the daemon reads a stream.
-    let threads = if cfg.walk.filter.follows_sessions() {
+    let threads = if cfg.walk.filter.depends_on_earlier_lines() {
         1
     } else {
         cfg.threads.max(1)
