@@ -110,8 +110,11 @@ def rss_now(pid):
     return 0.0
 
 
+DAEMON_ARGS = []
+
+
 def start_daemon(binary, work):
-    d = subprocess.Popen([binary, "run", "--config", work], stderr=open(f"{work}/daemon.log", "a"))
+    d = subprocess.Popen([binary, "run", "--config", work, *DAEMON_ARGS], stderr=open(f"{work}/daemon.log", "a"))
     t0 = time.monotonic()
     # `list chains` is the cheap listing: nft (1.0.6) fetches every set
     # element for `list tables` too, a second per 100,000 bans.
@@ -203,7 +206,12 @@ def main():
     ap.add_argument("--max-tracked", type=int, default=0,
                     help="the jail's max_tracked (0: its default); with --flood-n 1000000 --max-tracked 1000000 "
                          "the flood phase measures memory per tracked address")
+    ap.add_argument("--nft", default=None,
+                    help="the daemon's hidden --nft: /usr/sbin/nft runs the nft command for each transaction "
+                         "instead of libnftables in-process (to compare the two)")
     args = ap.parse_args()
+    if args.nft:
+        DAEMON_ARGS.extend(["--nft", args.nft])
     if not os.environ.get("BW_BENCH_NETNS"):
         sys.exit("refusing to run outside a throw-away network namespace: use run_daemon_bench.sh")
     work = args.workdir

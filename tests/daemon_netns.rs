@@ -60,8 +60,12 @@ fn failures_ban_with_real_packets_and_the_ban_expires() {
         "line-to-ban latency (including the nft poll): {:?}",
         start.elapsed()
     );
+    // The ban lasts BANTIME: on a loaded machine it may be over by the time
+    // the attempt runs. An attempt that gets through while the element is
+    // still in the set afterwards is a ban that does not drop.
+    let through = connects(&pair.atk, &pair.atk_v4, &pair.srv_v4, PORT, t);
     assert!(
-        !connects(&pair.atk, &pair.atk_v4, &pair.srv_v4, PORT, t),
+        !through || !in_set(&pair, table, &pair.atk_v4),
         "banned attacker still connects"
     );
     assert!(

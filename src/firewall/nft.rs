@@ -18,10 +18,11 @@
 //!   ~30 ms instead of ~4).
 //!
 //! It must never touch anything outside that table (no `flush ruleset`, no other
-//! tables), never run `nft` through a shell, and never run one `nft` process per
+//! tables), never run `nft` through a shell, and never run one transaction per
 //! ban: every [`Firewall`] call is one `nft -j -f -` transaction (`setup` and
 //! `intact` also list the table tersely; `setup` lists the elements of the sets
-//! that stay).
+//! that stay), run in-process through libnftables when it loads ([`libnft`]),
+//! else by the `nft` command.
 //!
 //! The JSON is built in [`json`] with the `nftables` crate's schema types;
 //! element commands are planned in [`plan`]; listings are read in [`listing`].
@@ -51,6 +52,7 @@
 //!   narrower ones).
 
 mod json;
+mod libnft;
 mod listing;
 mod plan;
 #[cfg(test)]
@@ -267,9 +269,16 @@ impl NftFirewall {
         Ok(())
     }
 
-    /// Runs `nft_cmd ++ args`, feeding `input` on stdin. Non-zero exit: the
-    /// trimmed stderr as [`FirewallError::Nft`].
+    /// Runs `nft_cmd ++ args`, feeding `input` on stdin: in-process through
+    /// libnftables when `nft_cmd` is plain `nft` and the library is there
+    /// (see [`libnft`]), else the command. Failure: nft's error text as
+    /// [`FirewallError::Nft`].
     fn run(&self, args: &[&str], input: Option<&[u8]>) -> Result<String, FirewallError> {
+        if self.nft_cmd == ["nft"] {
+            if let Some(result) = libnft::run(args, input) {
+                return result.map_err(|e| FirewallError::Nft(e.0));
+            }
+        }
         let (program, prefix) = match self.nft_cmd.split_first() {
             Some((p, rest)) => (p.as_str(), rest),
             None => ("nft", &[][..]),
