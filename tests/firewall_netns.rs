@@ -333,6 +333,9 @@ fn intact_reports_a_missing_table_and_the_worker_rebuilds_it_with_current_bans()
     assert!(!probe_fw
         .intact(&jails)
         .expect("a missing table is not an error"));
+    assert!(!probe_fw
+        .present(&jails)
+        .expect("a missing table is not an error"));
 
     let (etx, mut erx) = unbounded_channel();
     let opts = WorkerOptions {
@@ -359,9 +362,10 @@ fn intact_reports_a_missing_table_and_the_worker_rebuilds_it_with_current_bans()
     );
 
     // Someone flushes our table (`nft delete table`, `systemctl restart nftables`).
+    // (The worker checks every 200 ms: on a loaded machine it may have
+    // rebuilt the table before a probe here could see it missing, so what
+    // `intact` and `present` say of a missing table is checked above.)
     pair.srv_nft(&["delete", "table", "inet", DEFAULT_TABLE]);
-    assert!(!probe_fw.intact(&jails).expect("intact"));
-    assert!(!probe_fw.present(&jails).expect("present"));
     wait_event(&mut erx, Duration::from_secs(5), |e| {
         matches!(e, WorkerEvent::Rebuilt { .. })
     });
