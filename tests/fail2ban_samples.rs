@@ -42,6 +42,9 @@ struct Variant {
     /// The stream's state (multi-line sessions), kept across the file's
     /// lines as fail2ban's test keeps its filter.
     state: Option<banwarden::filter::LineState>,
+    /// The time of the stream's last dated line: the engine's undated-time
+    /// policy (`scan::StreamClock`) gives it to a line without a time.
+    last_ts: Option<i64>,
 }
 
 fn filter_file(name: &str) -> Option<PathBuf> {
@@ -154,6 +157,7 @@ fn run_sample(name: &str, tally: &mut BTreeMap<String, Tally>) {
             opts: opts.clone(),
             filter,
             state,
+            last_ts: None,
         }
     };
     while i < files.len() {
@@ -281,7 +285,11 @@ fn check(v: &mut Variant, line: &str, fd: &serde_json::Value) -> Result<(), Stri
         if std::env::var("F2B_DEBUG").is_ok_and(|n| v.name.starts_with(&n)) {
             eprintln!("{line}\n  date {d:?} -> {o:?}");
         }
-        (d.map(|d| d.ts), o, spans)
+        let time = d.map(|d| d.ts).or(v.last_ts).or(Some(TEST_NOW));
+        if let Some(d) = d {
+            v.last_ts = Some(d.ts);
+        }
+        (time, o, spans)
     };
     let matched = matches!(o, Outcome::Failure { .. } | Outcome::BadHost { .. });
     if matched != want_match {

@@ -299,6 +299,21 @@ struct Parsed {
     format: DateFormat,
 }
 
+impl Parsed {
+    /// A date a `datepattern` gave.
+    fn new(year: Option<i64>, mo: u32, d: u32, hms: (u32, u32, u32), offset: Option<i32>) -> Self {
+        Parsed {
+            year,
+            mo,
+            d,
+            hms,
+            offset,
+            end: 0,
+            format: DateFormat::Custom,
+        }
+    }
+}
+
 // ---- byte parsers for the built-in formats ----
 
 fn digit(b: &[u8], i: usize) -> Option<u32> {
@@ -655,10 +670,12 @@ impl Custom {
         };
         let (mut year, mut mo, mut d, mut yday) = (None, None, None, None);
         let (mut h, mut mi, mut s, mut h12, mut pm, mut offset) = (0, 0, 0, None, false, None);
+        let mut dated = false;
         for &(field, group) in &self.fields {
             let Some(t) = caps.get(group).map(|m| m.as_bytes()) else {
                 continue;
             };
+            dated |= field != Field::Ignore;
             match field {
                 Field::Year4 => year = Some(i64::from(num(t)?)),
                 Field::Year2 => {
@@ -693,6 +710,11 @@ impl Custom {
                 Field::Ignore => {}
             }
         }
+        // fail2ban: a template that matched without a date or time (its
+        // `()`, e.g. `^WARNING:()**`) leaves the line undated.
+        if !dated {
+            return None;
+        }
         if let Some(h12) = h12 {
             if !(1..=12).contains(&h12) {
                 return None;
@@ -709,6 +731,19 @@ impl Custom {
                 let (yy, mo, d) = civil_from_days(days_from_civil(y, 1, 1)? + i64::from(yday) - 1);
                 (yy == y).then_some((mo, d))?
             }
+            (None, None, None) if year.is_none() => {
+                // A time of day alone: today's, or yesterday's when that
+                // would be later than now (fail2ban's rollover at midnight).
+                let today = zone.local_days(now);
+                let at_day = |days: i64| {
+                    let (y, mo, d) = civil_from_days(days);
+                    zone.resolve(&Parsed::new(Some(y), mo, d, (h, mi, s), offset), now)
+                };
+                return match at_day(today)? {
+                    ts if ts > now => at_day(today - 1),
+                    ts => Some(ts),
+                };
+            }
             (None, None, None) => {
                 let (y, mo, d) = civil_from_days(zone.local_days(now));
                 year = year.or(Some(y));
@@ -716,16 +751,7 @@ impl Custom {
             }
             _ => return None,
         };
-        let p = Parsed {
-            year,
-            mo,
-            d,
-            hms: (h, mi, s),
-            offset,
-            end: 0,
-            format: DateFormat::Custom,
-        };
-        zone.resolve(&p, now)
+        zone.resolve(&Parsed::new(year, mo, d, (h, mi, s), offset), now)
     }
 }
 

@@ -397,3 +397,16 @@ fn bench_ns_per_line() {
         println!("{name:7} {ns:6.1} ns/line, best of 5 x 1M (checksum {sum})");
     }
 }
+
+#[test]
+fn a_time_of_day_alone_is_today_unless_that_is_later_than_now() {
+    // NOW is 2024-06-15 08:00 in New York.
+    let d = det(Some("^%H:%M:%S"));
+    let at = |line: &str| d.detect(line.as_bytes(), NOW).map(|m| m.ts);
+    assert_eq!(at("07:59:00 x"), Some(ts("2024-06-15T07:59:00")));
+    assert_eq!(
+        at("08:00:01 x"),
+        Some(ts("2024-06-14T08:00:01")),
+        "a time later than now is yesterday's (fail2ban's rollover at midnight)"
+    );
+}
