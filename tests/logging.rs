@@ -137,8 +137,15 @@ fn a_ban_reaches_the_journal_with_priority_and_fields() {
         Some("banwarden")
     );
     assert_eq!(ban.get("JAIL").map(String::as_str), Some("app"), "{ban:?}");
-    assert!(
-        ban.get("ADDR").is_some_and(|a| a.starts_with(&net.atk_v4)),
+    // The bare address, as `banwarden bans` shows it: `journalctl ADDR=...`.
+    assert_eq!(
+        ban.get("ADDR").map(String::as_str),
+        Some(net.atk_v4.as_str()),
+        "{ban:?}"
+    );
+    assert_eq!(
+        ban.get("FAILURES").map(String::as_str),
+        Some("2"),
         "{ban:?}"
     );
     // Each record once: one ban record for one ban.

@@ -16,6 +16,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::{blocking, Daemon};
 use crate::config::fleet::JailFleet;
 use crate::config::Config;
+use crate::events::{BanOrigin, Banned, InternalEvent};
 use crate::firewall::{BanEntry, FirewallOp};
 use crate::fleet::{Action, Claim, Failure, Fleet, FromFleet, JailParams, Message, Start};
 use crate::store::BanRecord;
@@ -300,7 +301,14 @@ impl Daemon {
         let mut decision = rt.jail.manual_ban(net, now, None);
         decision.failures = rt.jail.settings.maxretry;
         rt.stats.bans += 1;
-        tracing::info!(jail, addr = %show(&net), bantime = ?decision.bantime, "ban (fleet-wide count)");
+        Banned {
+            jail,
+            net,
+            failures: decision.failures,
+            bantime: decision.bantime,
+            origin: BanOrigin::FleetCount,
+        }
+        .emit(self.metrics.as_deref());
         let mut batch = vec![decision];
         ops.extend(self.record(&mut batch, now, Some(Claim::Always)));
     }
