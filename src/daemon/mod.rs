@@ -83,7 +83,7 @@ pub fn main(options: Options) -> i32 {
             return 1;
         }
     };
-    crate::logging::init(&config.global.log_level, log_format);
+    let logs_reach_stderr = crate::logging::init(&config.global.log_level, log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -103,7 +103,10 @@ pub fn main(options: Options) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!(error = %e, "banwarden stopped");
-            eprintln!("banwarden: {e}");
+            // Said once: stderr only when the record went elsewhere.
+            if !logs_reach_stderr {
+                eprintln!("banwarden: {e}");
+            }
             1
         }
     }
