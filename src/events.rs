@@ -255,3 +255,7 @@ impl InternalEvent for StoreError<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;
