@@ -256,6 +256,31 @@ impl InternalEvent for StoreError<'_> {
     }
 }
 
+/// Filter health flagged a jail's problem, or saw it clear (see `health`):
+/// a warning or an info record, and `banwarden_jail_unhealthy{jail,problem}`.
+pub struct JailHealth<'a> {
+    pub jail: &'a str,
+    /// `no_lines`, `no_matches` or `undated`.
+    pub problem: &'static str,
+    pub flagged: bool,
+    /// What is wrong, in words (`detail` in the record).
+    pub detail: &'a str,
+}
+
+impl InternalEvent for JailHealth<'_> {
+    fn emit(self, metrics: Option<&Metrics>) {
+        let (jail, problem) = (self.jail, self.problem);
+        if self.flagged {
+            tracing::warn!(jail, problem, detail = self.detail, "jail unhealthy");
+        } else {
+            tracing::info!(jail, problem, "jail healthy again");
+        }
+        if let Some(m) = metrics {
+            m.set_unhealthy(jail, problem, self.flagged);
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "events_tests.rs"]
 mod tests;
