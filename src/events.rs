@@ -232,6 +232,12 @@ pub struct StoreError<'a> {
     pub error: &'a dyn std::fmt::Display,
 }
 
+impl<'a> StoreError<'a> {
+    pub fn new(op: StoreOp, error: &'a dyn std::fmt::Display) -> Self {
+        StoreError { op, error }
+    }
+}
+
 impl InternalEvent for StoreError<'_> {
     fn emit(self, metrics: Option<&Metrics>) {
         let (op, error) = (self.op.as_str(), self.error);

@@ -336,6 +336,11 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 impl Daemon {
+    /// Emits an internal event: its one record and its metric.
+    fn emit(&self, ev: impl InternalEvent) {
+        ev.emit(self.metrics.as_deref());
+    }
+
     fn handle(&mut self, ev: &SourceEvent, now: UnixTime, out: &mut Vec<BanDecision>) {
         match ev {
             SourceEvent::Error { message, .. } => SourceError {
@@ -416,11 +421,7 @@ impl Daemon {
         match blocking(|| store.record(&records, &positions)) {
             Ok(()) => self.positions_dirty = false,
             // Banning matters more than remembering: ban anyway, loudly.
-            Err(e) => StoreError {
-                op: StoreOp::RecordBans,
-                error: &e,
-            }
-            .emit(self.metrics.as_deref()),
+            Err(e) => self.emit(StoreError::new(StoreOp::RecordBans, &e)),
         }
         let ops: Vec<FirewallOp> = decisions
             .drain(..)
@@ -460,7 +461,7 @@ impl Daemon {
         self.check_health();
         self.report_action_metrics();
         for (jail, n) in &expired {
-            BansExpired { jail, count: *n }.emit(self.metrics.as_deref());
+            self.emit(BansExpired { jail, count: *n });
         }
         self.report_metrics();
         self.report_fleet_metrics();
@@ -471,11 +472,7 @@ impl Daemon {
             self.forget_unfollowed_positions();
             let store = Arc::clone(&self.store);
             if let Err(e) = blocking(|| store.purge_expired(now, HISTORY_HORIZON)) {
-                StoreError {
-                    op: StoreOp::Purge,
-                    error: &e,
-                }
-                .emit(self.metrics.as_deref());
+                self.emit(StoreError::new(StoreOp::Purge, &e));
             }
         }
         self.running.expire_ignores(now);
@@ -522,11 +519,7 @@ impl Daemon {
         if let Some(c) = self.journal_cursor.take() {
             let store = Arc::clone(&self.store);
             if let Err(e) = blocking(|| store.set_cursor(JOURNAL_CURSOR, &c)) {
-                StoreError {
-                    op: StoreOp::SaveCursor,
-                    error: &e,
-                }
-                .emit(self.metrics.as_deref());
+                self.emit(StoreError::new(StoreOp::SaveCursor, &e));
                 self.journal_cursor = Some(c);
             }
         }
@@ -537,11 +530,7 @@ impl Daemon {
         let store = Arc::clone(&self.store);
         match blocking(|| store.save_positions(&list)) {
             Ok(()) => self.positions_dirty = false,
-            Err(e) => StoreError {
-                op: StoreOp::SavePositions,
-                error: &e,
-            }
-            .emit(self.metrics.as_deref()),
+            Err(e) => self.emit(StoreError::new(StoreOp::SavePositions, &e)),
         }
     }
 
@@ -595,11 +584,7 @@ impl Daemon {
                     self.positions.remove(id);
                 }
             }
-            Err(e) => StoreError {
-                op: StoreOp::ForgetPositions,
-                error: &e,
-            }
-            .emit(self.metrics.as_deref()),
+            Err(e) => self.emit(StoreError::new(StoreOp::ForgetPositions, &e)),
         }
     }
 
