@@ -208,16 +208,22 @@ pub enum StoreOp {
     ForgetPositions,
     /// Purging expired bans and old history.
     Purge,
+    /// Removing bans (unbans that came from the fleet).
+    RemoveBans,
+    /// The fleet stream position.
+    SaveFleetPosition,
 }
 
 impl StoreOp {
     /// The `op` label of `banwarden_store_errors_total`.
-    pub const ALL: [&'static str; 5] = [
+    pub const ALL: [&'static str; 7] = [
         "record_bans",
         "save_positions",
         "save_cursor",
         "forget_positions",
         "purge",
+        "remove_bans",
+        "save_fleet_position",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -254,6 +260,12 @@ impl InternalEvent for StoreError<'_> {
             }
             StoreOp::Purge => {
                 tracing::warn!(op, %error, "could not purge expired bans from the store")
+            }
+            StoreOp::RemoveBans => {
+                tracing::error!(op, %error, "could not remove bans from the state store")
+            }
+            StoreOp::SaveFleetPosition => {
+                tracing::warn!(op, %error, "could not save the fleet stream position")
             }
         }
         if let Some(m) = metrics {

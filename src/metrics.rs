@@ -30,7 +30,7 @@
 //! | `banwarden_source_errors_total` | counter | `kind` = `file`, `journal`, `command`, `other` | errors reading a log source |
 //! | `banwarden_source_rotations_total` | counter | `how` = `renamed`, `truncated`, `recreated`, `other` | log rotations a file source followed |
 //! | `banwarden_reloads_total` | counter | `result` = `ok`, `error` | configuration reloads taken or rejected |
-//! | `banwarden_store_errors_total` | counter | `op` = `record_bans`, `save_positions`, `save_cursor`, `forget_positions`, `purge` | writes the state file refused |
+//! | `banwarden_store_errors_total` | counter | `op` = `record_bans`, `save_positions`, `save_cursor`, `forget_positions`, `purge`, `remove_bans`, `save_fleet_position` | writes the state file refused |
 //!
 //! The series with fixed label values (`result`, `kind`, `how`) are present
 //! at zero from the start, so rates and alerts work before the first event.

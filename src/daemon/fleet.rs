@@ -16,7 +16,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::{blocking, Daemon};
 use crate::config::fleet::JailFleet;
 use crate::config::Config;
-use crate::events::{BanOrigin, Banned, InternalEvent};
+use crate::events::{BanOrigin, Banned, InternalEvent, StoreError, StoreOp};
 use crate::firewall::{BanEntry, FirewallOp};
 use crate::fleet::{Action, Claim, Failure, Fleet, FromFleet, JailParams, Message, Start};
 use crate::store::BanRecord;
@@ -247,7 +247,7 @@ impl Daemon {
         if !records.is_empty() {
             let store = Arc::clone(&self.store);
             if let Err(e) = blocking(|| store.record(&records, &[])) {
-                tracing::error!(error = %e, "could not record fleet bans; they are applied but would not survive a restart");
+                self.emit(StoreError::new(StoreOp::RecordBans, &e));
             }
             for r in records {
                 ops.push(FirewallOp::Ban(BanEntry {
@@ -266,7 +266,7 @@ impl Daemon {
         if let Some(p) = position {
             let store = Arc::clone(&self.store);
             if let Err(e) = blocking(|| store.set_cursor(FLEET_POSITION, &p)) {
-                tracing::warn!(error = %e, "could not save the fleet stream position");
+                self.emit(StoreError::new(StoreOp::SaveFleetPosition, &e));
             }
         }
         Ok(())
@@ -407,7 +407,7 @@ impl Daemon {
         }
         let store = Arc::clone(&self.store);
         if let Err(e) = blocking(|| store.remove_bans(&keys)) {
-            tracing::error!(error = %e, "could not remove fleet unbans from the state store");
+            self.emit(StoreError::new(StoreOp::RemoveBans, &e));
         }
         for (j, n) in keys {
             self.bans.remove(&(j.clone(), n));
