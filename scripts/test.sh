@@ -23,9 +23,13 @@ need fail2ban-regex fail2ban
 # installs it in a throw-away overlay root.
 need dpkg-deb dpkg
 need unshare util-linux
+# tests/deb_systemd.rs boots systemd in a container (systemd-nspawn) over
+# an overlay of this machine's root and drives it with nsenter.
+need systemd-nspawn systemd-container
+need nsenter util-linux
 if ! cargo deb --version >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then
-        cargo install cargo-deb --locked
+        cargo install cargo-deb --version '^3.8' --locked
     else
         echo "$(basename "$0"): cargo-deb is missing: cargo install cargo-deb (the package tests skip)" >&2
     fi

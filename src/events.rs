@@ -10,7 +10,9 @@
 
 use std::path::Path;
 
-use crate::metrics::Metrics;
+use ipnet::IpNet;
+
+use crate::metrics::{Metrics, UnbanCause};
 
 /// One event: a log record and its metric.
 pub trait InternalEvent {
@@ -49,3 +51,254 @@ impl InternalEvent for LogRotated<'_> {
         }
     }
 }
+
+/// A host as its bare address (what `banwarden bans` shows and `journalctl
+/// ADDR=203.0.113.7` finds), a network as CIDR.
+fn addr(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+/// A ban length as the journal field shows it: seconds, or `permanent`.
+fn bantime(b: Option<i64>) -> String {
+    b.map_or_else(|| "permanent".to_string(), |s| s.to_string())
+}
+
+/// Who decided a ban.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanOrigin {
+    /// The jail's own count reached `maxretry`.
+    Jail,
+    /// `banwarden ban` on the control socket.
+    Manual,
+    /// The fleet-wide count crossed `maxretry` in this node's batch.
+    FleetCount,
+}
+
+/// An address (or network) was banned in a jail: `banwarden_bans_total{jail}`.
+pub struct Banned<'a> {
+    pub jail: &'a str,
+    pub net: IpNet,
+    /// Failures in the window when decided (0 for a manual ban).
+    pub failures: u32,
+    /// Seconds; `None`: permanent.
+    pub bantime: Option<i64>,
+    pub origin: BanOrigin,
+}
+
+impl InternalEvent for Banned<'_> {
+    fn emit(self, metrics: Option<&Metrics>) {
+        let (jail, addr, bantime) = (self.jail, addr(&self.net), bantime(self.bantime));
+        match self.origin {
+            BanOrigin::Jail => {
+                tracing::info!(jail, %addr, failures = self.failures, %bantime, "ban")
+            }
+            BanOrigin::Manual => tracing::info!(jail, %addr, %bantime, "manual ban"),
+            BanOrigin::FleetCount => {
+                tracing::info!(jail, %addr, %bantime, "ban (fleet-wide count)")
+            }
+        }
+        if let Some(m) = metrics {
+            m.bans(jail, 1);
+        }
+    }
+}
+
+/// `ban --from`: many bans in one store commit and one nft transaction,
+/// logged as one record; each counts in `banwarden_bans_total{jail}`.
+pub struct BulkBanned<'a> {
+    /// Bans per jail.
+    pub per_jail: &'a [(String, u64)],
+    /// Entries left out (allow-listed).
+    pub skipped: usize,
+}
+
+impl InternalEvent for BulkBanned<'_> {
+    fn emit(self, metrics: Option<&Metrics>) {
+        let count: u64 = self.per_jail.iter().map(|(_, n)| n).sum();
+        tracing::info!(count, skipped = self.skipped, "bulk ban");
+        if let Some(m) = metrics {
+            for (jail, n) in self.per_jail {
+                m.bans(jail, *n);
+            }
+        }
+    }
+}
+
+/// Bans lifted by an operator (`unban`): one record, and each ban in
+/// `banwarden_unbans_total{jail,cause="manual"}`.
+pub struct ManualUnban<'a> {
+    pub bans: &'a [(String, IpNet)],
+}
+
+impl InternalEvent for ManualUnban<'_> {
+    fn emit(self, metrics: Option<&Metrics>) {
+        let count = self.bans.len();
+        match self.bans {
+            [(jail, net)] => tracing::info!(jail, addr = %addr(net), count, "manual unban"),
+            _ => tracing::info!(count, "manual unban"),
+        }
+        if let Some(m) = metrics {
+            for (jail, _) in self.bans {
+                m.unbans(jail, UnbanCause::Manual, 1);
+            }
+        }
+    }
+}
+
+/// Bans whose time ran out (the kernel already lifted them), per jail:
+/// `banwarden_unbans_total{jail,cause="expiry"}`; a debug record.
+pub struct BansExpired<'a> {
+    pub jail: &'a str,
+    pub count: u64,
+}
+
+impl InternalEvent for BansExpired<'_> {
+    fn emit(self, metrics: Option<&Metrics>) {
+        tracing::debug!(jail = self.jail, count = self.count, "bans expired");
+        if let Some(m) = metrics {
+            m.unbans(self.jail, UnbanCause::Expiry, self.count);
+        }
+    }
+}
+
+/// A reload (SIGHUP, `systemctl reload`, `banwarden reload`) took the new
+/// configuration: `banwarden_reloads_total{result="ok"}`.
+pub struct Reloaded<'a> {
+    pub jails: &'a [String],
+}
+
+impl InternalEvent for Reloaded<'_> {
+    fn emit(self, metrics: Option<&Metrics>) {
+        tracing::info!(jails = ?self.jails, "configuration reloaded");
+        if let Some(m) = metrics {
+            m.reload(true);
+        }
+    }
+}
+
+/// A reload was refused (the configuration has errors): the old one keeps
+/// running. `banwarden_reloads_total{result="error"}`.
+pub struct ReloadRejected<'a> {
+    pub errors: &'a dyn std::fmt::Display,
+}
+
+impl InternalEvent for ReloadRejected<'_> {
+    fn emit(self, metrics: Option<&Metrics>) {
+        tracing::error!(errors = %self.errors, "reload rejected; the old configuration keeps running");
+        if let Some(m) = metrics {
+            m.reload(false);
+        }
+    }
+}
+
+/// What the daemon failed to write to its state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Bans (with the positions of the lines handled so far).
+    RecordBans,
+    /// Read positions of log files.
+    SavePositions,
+    /// The journal cursor.
+    SaveCursor,
+    /// Forgetting positions of files no longer followed.
+    ForgetPositions,
+    /// Purging expired bans and old history.
+    Purge,
+    /// Removing bans (unbans that came from the fleet).
+    RemoveBans,
+    /// The fleet stream position.
+    SaveFleetPosition,
+}
+
+impl StoreOp {
+    /// The `op` label of `banwarden_store_errors_total`.
+    pub const ALL: [&'static str; 7] = [
+        "record_bans",
+        "save_positions",
+        "save_cursor",
+        "forget_positions",
+        "purge",
+        "remove_bans",
+        "save_fleet_position",
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL[self as usize]
+    }
+}
+
+/// The state file refused a write; the daemon keeps going (a ban is applied
+/// anyway). `banwarden_store_errors_total{op}`.
+pub struct StoreError<'a> {
+    pub op: StoreOp,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl<'a> StoreError<'a> {
+    pub fn new(op: StoreOp, error: &'a dyn std::fmt::Display) -> Self {
+        StoreError { op, error }
+    }
+}
+
+impl InternalEvent for StoreError<'_> {
+    fn emit(self, metrics: Option<&Metrics>) {
+        let (op, error) = (self.op.as_str(), self.error);
+        match self.op {
+            StoreOp::RecordBans => tracing::error!(
+                op,
+                %error,
+                "could not record bans; they are applied but would not survive a restart"
+            ),
+            StoreOp::SavePositions => tracing::warn!(op, %error, "could not save file positions"),
+            StoreOp::SaveCursor => tracing::warn!(op, %error, "could not save the journal cursor"),
+            StoreOp::ForgetPositions => {
+                tracing::warn!(op, %error, "could not forget file positions")
+            }
+            StoreOp::Purge => {
+                tracing::warn!(op, %error, "could not purge expired bans from the store")
+            }
+            StoreOp::RemoveBans => {
+                tracing::error!(op, %error, "could not remove bans from the state store")
+            }
+            StoreOp::SaveFleetPosition => {
+                tracing::warn!(op, %error, "could not save the fleet stream position")
+            }
+        }
+        if let Some(m) = metrics {
+            m.store_error(op);
+        }
+    }
+}
+
+/// Filter health flagged a jail's problem, or saw it clear (see `health`):
+/// a warning or an info record, and `banwarden_jail_unhealthy{jail,problem}`.
+pub struct JailHealth<'a> {
+    pub jail: &'a str,
+    /// `no_lines`, `no_matches` or `undated`.
+    pub problem: &'static str,
+    pub flagged: bool,
+    /// What is wrong, in words (`detail` in the record).
+    pub detail: &'a str,
+}
+
+impl InternalEvent for JailHealth<'_> {
+    fn emit(self, metrics: Option<&Metrics>) {
+        let (jail, problem) = (self.jail, self.problem);
+        if self.flagged {
+            tracing::warn!(jail, problem, detail = self.detail, "jail unhealthy");
+        } else {
+            tracing::info!(jail, problem, "jail healthy again");
+        }
+        if let Some(m) = metrics {
+            m.set_unhealthy(jail, problem, self.flagged);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;

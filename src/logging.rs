@@ -40,8 +40,10 @@ pub fn stderr_is_journal() -> bool {
 
 /// Installs the subscriber for `level` (`RUST_LOG` overrides) in `format`.
 /// Falls back to text, saying so on stderr, when the journal is asked for
-/// but cannot be reached.
-pub fn init(level: &str, format: LogFormat) {
+/// but cannot be reached. Returns whether the records reach whoever reads
+/// stderr (they are written there, or to the journal that stderr feeds
+/// under systemd): then a last word on stderr would say everything twice.
+pub fn init(level: &str, format: LogFormat) -> bool {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
@@ -53,31 +55,42 @@ pub fn init(level: &str, format: LogFormat) {
         f => f,
     };
     let registry = tracing_subscriber::registry().with(filter);
-    let _ = match format {
+    let on_stderr = format != LogFormat::Journald || stderr_is_journal();
+    match format {
         LogFormat::Journald => match tracing_journald::layer() {
-            Ok(layer) => registry
-                .with(
-                    layer
-                        .with_field_prefix(None)
-                        .with_priority_mappings(priorities())
-                        .with_syslog_identifier("banwarden".into()),
-                )
-                .try_init(),
+            Ok(layer) => {
+                let _ = registry
+                    .with(
+                        layer
+                            .with_field_prefix(None)
+                            .with_priority_mappings(priorities())
+                            .with_syslog_identifier("banwarden".into()),
+                    )
+                    .try_init();
+                on_stderr
+            }
             Err(e) => {
                 eprintln!("banwarden: cannot reach the journal ({e}); logging to stderr");
-                registry.with(text_layer()).try_init()
+                let _ = registry.with(text_layer()).try_init();
+                true
             }
         },
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init(),
-        LogFormat::Text | LogFormat::Auto => registry.with(text_layer()).try_init(),
-    };
+        LogFormat::Json => {
+            let _ = registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .flatten_event(true)
+                        .with_writer(std::io::stderr),
+                )
+                .try_init();
+            true
+        }
+        LogFormat::Text | LogFormat::Auto => {
+            let _ = registry.with(text_layer()).try_init();
+            true
+        }
+    }
 }
 
 /// Syslog's meaning of the levels: info is 6, debug and trace are 7

@@ -29,6 +29,8 @@
 //! | `banwarden_nft_transaction_seconds` | histogram | none | time one nftables transaction took; buckets 0.5 ms … 5 s |
 //! | `banwarden_source_errors_total` | counter | `kind` = `file`, `journal`, `command`, `other` | errors reading a log source |
 //! | `banwarden_source_rotations_total` | counter | `how` = `renamed`, `truncated`, `recreated`, `other` | log rotations a file source followed |
+//! | `banwarden_reloads_total` | counter | `result` = `ok`, `error` | configuration reloads taken or rejected |
+//! | `banwarden_store_errors_total` | counter | `op` = `record_bans`, `save_positions`, `save_cursor`, `forget_positions`, `purge`, `remove_bans`, `save_fleet_position` | writes the state file refused |
 //!
 //! The series with fixed label values (`result`, `kind`, `how`) are present
 //! at zero from the start, so rates and alerts work before the first event.
@@ -163,6 +165,13 @@ pub struct Metrics {
     unhealthy: GaugeFamily<ProblemLabels>,
     action_calls: CounterFamily<ActionLabels>,
     action_dropped: CounterFamily<JailActionLabels>,
+    reloads: CounterFamily<ResultLabels>,
+    store_errors: CounterFamily<OpLabels>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    op: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -212,6 +221,8 @@ impl Metrics {
             action_dropped: Family::default(),
             fleet_messages: Family::default(),
             fleet_connected: Gauge::default(),
+            reloads: Family::default(),
+            store_errors: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -305,6 +316,22 @@ impl Metrics {
         }
         for how in ROTATION_HOWS.into_iter().chain([OTHER]) {
             let _ = m.rotations.get_or_create(&HowLabels { how });
+        }
+        registry.register(
+            "reloads",
+            "Configuration reloads, taken (ok) or rejected (error)",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Writes the state file refused, by operation",
+            m.store_errors.clone(),
+        );
+        for result in ["ok", "error"] {
+            let _ = m.reloads.get_or_create(&ResultLabels { result });
+        }
+        for op in crate::events::StoreOp::ALL {
+            let _ = m.store_errors.get_or_create(&OpLabels { op });
         }
         Arc::new(Metrics { registry, ..m })
     }
@@ -435,6 +462,19 @@ impl Metrics {
     pub fn rotation(&self, how: &str) {
         let how = known(&ROTATION_HOWS, how);
         self.rotations.get_or_create(&HowLabels { how }).inc();
+    }
+
+    /// Counts one reload in `banwarden_reloads_total{result}`.
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// Counts one refused write in `banwarden_store_errors_total{op}` (`op`
+    /// from `events::StoreOp::ALL`; anything else counts as `other`).
+    pub fn store_error(&self, op: &str) {
+        let op = known(&crate::events::StoreOp::ALL, op);
+        self.store_errors.get_or_create(&OpLabels { op }).inc();
     }
 
     /// Every series as OpenMetrics text (ends with `# EOF`); serve it with

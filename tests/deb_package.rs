@@ -17,70 +17,23 @@
 //! Needs cargo-deb (scripts/test.sh installs it as root) and, for the
 //! install test, root; both skip with the reason otherwise, and fail under
 //! BANWARDEN_REQUIRE_PRIVILEGED_TESTS=1. The package is built with the dev
-//! profile (BANWARDEN_DEB_PROFILE=dev) to keep the test's build short.
+//! profile (BANWARDEN_DEB_PROFILE=dev, BANWARDEN_DEB_ALLOW_DEBUG=1) to reuse
+//! the test build; `scripts/deb.sh` then warns loudly and marks the version
+//! `~debug`, and the postinst warns again (checked below). Under a real
+//! systemd: `tests/deb_systemd.rs`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-const REQUIRE_ENV: &str = "BANWARDEN_REQUIRE_PRIVILEGED_TESTS";
+use common::deb::{run, skip};
 
-fn skip(reason: &str) -> bool {
-    if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
-        panic!("cannot run and {REQUIRE_ENV}=1: {reason}");
-    }
-    eprintln!("SKIPPED: {reason}");
-    true
-}
-
-/// Builds the package once per test binary; `Err` says why it cannot.
+/// The package, built once per test binary; `Err` says why it cannot be.
 fn package() -> &'static Result<PathBuf, String> {
     static DEB: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    DEB.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let has_deb = Command::new("cargo")
-            .args(["deb", "--version"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !has_deb {
-            return Err("cargo-deb is missing (cargo install cargo-deb)".into());
-        }
-        let out = Command::new(root.join("scripts/deb.sh"))
-            .current_dir(root)
-            .env("BANWARDEN_DEB_PROFILE", "dev")
-            .output()
-            .map_err(|e| format!("scripts/deb.sh: {e}"))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "scripts/deb.sh failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let deb = stdout
-            .lines()
-            .rev()
-            .find(|l| l.trim().ends_with(".deb"))
-            .map(|l| PathBuf::from(l.trim()))
-            .unwrap_or_else(|| panic!("no .deb path in the output: {stdout}"));
-        assert!(deb.is_file(), "{}", deb.display());
-        assert!(
-            deb.parent().is_some_and(|p| p.ends_with("debian")),
-            "{}",
-            deb.display()
-        );
-        Ok(deb)
-    })
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    DEB.get_or_init(|| common::deb::build(None))
 }
 
 #[test]
@@ -191,14 +144,7 @@ fn dpkg_installs_checks_upgrades_removes_and_purges_in_a_throwaway_root() {
             return;
         }
     };
-    let host_status = || {
-        Command::new("dpkg")
-            .args(["-s", "banwarden"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    let host_before = host_status();
+    let host_before = common::deb::host_has_package();
     let t = tempfile::tempdir().unwrap();
     // In the chroot: install, check, enable (not started: no systemd runs
     // there), reinstall keeps state, remove keeps config, purge clears.
@@ -268,7 +214,29 @@ exec chroot "$t/root" sh -c "$3"
         text.contains("no jail is enabled"),
         "postinst explains: {text}"
     );
+    assert!(
+        text.contains("WARNING: this package holds a DEBUG build"),
+        "postinst warns of a debug build: {text}"
+    );
     // The host's package database did not see any of it.
-    let host_after = host_status();
+    let host_after = common::deb::host_has_package();
     assert_eq!(host_before, host_after, "the host's dpkg state changed");
+}
+
+#[test]
+fn a_debug_build_is_not_packaged_unless_asked_for() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(root.join("scripts/deb.sh"))
+        .current_dir(root)
+        .env("BANWARDEN_DEB_PROFILE", "dev")
+        .env_remove("BANWARDEN_DEB_ALLOW_DEBUG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("refusing to package the 'dev' profile"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("BANWARDEN_DEB_ALLOW_DEBUG=1"), "{stderr}");
 }

@@ -137,8 +137,15 @@ fn a_ban_reaches_the_journal_with_priority_and_fields() {
         Some("banwarden")
     );
     assert_eq!(ban.get("JAIL").map(String::as_str), Some("app"), "{ban:?}");
-    assert!(
-        ban.get("ADDR").is_some_and(|a| a.starts_with(&net.atk_v4)),
+    // The bare address, as `banwarden bans` shows it: `journalctl ADDR=...`.
+    assert_eq!(
+        ban.get("ADDR").map(String::as_str),
+        Some(net.atk_v4.as_str()),
+        "{ban:?}"
+    );
+    assert_eq!(
+        ban.get("FAILURES").map(String::as_str),
+        Some("2"),
         "{ban:?}"
     );
     // Each record once: one ban record for one ban.
@@ -209,4 +216,38 @@ fn json_log_lines_carry_level_and_fields() {
     drop(guard);
     let v = found.unwrap_or_else(|| panic!("no error logged: {seen:?}"));
     assert!(v["message"].is_string() && v["error"].is_string(), "{v}");
+}
+
+/// A daemon that cannot start says why once: the error record, not the
+/// record and a second plain line on the same stderr.
+#[test]
+fn a_fatal_error_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("filters")).unwrap();
+    std::fs::write(
+        dir.path().join("banwarden.yaml"),
+        format!(
+            "state_dir: {}\nsocket: /proc/banwarden-nope-{}/x.sock\n",
+            dir.path().join("state").display(),
+            std::process::id()
+        ),
+    )
+    .unwrap();
+    for format in ["text", "json"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_banwarden"))
+            .args(["run", "--nft", "true", "--log-format", format, "--config"])
+            .arg(dir.path())
+            .env_remove("JOURNAL_STREAM")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(
+            stderr
+                .matches("cannot create the control socket directory")
+                .count(),
+            1,
+            "{format}: {stderr}"
+        );
+    }
 }

@@ -9,15 +9,27 @@ pub mod control;
 pub mod dry_run;
 pub mod generate;
 pub mod import_fail2ban;
+pub mod readme;
 
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
+/// `--version`: a debug build says so, so that a package built from one
+/// (scripts/deb.sh refuses unless asked) is noticed (its postinst warns).
+const VERSION: &str = if cfg!(debug_assertions) {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (debug build: slow, not for production)"
+    )
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 /// banwarden watches logs for failed logins and bans the offending addresses
 /// with nftables, expiring each ban in the kernel on its own.
 #[derive(Debug, Parser)]
-#[command(name = "banwarden", version, about, long_about = None, after_help = "\
+#[command(name = "banwarden", version = VERSION, about, long_about = None, after_help = "\
 Quick start:
   banwarden check --config ./          validate a config directory
   banwarden dry-run /var/log/auth.log --filter sshd

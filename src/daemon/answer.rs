@@ -14,6 +14,7 @@ use crate::config::parse_net;
 use crate::control::protocol::{
     BanInfo, DaemonStatus, JailStatus, JailSummary, Offender, Reply, Request, Response, WatchedFile,
 };
+use crate::events::{BanOrigin, Banned, InternalEvent, ManualUnban};
 use crate::firewall::{FirewallOp, Protocol};
 use crate::jail::engine::JailRuntime;
 use crate::source::SourceEvent;
@@ -224,7 +225,14 @@ impl Daemon {
         let mut decision = rt.jail.manual_ban(net, now, bantime);
         decision.at = now;
         rt.stats.bans += 1;
-        tracing::info!(jail, addr = %net, bantime = ?decision.bantime, "manual ban");
+        Banned {
+            jail,
+            net,
+            failures: 0,
+            bantime: decision.bantime,
+            origin: BanOrigin::Manual,
+        }
+        .emit(self.metrics.as_deref());
         let expires = decision.expires;
         let mut batch = vec![decision];
         // Answer once the element is in the kernel (or with nft's error).
@@ -309,11 +317,7 @@ impl Daemon {
                 });
             }
         }
-        if let Some(m) = &self.metrics {
-            for (j, _) in &keys {
-                m.unbans(j, crate::metrics::UnbanCause::Manual, 1);
-            }
-        }
+        ManualUnban { bans: &keys }.emit(self.metrics.as_deref());
         // The gauges move with the counter, not at the next tick.
         self.report_metrics();
         // One transaction for the whole list; answer once it has applied.
@@ -322,7 +326,6 @@ impl Daemon {
                 "{count} ban(s) removed from the state store, but the kernel still has them: {e}"
             ));
         }
-        tracing::info!(count, "manual unban");
         let message = match (count, net) {
             (1, _) => format!("unbanned {} from {}", show(&keys[0].1), keys[0].0),
             _ => format!("unbanned {count} bans"),

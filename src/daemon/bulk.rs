@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use super::Daemon;
 use crate::config::parse_net;
 use crate::control::protocol::{BulkEntry, Reply, Response};
+use crate::events::{BulkBanned, InternalEvent};
 use crate::UnixTime;
 
 /// Refusals listed in the answer (the rest are counted).
@@ -69,7 +70,18 @@ impl Daemon {
             batch.push(decision);
         }
         let count = batch.len();
-        tracing::info!(count, skipped = skipped.len(), "bulk ban");
+        let mut per_jail: Vec<(String, u64)> = jails.iter().map(|j| (j.clone(), 0)).collect();
+        for b in &batch {
+            if let Some(slot) = per_jail.iter_mut().find(|(j, _)| *j == b.jail) {
+                slot.1 += 1;
+            }
+        }
+        per_jail.retain(|(_, n)| *n > 0);
+        BulkBanned {
+            per_jail: &per_jail,
+            skipped: skipped.len(),
+        }
+        .emit(self.metrics.as_deref());
         // One store commit, then one nft transaction; answer once it applied.
         // Manual bans: published to the fleet like `ban` (shared jails).
         let ops = self.record(&mut batch, now, Some(crate::fleet::Claim::Always));

@@ -16,6 +16,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::{blocking, Daemon};
 use crate::config::fleet::JailFleet;
 use crate::config::Config;
+use crate::events::{BanOrigin, Banned, InternalEvent, StoreError, StoreOp};
 use crate::firewall::{BanEntry, FirewallOp};
 use crate::fleet::{Action, Claim, Failure, Fleet, FromFleet, JailParams, Message, Start};
 use crate::store::BanRecord;
@@ -246,7 +247,7 @@ impl Daemon {
         if !records.is_empty() {
             let store = Arc::clone(&self.store);
             if let Err(e) = blocking(|| store.record(&records, &[])) {
-                tracing::error!(error = %e, "could not record fleet bans; they are applied but would not survive a restart");
+                self.emit(StoreError::new(StoreOp::RecordBans, &e));
             }
             for r in records {
                 ops.push(FirewallOp::Ban(BanEntry {
@@ -265,7 +266,7 @@ impl Daemon {
         if let Some(p) = position {
             let store = Arc::clone(&self.store);
             if let Err(e) = blocking(|| store.set_cursor(FLEET_POSITION, &p)) {
-                tracing::warn!(error = %e, "could not save the fleet stream position");
+                self.emit(StoreError::new(StoreOp::SaveFleetPosition, &e));
             }
         }
         Ok(())
@@ -300,7 +301,14 @@ impl Daemon {
         let mut decision = rt.jail.manual_ban(net, now, None);
         decision.failures = rt.jail.settings.maxretry;
         rt.stats.bans += 1;
-        tracing::info!(jail, addr = %show(&net), bantime = ?decision.bantime, "ban (fleet-wide count)");
+        Banned {
+            jail,
+            net,
+            failures: decision.failures,
+            bantime: decision.bantime,
+            origin: BanOrigin::FleetCount,
+        }
+        .emit(self.metrics.as_deref());
         let mut batch = vec![decision];
         ops.extend(self.record(&mut batch, now, Some(Claim::Always)));
     }
@@ -399,7 +407,7 @@ impl Daemon {
         }
         let store = Arc::clone(&self.store);
         if let Err(e) = blocking(|| store.remove_bans(&keys)) {
-            tracing::error!(error = %e, "could not remove fleet unbans from the state store");
+            self.emit(StoreError::new(StoreOp::RemoveBans, &e));
         }
         for (j, n) in keys {
             self.bans.remove(&(j.clone(), n));

@@ -23,14 +23,17 @@ use tokio::sync::mpsc;
 
 use crate::config::{self, Config};
 use crate::control::{self, ControlListener, ControlRequest};
-use crate::events::{InternalEvent, LogRotated, SourceError};
+use crate::events::{
+    BanOrigin, Banned, BansExpired, InternalEvent, LogRotated, ReloadRejected, Reloaded,
+    SourceError, StoreError, StoreOp,
+};
 use crate::firewall::nft::NftFirewall;
 use crate::firewall::worker::WorkerEvent;
 use crate::firewall::worker::{spawn_worker, WorkerHandle, WorkerOptions};
 use crate::firewall::{BanEntry, FirewallOp, JailRules};
 use crate::jail::engine::JailStats;
 use crate::jail::BanDecision;
-use crate::metrics::{Metrics, UnbanCause};
+use crate::metrics::Metrics;
 use crate::source::{FilePos, SourceEvent};
 use crate::store::{BanRecord, Store};
 use crate::UnixTime;
@@ -80,7 +83,7 @@ pub fn main(options: Options) -> i32 {
             return 1;
         }
     };
-    crate::logging::init(&config.global.log_level, log_format);
+    let logs_reach_stderr = crate::logging::init(&config.global.log_level, log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -100,7 +103,10 @@ pub fn main(options: Options) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!(error = %e, "banwarden stopped");
-            eprintln!("banwarden: {e}");
+            // Said once: stderr only when the record went elsewhere.
+            if !logs_reach_stderr {
+                eprintln!("banwarden: {e}");
+            }
             1
         }
     }
@@ -290,9 +296,8 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
             Some(m) = fleet::recv(&mut fleet_rx) => d.fleet_in(m, &mut fleet_rx)?,
             _ = hup.recv() => {
                 notify(&[sd_notify::NotifyState::Reloading]);
-                if let Err(e) = d.reload(&mut rx).await {
-                    tracing::error!(errors = %e, "reload rejected; the old configuration keeps running");
-                }
+                // The outcome is logged and counted by `reload` itself.
+                let _ = d.reload(&mut rx).await;
                 notify(&[sd_notify::NotifyState::Ready]);
             }
             _ = term.recv() => break,
@@ -331,6 +336,11 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 impl Daemon {
+    /// Emits an internal event: its one record and its metric.
+    fn emit(&self, ev: impl InternalEvent) {
+        ev.emit(self.metrics.as_deref());
+    }
+
     fn handle(&mut self, ev: &SourceEvent, now: UnixTime, out: &mut Vec<BanDecision>) {
         match ev {
             SourceEvent::Error { message, .. } => SourceError {
@@ -365,6 +375,16 @@ impl Daemon {
         decisions: &mut Vec<BanDecision>,
         now: UnixTime,
     ) -> Result<(), DaemonError> {
+        for b in decisions.iter() {
+            Banned {
+                jail: &b.jail,
+                net: b.net,
+                failures: b.failures,
+                bantime: b.bantime,
+                origin: BanOrigin::Jail,
+            }
+            .emit(self.metrics.as_deref());
+        }
         let ops = self.record(decisions, now, Some(crate::fleet::Claim::IfFirst));
         self.worker
             .send(ops)
@@ -401,9 +421,7 @@ impl Daemon {
         match blocking(|| store.record(&records, &positions)) {
             Ok(()) => self.positions_dirty = false,
             // Banning matters more than remembering: ban anyway, loudly.
-            Err(e) => {
-                tracing::error!(error = %e, "could not record bans; they are applied but would not survive a restart")
-            }
+            Err(e) => self.emit(StoreError::new(StoreOp::RecordBans, &e)),
         }
         let ops: Vec<FirewallOp> = decisions
             .drain(..)
@@ -442,10 +460,8 @@ impl Daemon {
         }
         self.check_health();
         self.report_action_metrics();
-        if let Some(m) = &self.metrics {
-            for (jail, n) in &expired {
-                m.unbans(jail, UnbanCause::Expiry, *n);
-            }
+        for (jail, n) in &expired {
+            self.emit(BansExpired { jail, count: *n });
         }
         self.report_metrics();
         self.report_fleet_metrics();
@@ -456,7 +472,7 @@ impl Daemon {
             self.forget_unfollowed_positions();
             let store = Arc::clone(&self.store);
             if let Err(e) = blocking(|| store.purge_expired(now, HISTORY_HORIZON)) {
-                tracing::warn!(error = %e, "could not purge expired bans from the store");
+                self.emit(StoreError::new(StoreOp::Purge, &e));
             }
         }
         self.running.expire_ignores(now);
@@ -481,7 +497,6 @@ impl Daemon {
                 now.ignored_lines.saturating_sub(last.ignored_lines),
             );
             m.failures(name, now.failures.saturating_sub(last.failures));
-            m.bans(name, now.bans.saturating_sub(last.bans));
             m.set_active_bans(
                 name,
                 self.bans.keys().filter(|(j, _)| j == name).count() as u64,
@@ -504,7 +519,7 @@ impl Daemon {
         if let Some(c) = self.journal_cursor.take() {
             let store = Arc::clone(&self.store);
             if let Err(e) = blocking(|| store.set_cursor(JOURNAL_CURSOR, &c)) {
-                tracing::warn!(error = %e, "could not save the journal cursor");
+                self.emit(StoreError::new(StoreOp::SaveCursor, &e));
                 self.journal_cursor = Some(c);
             }
         }
@@ -515,7 +530,7 @@ impl Daemon {
         let store = Arc::clone(&self.store);
         match blocking(|| store.save_positions(&list)) {
             Ok(()) => self.positions_dirty = false,
-            Err(e) => tracing::warn!(error = %e, "could not save file positions"),
+            Err(e) => self.emit(StoreError::new(StoreOp::SavePositions, &e)),
         }
     }
 
@@ -569,7 +584,7 @@ impl Daemon {
                     self.positions.remove(id);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "could not forget file positions"),
+            Err(e) => self.emit(StoreError::new(StoreOp::ForgetPositions, &e)),
         }
     }
 
@@ -587,8 +602,21 @@ impl Daemon {
         }
     }
 
-    /// Applies a new configuration, or keeps the old one whole if anything fails.
+    /// Applies a new configuration, or keeps the old one whole if anything
+    /// fails; either way one event says so (SIGHUP and `banwarden reload`).
     async fn reload(&mut self, rx: &mut mpsc::Receiver<SourceEvent>) -> Result<(), String> {
+        let result = self.try_reload(rx).await;
+        match &result {
+            Ok(()) => Reloaded {
+                jails: &self.running.jail_names(),
+            }
+            .emit(self.metrics.as_deref()),
+            Err(e) => ReloadRejected { errors: e }.emit(self.metrics.as_deref()),
+        }
+        result
+    }
+
+    async fn try_reload(&mut self, rx: &mut mpsc::Receiver<SourceEvent>) -> Result<(), String> {
         let config = config::load(&self.dir).map_err(|e| e.to_string())?;
         let rules: Vec<JailRules> = config.enabled_jails().map(|j| j.rules.clone()).collect();
         self.worker
@@ -619,7 +647,6 @@ impl Daemon {
             .retain(|(jail, _), _| names.iter().any(|n| n == jail));
         self.note_restored_bans();
         self.install_fleet_tap();
-        tracing::info!(jails = ?names, "configuration reloaded");
         Ok(())
     }
 }

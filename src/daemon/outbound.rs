@@ -186,11 +186,15 @@ impl Daemon {
                 .jail(&c.jail)
                 .and_then(|j| j.health.after)
                 .unwrap_or_default();
-            if c.flagged {
-                tracing::warn!(jail = %c.jail, problem = c.problem.as_str(), "jail unhealthy: {}", c.problem.describe(after));
-            } else {
-                tracing::info!(jail = %c.jail, problem = c.problem.as_str(), "jail healthy again");
-            }
+            crate::events::InternalEvent::emit(
+                crate::events::JailHealth {
+                    jail: &c.jail,
+                    problem: c.problem.as_str(),
+                    flagged: c.flagged,
+                    detail: &c.problem.describe(after),
+                },
+                self.metrics.as_deref(),
+            );
         }
         // Every jail has every series (0 when healthy), so alerts can rely on it.
         if let Some(m) = &self.metrics {

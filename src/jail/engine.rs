@@ -321,7 +321,7 @@ fn apply(
         Verdict::Ban(ban) => {
             rt.stats.failures += 1;
             rt.stats.bans += 1;
-            tracing::info!(jail = %ban.jail, addr = %ban.net, failures = ban.failures, bantime = ?ban.bantime, "ban");
+            // Logged and counted where the daemon handles it (events::Banned).
             Some(ban)
         }
         Verdict::AlreadyBanned => {

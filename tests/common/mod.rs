@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests (`mod common;`).
 
 pub mod daemon;
+pub mod deb;
 pub mod fleet;
 pub mod http;
 pub mod journal;
