@@ -175,6 +175,12 @@ pub struct JailStatus {
     /// Addresses with the most failures in the window, most first.
     pub top_offenders: Vec<Offender>,
     pub bans: Vec<BanInfo>,
+    /// When the jail's sources last produced a line, and when its filter
+    /// last matched one (Unix seconds; kept across restarts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_line: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_match: Option<i64>,
     /// Filter health problems (`crate::health`), empty when healthy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health: Vec<String>,
