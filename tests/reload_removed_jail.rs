@@ -113,3 +113,54 @@ fn removing_a_jail_lifts_its_bans_and_tells_its_actions() {
     let bans = String::from_utf8_lossy(&cfg.cli(&["bans", "--json"]).stdout).into_owned();
     assert!(!bans.contains("198.51.100.90"), "{bans}");
 }
+
+#[test]
+fn removing_an_action_keeps_the_bans_and_stops_its_events() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwrmact";
+    let kept = HttpServer::start_in(&pair.srv, Reply::Statuses(vec![200]));
+    let gone = HttpServer::start_in(&pair.srv, Reply::Statuses(vec![200]));
+    let cfg = ConfigDir::app(table, "");
+    let action = |url: &str| {
+        format!("    - webhook: {url}\n      batch_wait: 10ms\n      min_interval: 0s\n")
+    };
+    let jail = |actions: &str| {
+        format!("app:\n  enabled: true\n  filter: app\n  logpath: app.log\n  maxretry: 2\n  bantime: 1h\n  actions:\n{actions}")
+    };
+    cfg.write(
+        "jails/app.yaml",
+        &jail(&(action(&kept.url()) + &action(&gone.url()))),
+    );
+    let daemon = Daemon::start(&pair.srv, &cfg, table);
+    cfg.append("app.log", &failures("198.51.100.95", 2));
+    assert!(
+        eventually(Duration::from_secs(10), || kept.requests().len() == 1
+            && gone.requests().len() == 1),
+        "{}",
+        daemon.stderr()
+    );
+    cfg.write("jails/app.yaml", &jail(&action(&kept.url())));
+    assert!(cfg.cli(&["reload"]).status.success());
+    cfg.append("app.log", &failures("198.51.100.96", 2));
+    assert!(
+        eventually(Duration::from_secs(10), || kept.requests().len() == 2),
+        "{}",
+        daemon.stderr()
+    );
+    assert!(
+        in_set(&pair.srv, table, "app_v4", "198.51.100.95"),
+        "the ban stays"
+    );
+    assert!(in_set(&pair.srv, table, "app_v4", "198.51.100.96"));
+    assert_eq!(
+        gone.requests().len(),
+        1,
+        "the removed action gets nothing more"
+    );
+    let events = kept.requests()[1].json()["events"].clone();
+    assert_eq!(events[0]["address"], "198.51.100.96");
+    assert_eq!(events[0]["event"], "ban");
+}
