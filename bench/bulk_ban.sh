@@ -51,10 +51,18 @@ ip netns exec "$ns" "$BANWARDEN" run --config "$work" 2> "$work/daemon.log" &
 pid=$!
 for _ in $(seq 100); do [ -S "$work/run/banwarden.sock" ] && break; sleep 0.1; done
 
-t() { # prints seconds taken by "$@"
-    local a b
-    a=$(date +%s.%N); "$@" > /dev/null; b=$(date +%s.%N)
-    python3 -c "print(f'{$b - $a:.3f}')"
+# CPU seconds the daemon used so far, with the nft processes it ran and
+# waited for (utime, stime, cutime, cstime): less sensitive to other load
+# on the machine than wall time.
+daemon_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15+$16+$17)/hz}' "/proc/$pid/stat"; }
+t() { # prints "WALLs (cpu CPUs)": wall time of "$@", CPU of it and the daemon
+    local a b c0 c1
+    c0=$(daemon_cpu)
+    a=$(date +%s.%N)
+    /usr/bin/time -f "%U %S" -o "$work/cli.time" "$@" > /dev/null
+    b=$(date +%s.%N)
+    c1=$(daemon_cpu)
+    python3 -c "u, s = map(float, open('$work/cli.time').read().split()[-2:]); print(f'{$b - $a:.3f}s (cpu {$c1 - $c0 + u + s:.2f}s)')"
 }
 echo "entries: $n; banwarden: $BANWARDEN; $(nproc) cores; $(date -u +%FT%TZ)"
 for r in $(seq "$runs"); do
@@ -65,5 +73,5 @@ for r in $(seq "$runs"); do
     json=$(t "$BANWARDEN" ban --from "$work/bans.json" --config "$work")
     count=$(ip netns exec "$ns" nft -j list set inet bwbulk bench_v4 | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(len(o["set"].get("elem", [])) for o in d["nftables"] if "set" in o))')
     "$BANWARDEN" unban --all --config "$work" > /dev/null
-    echo "run $r: list (new) ${new}s, list again (refresh) ${again}s, unban --all ${unban}s, json import ${json}s; elements in the kernel after the import: $count"
+    echo "run $r: list (new) ${new}, list again (refresh) ${again}, unban --all ${unban}, json import ${json}; elements in the kernel after the import: $count"
 done

@@ -14,6 +14,7 @@ need journalctl systemd
 need /usr/lib/systemd/systemd-journal-remote systemd-journal-remote
 need runuser util-linux
 need sysctl procps   # tests/forward_netns.rs: ip_forward in its router namespace
+need openssl openssl  # tests/webhook_tls.rs: a CA and a server certificate made at test time
 # tests/fleet.rs starts its own redis-server on a private unix socket.
 need redis-server redis-server
 # tests/fail2ban_samples.rs reads fail2ban's own filters and sample logs

@@ -4,15 +4,19 @@
 //! date the filter could read.
 //!
 //! Owns the per-jail bookkeeping, fed once a second with each jail's
-//! counters and a monotonic clock; reports transitions (logged once each by
-//! the daemon). Must not read sources or change jails: it only watches
-//! counters.
+//! counters and the wall clock; reports transitions (logged once each by
+//! the daemon). Its times ([`Times`]) outlive a restart: the daemon saves
+//! them in the store and gives them back at start ([`Health::restore`]), so
+//! a jail that matched nothing for six days and was restarted is flagged a
+//! day later, not seven. Must not read sources or change jails: it only
+//! watches counters.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::HealthSpec;
 use crate::jail::engine::JailStats;
+use crate::UnixTime;
 
 /// Fewest matched lines over which the undated share is judged.
 const MIN_DATED_SAMPLE: u64 = 10;
@@ -74,18 +78,28 @@ pub struct Change {
     pub flagged: bool,
 }
 
+/// A jail's health clock, as saved across restarts (wall-clock seconds).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Times {
+    /// The filter these times are about: another filter starts afresh.
+    pub filter: String,
+    /// When the sources last produced a line, or watching began.
+    pub line_at: UnixTime,
+    /// Since when lines come without a match, if they do.
+    pub unmatched_since: Option<UnixTime>,
+    /// When a line was last read, and last matched (for `status`).
+    pub last_line: Option<UnixTime>,
+    pub last_match: Option<UnixTime>,
+}
+
 #[derive(Debug)]
 struct JailHealth {
-    filter: String,
+    times: Times,
     /// Counters at the last check.
     lines: u64,
     matched: u64,
-    /// When `lines` last grew (or watching began).
-    line_at: Instant,
-    /// The first time lines came without a match since the last match.
-    unmatched_since: Option<Instant>,
     /// Start of the undated-share window: when, and the counters then.
-    dated_since: Instant,
+    dated_since: UnixTime,
     dated_base: (u64, u64),
     problems: Vec<Problem>,
 }
@@ -94,34 +108,73 @@ struct JailHealth {
 #[derive(Debug, Default)]
 pub struct Health {
     jails: HashMap<String, JailHealth>,
+    /// Saved times not yet claimed by a running jail.
+    saved: HashMap<String, Times>,
+}
+
+/// Whether `span` seconds reach `after`.
+fn reached(span: i64, after: Duration) -> bool {
+    span >= 0 && span as u64 >= after.as_secs()
 }
 
 impl Health {
+    /// Times saved by an earlier run, taken up by each jail when first seen
+    /// with the same filter.
+    pub fn restore(&mut self, saved: impl IntoIterator<Item = (String, Times)>) {
+        self.saved.extend(saved);
+    }
+
+    /// Every jail's times, to save.
+    pub fn times(&self) -> Vec<(String, Times)> {
+        let mut out: Vec<_> = self
+            .jails
+            .iter()
+            .map(|(name, h)| (name.clone(), h.times.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// `jail`'s times now.
+    pub fn times_of(&self, jail: &str) -> Option<&Times> {
+        self.jails.get(jail).map(|h| &h.times)
+    }
+
     /// Checks each `(jail, filter, counters, settings)`; returns what changed.
-    /// A jail seen for the first time, or with another filter, starts afresh.
+    /// A jail seen for the first time starts from its saved times (same
+    /// filter) or afresh; one with another filter starts afresh.
     pub fn check<'a>(
         &mut self,
         jails: impl IntoIterator<Item = (&'a str, &'a str, JailStats, HealthSpec)>,
-        now: Instant,
+        now: UnixTime,
     ) -> Vec<Change> {
         let mut changes = Vec::new();
         let mut seen = Vec::new();
         for (name, filter, st, spec) in jails {
             seen.push(name.to_string());
-            let h = self
-                .jails
-                .entry(name.to_string())
-                .or_insert_with(|| fresh(filter, &st, now));
-            if h.filter != filter {
+            let saved = &mut self.saved;
+            let h = self.jails.entry(name.to_string()).or_insert_with(|| {
+                // Counted from zero: lines read before the first check
+                // (the daemon's counters start with it) are news too.
+                let mut h = fresh(filter, &JailStats::default(), now);
+                if let Some(t) = saved.remove(name).filter(|t| t.filter == filter) {
+                    h.times = t;
+                }
+                h
+            });
+            if h.times.filter != filter {
                 *h = fresh(filter, &st, now);
             }
+            let t = &mut h.times;
             if st.matched != h.matched {
-                h.unmatched_since = None;
+                t.unmatched_since = None;
+                t.last_match = Some(now);
             } else if st.lines != h.lines {
-                h.unmatched_since.get_or_insert(now);
+                t.unmatched_since.get_or_insert(now);
             }
             if st.lines != h.lines {
-                h.line_at = now;
+                t.line_at = now;
+                t.last_line = Some(now);
             }
             h.lines = st.lines;
             h.matched = st.matched;
@@ -132,11 +185,12 @@ impl Health {
                 continue;
             };
             let mut now_problems = Vec::new();
-            if now.duration_since(h.line_at) >= after {
+            if reached(now - h.times.line_at, after) {
                 now_problems.push(Problem::NoLines);
             } else if h
+                .times
                 .unmatched_since
-                .is_some_and(|t| now.duration_since(t) >= after)
+                .is_some_and(|t| reached(now - t, after))
             {
                 now_problems.push(Problem::NoMatches);
             }
@@ -151,7 +205,7 @@ impl Health {
             if undated {
                 now_problems.push(Problem::Undated);
             }
-            if now.duration_since(h.dated_since) >= after && dm >= MIN_DATED_SAMPLE {
+            if reached(now - h.dated_since, after) && dm >= MIN_DATED_SAMPLE {
                 h.dated_since = now;
                 h.dated_base = (st.matched, st.undated);
             }
@@ -182,13 +236,17 @@ fn change(jail: &str, problem: Problem, flagged: bool) -> Change {
     }
 }
 
-fn fresh(filter: &str, st: &JailStats, now: Instant) -> JailHealth {
+fn fresh(filter: &str, st: &JailStats, now: UnixTime) -> JailHealth {
     JailHealth {
-        filter: filter.to_string(),
+        times: Times {
+            filter: filter.to_string(),
+            line_at: now,
+            unmatched_since: None,
+            last_line: None,
+            last_match: None,
+        },
         lines: st.lines,
         matched: st.matched,
-        line_at: now,
-        unmatched_since: None,
         dated_since: now,
         dated_base: (st.matched, st.undated),
         problems: Vec::new(),
@@ -218,8 +276,8 @@ mod tests {
     #[test]
     fn silence_then_lines_without_matches_then_recovery() {
         let mut h = Health::default();
-        let t0 = Instant::now();
-        let s = |n| t0 + Duration::from_secs(n);
+        let t0: UnixTime = 1_000_000;
+        let s = |n: i64| t0 + n;
         assert!(h.check([("a", "f", st(0, 0, 0), spec(10))], t0).is_empty());
         assert!(h
             .check([("a", "f", st(0, 0, 0), spec(10))], s(9))
@@ -245,7 +303,7 @@ mod tests {
     #[test]
     fn mostly_undated_matches_are_flagged_and_off_clears_everything() {
         let mut h = Health::default();
-        let t0 = Instant::now();
+        let t0: UnixTime = 1_000_000;
         h.check([("a", "f", st(0, 0, 0), spec(100))], t0);
         let c = h.check([("a", "f", st(20, 20, 15), spec(100))], t0);
         assert_eq!(c, vec![change("a", Problem::Undated, true)]);
@@ -260,5 +318,31 @@ mod tests {
         assert!(h
             .check([("a", "f", st(20, 20, 2), spec(100))], t0)
             .is_empty());
+    }
+
+    #[test]
+    fn saved_times_carry_the_clock_across_a_restart() {
+        let mut h = Health::default();
+        let t0: UnixTime = 1_000_000;
+        h.check([("a", "f", st(0, 0, 0), spec(10))], t0);
+        h.check([("a", "f", st(5, 1, 0), spec(10))], t0 + 2);
+        h.check([("a", "f", st(9, 1, 0), spec(10))], t0 + 4);
+        let saved = h.times();
+        assert_eq!(saved[0].1.last_match, Some(t0 + 2));
+        assert_eq!(saved[0].1.unmatched_since, Some(t0 + 4));
+        // A new run: counters start at zero, lines keep failing to match.
+        let mut h = Health::default();
+        h.restore(saved.clone());
+        assert!(h
+            .check([("a", "f", st(0, 0, 0), spec(10))], t0 + 8)
+            .is_empty());
+        let c = h.check([("a", "f", st(3, 0, 0), spec(10))], t0 + 14);
+        assert_eq!(c, vec![change("a", Problem::NoMatches, true)]);
+        assert_eq!(h.times_of("a").and_then(|t| t.last_match), Some(t0 + 2));
+        // Saved times of another filter are not taken up.
+        let mut h = Health::default();
+        h.restore(saved);
+        h.check([("a", "g", st(0, 0, 0), spec(10))], t0 + 8);
+        assert_eq!(h.times_of("a").and_then(|t| t.last_match), None);
     }
 }

@@ -111,6 +111,7 @@ fn webhook(url: &str) -> ActionKind {
         headers: vec![],
         template: None,
         content_type: "application/json".into(),
+        ca_certs: vec![],
     }
 }
 
@@ -264,6 +265,7 @@ async fn headers_carry_their_secrets_and_templates_escape_json() {
         ],
         template: Some(r#"{"text": "{event} in {jail}: {addresses} ({count})"}"#.into()),
         content_type: "application/json".into(),
+        ca_certs: vec![],
     };
     let mut a = actions_with(spec(kind));
     let mut odd = ban("192.0.2.10");

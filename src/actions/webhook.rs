@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
 use super::{ActionEvent, CallError};
 use crate::config::{ActionKind, ActionSpec};
 
@@ -21,11 +23,12 @@ pub(super) struct Webhook {
 
 impl Webhook {
     pub fn new(spec: &ActionSpec) -> Webhook {
-        let (url, headers, content_type) = match &spec.kind {
+        let (url, headers, content_type, ca_certs) = match &spec.kind {
             ActionKind::Webhook {
                 url,
                 headers,
                 content_type,
+                ca_certs,
                 ..
             } => (
                 url.clone(),
@@ -34,10 +37,24 @@ impl Webhook {
                     .map(|(k, v)| (k.clone(), v.0.clone()))
                     .collect(),
                 content_type.clone(),
+                ca_certs.as_slice(),
             ),
-            ActionKind::Exec { .. } => (String::new(), Vec::new(), String::new()),
+            ActionKind::Exec { .. } => (String::new(), Vec::new(), String::new(), &[][..]),
         };
-        let agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder();
+        if !ca_certs.is_empty() {
+            // `ca_file:`: these CAs only, not the built-in web roots.
+            let certs: Vec<_> = ca_certs
+                .iter()
+                .map(|der| Certificate::from_der(der).to_owned())
+                .collect();
+            config = config.tls_config(
+                TlsConfig::builder()
+                    .root_certs(RootCerts::new_with_certs(&certs))
+                    .build(),
+            );
+        }
+        let agent = config
             .timeout_global(Some(spec.timeout))
             .http_status_as_error(false)
             .user_agent(concat!("banwarden/", env!("CARGO_PKG_VERSION")))
@@ -74,10 +91,20 @@ impl Webhook {
                         .map(Duration::from_secs);
                     classify(status, after, &shown)
                 }
-                Err(e) => Err(CallError::Retry {
-                    message: format!("{shown}: {}", scrub(&e.to_string(), &url, &shown)),
-                    after: None,
-                }),
+                Err(e) => {
+                    let text = scrub(&e.to_string(), &url, &shown);
+                    if text.contains("certificate") {
+                        // Trying again cannot make an untrusted certificate good.
+                        Err(CallError::Permanent {
+                            message: format!("{shown}: TLS: {text} (a private CA or a self-signed endpoint: give its CA certificate with `ca_file:`)"),
+                        })
+                    } else {
+                        Err(CallError::Retry {
+                            message: format!("{shown}: {text}"),
+                            after: None,
+                        })
+                    }
+                }
             }
         })
         .await;

@@ -35,6 +35,10 @@ pub struct RawAction {
     /// Webhook body template instead of the JSON batch.
     pub template: Option<Spanned<String>>,
     pub content_type: Option<Spanned<String>>,
+    /// Webhook over https: trust only the CA certificates of this PEM file
+    /// (a private CA, a self-signed endpoint) instead of the built-in roots;
+    /// a relative path is relative to the config directory.
+    pub ca_file: Option<Spanned<String>>,
     pub batch_max: Option<Spanned<i64>>,
     pub batch_wait: Option<Spanned<Scalar>>,
     pub min_interval: Option<Spanned<Scalar>>,
@@ -90,6 +94,9 @@ pub enum ActionKind {
         /// replaced; JSON-escaped when the content type is JSON.
         template: Option<String>,
         content_type: String,
+        /// `ca_file:`'s certificates (DER), read at load time; empty: the
+        /// built-in web roots.
+        ca_certs: Vec<Vec<u8>>,
     },
     Exec {
         argv: Vec<String>,
@@ -280,11 +287,28 @@ fn build_action(
                 },
                 |c| c.value.clone(),
             );
+            let ca_certs = match &r.ca_file {
+                None => Vec::new(),
+                Some(path) if !u.starts_with("https://") => {
+                    errs.at(
+                        file,
+                        path,
+                        &sub("ca_file"),
+                        "only an https:// webhook checks certificates",
+                    );
+                    Vec::new()
+                }
+                Some(path) => ca_certs(&dir.join(&path.value)).unwrap_or_else(|e| {
+                    errs.at(file, path, &sub("ca_file"), e);
+                    Vec::new()
+                }),
+            };
             ActionKind::Webhook {
                 url: u.to_string(),
                 headers,
                 template: r.template.as_ref().map(|t| t.value.clone()),
                 content_type,
+                ca_certs,
             }
         }
         (None, Some(argv)) => {
@@ -306,6 +330,7 @@ fn build_action(
             for (k, v) in [
                 ("headers", r.headers.is_some()),
                 ("template", r.template.is_some()),
+                ("ca_file", r.ca_file.is_some()),
             ] {
                 if v {
                     errs.at(file, a, &sub(k), "only webhooks take this key");
@@ -409,6 +434,27 @@ fn build_action(
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The certificates of a PEM file, DER-encoded; an error when it cannot be
+/// read or holds none.
+fn ca_certs(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c.der().to_vec()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("`{shown}` is not valid PEM: {e}")),
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "`{shown}` holds no certificate (-----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(certs)
 }
 
 /// A secret's value; a relative `file` is relative to the config directory.

@@ -66,6 +66,8 @@ fn sample_jail(name: &str) -> JailStatus {
             failures: 4,
         }],
         bans: vec![sample_ban(name, "192.0.2.1")],
+        last_line: None,
+        last_match: None,
         health: vec![],
         proxy_warning: None,
     }

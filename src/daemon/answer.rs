@@ -182,6 +182,16 @@ impl Daemon {
             counters,
             top_offenders: top,
             bans: self.ban_infos(Some(&s.name), now),
+            last_line: self
+                .outbound
+                .health
+                .times_of(&s.name)
+                .and_then(|t| t.last_line),
+            last_match: self
+                .outbound
+                .health
+                .times_of(&s.name)
+                .and_then(|t| t.last_match),
             health: self.health_of(&s.name),
             proxy_warning: rt.jail.proxy.warning(),
         }

@@ -9,6 +9,7 @@ mod answer;
 mod bulk;
 mod fleet;
 mod outbound;
+mod removed;
 mod running;
 mod state;
 
@@ -250,6 +251,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         fleet_reported: Default::default(),
     };
     d.outbound.actions = crate::actions::Actions::start(&d.running.config);
+    d.restore_health();
     d.note_restored_bans();
     d.install_fleet_tap();
     d.adopt_start_positions();
@@ -316,6 +318,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     }
     d.apply(&mut decisions, crate::now())?;
     d.save_positions();
+    d.save_health();
     d.worker.shutdown();
     std::mem::take(&mut d.outbound.actions)
         .close(ACTIONS_GRACE)
@@ -470,6 +473,7 @@ impl Daemon {
             self.last_sweep = now;
             self.running.engine.sweep(now);
             self.forget_unfollowed_positions();
+            self.save_health();
             let store = Arc::clone(&self.store);
             if let Err(e) = blocking(|| store.purge_expired(now, HISTORY_HORIZON)) {
                 self.emit(StoreError::new(StoreOp::Purge, &e));
@@ -639,6 +643,8 @@ impl Daemon {
             journal_cursor: self.store.cursor(JOURNAL_CURSOR).ok().flatten(),
         };
         self.running.restart(config, &self.tx, &resume);
+        // Before the removed jails' actions stop: they get the unbans.
+        self.lift_bans_of_removed_jails();
         self.outbound.actions.reconfigure(&self.running.config);
         self.adopt_start_positions();
         // Bans of jails that are gone were dropped with their sets.

@@ -7,13 +7,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::time::Instant;
 
 use ipnet::IpNet;
 
 use super::Daemon;
 use crate::actions::{nth_line, ActionEvent, Actions, EventKind};
-use crate::health::{Health, Problem};
+use crate::health::{Health, Problem, Times};
 use crate::jail::engine::Observer;
 use crate::jail::{BanDecision, Verdict};
 use crate::source::SourceEvent;
@@ -32,7 +31,12 @@ pub(crate) struct Outbound {
     recent: HashMap<IpAddr, VecDeque<String>>,
     /// Action counters at the last metrics update (ok, failed, dropped).
     reported: HashMap<(String, String), [u64; 3]>,
+    /// The health times as last saved.
+    health_saved: Option<String>,
 }
+
+/// The store key of the saved health times ([`crate::health::Times`]).
+const HEALTH_KEY: &str = "health";
 
 /// Most addresses whose recent failure lines are kept; beyond, the memory
 /// is cleared (the lines are a courtesy, the ban is not affected).
@@ -180,7 +184,7 @@ impl Daemon {
             let spec = config.jail(name).map(|j| j.health).unwrap_or_default();
             (name, rt.filter.name(), rt.stats, spec)
         });
-        let changes = self.outbound.health.check(jails, Instant::now());
+        let changes = self.outbound.health.check(jails, crate::now());
         for c in changes {
             let after = config
                 .jail(&c.jail)
@@ -226,6 +230,42 @@ impl Daemon {
             // A restarted task (reload) counts from zero again.
             let d = |i: usize| now[i].checked_sub(last[i]).unwrap_or(now[i]);
             m.action(&jail, &action, d(0), d(1), d(2));
+        }
+    }
+
+    /// Takes up the health times the last run saved (none: every jail
+    /// starts its clock now).
+    pub(super) fn restore_health(&mut self) {
+        let saved = match self.store.cursor(HEALTH_KEY) {
+            Ok(Some(json)) => json,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the saved filter health; its clock starts now");
+                return;
+            }
+        };
+        match serde_json::from_str::<Vec<(String, Times)>>(&saved) {
+            Ok(times) => self.outbound.health.restore(times),
+            Err(e) => {
+                tracing::warn!(error = %e, "saved filter health unreadable; its clock starts now")
+            }
+        }
+    }
+
+    /// Saves the health times (once a minute and at shutdown: a crash
+    /// loses at most a minute of a days-long clock).
+    pub(super) fn save_health(&mut self) {
+        let times = self.outbound.health.times();
+        let Ok(json) = serde_json::to_string(&times) else {
+            return;
+        };
+        if self.outbound.health_saved.as_deref() == Some(json.as_str()) {
+            return;
+        }
+        let store = std::sync::Arc::clone(&self.store);
+        match super::blocking(|| store.set_cursor(HEALTH_KEY, &json)) {
+            Ok(()) => self.outbound.health_saved = Some(json),
+            Err(e) => tracing::warn!(error = %e, "could not save the filter health"),
         }
     }
 

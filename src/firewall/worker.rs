@@ -57,7 +57,8 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             batch_window: Duration::ZERO,
-            max_batch: 50_000,
+            // `ban --from` with 100,000 entries is one transaction.
+            max_batch: 100_000,
             check_interval: Duration::from_secs(2),
             tries: 3,
             retry_backoff: Duration::from_millis(25),

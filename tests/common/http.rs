@@ -1,12 +1,15 @@
 //! A small real HTTP/1.1 server for webhook tests, listening on loopback
 //! inside a test's network namespace (bound from a thread that joined it),
-//! recording every request.
+//! recording every request; over TLS (rustls) when started with a
+//! certificate (see `tls`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
+
+use super::tls::TlsFiles;
 
 /// How the server answers.
 #[derive(Debug, Clone)]
@@ -44,15 +47,30 @@ pub struct HttpServer {
 impl HttpServer {
     /// Listens on 127.0.0.1 (a free port) inside network namespace `ns`.
     pub fn start_in(ns: &str, reply: Reply) -> HttpServer {
-        HttpServer::spawn(Some(format!("/run/netns/{ns}")), reply)
+        HttpServer::spawn(Some(format!("/run/netns/{ns}")), reply, None)
+    }
+
+    /// [`start_in`](Self::start_in), speaking HTTPS with `tls`'s server
+    /// certificate: a client that does not trust its CA fails the handshake
+    /// and is never recorded.
+    pub fn start_tls_in(ns: &str, reply: Reply, tls: &TlsFiles) -> HttpServer {
+        HttpServer::spawn(
+            Some(format!("/run/netns/{ns}")),
+            reply,
+            Some(tls.server_config()),
+        )
     }
 
     /// Listens on 127.0.0.1 (a free port) in the test's own namespace.
     pub fn start(reply: Reply) -> HttpServer {
-        HttpServer::spawn(None, reply)
+        HttpServer::spawn(None, reply, None)
     }
 
-    fn spawn(netns: Option<String>, reply: Reply) -> HttpServer {
+    fn spawn(
+        netns: Option<String>,
+        reply: Reply,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> HttpServer {
         let (tx, rx) = std::sync::mpsc::channel();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
@@ -66,17 +84,28 @@ impl HttpServer {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind in netns");
             tx.send(listener.local_addr().expect("addr").port())
                 .expect("send port");
-            let mut held = Vec::new();
-            for (n, conn) in listener.incoming().enumerate() {
+            let mut held: Vec<Box<dyn Send>> = Vec::new();
+            let mut n = 0;
+            for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let Some(s) = read_request(&conn) else {
+                let mut conn: Box<dyn Stream> = match &tls {
+                    None => Box::new(conn),
+                    Some(config) => {
+                        let Ok(session) = rustls::ServerConnection::new(Arc::clone(config)) else {
+                            continue;
+                        };
+                        Box::new(rustls::StreamOwned::new(session, conn))
+                    }
+                };
+                let Some(s) = read_request(&mut conn) else {
                     continue;
                 };
                 log.lock().expect("lock").push(s);
+                n += 1;
                 match &reply {
-                    Reply::Hang => held.push(conn),
+                    Reply::Hang => held.push(Box::new(conn)),
                     Reply::Statuses(list) => {
-                        let status = list.get(n).or(list.last()).copied().unwrap_or(200);
+                        let status = list.get(n - 1).or(list.last()).copied().unwrap_or(200);
                         let mut c = conn;
                         // A rate limit says when to come back.
                         let extra = if status == 429 {
@@ -88,6 +117,7 @@ impl HttpServer {
                             c,
                             "HTTP/1.1 {status} X\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
                         );
+                        let _ = c.flush();
                     }
                 }
             }
@@ -100,13 +130,21 @@ impl HttpServer {
         format!("http://127.0.0.1:{}/hook", self.port)
     }
 
+    pub fn https_url(&self) -> String {
+        format!("https://127.0.0.1:{}/hook", self.port)
+    }
+
     pub fn requests(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
     }
 }
 
-fn read_request(conn: &TcpStream) -> Option<Seen> {
-    let mut r = BufReader::new(conn.try_clone().ok()?);
+/// A connection, plain or TLS.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+fn read_request(conn: &mut Box<dyn Stream>) -> Option<Seen> {
+    let mut r = BufReader::new(conn);
     let mut line = String::new();
     r.read_line(&mut line).ok()?;
     let mut headers = Vec::new();

@@ -7,3 +7,4 @@ pub mod http;
 pub mod journal;
 pub mod netns;
 pub mod tail;
+pub mod tls;

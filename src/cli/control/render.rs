@@ -134,6 +134,14 @@ fn render_jail(j: &JailStatus, now: UnixTime, tz: &jiff::tz::TimeZone) -> String
         human_duration(j.findtime_seconds),
         or_none(j.ignoreip.clone()),
     );
+    if j.last_line.is_some() || j.last_match.is_some() {
+        let at = |t: Option<UnixTime>| t.map_or_else(|| "never".to_string(), |t| local_time(t, tz));
+        out.push_str(&format!(
+            "last line: {}; last match: {}\n\n",
+            at(j.last_line),
+            at(j.last_match)
+        ));
+    }
     if let Some(w) = &j.proxy_warning {
         out.push_str(&format!("WARNING: {w}\n\n"));
     }
@@ -364,6 +372,8 @@ FILE               OFFSET  INODE
                 failures: 4,
             }],
             bans: vec![ban("sshd", "192.0.2.1", Some(1_700_000_045))],
+            last_line: None,
+            last_match: None,
             health: vec![],
             proxy_warning: None,
         };

@@ -422,3 +422,39 @@ fn nft_failure_carries_stderr() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn apply_in_nft_syntax_says_what_the_json_says() {
+    let mut fw = NftFirewall::new("bw", vec![]);
+    fw.jails.insert("ssh".into(), plain("ssh", 32, 64));
+    let ops = [
+        FirewallOp::Ban(entry("ssh", "192.0.2.1/32", Some(110))),
+        FirewallOp::Ban(entry("ssh", "192.0.2.2/32", None)),
+        FirewallOp::Ban(entry("ssh", "2001:db8::/48", Some(200))),
+        FirewallOp::Unban {
+            jail: "ssh".into(),
+            net: n("192.0.2.3/32"),
+        },
+    ];
+    let (text, items, _) = fw.apply_text(&ops, 100).unwrap().unwrap();
+    assert_eq!(items, 4);
+    assert_eq!(
+        text,
+        "add element inet bw ssh_v4 { 192.0.2.1 timeout 10s, 192.0.2.2, 192.0.2.3 }\n\
+         delete element inet bw ssh_v4 { 192.0.2.1, 192.0.2.2, 192.0.2.3 }\n\
+         add element inet bw ssh_v4 { 192.0.2.1 timeout 10s, 192.0.2.2 }\n\
+         add element inet bw ssh_v6net { 2001:db8::/48 timeout 100s }\n\
+         delete element inet bw ssh_v6net { 2001:db8::/48 }\n\
+         add element inet bw ssh_v6net { 2001:db8::/48 timeout 100s }\n",
+        "unknown contents: guard, delete, add (as in JSON)"
+    );
+    let (_, json_items, _) = fw.apply_batch(&ops, 100).unwrap();
+    assert_eq!(json_items, items);
+    // Nothing to do: no transaction at all.
+    assert!(fw
+        .apply_text(
+            &[FirewallOp::Ban(entry("ssh", "192.0.2.4/32", Some(50)))],
+            100
+        )
+        .is_none());
+}
