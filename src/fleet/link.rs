@@ -93,7 +93,7 @@ pub(super) async fn run(
     for m in start.active {
         st.remember(&m);
     }
-    let client = match redis::Client::open(start.config.redis.as_str()) {
+    let client = match start.config.client() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, redis = %start.config.redacted(), "fleet: cannot use the Redis URL; this node bans alone");
