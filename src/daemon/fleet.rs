@@ -86,6 +86,13 @@ pub(super) fn start(
     }))
 }
 
+/// Which node decided each restored ban (kept in the store with it).
+pub(super) fn origins(bans: &[BanRecord]) -> HashMap<(String, IpNet), String> {
+    bans.iter()
+        .filter_map(|b| Some(((b.jail.clone(), b.net), b.origin.clone()?)))
+        .collect()
+}
+
 fn is_link_local(a: &IpAddr) -> bool {
     match a {
         IpAddr::V4(v4) => v4.is_link_local(),
@@ -350,13 +357,14 @@ impl Daemon {
                 rt.jail.note_ban(net, expires);
                 rt.jail.note_history(net, at.min(now));
                 tracing::info!(%jail, addr = %show(&net), from = %node, "ban (from the fleet)");
-                self.origins.insert((jail.clone(), net), node);
+                self.origins.insert((jail.clone(), net), node.clone());
                 records.push(BanRecord {
                     jail,
                     net,
                     banned_at: at.min(now),
                     expires,
                     count,
+                    origin: Some(node),
                 });
             }
             Action::Unban { jail, net } => {

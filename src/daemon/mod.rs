@@ -220,6 +220,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         None => (None, None),
     };
     let running = Running::start(config, None, &tx, &resume);
+    let origins = fleet::origins(&saved);
     let mut d = Daemon {
         dir,
         started: Instant::now(),
@@ -239,7 +240,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         reported: HashMap::new(),
         outbound: outbound::Outbound::default(),
         fleet,
-        origins: HashMap::new(),
+        origins,
         members: Vec::new(),
         fleet_reported: Default::default(),
     };
@@ -385,6 +386,7 @@ impl Daemon {
         }
         self.running.engine.share_history(decisions);
         self.announce_bans(decisions, now);
+        let origin = self.fleet.as_ref().map(|f| f.node.clone());
         let records: Vec<BanRecord> = decisions
             .iter()
             .map(|b| BanRecord {
@@ -393,6 +395,7 @@ impl Daemon {
                 banned_at: now,
                 expires: b.expires,
                 count: b.count,
+                origin: origin.clone(),
             })
             .collect();
         // The positions of the lines handled so far go in the same commit.
