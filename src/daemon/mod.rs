@@ -152,6 +152,11 @@ pub(crate) struct Daemon {
     members: Vec<IpNet>,
     /// The link's counters at the last metrics update.
     fleet_reported: crate::fleet::FleetStatus,
+    /// The fleet stream position not yet saved (saved once a second: read
+    /// again after a crash, a message is applied again harmlessly).
+    fleet_position: Option<String>,
+    /// A reload replaced the link: the main loop's new receiver (`None`: no fleet).
+    fleet_rx_swap: Option<Option<tokio::sync::mpsc::UnboundedReceiver<crate::fleet::FromFleet>>>,
 }
 
 async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), DaemonError> {
@@ -243,6 +248,8 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         origins,
         members: Vec::new(),
         fleet_reported: Default::default(),
+        fleet_rx_swap: None,
+        fleet_position: None,
     };
     d.outbound.actions = crate::actions::Actions::start(&d.running.config);
     d.note_restored_bans();
@@ -285,6 +292,9 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
             Some((request, reply)) = ctl_rx.recv() => {
                 let response = d.answer(request, &mut rx).await;
                 let _ = reply.send(response);
+                if let Some(new) = d.fleet_rx_swap.take() {
+                    fleet_rx = new;
+                }
             }
             _ = tick.tick() => d.tick(crate::now()),
             Some(ev) = events.recv() => d.worker_event(ev),
@@ -293,6 +303,9 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
                 notify(&[sd_notify::NotifyState::Reloading]);
                 if let Err(e) = d.reload(&mut rx).await {
                     tracing::error!(errors = %e, "reload rejected; the old configuration keeps running");
+                }
+                if let Some(new) = d.fleet_rx_swap.take() {
+                    fleet_rx = new;
                 }
                 notify(&[sd_notify::NotifyState::Ready]);
             }
@@ -312,6 +325,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     }
     d.apply(&mut decisions, crate::now())?;
     d.save_positions();
+    d.save_fleet_position();
     d.worker.shutdown();
     std::mem::take(&mut d.outbound.actions)
         .close(ACTIONS_GRACE)
@@ -345,7 +359,6 @@ impl Daemon {
             _ => {}
         }
         self.engine_handle(ev, now, out);
-        self.send_failures();
         if let SourceEvent::Entries {
             cursor: Some(c), ..
         } = ev
@@ -366,7 +379,10 @@ impl Daemon {
         decisions: &mut Vec<BanDecision>,
         now: UnixTime,
     ) -> Result<(), DaemonError> {
+        let banned = fleet::banned_now(decisions, self.fleet.is_some());
         let ops = self.record(decisions, now, Some(crate::fleet::Claim::IfFirst));
+        // After the bans' publishes, so the fleet sees a ban before its failures.
+        self.send_failures(&banned);
         self.worker
             .send(ops)
             .map_err(|_| DaemonError::Firewall("the firewall worker stopped".into()))
@@ -430,6 +446,7 @@ impl Daemon {
     /// Once a second: save positions, forget expired bans, sweep counters.
     fn tick(&mut self, now: UnixTime) {
         self.save_positions();
+        self.save_fleet_position();
         let mut expired: HashMap<String, u64> = HashMap::new();
         let mut gone = Vec::new();
         self.bans.retain(|(jail, _), b| {
@@ -593,6 +610,7 @@ impl Daemon {
     /// Applies a new configuration, or keeps the old one whole if anything fails.
     async fn reload(&mut self, rx: &mut mpsc::Receiver<SourceEvent>) -> Result<(), String> {
         let config = config::load(&self.dir).map_err(|e| e.to_string())?;
+        let old_fleet = self.running.config.global.fleet.clone();
         let rules: Vec<JailRules> = config.enabled_jails().map(|j| j.rules.clone()).collect();
         self.worker
             .reconfigure(rules)
@@ -621,6 +639,7 @@ impl Daemon {
         self.bans
             .retain(|(jail, _), _| names.iter().any(|n| n == jail));
         self.note_restored_bans();
+        self.reconnect_fleet(old_fleet);
         self.install_fleet_tap();
         tracing::info!(jails = ?names, "configuration reloaded");
         Ok(())

@@ -424,34 +424,45 @@ async fn publish_some(
     Ok(())
 }
 
-/// One script call for a batch of failures; crossings go to the daemon.
+/// One script call for a batch of failures, grouped by jail (the jail's
+/// parameters once per group, then net and time per failure); crossings go
+/// to the daemon.
 async fn count(
     w: &mut MultiplexedConnection,
     st: &State,
     shas: &Shas,
     failures: &[Failure],
 ) -> Result<(), LinkError> {
+    let mut groups: Vec<(&str, JailParams, Vec<&Failure>)> = Vec::new();
+    for f in failures {
+        let Some(p) = st.jails.get(&f.jail) else {
+            continue;
+        };
+        match groups.iter_mut().find(|(j, _, _)| *j == f.jail) {
+            Some(g) => g.2.push(f),
+            None => groups.push((&f.jail, *p, vec![f])),
+        }
+    }
+    let sent: Vec<&Failure> = groups.iter().flat_map(|g| g.2.iter().copied()).collect();
+    if sent.is_empty() {
+        return Ok(());
+    }
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(&shas.count)
         .arg(0)
         .arg(&st.prefix)
         .arg(&st.node)
-        .arg(crate::now());
-    let mut sent = Vec::new();
-    for f in failures {
-        let Some(p) = st.jails.get(&f.jail) else {
-            continue;
-        };
-        cmd.arg(&f.jail)
-            .arg(f.net.to_string())
-            .arg(f.time)
+        .arg(crate::now())
+        .arg(sent.len());
+    for (jail, p, fs) in &groups {
+        cmd.arg(*jail)
             .arg(p.maxretry)
             .arg(p.findtime)
-            .arg(p.bantime.unwrap_or(-1));
-        sent.push(f);
-    }
-    if sent.is_empty() {
-        return Ok(());
+            .arg(p.bantime.unwrap_or(-1))
+            .arg(fs.len());
+        for f in fs {
+            cmd.arg(f.net.to_string()).arg(f.time);
+        }
     }
     let crossed: Vec<usize> = cmd.query_async(w).await?;
     for i in crossed {
