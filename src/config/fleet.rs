@@ -136,6 +136,12 @@ pub fn check_url(url: &str) -> Result<(), String> {
             if host.is_empty() {
                 return Err(format!("`{}` names no host", redact(url)));
             }
+            if scheme == "rediss" && rest.contains("#insecure") {
+                return Err(format!(
+                    "`{}`: #insecure (no certificate check) is not supported; trust a private CA with fleet.ca_file",
+                    redact(url)
+                ));
+            }
             // The client's own parser (this build speaks TLS).
             redis::Client::open(url)
                 .map(|_| ())
@@ -367,6 +373,7 @@ mod tests {
             "redis://",
             "unix://relative.sock",
             "redis://host:notaport",
+            "rediss://redis.example:6380/#insecure",
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
