@@ -17,6 +17,8 @@ need sysctl procps   # tests/forward_netns.rs: ip_forward in its router namespac
 need openssl openssl  # tests/webhook_tls.rs: a CA and a server certificate made at test time
 # tests/fleet.rs starts its own redis-server on a private unix socket.
 need redis-server redis-server
+need redis-cli redis-tools   # tests/fleet_tls.rs: waits for the TLS server
+need openssl openssl         # tests/fleet_tls.rs: a private CA made at test time
 # tests/fail2ban_samples.rs reads fail2ban's own filters and sample logs
 # (GPL: read from the package at test time, never copied here).
 need fail2ban-regex fail2ban

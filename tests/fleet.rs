@@ -98,6 +98,19 @@ impl Fleet {
         )
     }
 
+    /// The `origin` that `bans --json` on node `i` names for `addr`.
+    fn origin(&self, i: usize, addr: &str) -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.cli_ok(i, &["bans", "--json"])).expect("bans json");
+        v["bans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|b| b["addr"] == addr)
+            .map(|b| b["origin"].as_str().unwrap_or("(none)").to_string())
+            .unwrap_or_else(|| format!("({addr} not banned)"))
+    }
+
     fn cli_ok(&self, i: usize, args: &[&str]) -> String {
         let out = self.cfgs[i].cli(args);
         assert!(
@@ -260,4 +273,15 @@ fn a_stopped_node_catches_up_on_restart_skipping_expired_bans() {
     f.wait_connected(2);
     f.wait_all(&[2], "198.51.100.20", true, "catch-up after restart");
     assert!(!f.banned(2, "198.51.100.21"), "an expired ban was applied");
+    assert_eq!(f.origin(2, "198.51.100.20"), "n0");
+
+    // The node that decided a ban stays named after a restart: node 0's own
+    // ban (never read back from the stream) and node 1's received one.
+    for i in [0, 1] {
+        let d = f.daemons[i].take().expect("node");
+        assert!(d.stop().success());
+        f.daemons[i] = Some(Daemon::start(&f.net.nodes[i], &f.cfgs[i], TABLE));
+        f.wait_connected(i);
+        assert_eq!(f.origin(i, "198.51.100.20"), "n0", "node {i} after restart");
+    }
 }

@@ -2,8 +2,11 @@
 //!
 //! Owns validating the Redis URL's form (`redis://`, `rediss://`,
 //! `unix://`, with `user:password@`), the node name (default: the host
-//! name) and the key prefix. It never connects: whether Redis answers is
-//! `check`'s warning and the fleet link's business, never a config error.
+//! name), the key prefix and, for `rediss://`, the CA to trust and the
+//! client certificate (`ca_file`, `cert_file`, `key_file`: read and parsed
+//! here, so `check` reports a bad file). It never connects: whether Redis
+//! answers is `check`'s warning and the fleet link's business, never a
+//! config error.
 
 use std::fmt;
 use std::path::Path;
@@ -20,6 +23,21 @@ pub struct RawFleet {
     pub redis: Option<Spanned<String>>,
     pub node: Option<Spanned<String>>,
     pub prefix: Option<Spanned<String>>,
+    /// PEM file of the CA(s) to trust for `rediss://` (default: the system's).
+    pub ca_file: Option<Spanned<String>>,
+    /// PEM client certificate for `rediss://` (Redis' `tls-auth-clients`).
+    pub cert_file: Option<Spanned<String>>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<Spanned<String>>,
+}
+
+/// The PEM contents for a `rediss://` link, read when the config is built.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct FleetTls {
+    /// CA certificates to trust instead of the system's.
+    pub ca: Option<Vec<u8>>,
+    /// Client certificate chain and key, both or neither.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// A validated `fleet:` block.
@@ -32,12 +50,36 @@ pub struct FleetConfig {
     pub node: String,
     /// Prefix of every key, so several fleets can share one Redis.
     pub prefix: String,
+    /// Files for `rediss://` (`None`: system roots, no client certificate).
+    pub tls: Option<FleetTls>,
 }
 
 impl FleetConfig {
     /// The URL with any password replaced by `***`, for logs and status.
     pub fn redacted(&self) -> String {
         redact(&self.redis)
+    }
+
+    /// The Redis client for this block (TLS files applied).
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        client(&self.redis, self.tls.as_ref())
+    }
+}
+
+/// A client for `url`, with the CA and client certificate of `tls`.
+fn client(url: &str, tls: Option<&FleetTls>) -> redis::RedisResult<redis::Client> {
+    match tls {
+        None => redis::Client::open(url),
+        Some(t) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: t.client.as_ref().map(|(c, k)| redis::ClientTlsConfig {
+                    client_cert: c.clone(),
+                    client_key: k.clone(),
+                }),
+                root_cert: t.ca.clone(),
+            },
+        ),
     }
 }
 
@@ -47,6 +89,7 @@ impl fmt::Debug for FleetConfig {
             .field("redis", &self.redacted())
             .field("node", &self.node)
             .field("prefix", &self.prefix)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -93,9 +136,14 @@ pub fn check_url(url: &str) -> Result<(), String> {
             if host.is_empty() {
                 return Err(format!("`{}` names no host", redact(url)));
             }
-            // Check the rest with the client's own parser (TLS or not).
-            let plain = format!("redis://{rest}");
-            redis::Client::open(plain.as_str())
+            if scheme == "rediss" && rest.contains("#insecure") {
+                return Err(format!(
+                    "`{}`: #insecure (no certificate check) is not supported; trust a private CA with fleet.ca_file",
+                    redact(url)
+                ));
+            }
+            // The client's own parser (this build speaks TLS).
+            redis::Client::open(url)
                 .map(|_| ())
                 .map_err(|e| format!("`{}`: {e}", redact(url)))
         }
@@ -185,11 +233,105 @@ pub(super) fn build(
             p.value.clone()
         }
     };
+    let tls = tls(path, raw, &redis, errs);
     (errs.0.len() == before).then_some(FleetConfig {
         redis,
         node,
         prefix,
+        tls,
     })
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Reads `ca_file`, `cert_file` and `key_file` (relative to the directory
+/// of `banwarden.yaml`) and lets the client parse them.
+fn tls(path: &Path, raw: &Spanned<RawFleet>, url: &str, errs: &mut Errors) -> Option<FleetTls> {
+    let r = &raw.value;
+    let [ca, cert, key] = [&r.ca_file, &r.cert_file, &r.key_file];
+    let any = [ca, cert, key].into_iter().flatten().next()?;
+    if !url.starts_with("rediss://") {
+        let field = [("ca_file", ca), ("cert_file", cert), ("key_file", key)]
+            .into_iter()
+            .find_map(|(n, f)| f.as_ref().map(|_| n))
+            .unwrap_or("ca_file");
+        errs.at(
+            path,
+            any,
+            &format!("fleet.{field}"),
+            "TLS files need a rediss:// URL in fleet.redis",
+        );
+        return None;
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let before = errs.0.len();
+    let mut read = |name: &str, f: &Option<Spanned<String>>| -> Option<Vec<u8>> {
+        let f = f.as_ref()?;
+        match std::fs::read(dir.join(&f.value)) {
+            Ok(b) if name != "key_file" && !contains(&b, b"-----BEGIN CERTIFICATE-----") => {
+                let msg = format!(
+                    "`{}` holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    f.value
+                );
+                errs.at(path, f, &format!("fleet.{name}"), msg);
+                None
+            }
+            Ok(b) => Some(b),
+            Err(e) => {
+                errs.at(
+                    path,
+                    f,
+                    &format!("fleet.{name}"),
+                    format!("cannot read `{}`: {e}", f.value),
+                );
+                None
+            }
+        }
+    };
+    let tls = FleetTls {
+        ca: read("ca_file", ca),
+        client: match (read("cert_file", cert), read("key_file", key)) {
+            (Some(c), Some(k)) => Some((c, k)),
+            _ => None,
+        },
+    };
+    if errs.0.len() != before {
+        return None;
+    }
+    match (cert, key) {
+        (Some(c), None) => errs.at(
+            path,
+            c,
+            "fleet.key_file",
+            "missing: cert_file needs its private key",
+        ),
+        (None, Some(k)) => errs.at(
+            path,
+            k,
+            "fleet.cert_file",
+            "missing: key_file needs its certificate",
+        ),
+        _ => {}
+    }
+    if let Err(e) = client(url, Some(&tls)) {
+        // Which file the client could not use, if the message says.
+        let e = e.to_string();
+        let (field, span) = if e.contains("root") || e.contains("trust") {
+            ("ca_file", ca)
+        } else if e.contains("private key") {
+            ("key_file", key)
+        } else if e.contains("client certificate") || e.contains("TLS parameters") {
+            ("cert_file", cert)
+        } else {
+            ("ca_file", ca)
+        };
+        let span = span.as_ref().unwrap_or(any);
+        errs.at(path, span, &format!("fleet.{field}"), e);
+        return None;
+    }
+    Some(tls)
 }
 
 /// A jail's `fleet:` value.
@@ -231,6 +373,7 @@ mod tests {
             "redis://",
             "unix://relative.sock",
             "redis://host:notaport",
+            "rediss://redis.example:6380/#insecure",
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }

@@ -170,8 +170,8 @@ pub static KEYS: &[Key] = &[
         doc: "where `filter: fail2ban:NAME` finds `filter.d/NAME.conf`" },
     Key { scope: Scope::Global, name: "defaults", ty: Type::Map(Scope::Jail), default: Default::Unset,
         doc: "jail keys every jail starts from" },
-    Key { scope: Scope::Global, name: "fleet", ty: Type::Any { describe: "map (`redis`, `node`, `prefix`)" }, default: Default::Note("off"),
-        doc: "`{redis: URL, node: NAME, prefix: P}`: share counts and bans with other servers (see [A fleet on Redis](#a-fleet-on-redis))" },
+    Key { scope: Scope::Global, name: "fleet", ty: Type::Any { describe: "map (`redis`, `node`, `prefix`, `ca_file`, `cert_file`, `key_file`)" }, default: Default::Note("off"),
+        doc: "`{redis: URL, node: NAME, prefix: P}` (`rediss://` with `ca_file`, `cert_file`, `key_file`: PEM files for TLS): share counts and bans with other servers (see [A fleet on Redis](#a-fleet-on-redis))" },
     // jails/*.yaml
     Key { scope: Scope::Jail, name: "enabled", ty: Type::Bool, default: Default::Value("false"),
         doc: "whether the daemon runs the jail" },

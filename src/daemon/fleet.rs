@@ -6,7 +6,7 @@
 //! Runs on the daemon's main task like everything that touches its state;
 //! it never waits on Redis (the link is `crate::fleet`'s task).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{blocking, Daemon};
-use crate::config::fleet::JailFleet;
+use crate::config::fleet::{FleetConfig, JailFleet};
 use crate::config::Config;
 use crate::events::{BanOrigin, Banned, InternalEvent, StoreError, StoreOp};
 use crate::firewall::{BanEntry, FirewallOp};
@@ -87,6 +87,24 @@ pub(super) fn start(
     }))
 }
 
+/// The (jail, net) pairs `decisions` ban (empty without a fleet).
+pub(super) fn banned_now(
+    decisions: &[crate::jail::BanDecision],
+    fleet: bool,
+) -> HashSet<(String, IpNet)> {
+    if !fleet {
+        return HashSet::new();
+    }
+    decisions.iter().map(|d| (d.jail.clone(), d.net)).collect()
+}
+
+/// Which node decided each restored ban (kept in the store with it).
+pub(super) fn origins(bans: &[BanRecord]) -> HashMap<(String, IpNet), String> {
+    bans.iter()
+        .filter_map(|b| Some(((b.jail.clone(), b.net), b.origin.clone()?)))
+        .collect()
+}
+
 fn is_link_local(a: &IpAddr) -> bool {
     match a {
         IpAddr::V4(v4) => v4.is_link_local(),
@@ -113,6 +131,42 @@ fn show(net: &IpNet) -> String {
 }
 
 impl Daemon {
+    /// After a reload: if the `fleet:` block changed (joined, left, or
+    /// another URL, node, prefix or TLS file), drops the old link and starts
+    /// one for the new block; the main loop takes its receiver from
+    /// `fleet_rx_swap`. A new Redis or prefix is a new stream: it is read
+    /// from its start (bans still in force there are applied), and this
+    /// node's active bans are published there if that Redis is new to the
+    /// fleet.
+    pub(super) fn reconnect_fleet(&mut self, old: Option<FleetConfig>) {
+        let new = self.running.config.global.fleet.clone();
+        if old == new {
+            return;
+        }
+        let same_stream = matches!((&old, &new), (Some(o), Some(n)) if o.redis == n.redis && o.prefix == n.prefix);
+        if let Some(f) = self.fleet.take() {
+            tracing::info!(node = %f.node, "fleet: leaving (the fleet block changed)");
+        }
+        self.members.clear();
+        if same_stream {
+            self.save_fleet_position();
+        } else {
+            self.fleet_position = None;
+            let store = Arc::clone(&self.store);
+            if let Err(e) = blocking(|| store.set_cursor(FLEET_POSITION, "0-0")) {
+                tracing::warn!(error = %e, "could not reset the fleet stream position");
+            }
+        }
+        let bans: Vec<BanRecord> = self.bans.values().cloned().collect();
+        match start(&self.running.config, &self.store, &bans) {
+            Some((f, rx)) => {
+                self.fleet = Some(f);
+                self.fleet_rx_swap = Some(Some(rx));
+            }
+            None => self.fleet_rx_swap = Some(None),
+        }
+    }
+
     /// Whether `jail`'s counts and bans go to the fleet.
     pub(super) fn is_shared(&self, jail: &str) -> bool {
         self.fleet.is_some()
@@ -163,16 +217,32 @@ impl Daemon {
         self.fleet_reported = now;
     }
 
-    /// Hands the failures the engine tapped to the link (never waits).
-    pub(super) fn send_failures(&mut self) {
+    /// Hands the failures the engine tapped to the link (never waits),
+    /// but not those of addresses this node just banned: their ban goes to
+    /// every node anyway, so counting them would only load Redis.
+    pub(super) fn send_failures(&mut self, banned: &HashSet<(String, IpNet)>) {
         let (Some(fleet), Some(tap)) = (&self.fleet, self.running.engine.tap.as_mut()) else {
             return;
         };
         if tap.failures.is_empty() {
             return;
         }
-        let failures: Vec<Failure> = std::mem::take(&mut tap.failures);
+        let mut failures: Vec<Failure> = std::mem::take(&mut tap.failures);
+        if !banned.is_empty() {
+            failures.retain(|f| !banned.contains(&(f.jail.clone(), f.net)));
+        }
         fleet.count(failures);
+    }
+
+    /// Saves the fleet stream position if it moved (once a second, and on stop).
+    pub(super) fn save_fleet_position(&mut self) {
+        let Some(p) = self.fleet_position.take() else {
+            return;
+        };
+        let store = Arc::clone(&self.store);
+        if let Err(e) = blocking(|| store.set_cursor(FLEET_POSITION, &p)) {
+            self.emit(StoreError::new(StoreOp::SaveFleetPosition, &e));
+        }
     }
 
     /// Puts bans this node decided on the stream (shared jails only) and
@@ -263,11 +333,8 @@ impl Daemon {
                 .send(ops)
                 .map_err(|_| super::DaemonError::Firewall("the firewall worker stopped".into()))?;
         }
-        if let Some(p) = position {
-            let store = Arc::clone(&self.store);
-            if let Err(e) = blocking(|| store.set_cursor(FLEET_POSITION, &p)) {
-                self.emit(StoreError::new(StoreOp::SaveFleetPosition, &e));
-            }
+        if position.is_some() {
+            self.fleet_position = position;
         }
         Ok(())
     }
@@ -358,13 +425,14 @@ impl Daemon {
                 rt.jail.note_ban(net, expires);
                 rt.jail.note_history(net, at.min(now));
                 tracing::info!(%jail, addr = %show(&net), from = %node, "ban (from the fleet)");
-                self.origins.insert((jail.clone(), net), node);
+                self.origins.insert((jail.clone(), net), node.clone());
                 records.push(BanRecord {
                     jail,
                     net,
                     banned_at: at.min(now),
                     expires,
                     count,
+                    origin: Some(node),
                 });
             }
             Action::Unban { jail, net } => {

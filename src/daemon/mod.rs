@@ -159,6 +159,11 @@ pub(crate) struct Daemon {
     members: Vec<IpNet>,
     /// The link's counters at the last metrics update.
     fleet_reported: crate::fleet::FleetStatus,
+    /// The fleet stream position not yet saved (saved once a second: read
+    /// again after a crash, a message is applied again harmlessly).
+    fleet_position: Option<String>,
+    /// A reload replaced the link: the main loop's new receiver (`None`: no fleet).
+    fleet_rx_swap: Option<Option<tokio::sync::mpsc::UnboundedReceiver<crate::fleet::FromFleet>>>,
 }
 
 async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), DaemonError> {
@@ -227,6 +232,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         None => (None, None),
     };
     let running = Running::start(config, None, &tx, &resume);
+    let origins = fleet::origins(&saved);
     let mut d = Daemon {
         dir,
         started: Instant::now(),
@@ -246,9 +252,11 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         reported: HashMap::new(),
         outbound: outbound::Outbound::default(),
         fleet,
-        origins: HashMap::new(),
+        origins,
         members: Vec::new(),
         fleet_reported: Default::default(),
+        fleet_rx_swap: None,
+        fleet_position: None,
     };
     d.outbound.actions = crate::actions::Actions::start(&d.running.config);
     d.restore_health();
@@ -292,6 +300,9 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
             Some((request, reply)) = ctl_rx.recv() => {
                 let response = d.answer(request, &mut rx).await;
                 let _ = reply.send(response);
+                if let Some(new) = d.fleet_rx_swap.take() {
+                    fleet_rx = new;
+                }
             }
             _ = tick.tick() => d.tick(crate::now()),
             Some(ev) = events.recv() => d.worker_event(ev),
@@ -300,6 +311,9 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
                 notify(&[sd_notify::NotifyState::Reloading]);
                 // The outcome is logged and counted by `reload` itself.
                 let _ = d.reload(&mut rx).await;
+                if let Some(new) = d.fleet_rx_swap.take() {
+                    fleet_rx = new;
+                }
                 notify(&[sd_notify::NotifyState::Ready]);
             }
             _ = term.recv() => break,
@@ -319,6 +333,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     d.apply(&mut decisions, crate::now())?;
     d.save_positions();
     d.save_health();
+    d.save_fleet_position();
     d.worker.shutdown();
     std::mem::take(&mut d.outbound.actions)
         .close(ACTIONS_GRACE)
@@ -357,7 +372,6 @@ impl Daemon {
             _ => {}
         }
         self.engine_handle(ev, now, out);
-        self.send_failures();
         if let SourceEvent::Entries {
             cursor: Some(c), ..
         } = ev
@@ -388,7 +402,10 @@ impl Daemon {
             }
             .emit(self.metrics.as_deref());
         }
+        let banned = fleet::banned_now(decisions, self.fleet.is_some());
         let ops = self.record(decisions, now, Some(crate::fleet::Claim::IfFirst));
+        // After the bans' publishes, so the fleet sees a ban before its failures.
+        self.send_failures(&banned);
         self.worker
             .send(ops)
             .map_err(|_| DaemonError::Firewall("the firewall worker stopped".into()))
@@ -408,6 +425,7 @@ impl Daemon {
         }
         self.running.engine.share_history(decisions);
         self.announce_bans(decisions, now);
+        let origin = self.fleet.as_ref().map(|f| f.node.clone());
         let records: Vec<BanRecord> = decisions
             .iter()
             .map(|b| BanRecord {
@@ -416,6 +434,7 @@ impl Daemon {
                 banned_at: now,
                 expires: b.expires,
                 count: b.count,
+                origin: origin.clone(),
             })
             .collect();
         // The positions of the lines handled so far go in the same commit.
@@ -448,6 +467,7 @@ impl Daemon {
     /// Once a second: save positions, forget expired bans, sweep counters.
     fn tick(&mut self, now: UnixTime) {
         self.save_positions();
+        self.save_fleet_position();
         let mut expired: HashMap<String, u64> = HashMap::new();
         let mut gone = Vec::new();
         self.bans.retain(|(jail, _), b| {
@@ -622,6 +642,7 @@ impl Daemon {
 
     async fn try_reload(&mut self, rx: &mut mpsc::Receiver<SourceEvent>) -> Result<(), String> {
         let config = config::load(&self.dir).map_err(|e| e.to_string())?;
+        let old_fleet = self.running.config.global.fleet.clone();
         let rules: Vec<JailRules> = config.enabled_jails().map(|j| j.rules.clone()).collect();
         self.worker
             .reconfigure(rules)
@@ -652,6 +673,7 @@ impl Daemon {
         self.bans
             .retain(|(jail, _), _| names.iter().any(|n| n == jail));
         self.note_restored_bans();
+        self.reconnect_fleet(old_fleet);
         self.install_fleet_tap();
         Ok(())
     }

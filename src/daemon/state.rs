@@ -95,6 +95,7 @@ fn kernel_bans(config: &Config, firewall: &NftFirewall, now: UnixTime) -> Vec<Ba
                 banned_at: now,
                 expires: left.map(|s| now + s as i64),
                 count: 1,
+                origin: None,
             })),
             Err(e) => {
                 tracing::warn!(jail = %jail.name, error = %e, "could not read the jail's bans from the kernel")

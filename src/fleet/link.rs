@@ -15,7 +15,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamReadOptions, StreamReadReply};
-use redis::{AsyncCommands, AsyncConnectionConfig, Value};
+use redis::{AsyncCommands, AsyncConnectionConfig};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::message::{Action, Message};
@@ -26,11 +26,11 @@ use super::{Claim, Failure, FleetStatus, FromFleet, JailParams, Start, ToFleet};
 const MAX_PENDING: usize = 200_000;
 /// Most failures in one script call.
 const COUNT_BATCH: usize = 1_000;
-/// Most messages in one pipelined round trip (a long one holds Redis and
+/// Most messages in one publish script call (a long one holds Redis and
 /// can run into the response timeout on a loaded machine).
-const PUBLISH_BATCH: usize = 500;
+const PUBLISH_BATCH: usize = 1_000;
 /// Most messages read from the stream at once.
-const READ_BATCH: usize = 1_000;
+const READ_BATCH: usize = 5_000;
 /// How long a reply may take before the link counts Redis as gone (a
 /// refused or closed connection is noticed at once). Generous: a busy node
 /// may read a reply late.
@@ -93,7 +93,7 @@ pub(super) async fn run(
     for m in start.active {
         st.remember(&m);
     }
-    let client = match redis::Client::open(start.config.redis.as_str()) {
+    let client = match start.config.client() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, redis = %start.config.redacted(), "fleet: cannot use the Redis URL; this node bans alone");
@@ -346,7 +346,7 @@ fn ttl(expires: Option<crate::UnixTime>) -> i64 {
     expires.map_or(-1, |e| (e - crate::now()).max(1))
 }
 
-/// Messages in pipelined round trips of at most `PUBLISH_BATCH`.
+/// Messages in script calls of at most `PUBLISH_BATCH`, one round trip each.
 async fn publish(
     w: &mut MultiplexedConnection,
     st: &State,
@@ -366,8 +366,18 @@ async fn publish_some(
     msgs: &[(Message, Claim)],
 ) -> Result<(), LinkError> {
     let events = scripts::events(&st.prefix);
-    let mut pipe = redis::pipe();
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(&shas.publish).arg(1).arg(&events).arg(&st.node);
     for (m, claim) in msgs {
+        // Marks and counts an unban or ignore drops, in every shared jail it names.
+        let mut dels = Vec::new();
+        let mut drop_all = |jail: Option<&String>, net: &IpNet| {
+            let n = net.to_string();
+            for j in st.jails.keys().filter(|j| jail.is_none_or(|w| w == *j)) {
+                dels.push(scripts::mark(&st.prefix, j, &n));
+                dels.push(scripts::failures(&st.prefix, j, &n));
+            }
+        };
         let (mode, mark, t) = match &m.action {
             Action::Ban {
                 jail, net, expires, ..
@@ -381,77 +391,68 @@ async fn publish_some(
                 ttl(*expires),
             ),
             Action::Unban { jail, net } => {
-                let n = net.to_string();
-                // Every shared jail's mark and counts of the address go.
-                for j in st
-                    .jails
-                    .keys()
-                    .filter(|j| jail.as_ref().is_none_or(|w| w == *j))
-                {
-                    pipe.del(scripts::mark(&st.prefix, j, &n)).ignore();
-                    pipe.del(scripts::failures(&st.prefix, j, &n)).ignore();
-                }
-                ("plain", events.clone(), -1)
+                drop_all(jail.as_ref(), net);
+                ("plain", String::new(), -1)
             }
             Action::Ignore { net, .. } => {
-                let n = net.to_string();
-                for j in st.jails.keys() {
-                    pipe.del(scripts::mark(&st.prefix, j, &n)).ignore();
-                    pipe.del(scripts::failures(&st.prefix, j, &n)).ignore();
-                }
-                ("plain", events.clone(), -1)
+                drop_all(None, net);
+                ("plain", String::new(), -1)
             }
         };
-        let c = pipe
-            .cmd("EVALSHA")
-            .arg(&shas.publish)
-            .arg(2)
-            .arg(&events)
-            .arg(mark)
-            .arg(mode)
-            .arg(&m.node)
-            .arg(t);
-        for (k, v) in m.fields() {
-            c.arg(k).arg(v);
+        cmd.arg(mode).arg(t).arg(mark).arg(dels.len());
+        for d in &dels {
+            cmd.arg(d);
+        }
+        let fields = m.fields();
+        cmd.arg(fields.len() * 2);
+        for (k, v) in fields {
+            cmd.arg(k).arg(v);
         }
     }
-    let replies: Vec<Value> = pipe.query_async(w).await?;
-    let published = replies
-        .iter()
-        .filter(|v| !matches!(v, Value::Nil | Value::Boolean(false)))
-        .count() as u64;
+    let published: u64 = cmd.query_async(w).await?;
     update(&st.status, |s| s.published += published);
     Ok(())
 }
 
-/// One script call for a batch of failures; crossings go to the daemon.
+/// One script call for a batch of failures, grouped by jail (the jail's
+/// parameters once per group, then net and time per failure); crossings go
+/// to the daemon.
 async fn count(
     w: &mut MultiplexedConnection,
     st: &State,
     shas: &Shas,
     failures: &[Failure],
 ) -> Result<(), LinkError> {
+    let mut groups: Vec<(&str, JailParams, Vec<&Failure>)> = Vec::new();
+    for f in failures {
+        let Some(p) = st.jails.get(&f.jail) else {
+            continue;
+        };
+        match groups.iter_mut().find(|(j, _, _)| *j == f.jail) {
+            Some(g) => g.2.push(f),
+            None => groups.push((&f.jail, *p, vec![f])),
+        }
+    }
+    let sent: Vec<&Failure> = groups.iter().flat_map(|g| g.2.iter().copied()).collect();
+    if sent.is_empty() {
+        return Ok(());
+    }
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(&shas.count)
         .arg(0)
         .arg(&st.prefix)
         .arg(&st.node)
-        .arg(crate::now());
-    let mut sent = Vec::new();
-    for f in failures {
-        let Some(p) = st.jails.get(&f.jail) else {
-            continue;
-        };
-        cmd.arg(&f.jail)
-            .arg(f.net.to_string())
-            .arg(f.time)
+        .arg(crate::now())
+        .arg(sent.len());
+    for (jail, p, fs) in &groups {
+        cmd.arg(*jail)
             .arg(p.maxretry)
             .arg(p.findtime)
-            .arg(p.bantime.unwrap_or(-1));
-        sent.push(f);
-    }
-    if sent.is_empty() {
-        return Ok(());
+            .arg(p.bantime.unwrap_or(-1))
+            .arg(fs.len());
+        for f in fs {
+            cmd.arg(f.net.to_string()).arg(f.time);
+        }
     }
     let crossed: Vec<usize> = cmd.query_async(w).await?;
     for i in crossed {

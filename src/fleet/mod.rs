@@ -189,7 +189,7 @@ pub fn now_ms() -> i64 {
 /// Whether the fleet's Redis answers a PING within `timeout` (`check`'s
 /// warning; the daemon starts either way).
 pub fn probe(config: &FleetConfig, timeout: std::time::Duration) -> Result<(), String> {
-    let client = redis::Client::open(config.redis.as_str()).map_err(|e| e.to_string())?;
+    let client = config.client().map_err(|e| e.to_string())?;
     let mut conn = client
         .get_connection_with_timeout(timeout)
         .map_err(|e| e.to_string())?;

@@ -12,68 +12,96 @@
 //! - `P:epoch`: set once per Redis life; its absence means Redis came back
 //!   empty and the nodes publish their active bans again.
 
-/// Counts a batch of failures. `ARGV`: prefix, node, now, then per failure
-/// jail, net, time, maxretry, findtime, bantime (`-1`: permanent). Returns
-/// the 1-based indices of the failures that crossed `maxretry` fleet-wide
-/// (and took the ban mark: the caller decides the ban and publishes it).
+/// Counts a batch of failures. `ARGV`: prefix, node, now, the number of
+/// failures, then per jail: jail, maxretry, findtime, bantime (`-1`:
+/// permanent), n, and n pairs of net, time. Returns the 1-based indices (in
+/// ARGV order) of the failures that crossed `maxretry` fleet-wide and took
+/// the ban mark (the caller decides the ban and publishes it).
+///
+/// Three calls per failure in the common case (ZADD, EXPIRE, ZCARD): the
+/// window is trimmed, and the mark looked at, only when the count reaches
+/// `maxretry`. A failure of an address whose mark is held (banned) is
+/// counted, but its crossing finds the mark taken and only clears the count.
 pub const COUNT: &str = r#"
 local prefix, node, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local n = (#ARGV - 3) / 6
-local seq = redis.call('INCRBY', prefix .. ':seq', n)
+local seq = redis.call('INCRBY', prefix .. ':seq', tonumber(ARGV[4]))
 local crossed = {}
-for k = 0, n - 1 do
-  local i = 4 + k * 6
-  local jail, net, t = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local maxretry, findtime, bantime = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-  local mark = prefix .. ':ban:' .. jail .. ':' .. net
-  if redis.call('EXISTS', mark) == 0 then
-    local key = prefix .. ':fail:' .. jail .. ':' .. net
+local i, k = 5, 0
+while i <= #ARGV do
+  local jail = ARGV[i]
+  local maxretry, findtime, bantime = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local n = tonumber(ARGV[i + 4])
+  i = i + 5
+  local fails = prefix .. ':fail:' .. jail .. ':'
+  local marks = prefix .. ':ban:' .. jail .. ':'
+  for _ = 1, n do
+    local net, t = ARGV[i], tonumber(ARGV[i + 1])
+    i = i + 2
+    k = k + 1
+    local key = fails .. net
     redis.call('ZADD', key, t, node .. ':' .. (seq - k))
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - findtime)
     redis.call('EXPIRE', key, findtime + 1)
     if redis.call('ZCARD', key) >= maxretry then
-      redis.call('DEL', key)
-      if bantime > 0 then
-        redis.call('SET', mark, node, 'EX', bantime)
-      else
-        redis.call('SET', mark, node)
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now - findtime)
+      if redis.call('ZCARD', key) >= maxretry then
+        redis.call('DEL', key)
+        local taken
+        if bantime > 0 then
+          taken = redis.call('SET', marks .. net, node, 'NX', 'EX', bantime)
+        else
+          taken = redis.call('SET', marks .. net, node, 'NX')
+        end
+        if taken then crossed[#crossed + 1] = k end
       end
-      crossed[#crossed + 1] = k + 1
     end
   end
 end
 return crossed
 "#;
 
-/// Publishes one message. `KEYS`: stream, ban mark (or the stream again
-/// when there is none). `ARGV`: mode, node, ttl, then field/value pairs.
-/// Modes: `claim` (a ban this node's own counting decided: published only
-/// if no node holds the mark, which it then takes), `ban` (published, the
-/// mark set or refreshed), `unban` (published, the mark and counts
-/// dropped), `plain` (published). Returns the entry id, or false when a
-/// claim lost.
+/// Publishes a batch of messages in one call. `KEYS`: the stream. `ARGV`:
+/// node, then per message: mode, ttl, mark key, n keys to delete and the
+/// keys, n fields and the field/value pairs. Modes: `claim` (a ban this
+/// node's own counting decided: published only if no node holds the mark,
+/// which it then takes), `ban` (published, the mark set or refreshed),
+/// `plain` (published; an unban or ignore deletes the marks and counts it
+/// names first). Returns how many were published (a claim that lost is
+/// not). One call instead of one per message: Redis parses and runs one
+/// script per batch.
 pub const PUBLISH: &str = r#"
-local mode, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
-if mode == 'claim' then
-  local ok
-  if ttl > 0 then
-    ok = redis.call('SET', KEYS[2], node, 'NX', 'EX', ttl)
-  else
-    ok = redis.call('SET', KEYS[2], node, 'NX')
+local node = ARGV[1]
+local i, published = 2, 0
+while i <= #ARGV do
+  local mode, ttl, mark = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local ndel = tonumber(ARGV[i + 3])
+  i = i + 4
+  for _ = 1, ndel do
+    redis.call('DEL', ARGV[i])
+    i = i + 1
   end
-  if not ok then return false end
-elseif mode == 'ban' then
-  if ttl > 0 then
-    redis.call('SET', KEYS[2], node, 'EX', ttl)
-  else
-    redis.call('SET', KEYS[2], node)
+  local nf = tonumber(ARGV[i])
+  i = i + 1
+  local ok = true
+  if mode == 'claim' then
+    if ttl > 0 then
+      ok = redis.call('SET', mark, node, 'NX', 'EX', ttl)
+    else
+      ok = redis.call('SET', mark, node, 'NX')
+    end
+  elseif mode == 'ban' then
+    if ttl > 0 then
+      redis.call('SET', mark, node, 'EX', ttl)
+    else
+      redis.call('SET', mark, node)
+    end
   end
-elseif mode == 'unban' then
-  redis.call('DEL', KEYS[2])
+  if ok then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', '100000', '*', unpack(ARGV, i, i + nf - 1))
+    published = published + 1
+  end
+  i = i + nf
 end
-local fields = {}
-for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', '100000', '*', unpack(fields))
+return published
 "#;
 
 pub fn events(prefix: &str) -> String {

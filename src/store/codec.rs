@@ -66,6 +66,8 @@ pub struct JailBan {
     pub banned_at: i64,
     pub expires: Option<i64>,
     pub count: u32,
+    /// The fleet node that decided it (in a fleet).
+    pub origin: Option<String>,
 }
 
 impl JailBan {
@@ -94,8 +96,10 @@ pub struct NetRecord {
 pub const MAX_JAIL_LEN: usize = 255;
 
 impl NetRecord {
-    /// `u16 n, n × (u8 jail_len, jail, i64 banned_at, u8 has_expiry (0|1),
-    /// i64 expires, u32 count)`, then `u16 m, m × (i64 time, u8 jail_len,
+    /// `u16 n, n × (u8 jail_len, jail, i64 banned_at, u8 flags, i64 expires,
+    /// u32 count [, u8 origin_len, origin])` where flags bit 0 says the
+    /// expiry is set and bit 1 that an origin follows (files written before
+    /// origins were kept have flags 0 or 1 and read the same), then `u16 m, m × (i64 time, u8 jail_len,
     /// jail)`; integers little-endian. Jail names are checked to be at most
     /// [`MAX_JAIL_LEN`] bytes, and the counts to fit, before encoding.
     pub fn encode(&self) -> Vec<u8> {
@@ -107,9 +111,12 @@ impl NetRecord {
         for b in &self.bans {
             put_str(&mut v, &b.jail);
             v.extend_from_slice(&b.banned_at.to_le_bytes());
-            v.push(u8::from(b.expires.is_some()));
+            v.push(u8::from(b.expires.is_some()) | (u8::from(b.origin.is_some()) << 1));
             v.extend_from_slice(&b.expires.unwrap_or(0).to_le_bytes());
             v.extend_from_slice(&b.count.to_le_bytes());
+            if let Some(o) = &b.origin {
+                put_str(&mut v, o);
+            }
         }
         v.extend_from_slice(&count16(self.history.len()));
         for h in &self.history {
@@ -143,19 +150,20 @@ impl NetRecord {
         for _ in 0..n {
             let jail = r.str()?;
             let banned_at = r.i64()?;
-            let has_expiry = r.u8()?;
+            let flags = r.u8()?;
+            if flags > 3 {
+                return None;
+            }
             let exp = r.i64()?;
-            let expires = match has_expiry {
-                0 => None,
-                1 => Some(exp),
-                _ => return None,
-            };
+            let expires = (flags & 1 == 1).then_some(exp);
             let count = u32::from_le_bytes(r.take(4)?.try_into().ok()?);
+            let origin = if flags & 2 == 2 { Some(r.str()?) } else { None };
             bans.push(JailBan {
                 jail,
                 banned_at,
                 expires,
                 count,
+                origin,
             });
         }
         Some(bans)
@@ -293,6 +301,7 @@ mod tests {
             banned_at,
             expires,
             count,
+            origin: None,
         }
     }
 
@@ -310,6 +319,14 @@ mod tests {
                 jb("nginx", 1_700_000_000, Some(1_700_000_600), 3),
                 jb("sshd", -5, None, u32::MAX),
                 jb(&"x".repeat(255), i64::MAX, Some(i64::MIN), 0),
+                JailBan {
+                    origin: Some("web-3".into()),
+                    ..jb("web", 7, Some(8), 1)
+                },
+                JailBan {
+                    origin: Some("n".into()),
+                    ..jb("zz", 7, None, 2)
+                },
             ],
             history: vec![he(-1, "a"), he(10, "sshd"), he(i64::MAX, &"y".repeat(255))],
         };
@@ -320,6 +337,25 @@ mod tests {
             NetRecord::decode(&NetRecord::default().encode()),
             Some(NetRecord::default())
         );
+    }
+
+    /// A record written before origins were kept (flags 0 or 1, nothing
+    /// after the count) reads the same, with no origin.
+    #[test]
+    fn records_without_origins_still_read() {
+        let mut old = vec![1, 0, 4];
+        old.extend_from_slice(b"sshd");
+        old.extend_from_slice(&5i64.to_le_bytes());
+        old.push(1);
+        old.extend_from_slice(&9i64.to_le_bytes());
+        old.extend_from_slice(&2u32.to_le_bytes());
+        old.extend_from_slice(&[0, 0]);
+        let rec = NetRecord::decode(&old).expect("old record");
+        assert_eq!(rec.bans, vec![jb("sshd", 5, Some(9), 2)]);
+        assert_eq!(rec.encode(), old);
+        // Unknown flags are malformed, not guessed at.
+        old[2 + 1 + 4 + 8] = 4;
+        assert_eq!(NetRecord::decode(&old), None);
     }
 
     #[test]

@@ -27,12 +27,14 @@ fn record() -> impl Strategy<Value = NetRecord> {
         any::<i64>(),
         any::<Option<i64>>(),
         any::<u32>(),
+        proptest::option::of("[a-z0-9.-]{1,64}"),
     )
-        .prop_map(|(jail, banned_at, expires, count)| JailBan {
+        .prop_map(|(jail, banned_at, expires, count, origin)| JailBan {
             jail,
             banned_at,
             expires,
             count,
+            origin,
         });
     let hist = ("[a-z]{1,12}", any::<i64>()).prop_map(|(jail, time)| HistEntry { time, jail });
     (

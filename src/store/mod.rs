@@ -90,6 +90,8 @@ pub struct BanRecord {
     pub expires: Option<i64>,
     /// How many times this net has been banned in this jail, this ban included.
     pub count: u32,
+    /// The fleet node that decided the ban (in a fleet), kept across restarts.
+    pub origin: Option<String>,
 }
 
 /// What went wrong, always naming the state file.
@@ -317,6 +319,7 @@ impl Store {
                             banned_at: b.banned_at,
                             expires: b.expires,
                             count: b.count,
+                            origin: b.origin.clone(),
                         });
                         rec.add_history(
                             HistEntry {
@@ -398,6 +401,7 @@ impl Store {
                 banned_at: b.banned_at,
                 expires: b.expires,
                 count: b.count,
+                origin: b.origin,
             }));
         }
         Ok(out)

@@ -16,6 +16,7 @@ fn ban(jail: &str, n: &str, banned_at: i64, expires: Option<i64>, count: u32) ->
         banned_at,
         expires,
         count,
+        origin: None,
     }
 }
 
@@ -78,6 +79,11 @@ fn bans_round_trip() {
         ban("sshd", "2001:db8::1/128", 100, None, 2),
         ban("nginx", "198.51.100.0/24", 150, Some(10_000), 5),
         ban("nginx", "192.0.2.1/32", 160, Some(760), 1),
+        // The fleet node that decided a ban is kept with it.
+        BanRecord {
+            origin: Some("web-3".into()),
+            ..ban("web", "192.0.2.1/32", 170, Some(800), 1)
+        },
     ];
     s.record_bans(&bans).unwrap();
     let mut got = s.active_bans(200).unwrap();
@@ -496,6 +502,7 @@ fn damaged_file_never_panics() {
                 banned_at: 1,
                 expires: None,
                 count: 1,
+                origin: None,
             })
             .collect();
         s.record_bans(&bans).unwrap();
@@ -550,6 +557,7 @@ fn crash_child(dir: &Path, start: u32) -> ! {
                 banned_at: i64::from(b),
                 expires: None,
                 count: b,
+                origin: None,
             })
             .collect();
         s.record_bans(&batch).unwrap();
@@ -648,6 +656,7 @@ fn perf_100k() {
                 Some(1_700_000_000 + 3600 + i64::from(i))
             },
             count: 1,
+            origin: None,
         })
         .collect();
     let t = Instant::now();
