@@ -198,23 +198,7 @@ fn sessions_span_chunks_whatever_the_threads() {
     }
     let path = d.path().join("app.log");
     std::fs::write(&path, log).unwrap();
-    let matched = |threads: &str| {
-        let out = bin()
-            .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
-            .args(["--threads", threads, "--chunk-kib", "4"])
-            .arg(&path)
-            .arg("--filter")
-            .arg(f.join("sess.conf"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        doc["lines"]["matched"].clone()
-    };
+    let matched = |threads: &str| matched_in_chunks(&path, &f.join("sess.conf"), threads);
     assert_eq!(matched("1"), 3000);
     assert_eq!(matched("4"), 3000);
 }
@@ -261,28 +245,25 @@ fn maxlines_joins_lines_whatever_the_threads() {
     log.push_str("2024-05-30T10:01:00Z conn9999999 auth failed\n");
     let path = d.path().join("app.log");
     std::fs::write(&path, log).unwrap();
-    let matched = |threads: &str| {
-        let out = bin()
-            .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
-            .args(["--threads", threads, "--chunk-kib", "4"])
-            .arg(&path)
-            .arg("--filter")
-            .arg(f.join("ml.conf"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert!(
-            !String::from_utf8_lossy(&out.stderr).contains("not supported"),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        doc["lines"]["matched"].clone()
-    };
+    let matched = |threads: &str| matched_in_chunks(&path, &f.join("ml.conf"), threads);
     assert_eq!(matched("1"), 4000);
     assert_eq!(matched("4"), 4000);
+}
+
+/// dry-run's `lines.matched` for `log` with fail2ban filter file `filter`,
+/// with `threads` threads and 4 KiB chunks (so that streams cross chunks).
+fn matched_in_chunks(log: &Path, filter: &Path, threads: &str) -> serde_json::Value {
+    let out = bin()
+        .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
+        .args(["--threads", threads, "--chunk-kib", "4"])
+        .arg(log)
+        .arg("--filter")
+        .arg(filter)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("not supported"), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["lines"]["matched"].clone()
 }

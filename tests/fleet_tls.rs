@@ -15,6 +15,7 @@ use std::time::Duration;
 use common::daemon::{failures, in_set, ConfigDir, Daemon};
 use common::fleet::{connected, link, FleetNet};
 use common::netns::{eventually, exec, skip_unless_privileged};
+use common::tls::openssl;
 
 const TABLE: &str = "bwfltls";
 const JAIL: &str = "  maxretry: 3\n  findtime: 10m\n  bantime: 10m\n  ports: [8080]\n";
@@ -22,19 +23,6 @@ const WITHIN: Duration = Duration::from_secs(20);
 const TLS_PORT: u16 = 6390;
 /// Redis refuses clients from other hosts without a password (protected mode).
 const PASSWORD: &str = "fleet-secret";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A private CA, a server certificate for `server_ip` and a client
 /// certificate, all signed by the CA; `other-ca.crt` is a CA that signed
