@@ -302,3 +302,42 @@ impl InternalEvent for JailHealth<'_> {
 #[cfg(test)]
 #[path = "events_tests.rs"]
 mod tests;
+
+/// The firewall could not apply a change (`what`: `transaction` after every
+/// retry, `batch` when only some of its ops failed, `rebuild` of the table).
+/// Noticed by the firewall worker, which reports it and logs nothing.
+pub struct FirewallFailed<'a> {
+    pub what: &'static str,
+    /// How many changes did not go in (0 for a rebuild).
+    pub ops: usize,
+    pub error: &'a str,
+    /// The same rebuild failing again, every check: logged at debug.
+    pub again: bool,
+}
+
+impl InternalEvent for FirewallFailed<'_> {
+    fn emit(self, metrics: Option<&Metrics>) {
+        if self.again {
+            tracing::debug!(what = self.what, error = %self.error, "firewall change failed again");
+        } else {
+            tracing::error!(what = self.what, ops = self.ops, error = %self.error, "firewall change failed");
+        }
+        if let Some(m) = metrics {
+            m.nft_transaction(std::time::Duration::ZERO, false);
+        }
+    }
+}
+
+/// The firewall's table, sets or rules were missing or wrong (a flushed
+/// ruleset, `systemctl restart nftables`) and were rebuilt with every
+/// current ban.
+pub struct FirewallRebuilt<'a> {
+    pub reason: &'a str,
+    pub bans: usize,
+}
+
+impl InternalEvent for FirewallRebuilt<'_> {
+    fn emit(self, _: Option<&Metrics>) {
+        tracing::warn!(reason = %self.reason, bans = self.bans, "firewall rebuilt");
+    }
+}

@@ -159,3 +159,40 @@ fn reloads_and_store_errors_are_logged_at_their_level_and_counted() {
         "0"
     );
 }
+
+#[test]
+fn firewall_failures_and_rebuilds_are_one_record_each() {
+    let m = Metrics::new();
+    let recs = records(|| {
+        FirewallFailed {
+            what: "batch",
+            ops: 1,
+            error: "1 of 10 ops failed: bad element",
+            again: false,
+        }
+        .emit(Some(&m));
+        FirewallFailed {
+            what: "rebuild",
+            ops: 0,
+            error: "no such table",
+            again: true,
+        }
+        .emit(Some(&m));
+        FirewallRebuilt {
+            reason: "table missing",
+            bans: 3,
+        }
+        .emit(Some(&m));
+    });
+    let levels: Vec<&str> = recs.iter().map(|r| r["level"].as_str().unwrap()).collect();
+    assert_eq!(levels, ["ERROR", "DEBUG", "WARN"], "{recs:?}");
+    assert_eq!(recs[0]["message"], "firewall change failed");
+    assert_eq!(recs[0]["what"], "batch");
+    assert_eq!(recs[0]["ops"], 1);
+    assert_eq!(recs[2]["message"], "firewall rebuilt");
+    assert_eq!(recs[2]["bans"], 3);
+    assert_eq!(
+        sample(&m, r#"banwarden_nft_transactions_total{result="error"}"#),
+        "2"
+    );
+}

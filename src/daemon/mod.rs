@@ -25,8 +25,8 @@ use tokio::sync::mpsc;
 use crate::config::{self, Config};
 use crate::control::{self, ControlListener, ControlRequest};
 use crate::events::{
-    BanOrigin, Banned, BansExpired, InternalEvent, LogRotated, ReloadRejected, Reloaded,
-    SourceError, StoreError, StoreOp,
+    BanOrigin, Banned, BansExpired, FirewallFailed, FirewallRebuilt, InternalEvent, LogRotated,
+    ReloadRejected, Reloaded, SourceError, StoreError, StoreOp,
 };
 use crate::firewall::nft::NftFirewall;
 use crate::firewall::worker::WorkerEvent;
@@ -204,7 +204,8 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     };
     let (events_tx, mut events) = mpsc::unbounded_channel::<WorkerEvent>();
     let opts = WorkerOptions {
-        events: metrics.as_ref().map(|_| events_tx),
+        // Always: the worker's failures and rebuilds are logged here, once.
+        events: Some(events_tx),
         ..WorkerOptions::default()
     };
     let (worker, setup) = spawn_worker(Box::new(firewall), rules, restore, opts)
@@ -531,11 +532,30 @@ impl Daemon {
     }
 
     fn worker_event(&mut self, ev: WorkerEvent) {
-        let Some(m) = &self.metrics else { return };
+        let m = self.metrics.as_deref();
         match ev {
-            WorkerEvent::Applied { took, .. } => m.nft_transaction(took, true),
-            WorkerEvent::Failed { .. } => m.nft_transaction(std::time::Duration::ZERO, false),
-            WorkerEvent::Rebuilt { .. } => {}
+            WorkerEvent::Applied { took, .. } => {
+                if let Some(m) = m {
+                    m.nft_transaction(took, true);
+                }
+            }
+            WorkerEvent::Failed {
+                what,
+                ops,
+                error,
+                again,
+            } => FirewallFailed {
+                what,
+                ops,
+                error: &error,
+                again,
+            }
+            .emit(m),
+            WorkerEvent::Rebuilt { reason, bans } => FirewallRebuilt {
+                reason: &reason,
+                bans,
+            }
+            .emit(m),
         }
     }
 

@@ -92,10 +92,19 @@ pub enum WorkerMsg {
 pub enum WorkerEvent {
     /// A batch went in: `ops` element changes in `took` (all tries included).
     Applied { ops: usize, took: Duration },
-    /// A batch (or part of one) could not be applied; nft's error text.
-    Failed { error: String },
-    /// `setup` was re-run because the kernel state was missing or wrong.
-    Rebuilt { reason: String },
+    /// A change could not be applied: `what` it was (`transaction`: a batch
+    /// after every retry; `batch`: part of one, its other ops went in;
+    /// `rebuild`: re-running setup), how many `ops` failed, nft's error
+    /// text. `again`: the same rebuild failing again (worth less noise).
+    Failed {
+        what: &'static str,
+        ops: usize,
+        error: String,
+        again: bool,
+    },
+    /// `setup` was re-run with every current ban (`bans`) because the
+    /// kernel state was missing or wrong.
+    Rebuilt { reason: String, bans: usize },
 }
 
 /// The worker has stopped; nothing more can be sent to it.
@@ -515,10 +524,12 @@ impl Worker {
                 return self.bisect(ops, started);
             }
         }
-        tracing::error!(ops = ops.len(), error = %error, "firewall transaction failed for good");
         let error = error.to_string();
         self.emit(WorkerEvent::Failed {
+            what: "transaction",
+            ops: ops.len(),
             error: error.clone(),
+            again: false,
         });
         Err(error)
     }
@@ -542,7 +553,7 @@ impl Worker {
             match self.fw.apply(part, self.now()) {
                 Ok(()) => applied += part.len(),
                 Err(e) if part.len() == 1 => {
-                    tracing::error!(op = ?part[0], error = %e, "firewall op rejected");
+                    tracing::debug!(op = ?part[0], error = %e, "firewall op rejected");
                     failures.push((1, e.to_string()));
                 }
                 Err(_) => {
@@ -560,10 +571,12 @@ impl Worker {
         }
         let failed: usize = failures.iter().map(|(n, _)| n).sum();
         if let Some((_, first)) = failures.first() {
-            tracing::error!(failed, applied, error = %first, "firewall batch partly failed");
             let error = format!("{failed} of {} ops failed: {first}", ops.len());
             self.emit(WorkerEvent::Failed {
+                what: "batch",
+                ops: failed,
                 error: error.clone(),
+                again: false,
             });
             return Err(error);
         }
@@ -597,8 +610,7 @@ impl Worker {
             Ok(true) => self.last_check_error = None,
             Ok(false) => {
                 self.last_check_error = None;
-                tracing::warn!("the firewall table or a jail's sets/rules are missing (ruleset flushed or reloaded?); rebuilding");
-                self.rebuild("table, sets or rules missing");
+                self.rebuild("table, sets or rules missing (ruleset flushed or reloaded?)");
             }
             Err(e) => {
                 let msg = e.to_string();
@@ -619,19 +631,20 @@ impl Worker {
         match self.fw.setup(&self.jails, &bans, now) {
             Ok(()) => {
                 self.needs_setup = false;
-                tracing::info!(bans = bans.len(), reason, "firewall rebuilt");
                 self.emit(WorkerEvent::Rebuilt {
                     reason: reason.to_string(),
+                    bans: bans.len(),
                 });
                 true
             }
             Err(e) => {
-                if !self.needs_setup {
-                    tracing::error!(error = %e, reason, "firewall rebuild failed; will retry");
-                }
+                let again = self.needs_setup;
                 self.needs_setup = true;
                 self.emit(WorkerEvent::Failed {
-                    error: e.to_string(),
+                    what: "rebuild",
+                    ops: 0,
+                    error: format!("{e} ({reason})"),
+                    again,
                 });
                 false
             }

@@ -355,10 +355,15 @@ fn failed_transactions_are_retried_then_reported() {
         WorkerEvent::Applied { ops: 9, .. }
     ));
     match recv(&mut erx) {
-        WorkerEvent::Failed { error } => assert!(
-            error.contains("1 of 10 ops failed") && error.contains("bad element"),
-            "{error}"
-        ),
+        WorkerEvent::Failed {
+            what, ops, error, ..
+        } => {
+            assert_eq!((what, ops), ("batch", 1));
+            assert!(
+                error.contains("1 of 10 ops failed") && error.contains("bad element"),
+                "{error}"
+            );
+        }
         other => panic!("{other:?}"),
     }
     h.shutdown();
