@@ -2,15 +2,23 @@
 //! operator may want to know is one type here, and emitting it writes its
 //! one log record (fixed message, structured fields, which the journal
 //! keeps as `JAIL=`, `ADDR=`, `PATH=`...) and updates its metric. An event
-//! is emitted once, where it is handled (the daemon), never also where it
-//! was noticed (a source reports it through its channel and logs nothing).
+//! is emitted once, where it is handled (the daemon; an action's task and
+//! the fleet link for what only they see, onto their own counters), never
+//! also where it was noticed (a source or the firewall worker reports it
+//! through its channel and logs nothing).
 //!
 //! Owns the wording, level and fields of these records and which metric
 //! each moves; decides nothing.
 
 use std::path::Path;
 
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
 use ipnet::IpNet;
+
+use crate::actions::ActionCounters;
+use crate::fleet::FleetStatus;
 
 use crate::metrics::{Metrics, UnbanCause};
 
@@ -295,6 +303,152 @@ impl InternalEvent for JailHealth<'_> {
         }
         if let Some(m) = metrics {
             m.set_unhealthy(jail, problem, self.flagged);
+        }
+    }
+}
+
+/// An action delivered a batch of ban/unban events.
+pub struct ActionDelivered<'a> {
+    pub jail: &'a str,
+    pub action: &'a str,
+    pub events: usize,
+}
+
+impl ActionDelivered<'_> {
+    /// Logs it and moves the action's counters (the metrics'
+    /// `banwarden_action_*` series read them).
+    pub fn emit(self, counters: &ActionCounters) {
+        tracing::debug!(jail = %self.jail, action = %self.action, events = self.events, "action delivered");
+        counters.calls_ok.fetch_add(1, Ordering::Relaxed);
+        counters
+            .events_sent
+            .fetch_add(self.events as u64, Ordering::Relaxed);
+    }
+}
+
+/// An action call failed; it is tried again after `retry_in`.
+pub struct ActionRetrying<'a> {
+    pub jail: &'a str,
+    pub action: &'a str,
+    pub attempt: u32,
+    pub retry_in: std::time::Duration,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl ActionRetrying<'_> {
+    pub fn emit(self, counters: &ActionCounters) {
+        tracing::warn!(jail = %self.jail, action = %self.action, error = %self.error, attempt = self.attempt, retry_in = ?self.retry_in, "action call failed; retrying");
+        counters.calls_failed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// An action call failed for good (retries spent, or an error retrying
+/// cannot fix): its events are dropped.
+pub struct ActionFailed<'a> {
+    pub jail: &'a str,
+    pub action: &'a str,
+    pub events: usize,
+    pub attempts: u32,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl ActionFailed<'_> {
+    pub fn emit(self, counters: &ActionCounters) {
+        tracing::error!(jail = %self.jail, action = %self.action, events = self.events, attempts = self.attempts, error = %self.error, "action failed; its events are dropped");
+        counters.calls_failed.fetch_add(1, Ordering::Relaxed);
+        counters
+            .events_dropped
+            .fetch_add(self.events as u64, Ordering::Relaxed);
+    }
+}
+
+/// An event found its action's queue full and was dropped. `log`: whether
+/// this drop is the one of the minute that is logged (the caller limits
+/// the rate); every drop is counted.
+pub struct ActionQueueFull<'a> {
+    pub jail: &'a str,
+    pub action: &'a str,
+    pub queue: usize,
+    pub log: bool,
+}
+
+impl ActionQueueFull<'_> {
+    pub fn emit(self, counters: &ActionCounters) {
+        if self.log {
+            tracing::warn!(jail = %self.jail, action = %self.action, queue = self.queue, "action queue full: events dropped (the endpoint is slow or down)");
+        }
+        counters.events_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The fleet's link to Redis came up (again): the bans this node made
+/// meanwhile (`published`) went out.
+pub struct FleetLinkUp<'a> {
+    pub node: &'a str,
+    pub published: usize,
+}
+
+impl FleetLinkUp<'_> {
+    /// Logs it and sets the link's status (`banwarden status`, metrics).
+    pub fn emit(self, status: &Mutex<FleetStatus>) {
+        tracing::info!(node = %self.node, published = self.published, "fleet link up");
+        if let Ok(mut s) = status.lock() {
+            s.connected = true;
+            s.last_error = None;
+            s.pending = 0;
+        }
+    }
+}
+
+/// The fleet's link to Redis went down; the node bans alone meanwhile.
+/// `first`: the first failure since it was up (logged; the retries are not).
+pub struct FleetLinkDown<'a> {
+    pub redis: &'a str,
+    pub error: &'a str,
+    /// Messages kept for when the link is back.
+    pub pending: usize,
+    pub first: bool,
+}
+
+impl FleetLinkDown<'_> {
+    pub fn emit(self, status: &Mutex<FleetStatus>) {
+        if self.first {
+            tracing::warn!(error = %self.error, redis = %self.redis, "fleet link down; banning locally, reconnecting");
+        }
+        if let Ok(mut s) = status.lock() {
+            s.connected = false;
+            s.last_error = Some(self.error.to_string());
+            s.pending = self.pending;
+        }
+    }
+}
+
+/// The fleet's Redis URL cannot be used at all: this node bans alone.
+pub struct FleetUnusable<'a> {
+    pub redis: &'a str,
+    pub error: &'a str,
+}
+
+impl FleetUnusable<'_> {
+    pub fn emit(self, status: &Mutex<FleetStatus>) {
+        tracing::error!(error = %self.error, redis = %self.redis, "fleet: cannot use the Redis URL; this node bans alone");
+        if let Ok(mut s) = status.lock() {
+            s.last_error = Some(self.error.to_string());
+        }
+    }
+}
+
+/// A stream entry that is no message of this fleet was skipped.
+pub struct FleetMalformed<'a> {
+    pub id: &'a str,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl FleetMalformed<'_> {
+    pub fn emit(self, status: &Mutex<FleetStatus>) {
+        tracing::warn!(id = %self.id, error = %self.error, "fleet: skipped a malformed stream entry");
+        if let Ok(mut s) = status.lock() {
+            s.malformed += 1;
         }
     }
 }

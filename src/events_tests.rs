@@ -196,3 +196,103 @@ fn firewall_failures_and_rebuilds_are_one_record_each() {
         "2"
     );
 }
+
+#[test]
+fn action_outcomes_are_one_record_each_and_move_the_actions_counters() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = crate::actions::ActionCounters::default();
+    let recs = records(|| {
+        ActionDelivered {
+            jail: "sshd",
+            action: "hook",
+            events: 3,
+        }
+        .emit(&c);
+        ActionRetrying {
+            jail: "sshd",
+            action: "hook",
+            attempt: 1,
+            retry_in: std::time::Duration::from_secs(2),
+            error: &"HTTP 503",
+        }
+        .emit(&c);
+        ActionFailed {
+            jail: "sshd",
+            action: "hook",
+            events: 2,
+            attempts: 3,
+            error: &"HTTP 503",
+        }
+        .emit(&c);
+        for log in [true, false] {
+            ActionQueueFull {
+                jail: "sshd",
+                action: "hook",
+                queue: 10,
+                log,
+            }
+            .emit(&c);
+        }
+    });
+    let levels: Vec<&str> = recs.iter().map(|r| r["level"].as_str().unwrap()).collect();
+    assert_eq!(levels, ["DEBUG", "WARN", "ERROR", "WARN"], "{recs:?}");
+    assert_eq!(recs[2]["message"], "action failed; its events are dropped");
+    assert_eq!(recs[2]["events"], 2);
+    assert_eq!(c.calls_ok.load(Relaxed), 1);
+    assert_eq!(c.calls_failed.load(Relaxed), 2);
+    assert_eq!(c.events_sent.load(Relaxed), 3);
+    assert_eq!(
+        c.events_dropped.load(Relaxed),
+        2 + 2,
+        "both full-queue drops count"
+    );
+}
+
+#[test]
+fn fleet_link_changes_are_one_record_each_and_set_the_links_status() {
+    let status = std::sync::Mutex::new(crate::fleet::FleetStatus::default());
+    let recs = records(|| {
+        FleetLinkDown {
+            redis: "redis://127.0.0.1:6379/0",
+            error: "connection refused",
+            pending: 2,
+            first: true,
+        }
+        .emit(&status);
+        FleetLinkDown {
+            redis: "redis://127.0.0.1:6379/0",
+            error: "connection refused",
+            pending: 3,
+            first: false,
+        }
+        .emit(&status);
+        assert!(!status.lock().unwrap().connected);
+        assert_eq!(status.lock().unwrap().pending, 3);
+        FleetMalformed {
+            id: "1-0",
+            error: &"not a message",
+        }
+        .emit(&status);
+        FleetLinkUp {
+            node: "web-1",
+            published: 3,
+        }
+        .emit(&status);
+    });
+    let messages: Vec<&str> = recs
+        .iter()
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "fleet link down; banning locally, reconnecting",
+            "fleet: skipped a malformed stream entry",
+            "fleet link up"
+        ],
+        "a retry while down is not logged again"
+    );
+    let s = status.lock().unwrap();
+    assert!(s.connected && s.last_error.is_none() && s.pending == 0);
+    assert_eq!(s.malformed, 1);
+}

@@ -14,7 +14,7 @@ mod exec;
 mod webhook;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{ActionKind, ActionSpec, Config};
+use crate::events::{ActionDelivered, ActionFailed, ActionQueueFull, ActionRetrying};
 use crate::UnixTime;
 
 /// Longest wait between two attempts, whatever the backoff or Retry-After.
@@ -206,14 +207,20 @@ impl Actions {
                 continue;
             }
             if r.tx.try_send(ev.clone()).is_err() {
-                r.counters.events_dropped.fetch_add(1, Ordering::Relaxed);
                 let key = (r.jail.clone(), r.spec.name.clone());
                 let now = Instant::now();
                 let last = self.full_logged.get(&key);
-                if last.is_none_or(|l| now.duration_since(*l) >= Duration::from_secs(60)) {
+                let log = last.is_none_or(|l| now.duration_since(*l) >= Duration::from_secs(60));
+                if log {
                     self.full_logged.insert(key, now);
-                    tracing::warn!(jail = %r.jail, action = %r.spec.name, queue = r.spec.queue, "action queue full: events dropped (the endpoint is slow or down)");
                 }
+                ActionQueueFull {
+                    jail: &r.jail,
+                    action: &r.spec.name,
+                    queue: r.spec.queue,
+                    log,
+                }
+                .emit(&r.counters);
             }
         }
     }
@@ -308,28 +315,39 @@ async fn run(
             let result = caller.call(&spec, &batch).await;
             match result {
                 Ok(()) => {
-                    counters.calls_ok.fetch_add(1, Ordering::Relaxed);
-                    counters
-                        .events_sent
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    tracing::debug!(%jail, action = %spec.name, events = batch.len(), "action delivered");
+                    ActionDelivered {
+                        jail: &jail,
+                        action: &spec.name,
+                        events: batch.len(),
+                    }
+                    .emit(&counters);
                     break;
                 }
                 Err(e) => {
-                    counters.calls_failed.fetch_add(1, Ordering::Relaxed);
                     let after = match &e {
                         CallError::Retry { after, .. } if attempt < spec.retries => *after,
                         _ => {
-                            counters
-                                .events_dropped
-                                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                            tracing::error!(%jail, action = %spec.name, events = batch.len(), attempts = attempt + 1, error = %e, "action failed; its events are dropped");
+                            ActionFailed {
+                                jail: &jail,
+                                action: &spec.name,
+                                events: batch.len(),
+                                attempts: attempt + 1,
+                                error: &e,
+                            }
+                            .emit(&counters);
                             break;
                         }
                     };
                     attempt += 1;
                     let wait = retry_delay(spec.backoff, attempt, after);
-                    tracing::warn!(%jail, action = %spec.name, error = %e, attempt, retry_in = ?wait, "action call failed; retrying");
+                    ActionRetrying {
+                        jail: &jail,
+                        action: &spec.name,
+                        attempt,
+                        retry_in: wait,
+                        error: &e,
+                    }
+                    .emit(&counters);
                     tokio::time::sleep(wait).await;
                     // Events that came meanwhile ride along.
                     while batch.len() < spec.batch_max {

@@ -21,6 +21,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use super::message::{Action, Message};
 use super::scripts;
 use super::{Claim, Failure, FleetStatus, FromFleet, JailParams, Start, ToFleet};
+use crate::events::{FleetLinkDown, FleetLinkUp, FleetMalformed, FleetUnusable};
 
 /// Most messages kept while Redis is away (the oldest go first).
 const MAX_PENDING: usize = 200_000;
@@ -96,8 +97,11 @@ pub(super) async fn run(
     let client = match start.config.client() {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, redis = %start.config.redacted(), "fleet: cannot use the Redis URL; this node bans alone");
-            update(&st.status, |s| s.last_error = Some(e.to_string()));
+            FleetUnusable {
+                redis: &start.config.redacted(),
+                error: &e.to_string(),
+            }
+            .emit(&st.status);
             while rx.recv().await.is_some() {}
             return;
         }
@@ -109,16 +113,14 @@ pub(super) async fn run(
             Ok(()) => return,
             Err(e) => e,
         };
-        let pending = st.pending.len();
-        update(&st.status, |s| {
-            s.connected = false;
-            s.last_error = Some(err.to_string());
-            s.pending = pending;
-        });
-        if was_up {
-            tracing::warn!(error = %err, redis = %start.config.redacted(), "fleet link down; banning locally, reconnecting");
-            was_up = false;
+        FleetLinkDown {
+            redis: &start.config.redacted(),
+            error: &err.to_string(),
+            pending: st.pending.len(),
+            first: was_up,
         }
+        .emit(&st.status);
+        was_up = false;
         let wake = tokio::time::Instant::now() + backoff;
         loop {
             tokio::select! {
@@ -253,12 +255,11 @@ async fn session(
         st.pending.extend(backlog);
         return Err(e);
     }
-    update(&st.status, |s| {
-        s.connected = true;
-        s.last_error = None;
-        s.pending = 0;
-    });
-    tracing::info!(node = %st.node, published = backlog.len(), "fleet link up");
+    FleetLinkUp {
+        node: &st.node,
+        published: backlog.len(),
+    }
+    .emit(&st.status);
     *backoff = BACKOFF_MIN;
 
     let reader = tokio::spawn(read_loop(
@@ -523,10 +524,11 @@ async fn read_loop(
                         });
                         batch.push(m);
                     }
-                    Err(e) => {
-                        update(&status, |s| s.malformed += 1);
-                        tracing::warn!(id = %entry.id, error = %e, "fleet: skipped a malformed stream entry");
+                    Err(e) => FleetMalformed {
+                        id: &entry.id,
+                        error: &e,
                     }
+                    .emit(&status),
                 }
                 last = Some(entry.id);
             }
