@@ -1,0 +1,193 @@
+//! Matching one line's text (its date already cut out) against a filter:
+//! the prefregex and its `content`, which failregex wins (one pass for all,
+//! the fallback engine only for its own patterns), ignoreregex, the host
+//! and user captures, and fail2ban's sessions for `<F-MLFID>` filters.
+//!
+//! Owns the single-line outcome; the multi-line buffer is `multiline`'s,
+//! dates are `date`'s. Keeps no state of its own between lines.
+
+use super::backtrack::{Caps, Slow};
+use super::compile::captures;
+use super::{parse_host, sessions, tags, Dialect, Filter, Outcome, Spans};
+
+impl Filter {
+    /// [`match_text_spans`](Self::match_text_spans); with `sessions`, a
+    /// fail2ban `<F-MLFID>` filter's lines count within their session.
+    pub(super) fn match_inner<'l>(
+        &self,
+        text: &'l [u8],
+        sessions: Option<&mut sessions::Sessions>,
+    ) -> (Outcome<'l>, Spans) {
+        let none = Spans::default();
+        let mut prefix_caps = None;
+        let mut content_at = 0;
+        let content = match &self.prefregex {
+            None => text,
+            Some(re) => match captures(re, self.prefregex_slow.as_ref(), text) {
+                None => return (Outcome::Missed, none),
+                Some(c) => {
+                    let content = c.name("content").map_or(&b""[..], |m| {
+                        content_at = m.start;
+                        &text[m]
+                    });
+                    prefix_caps = Some(c);
+                    content
+                }
+            },
+        };
+        let picked = if self.general {
+            self.select_general(content)
+        } else {
+            self.select(content).map(|r| (r, None))
+        };
+        let (regex, mut found) = match picked {
+            Ok(p) => p,
+            Err(outcome) => return (outcome, none),
+        };
+        let mut flags = (false, false, false);
+        let (host_m, user_m) = match self.fixed_host(regex, content) {
+            Some(None) => return (Outcome::Missed, none),
+            Some(host) => (host, None),
+            None => match found
+                .take()
+                .or_else(|| captures(&self.fail[regex], self.fail_slow[regex].as_ref(), content))
+            {
+                None => return (Outcome::Missed, none),
+                Some(caps) => {
+                    let has = |g: &str| caps.name(g).is_some();
+                    flags = (has("nofail"), has("mlfforget"), has("mlfgained"));
+                    (caps.host(), caps.user())
+                }
+            },
+        };
+        let (nofail, forget, gained) = flags;
+        // Ranges in the content, moved into the text; what the failregex
+        // does not capture, the prefregex may have.
+        let in_text = |r: std::ops::Range<usize>| (r.start + content_at)..(r.end + content_at);
+        let from_prefix = |g| prefix_caps.as_ref().and_then(|c| c.name(g));
+        let host_m = host_m
+            .map(in_text)
+            .or_else(|| from_prefix(tags::HOST_GROUP).filter(|_| self.prefix_host));
+        let user_m = user_m
+            .map(in_text)
+            .or_else(|| from_prefix(tags::USER_GROUP));
+        let host = host_m.clone().and_then(|r| parse_host(&text[r]));
+        let user = user_m.clone().map(|r| &text[r]);
+        let spans = Spans {
+            host: host_m,
+            user: user_m,
+        };
+        let session = prefix_caps.as_ref().and_then(|c| c.name("mlfid"));
+        // A host that is no address (a DNS name) is a bad host, session or not.
+        let bad_host = host.is_none() && spans.host.is_some();
+        if let (Some(sessions), Some(id), false) = (sessions, session, bad_host) {
+            let m = sessions::SessionMatch {
+                regex,
+                host,
+                nofail,
+                forget,
+                gained,
+            };
+            return match sessions.count(&text[id], m, user) {
+                Some((r, host)) => {
+                    let user = user.filter(|_| r == regex);
+                    (
+                        Outcome::Failure {
+                            regex: r,
+                            host,
+                            user,
+                        },
+                        spans,
+                    )
+                }
+                None => (Outcome::Missed, spans),
+            };
+        }
+        // fail2ban: a match with `<F-NOFAIL>` is not a failure, nor one with
+        // `<F-MLFGAINED>` (the session gained access).
+        if nofail || gained {
+            return (Outcome::Missed, none);
+        }
+        match host {
+            Some(host) => (Outcome::Failure { regex, host, user }, spans),
+            // fail2ban: a failregex without an address tag names the host
+            // of an earlier line of the session (multi-line); alone, it is
+            // no failure.
+            None if spans.host.is_none() && self.spec.dialect == Dialect::Fail2ban => {
+                (Outcome::Missed, spans)
+            }
+            None => (Outcome::BadHost { regex }, spans),
+        }
+    }
+
+    /// For a failregex whose host `fixed` can find: `Some(Some(host range))`
+    /// when it matches `text`, `Some(None)` when it does not. `None`: the
+    /// regex needs its captures.
+    #[inline]
+    pub(super) fn fixed_host(
+        &self,
+        regex: usize,
+        text: &[u8],
+    ) -> Option<Option<std::ops::Range<usize>>> {
+        self.host_at
+            .get(regex)?
+            .as_ref()?
+            .find(&self.fail[regex], text)
+    }
+
+    /// Which failregex wins on `content`, or why none counts (missed, or an
+    /// ignoreregex matched). One pass over the line for all failregexes; a
+    /// lone failregex without ignoreregex goes straight to its captures.
+    pub(super) fn select(&self, content: &[u8]) -> Result<usize, Outcome<'static>> {
+        if self.fail.len() == 1 && self.ignore_set.is_empty() {
+            return Ok(0);
+        }
+        let regex = self.first_fail(content).ok_or(Outcome::Missed)?;
+        match self.ignore_set.matches(content).iter().next() {
+            Some(i) => Err(Outcome::Ignored { regex: i }),
+            None => Ok(regex),
+        }
+    }
+
+    fn first_fail(&self, content: &[u8]) -> Option<usize> {
+        if self.fail.len() == 1 {
+            return self.fail[0].is_match(content).then_some(0);
+        }
+        self.fail_set.matches(content).iter().next()
+    }
+
+    /// [`select`](Self::select) where fallback patterns take part: the
+    /// sets (built from their supersets) name the candidates, the fallback
+    /// decides for its own; one that hits its bound counts as no match.
+    /// The fallback's captures of the winner come along (not run twice).
+    fn select_general<'t>(
+        &self,
+        content: &'t [u8],
+    ) -> Result<(usize, Option<Caps<'t>>), Outcome<'static>> {
+        let confirm = |slow: Option<&Slow>| slow.is_none_or(|s| s.is_match(content) == Ok(true));
+        // Each regex's own lazy DFA, in order: the set's overlapping search
+        // falls back to the PikeVM on fail2ban's many Unicode-class regexes.
+        let (regex, caps) = (0..self.fail.len())
+            .filter(|&i| self.fail[i].is_match(content))
+            .find_map(|i| match &self.fail_slow[i] {
+                None => Some((i, None)),
+                Some(s) => match s.captures(content) {
+                    Ok(Some(c)) => Some((i, Some(c))),
+                    _ => None,
+                },
+            })
+            .ok_or(Outcome::Missed)?;
+        if self.ignore_set.is_empty() {
+            return Ok((regex, caps));
+        }
+        match self
+            .ignore_set
+            .matches(content)
+            .iter()
+            .find(|&i| confirm(self.ignore_slow[i].as_ref()))
+        {
+            Some(i) => Err(Outcome::Ignored { regex: i }),
+            None => Ok((regex, caps)),
+        }
+    }
+}
