@@ -118,6 +118,7 @@ pub(super) fn build_jail(
         }
     };
     let maxretry = int(&raw.maxretry, "maxretry", errs) as u32;
+    let maxmatches = int(&raw.maxmatches, "maxmatches", errs) as usize;
     let jail_key = |name| keys::key(keys::Scope::Jail, name);
     let findtime_default = jail_key("findtime").default_duration().unwrap_or(600);
     let findtime = duration(
@@ -273,6 +274,7 @@ pub(super) fn build_jail(
             chains,
         },
         actions,
+        maxmatches,
         health,
         fleet: jail_fleet,
     })

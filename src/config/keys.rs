@@ -187,6 +187,8 @@ pub static KEYS: &[Key] = &[
         doc: "`[/usr/bin/docker, logs, -f, web]`: read a command's stdout (argv, absolute program path, no shell)" },
     Key { scope: Scope::Jail, name: "maxretry", ty: Type::Int { min: 1, max: 1_000_000 }, default: Default::Value("5"),
         doc: "failures within `findtime` that earn a ban" },
+    Key { scope: Scope::Jail, name: "maxmatches", ty: Type::Int { min: 0, max: 100 }, default: Default::Value("10"),
+        doc: "most failure lines (the last ones, each cut at 1 KiB) a ban event gives the jail's `actions`; `0` sends none (fail2ban's `maxmatches`)" },
     Key { scope: Scope::Jail, name: "findtime", ty: DURATION, default: Default::Value("10m"),
         doc: "the sliding window (`90s`, `10m`, `1h`, `1d`, `1h30m`, or seconds)" },
     Key { scope: Scope::Jail, name: "bantime", ty: Type::Duration { permanent: true }, default: Default::Value("10m"),

@@ -85,6 +85,8 @@ pub struct RawJail {
     pub filter: Option<Spanned<String>>,
     pub logpath: Option<OneOrMany<Spanned<String>>>,
     pub maxretry: Option<Spanned<i64>>,
+    /// Most failure lines an action event carries.
+    pub maxmatches: Option<Spanned<i64>>,
     pub findtime: Option<Spanned<Scalar>>,
     pub bantime: Option<Spanned<Scalar>>,
     pub ignoreip: Option<Vec<Spanned<String>>>,
@@ -161,6 +163,7 @@ impl MergedJail {
             filter,
             logpath,
             maxretry,
+            maxmatches,
             findtime,
             bantime,
             ignoreip,
