@@ -135,6 +135,7 @@ fn actions_with(spec: ActionSpec) -> Actions {
     Actions {
         running: vec![super::spawn("app", spec)],
         full_logged: HashMap::new(),
+        maxmatches: HashMap::new(),
     }
 }
 
