@@ -64,7 +64,7 @@ pub(super) fn compile_one(
     let mut general = false;
     if dialect == Dialect::Fail2ban {
         let t = python::translate(&exp.regex);
-        general = ["(?P<nofail>", "(?P<mlfgained>", "(?P<host_1>"]
+        general = ["(?P<nofail>", "(?P<mlfgained>", "(?P<host_1>", "(?P<cidr>"]
             .iter()
             .any(|g| exp.regex.contains(g));
         if t.needs_fallback() {

@@ -8,7 +8,8 @@
 
 use super::backtrack::{Caps, Slow};
 use super::compile::captures;
-use super::{parse_host, sessions, tags, Dialect, Filter, Outcome, Spans};
+use super::text::subnet_of;
+use super::{sessions, tags, Dialect, Filter, Outcome, Spans};
 
 impl Filter {
     /// [`match_text_spans`](Self::match_text_spans); with `sessions`, a
@@ -45,6 +46,7 @@ impl Filter {
             Err(outcome) => return (outcome, none),
         };
         let mut flags = (false, false, false);
+        let mut cidr_m = None;
         let (host_m, user_m) = match self.fixed_host(regex, content) {
             Some(None) => return (Outcome::Missed, none),
             Some(host) => (host, None),
@@ -56,6 +58,7 @@ impl Filter {
                 Some(caps) => {
                     let has = |g: &str| caps.name(g).is_some();
                     flags = (has("nofail"), has("mlfforget"), has("mlfgained"));
+                    cidr_m = caps.name("cidr");
                     (caps.host(), caps.user())
                 }
             },
@@ -71,7 +74,11 @@ impl Filter {
         let user_m = user_m
             .map(in_text)
             .or_else(|| from_prefix(tags::USER_GROUP));
-        let host = host_m.clone().and_then(|r| parse_host(&text[r]));
+        let cidr_m = cidr_m.map(in_text);
+        let (host, prefix) = match host_m.clone().and_then(|r| subnet_of(text, r, cidr_m)) {
+            Some((host, prefix)) => (Some(host), prefix),
+            None => (None, None),
+        };
         let user = user_m.clone().map(|r| &text[r]);
         let spans = Spans {
             host: host_m,
@@ -95,6 +102,7 @@ impl Filter {
                         Outcome::Failure {
                             regex: r,
                             host,
+                            prefix: None,
                             user,
                         },
                         spans,
@@ -109,7 +117,15 @@ impl Filter {
             return (Outcome::Missed, none);
         }
         match host {
-            Some(host) => (Outcome::Failure { regex, host, user }, spans),
+            Some(host) => (
+                Outcome::Failure {
+                    regex,
+                    host,
+                    prefix,
+                    user,
+                },
+                spans,
+            ),
             // fail2ban: a failregex without an address tag names the host
             // of an earlier line of the session (multi-line); alone, it is
             // no failure.

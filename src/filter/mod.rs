@@ -40,8 +40,8 @@ use compile::{compile_one, err};
 use date::{DateDetector, DateMatch};
 pub use multiline::MAX_LINES;
 pub use prefilter::Prefilter;
-pub use text::parse_host;
 use text::{cut_date, parse_host_quick, trim_eol};
+pub use text::{parse_host, MIN_SUBNET_PREFIX};
 
 /// A filter as written, before compilation: plain strings, so config files and
 /// importers (fail2ban `filter.d/*.conf`) both map onto it.
@@ -121,6 +121,10 @@ pub enum Outcome<'a> {
     Failure {
         regex: usize,
         host: IpAddr,
+        /// A subnet the failregex captured (fail2ban's `<SUBNET>`,
+        /// `<ADDR>/<CIDR>`): its length, `host` then its network address.
+        /// `None`: the address alone.
+        prefix: Option<u8>,
         user: Option<&'a [u8]>,
     },
 }
@@ -492,7 +496,15 @@ impl Filter {
             user: user_m,
         });
         match host {
-            Some(host) => (Outcome::Failure { regex, host, user }, spans),
+            Some(host) => (
+                Outcome::Failure {
+                    regex,
+                    host,
+                    prefix: None,
+                    user,
+                },
+                spans,
+            ),
             None => (Outcome::BadHost { regex }, spans),
         }
     }

@@ -16,7 +16,8 @@ use std::ops::Range;
 
 use super::backtrack::Caps;
 use super::compile::captures;
-use super::{parse_host, Dialect, Filter, Outcome, Spans};
+use super::text::subnet_of;
+use super::{Dialect, Filter, Outcome, Spans};
 
 /// The most lines a filter may buffer; fail2ban's own filters use up to 20.
 pub const MAX_LINES: usize = 1000;
@@ -142,8 +143,17 @@ impl Filter {
             return (Outcome::Missed, none);
         }
         let user = user_r.map(|r| &joined[r]);
-        match host_r.as_ref().map(|r| parse_host(&joined[r.clone()])) {
-            Some(Some(host)) => (Outcome::Failure { regex, host, user }, spans),
+        let cidr_r = m.cidr.map(shift);
+        match host_r.map(|r| subnet_of(joined, r, cidr_r)) {
+            Some(Some((host, prefix))) => (
+                Outcome::Failure {
+                    regex,
+                    host,
+                    prefix,
+                    user,
+                },
+                spans,
+            ),
             Some(None) => (Outcome::BadHost { regex }, spans),
             None if self.spec.dialect == Dialect::Fail2ban => (Outcome::Missed, spans),
             None => (Outcome::BadHost { regex }, spans),
@@ -177,6 +187,8 @@ struct Matched {
     /// What `<SKIPLINES>` passed over.
     skipped: Vec<Range<usize>>,
     host: Option<Range<usize>>,
+    /// `<CIDR>` (a subnet's length, `<SUBNET>`).
+    cidr: Option<Range<usize>>,
     user: Option<Range<usize>>,
     /// `<F-NOFAIL>` or `<F-MLFGAINED>`: not a failure.
     nofail: bool,
@@ -193,6 +205,7 @@ impl Matched {
             lines: whole_lines(content, whole),
             skipped,
             host: caps.host(),
+            cidr: caps.name("cidr"),
             user: caps.user(),
             nofail: caps.name("nofail").is_some() || caps.name("mlfgained").is_some(),
             ignored,
