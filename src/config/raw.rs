@@ -113,6 +113,11 @@ pub struct RawJail {
     pub chains: Option<Spanned<Vec<Spanned<String>>>>,
     /// `shared` (default with a `fleet:` block) or `local`.
     pub fleet: Option<Spanned<String>>,
+    /// The jail's own failregex, replacing the filter's (fail2ban's jail
+    /// option); `%(known/failregex)s` stands for the filter's own.
+    pub failregex: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The jail's own ignoreregex, likewise (`%(known/ignoreregex)s`).
+    pub ignoreregex: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `bantime_increment:` of a jail.
@@ -181,7 +186,9 @@ impl MergedJail {
             actions,
             health,
             chains,
-            fleet
+            fleet,
+            failregex,
+            ignoreregex
         );
         self.defined_in.get_or_insert_with(|| file.clone());
     }

@@ -182,6 +182,11 @@ impl Ini {
             line: 0,
         };
         if let Some((sec, opt)) = option.split_once('/') {
+            // A caller's value for `known/NAME` wins (fail2ban merges a
+            // jail's filter options in as `known/...`).
+            if let Some(v) = vars.get(&option) {
+                return Some((v.clone(), none()));
+            }
             if sec == "known" {
                 // The value a later file replaced, else `[DEFAULT]`'s (as
                 // fail2ban: never the section's own, which would loop).
