@@ -231,24 +231,14 @@ pub fn load(r: &FilterRef) -> Result<Imported, Fail2banError> {
             ),
         });
     }
-    if maxlines > 1 {
-        for (i, f) in failregex.iter().enumerate() {
-            if f.contains("<F-MLFID>") {
-                notes.push(Note {
-                    at: fail_at.clone(),
-                    message: format!(
-                        "failregex[{i}]: <F-MLFID> with maxlines > 1 is not supported; \
-                         the lines are matched together without sessions"
-                    ),
-                });
-            }
-        }
-        if prefregex.as_ref().is_some_and(|p| p.contains("<F-MLFID>")) {
+    for (i, f) in failregex.iter().enumerate() {
+        if f.contains("<F-MLFID>") {
             notes.push(Note {
-                at: value("prefregex")?.map_or(file_at.clone(), |v| v.1),
-                message: "prefregex: <F-MLFID> with maxlines > 1 is not supported; \
-                          the lines are matched together without sessions"
-                    .into(),
+                at: fail_at.clone(),
+                message: format!(
+                    "failregex[{i}]: <F-MLFID> is honoured in the prefregex only \
+                     (fail2ban's filters name sessions there); here it names none"
+                ),
             });
         }
     }

@@ -435,14 +435,20 @@ impl Filter {
         state: &'l mut LineState,
     ) -> (Outcome<'l>, Spans) {
         if self.maxlines > 1 {
-            let LineState { buf, lines, .. } = state;
+            let LineState {
+                buf,
+                lines,
+                sessions,
+                ..
+            } = state;
             let (text, cut) = cut_date(
                 trim_eol(line),
                 date,
                 buf,
                 self.spec.dialect == Dialect::Fail2ban,
             );
-            let (outcome, spans) = self.match_buffered(text, lines);
+            let sessions = self.mlfid.then_some(sessions);
+            let (outcome, spans) = self.match_buffered(text, lines, sessions);
             return (outcome, cut.spans_in_line(spans));
         }
         if self.prefregex.is_some() || self.general {
@@ -548,7 +554,8 @@ impl Filter {
         state: &'l mut LineState,
     ) -> (Outcome<'l>, Spans) {
         if self.maxlines > 1 {
-            return self.match_buffered(text, &mut state.lines);
+            let sessions = self.mlfid.then_some(&mut state.sessions);
+            return self.match_buffered(text, &mut state.lines, sessions);
         }
         self.match_inner(text, self.mlfid.then_some(&mut state.sessions))
     }
