@@ -159,6 +159,10 @@ impl Builder {
                         'A' => (WEEKDAYS_LONG, Field::Ignore),
                         'k' => (" ?[0-9]{1,2}", Field::Hour),
                         'l' => (" ?[0-9]{1,2}", Field::Hour12),
+                        // fail2ban's zones: `%z` also takes UTC and GMT,
+                        // `%Z` upper-case names only.
+                        'z' => ("Z|UTC|GMT|[+-][01][0-9](?::?[0-9]{2})?", Field::Offset),
+                        'Z' => ("Z|[A-Z]{3,5}", Field::ZoneName),
                         _ => directive(d).ok_or_else(|| format!("unknown directive %{d}"))?,
                     };
                     let g = self.group(piece, field);
