@@ -117,9 +117,11 @@ impl DateDetector {
             Some(p) => f2b::compile(p)?,
         };
         // fail2ban's default templates read more than the built-in formats
-        // (`Sun Jun 09 07:57:47 2013`, `11-Aug-2013 03:36:11.372`...).
+        // (`Sun Jun 09 07:57:47 2013`, `11-Aug-2013 03:36:11.372`...), and
+        // anywhere in the line from a word's start (`[28325:...] 22-06-2014
+        // 09:56:12`), the line's start first.
         let fallback = match custom {
-            None => f2b::compile("{^LN-BEG}{DATE}")?,
+            None => f2b::default_templates()?,
             Some(_) => None,
         };
         Ok(DateDetector {

@@ -32,6 +32,21 @@ const DATE_TEMPLATES: &[&str] = &[
 
 const LN_BEG: &str = "{^LN-BEG}";
 
+/// fail2ban's default templates where no datepattern is set: the formats
+/// at the line's start, else from a word's start anywhere in the line
+/// (`[28325:00010-3735542592] 22-06-2014 09:56:12`) but for Unix times and
+/// TAI64N, which fail2ban reads only at the start or after a `[`.
+pub(super) fn default_templates() -> Result<Option<Custom>, DateError> {
+    let mut pattern = format!("{LN_BEG}{{DATE}}");
+    for t in DATE_TEMPLATES {
+        if !matches!(*t, "TAI64N" | "EPOCH") {
+            pattern.push_str("\n\\b");
+            pattern.push_str(t);
+        }
+    }
+    compile(&pattern)
+}
+
 /// Compiles a fail2ban datepattern; `None`: use the built-in formats.
 pub(super) fn compile(pattern: &str) -> Result<Option<Custom>, DateError> {
     let err = |m: String| DateError::Pattern(format!("{m} in {pattern:?}"));

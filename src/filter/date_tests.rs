@@ -435,6 +435,15 @@ fn fail2ban_dates_take_a_zone_around_them() {
             "{case}"
         );
     }
+    // A date after a prefix, from a word's start (fail2ban's default
+    // templates are not anchored), but not a Unix time in the middle.
+    let line = "[28325:00010-3735542592] 22-06-2014 09:56:12   smtp: x";
+    let m = f.detect(line.as_bytes(), NOW).expect("domino");
+    assert_eq!(
+        (m.ts, &line[m.start..m.end]),
+        (ts("2014-06-22T09:56:12"), "22-06-2014 09:56:12")
+    );
+    assert_eq!(f.detect(b"[28325:00010-3735542592] no date", NOW), None);
     // banwarden's own dialect leaves the zone in the text.
     let native = det(None);
     let m = native
