@@ -145,3 +145,44 @@ fn a_jails_patterns_that_do_not_compile_are_located_by_check() {
     assert!(stderr.contains("app.yaml:6:"), "{stderr}");
     assert!(stderr.contains("app.failregex"), "{stderr}");
 }
+
+/// As `check` says of a filter's own patterns, it says which of a jail's
+/// own run on the backtracking fallback, at the jail's entry.
+#[test]
+fn check_says_which_of_a_jails_patterns_run_on_the_fallback() {
+    let d = tempfile::tempdir().unwrap();
+    let f2b = d.path().join("fail2ban");
+    write(
+        &f2b,
+        "filter.d/app.conf",
+        "[Definition]\nfailregex = ^fail <HOST>$\n",
+    );
+    let cfg = d.path().join("cfg");
+    write(
+        &cfg,
+        "banwarden.yaml",
+        &format!("fail2ban_dir: {}\n", f2b.display()),
+    );
+    write(
+        &cfg,
+        "jails/app.yaml",
+        "app:\n  filter: 'fail2ban:app'\n  logpath: /var/log/app.log\n  failregex:\n    - '%(known/failregex)s'\n    - '^bad (?!ok)\\w+ <HOST>$'\n",
+    );
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "app.yaml:6:7: app.failregex[1] runs on the backtracking fallback (look-around)"
+        ),
+        "{stdout}"
+    );
+}

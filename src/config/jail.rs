@@ -44,7 +44,7 @@ pub(super) fn build_jail(
         Some(s) => resolve_filter(dir, &s.value, filters, &global.fail2ban_dir, notes)
             .map_err(|msg| errs.at(&file("filter"), s, &f("filter"), msg))
             .ok()
-            .and_then(|flt| jail_patterns(flt, raw, &file, &f, errs)),
+            .and_then(|flt| jail_patterns(flt, raw, &file, &f, notes, errs)),
     };
     let logpath: Vec<PathBuf> = raw
         .logpath
@@ -324,6 +324,7 @@ fn jail_patterns(
     raw: &raw::RawJail,
     file: &dyn Fn(&str) -> PathBuf,
     f: &dyn Fn(&str) -> String,
+    notes: &mut Vec<String>,
     errs: &mut Errors,
 ) -> Option<Arc<Filter>> {
     if raw.failregex.is_none() && raw.ignoreregex.is_none() {
@@ -352,7 +353,32 @@ fn jail_patterns(
         (spec.ignoreregex, ignore_from) = m.into_iter().unzip();
     }
     let e = match Filter::compile(spec) {
-        Ok(compiled) => return Some(Arc::new(compiled)),
+        Ok(compiled) => {
+            // As `check` says of a filter's own patterns: which of the
+            // jail's run on the backtracking fallback.
+            for (which, why) in compiled.fallback_patterns() {
+                let (key, list, entry) = match (which, &raw.failregex, &raw.ignoreregex) {
+                    (crate::filter::PatternRef::Failregex(i), Some(l), _) => {
+                        ("failregex", l, fail_from.get(i).copied().flatten())
+                    }
+                    (crate::filter::PatternRef::Ignoreregex(i), _, Some(l)) => {
+                        ("ignoreregex", l, ignore_from.get(i).copied().flatten())
+                    }
+                    _ => continue,
+                };
+                if let Some((k, s)) = entry.and_then(|k| list.value.get(k).map(|s| (k, s))) {
+                    notes.push(format!(
+                        "{}:{}:{}: {}[{k}] runs on the backtracking fallback ({why}), at most {} steps a line",
+                        file(key).display(),
+                        s.referenced.line(),
+                        s.referenced.column(),
+                        f(key),
+                        crate::filter::BACKTRACK_LIMIT
+                    ));
+                }
+            }
+            return Some(Arc::new(compiled));
+        }
         Err(e) => e,
     };
     // At the jail's entry that does not compile, else at its list.
