@@ -286,6 +286,9 @@ fn render_jail(y: &mut String, j: &Jail) {
     if let Some(v) = j.maxretry {
         line("maxretry", v.to_string(), o("maxretry"));
     }
+    if let Some(v) = j.maxmatches {
+        line("maxmatches", v.to_string(), o("maxmatches"));
+    }
     if let Some(v) = j.findtime {
         line("findtime", secs(v), o("findtime"));
     }
@@ -396,6 +399,7 @@ mod tests {
             failregex: None,
             ignoreregex: None,
             maxretry: Some(3),
+            maxmatches: None,
             findtime: None,
             bantime: Some(None),
             increment: Some(Increment {

@@ -21,6 +21,9 @@ use super::jails::{
 use super::known as banwarden_known;
 use super::syntax::{banwarden_name, format_ref, split_actions, split_ref};
 
+/// The most lines banwarden's `maxmatches` takes.
+const MAX_MATCHES: i64 = 100;
+
 /// A banwarden jail made from a fail2ban jail. Times in seconds; `None`
 /// in an `Option<Option<i64>>` means permanent.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +43,8 @@ pub struct Jail {
     /// The jail's own `ignoreregex`, likewise.
     pub ignoreregex: Option<Vec<String>>,
     pub maxretry: Option<i64>,
+    /// Failure lines kept for the actions (fail2ban's `maxmatches`).
+    pub maxmatches: Option<i64>,
     pub findtime: Option<i64>,
     pub bantime: Option<Option<i64>>,
     pub increment: Option<Increment>,
@@ -398,6 +403,24 @@ impl Ctx<'_> {
                 .ok_or_else(|| format!("{v:?} is not a count between 1 and 1000000"))
         })?;
         mark("maxretry", "maxretry", self);
+        let maxmatches = self.parsed("maxmatches", |v| {
+            v.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| format!("{v:?} is not a count"))
+        })?;
+        let maxmatches = maxmatches.map(|n| {
+            if n > MAX_MATCHES {
+                self.push(
+                    Level::Note,
+                    self.at("maxmatches"),
+                    format!("maxmatches = {n}: banwarden keeps at most {MAX_MATCHES} lines"),
+                );
+            }
+            n.min(MAX_MATCHES)
+        });
+        mark("maxmatches", "maxmatches", self);
         let findtime = self
             .parsed("findtime", parse_time)?
             .map(|t| t.ok_or("findtime cannot be permanent".to_string()))
@@ -542,6 +565,7 @@ impl Ctx<'_> {
             failregex,
             ignoreregex,
             maxretry,
+            maxmatches,
             findtime,
             bantime,
             increment,

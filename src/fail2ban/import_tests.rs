@@ -232,3 +232,26 @@ fn a_jails_own_patterns_replace_the_filters_and_known_stands_for_them() {
     assert!(said("empty", "failregex is empty"));
     assert!(i.lost_enabled_jail());
 }
+
+#[test]
+fn maxmatches_is_carried_and_capped() {
+    let d = tempfile::tempdir().unwrap();
+    base(
+        d.path(),
+        "[web]\nmaxmatches = %(maxretry)s\n[ssh]\nmaxmatches = 500\n",
+    );
+    let i = run(d.path());
+    assert_eq!(
+        jail(&i, "web").maxmatches,
+        Some(5),
+        "fail2ban's default: maxretry"
+    );
+    assert_eq!(jail(&i, "ssh").maxmatches, Some(100));
+    assert!(
+        i.findings
+            .iter()
+            .any(|f| f.jail == "ssh" && f.message.contains("at most 100 lines")),
+        "{:?}",
+        i.findings
+    );
+}

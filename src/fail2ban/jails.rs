@@ -23,6 +23,7 @@ pub const OPTIONS: &[&str] = &[
     "logpath",
     "journalmatch",
     "maxretry",
+    "maxmatches",
     "findtime",
     "bantime",
     "bantime.increment",
