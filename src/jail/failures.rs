@@ -141,7 +141,10 @@ impl<T: Times> Table<T> {
         self.v6.retain(|_, r| after(r.back(), edge));
     }
 
-    /// Drops about a quarter of the keys, those with the oldest last failure.
+    /// Drops about a quarter of the keys, those with the oldest last failure;
+    /// among keys last seen in the same second, the lowest addresses first
+    /// (IPv4 before IPv6), so that which keys go never depends on the
+    /// table's per-process hash order: dry-run evicts what the daemon does.
     fn evict_quarter(&mut self) {
         let mut newest: Vec<Stamp> = self
             .v4
@@ -154,16 +157,32 @@ impl<T: Times> Table<T> {
         }
         let cut = (newest.len() / 4).max(1);
         let (_, &mut limit, _) = newest.select_nth_unstable(cut - 1);
-        let mut evict = cut;
-        let mut stale = |r: &T| {
-            let old = r.back().is_none_or(|t| t <= limit) && evict > 0;
-            if old {
-                evict -= 1;
-            }
-            !old
-        };
-        self.v4.retain(|_, r| stale(r));
-        self.v6.retain(|_, r| stale(r));
+        let older = newest.iter().filter(|t| **t < limit).count();
+        // Of the keys last seen at `limit`, the first `cut - older` in
+        // address order go too.
+        let at_limit = |r: &T| r.back() == Some(limit);
+        let mut ties4: Vec<u32> = self
+            .v4
+            .iter()
+            .filter(|(_, r)| at_limit(r))
+            .map(|(k, _)| *k)
+            .collect();
+        let mut ties6: Vec<V6Key> = self
+            .v6
+            .iter()
+            .filter(|(_, r)| at_limit(r))
+            .map(|(k, _)| *k)
+            .collect();
+        ties4.sort_unstable();
+        ties6.sort_unstable();
+        let quota = cut.saturating_sub(older);
+        ties4.truncate(quota);
+        ties6.truncate(quota - ties4.len());
+        let keep = |r: &T| r.back().is_some_and(|t| t > limit);
+        self.v4
+            .retain(|k, r| keep(r) || at_limit(r) && ties4.binary_search(k).is_err());
+        self.v6
+            .retain(|k, r| keep(r) || at_limit(r) && ties6.binary_search(k).is_err());
     }
 
     fn counts(&self) -> impl Iterator<Item = (IpNet, usize)> + '_ {
@@ -307,5 +326,26 @@ mod tests {
         assert_eq!(f.len(), 75);
         assert!(!f.contains(&net("10.0.0.24/32")));
         assert!(f.contains(&net("10.0.0.25/32")));
+    }
+
+    /// Keys last seen in the same second go lowest address first, IPv4
+    /// before IPv6, whatever order the hash table holds them in.
+    #[test]
+    fn eviction_ties_go_in_address_order() {
+        let mut f = Failures::new(2, 32, 64);
+        for i in (0..6u32).rev() {
+            let a = IpNet::from(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)));
+            f.record(&a, 7, -1);
+        }
+        f.record(&net("2001:db8::/64"), 7, -1);
+        f.record(&net("192.0.2.1/32"), 9, -1);
+        // 8 keys: a quarter is 2, both among the seven seen at 7.
+        f.evict_quarter();
+        assert_eq!(f.len(), 6);
+        assert!(!f.contains(&net("10.0.0.0/32")));
+        assert!(!f.contains(&net("10.0.0.1/32")));
+        assert!(f.contains(&net("10.0.0.2/32")));
+        assert!(f.contains(&net("2001:db8::/64")));
+        assert!(f.contains(&net("192.0.2.1/32")));
     }
 }

@@ -60,26 +60,23 @@ impl Subnets {
             .retain(|_, t| t.back().is_some_and(|&last| last > edge));
     }
 
-    /// Forgets about a quarter of the subnets, those seen least recently.
+    /// Forgets about a quarter of the subnets, those seen least recently;
+    /// among those last seen in the same second, the lowest first, so the
+    /// choice never depends on the map's per-process hash order.
     pub(crate) fn evict_quarter(&mut self) {
-        let mut newest: Vec<UnixTime> = self
+        let mut by_age: Vec<(Option<UnixTime>, IpNet)> = self
             .nets
-            .values()
-            .filter_map(|t| t.back().copied())
+            .iter()
+            .map(|(n, t)| (t.back().copied(), *n))
             .collect();
-        if newest.is_empty() {
+        if by_age.is_empty() {
             return;
         }
-        let cut = (newest.len() / 4).max(1);
-        let (_, &mut limit, _) = newest.select_nth_unstable(cut - 1);
-        let mut evict = cut;
-        self.nets.retain(|_, t| {
-            let old = t.back().is_none_or(|&l| l <= limit) && evict > 0;
-            if old {
-                evict -= 1;
-            }
-            !old
-        });
+        by_age.sort_unstable();
+        let cut = (by_age.len() / 4).max(1);
+        for (_, n) in &by_age[..cut] {
+            self.nets.remove(n);
+        }
     }
 
     pub(crate) fn counts(&self) -> impl Iterator<Item = (IpNet, usize)> + '_ {
@@ -108,5 +105,19 @@ mod tests {
         assert_eq!(s.len(), 6);
         s.retain_after(1000);
         assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn eviction_ties_go_lowest_subnet_first() {
+        let mut s = Subnets::default();
+        for i in (0..8u8).rev() {
+            let m: IpNet = format!("198.51.{i}.0/24").parse().unwrap();
+            s.record(m, 5, 0, 3);
+        }
+        s.evict_quarter();
+        assert_eq!(s.len(), 6);
+        assert!(!s.contains(&"198.51.0.0/24".parse().unwrap()));
+        assert!(!s.contains(&"198.51.1.0/24".parse().unwrap()));
+        assert!(s.contains(&"198.51.2.0/24".parse().unwrap()));
     }
 }
