@@ -12,6 +12,7 @@ use regex::bytes::Regex;
 use regex_syntax::hir::Hir;
 
 use super::backtrack::{Caps, Slow};
+use super::py_rewrite::{self, Dups};
 use super::{f2b_tags, python, tags, Dialect, FilterError, PatternRef};
 
 /// Largest compiled regex a filter may hold (bytes of NFA); the `fixed`
@@ -30,12 +31,24 @@ pub(super) struct Compiled {
     pub(super) slow: Option<Slow>,
     /// Whether matches need the general captures path.
     pub(super) general: bool,
+    /// Group names the rewrite into regular syntax repeated (`py_rewrite`).
+    pub(super) dups: Option<Dups>,
 }
 
 /// Captures of `re`, or of `slow` (screened by `re`) when set.
 pub(super) fn captures<'t>(re: &Regex, slow: Option<&Slow>, text: &'t [u8]) -> Option<Caps<'t>> {
+    captures_named(re, slow, None, text)
+}
+
+/// [`captures`], with the group names a rewritten pattern repeats.
+pub(super) fn captures_named<'t>(
+    re: &Regex,
+    slow: Option<&Slow>,
+    dups: Option<&'t Dups>,
+    text: &'t [u8],
+) -> Option<Caps<'t>> {
     match slow {
-        None => re.captures(text).map(Caps::Fast),
+        None => re.captures(text).map(|c| Caps::Fast(c, dups)),
         Some(s) => {
             if !re.is_match(text) {
                 return None;
@@ -62,11 +75,22 @@ pub(super) fn compile_one(
     .map_err(|e| err(which, pattern, e.offset, &e.message))?;
     let mut slow = None;
     let mut general = false;
+    let mut dups = None;
     if dialect == Dialect::Fail2ban {
-        let t = python::translate(&exp.regex);
+        let mut t = python::translate(&exp.regex);
         general = ["(?P<nofail>", "(?P<mlfgained>", "(?P<host_1>"]
             .iter()
             .any(|g| exp.regex.contains(g));
+        // Conditionals and tempered dots written as plain alternations run
+        // in the regex crate (the multi-line buffer reads captures by their
+        // own names: not there).
+        if t.needs_fallback() && !multi_line {
+            if let Some(r) = rewritten(&exp.regex) {
+                general |= !r.1.is_empty();
+                dups = Some(r.1).filter(|d| !d.is_empty());
+                t = r.0;
+            }
+        }
         if t.needs_fallback() {
             general = true;
             let exact = if multi_line {
@@ -106,7 +130,24 @@ pub(super) fn compile_one(
         hir,
         slow,
         general,
+        dups,
     })
+}
+
+/// `pattern` rewritten by `py_rewrite` and translated, when that leaves
+/// nothing for the fallback and the regex crate parses it.
+fn rewritten(pattern: &str) -> Option<(python::Translated, Dups)> {
+    let r = py_rewrite::rewrite(pattern)?;
+    let t = python::translate(&r.pattern);
+    if t.needs_fallback() {
+        return None;
+    }
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(&t.relaxed)
+        .ok()?;
+    Some((t, r.dups))
 }
 
 pub(super) fn err(which: PatternRef, pattern: &str, offset: usize, message: &str) -> FilterError {

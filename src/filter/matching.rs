@@ -7,7 +7,7 @@
 //! dates are `date`'s. Keeps no state of its own between lines.
 
 use super::backtrack::{Caps, Slow};
-use super::compile::captures;
+use super::compile::captures_named;
 use super::{parse_host, sessions, tags, Dialect, Filter, Outcome, Spans};
 
 impl Filter {
@@ -23,7 +23,12 @@ impl Filter {
         let mut content_at = 0;
         let content = match &self.prefregex {
             None => text,
-            Some(re) => match captures(re, self.prefregex_slow.as_ref(), text) {
+            Some(re) => match captures_named(
+                re,
+                self.prefregex_slow.as_ref(),
+                self.prefregex_dups.as_ref(),
+                text,
+            ) {
                 None => return (Outcome::Missed, none),
                 Some(c) => {
                     let content = c.name("content").map_or(&b""[..], |m| {
@@ -48,10 +53,14 @@ impl Filter {
         let (host_m, user_m) = match self.fixed_host(regex, content) {
             Some(None) => return (Outcome::Missed, none),
             Some(host) => (host, None),
-            None => match found
-                .take()
-                .or_else(|| captures(&self.fail[regex], self.fail_slow[regex].as_ref(), content))
-            {
+            None => match found.take().or_else(|| {
+                captures_named(
+                    &self.fail[regex],
+                    self.fail_slow[regex].as_ref(),
+                    self.fail_dups[regex].as_ref(),
+                    content,
+                )
+            }) {
                 None => return (Outcome::Missed, none),
                 Some(caps) => {
                     let has = |g: &str| caps.name(g).is_some();

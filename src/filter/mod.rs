@@ -19,6 +19,7 @@ mod fixed;
 mod matching;
 mod multiline;
 pub mod prefilter;
+mod py_rewrite;
 pub mod python;
 mod sessions;
 pub mod tags;
@@ -158,9 +159,13 @@ pub struct Filter {
     prefregex: Option<Regex>,
     /// The fallback engine for the prefregex, when it needs one.
     prefregex_slow: Option<Slow>,
+    /// Group names the prefregex's rewrite repeated (see `py_rewrite`).
+    prefregex_dups: Option<py_rewrite::Dups>,
     /// Per failregex: the fallback engine, when the regex crate cannot
     /// express it (then `fail` holds a superset that screens lines).
     fail_slow: Vec<Option<Slow>>,
+    /// Per failregex: group names its rewrite repeated (see `py_rewrite`).
+    fail_dups: Vec<Option<py_rewrite::Dups>>,
     /// Per ignoreregex: the same.
     ignore_slow: Vec<Option<Slow>>,
     /// Whether the prefregex names sessions (`<F-MLFID>`, fail2ban).
@@ -196,11 +201,13 @@ impl Filter {
         // The buffer goes through the general captures path.
         let mut general = multi_line;
         let mut prefregex_slow = None;
+        let mut prefregex_dups = None;
         let prefregex = match &spec.prefregex {
             Some(p) => {
                 let c = compile_one(PatternRef::Prefregex, p, d, false, &too_slow)?;
                 general |= c.general;
                 prefregex_slow = c.slow;
+                prefregex_dups = c.dups;
                 let (re, exp) = (c.re, c.exp);
                 if re.capture_names().flatten().all(|n| n != "content") {
                     return Err(err(
@@ -233,6 +240,7 @@ impl Filter {
         let mut host_at = Vec::with_capacity(spec.failregex.len());
         let mut literal_sets = Vec::with_capacity(spec.failregex.len());
         let mut fail_slow = Vec::with_capacity(spec.failregex.len());
+        let mut fail_dups = Vec::with_capacity(spec.failregex.len());
         for (i, p) in spec.failregex.iter().enumerate() {
             let c = compile_one(PatternRef::Failregex(i), p, d, multi_line, &too_slow)?;
             general |= c.general;
@@ -256,6 +264,7 @@ impl Filter {
             expanded.push(c.screen);
             fail.push(re);
             fail_slow.push(c.slow);
+            fail_dups.push(c.dups);
         }
         let mut ignore = Vec::with_capacity(spec.ignoreregex.len());
         let mut ignore_slow = Vec::with_capacity(spec.ignoreregex.len());
@@ -292,7 +301,9 @@ impl Filter {
         let mut filter = Filter {
             prefregex: prefregex.map(|(r, _)| r),
             prefregex_slow,
+            prefregex_dups,
             fail_slow,
+            fail_dups,
             ignore_slow,
             general,
             mlfid,
