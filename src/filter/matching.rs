@@ -10,6 +10,25 @@ use super::backtrack::{Caps, Slow};
 use super::compile::captures_named;
 use super::{parse_host, sessions, tags, Dialect, Filter, Outcome, Spans};
 
+/// A line of a fail2ban `<F-MLFID>` session whose failregex matched: what
+/// it carries, before its session says how it counts (in line order,
+/// see [`Filter::count_session`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLine<'l> {
+    /// The session (what the prefregex's `<F-MLFID>` took).
+    pub id: &'l [u8],
+    pub m: sessions::SessionMatch,
+    pub user: Option<&'l [u8]>,
+}
+
+/// What matching one line gave: an outcome, or a session line whose
+/// outcome its session decides.
+#[derive(Debug, Clone, Copy)]
+pub enum Examined<'l> {
+    Done(Outcome<'l>),
+    Session(SessionLine<'l>),
+}
+
 impl Filter {
     /// [`match_text_spans`](Self::match_text_spans); with `sessions`, a
     /// fail2ban `<F-MLFID>` filter's lines count within their session.
@@ -18,6 +37,36 @@ impl Filter {
         text: &'l [u8],
         sessions: Option<&mut sessions::Sessions>,
     ) -> (Outcome<'l>, Spans) {
+        match (self.match_deferred(text, sessions.is_some()), sessions) {
+            ((Examined::Done(o), spans), _) => (o, spans),
+            ((Examined::Session(line), spans), Some(sessions)) => {
+                (Self::session_outcome(sessions, line), spans)
+            }
+            // Not asked for (`defer` false).
+            ((Examined::Session(_), spans), None) => (Outcome::Missed, spans),
+        }
+    }
+
+    /// How a session line counts in `sessions` (its stream's, in order).
+    pub(super) fn session_outcome<'u>(
+        sessions: &mut sessions::Sessions,
+        line: SessionLine<'u>,
+    ) -> Outcome<'u> {
+        match sessions.count(line.id, line.m, line.user) {
+            Some((r, host)) => Outcome::Failure {
+                regex: r,
+                host,
+                user: line.user.filter(|_| r == line.m.regex),
+            },
+            None => Outcome::Missed,
+        }
+    }
+
+    /// Matches `text` without state: with `defer`, a line of a session
+    /// (fail2ban `<F-MLFID>`) comes back as [`Examined::Session`] for its
+    /// session to decide; else as if it had no session.
+    pub(super) fn match_deferred<'l>(&self, text: &'l [u8], defer: bool) -> (Examined<'l>, Spans) {
+        let done = |o: Outcome<'l>, spans| (Examined::Done(o), spans);
         let none = Spans::default();
         let mut prefix_caps = None;
         let mut content_at = 0;
@@ -29,7 +78,7 @@ impl Filter {
                 self.prefregex_dups.as_ref(),
                 text,
             ) {
-                None => return (Outcome::Missed, none),
+                None => return done(Outcome::Missed, none),
                 Some(c) => {
                     let content = c.name("content").map_or(&b""[..], |m| {
                         content_at = m.start;
@@ -47,11 +96,11 @@ impl Filter {
         };
         let (regex, mut found) = match picked {
             Ok(p) => p,
-            Err(outcome) => return (outcome, none),
+            Err(outcome) => return done(outcome, none),
         };
         let mut flags = (false, false, false);
         let (host_m, user_m) = match self.fixed_host(regex, content) {
-            Some(None) => return (Outcome::Missed, none),
+            Some(None) => return done(Outcome::Missed, none),
             Some(host) => (host, None),
             None => match found.take().or_else(|| {
                 captures_named(
@@ -61,7 +110,7 @@ impl Filter {
                     content,
                 )
             }) {
-                None => return (Outcome::Missed, none),
+                None => return done(Outcome::Missed, none),
                 Some(caps) => {
                     let has = |g: &str| caps.name(g).is_some();
                     flags = (has("nofail"), has("mlfforget"), has("mlfgained"));
@@ -89,7 +138,7 @@ impl Filter {
         let session = prefix_caps.as_ref().and_then(|c| c.name("mlfid"));
         // A host that is no address (a DNS name) is a bad host, session or not.
         let bad_host = host.is_none() && spans.host.is_some();
-        if let (Some(sessions), Some(id), false) = (sessions, session, bad_host) {
+        if let (true, Some(id), false) = (defer && self.mlfid, session, bad_host) {
             let m = sessions::SessionMatch {
                 regex,
                 host,
@@ -97,35 +146,27 @@ impl Filter {
                 forget,
                 gained,
             };
-            return match sessions.count(&text[id], m, user) {
-                Some((r, host)) => {
-                    let user = user.filter(|_| r == regex);
-                    (
-                        Outcome::Failure {
-                            regex: r,
-                            host,
-                            user,
-                        },
-                        spans,
-                    )
-                }
-                None => (Outcome::Missed, spans),
+            let line = SessionLine {
+                id: &text[id],
+                m,
+                user,
             };
+            return (Examined::Session(line), spans);
         }
         // fail2ban: a match with `<F-NOFAIL>` is not a failure, nor one with
         // `<F-MLFGAINED>` (the session gained access).
         if nofail || gained {
-            return (Outcome::Missed, none);
+            return done(Outcome::Missed, none);
         }
         match host {
-            Some(host) => (Outcome::Failure { regex, host, user }, spans),
+            Some(host) => done(Outcome::Failure { regex, host, user }, spans),
             // fail2ban: a failregex without an address tag names the host
             // of an earlier line of the session (multi-line); alone, it is
             // no failure.
             None if spans.host.is_none() && self.spec.dialect == Dialect::Fail2ban => {
-                (Outcome::Missed, spans)
+                done(Outcome::Missed, spans)
             }
-            None => (Outcome::BadHost { regex }, spans),
+            None => done(Outcome::BadHost { regex }, spans),
         }
     }
 

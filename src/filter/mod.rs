@@ -39,8 +39,10 @@ pub use backtrack::BACKTRACK_LIMIT;
 pub(crate) use compile::REGEX_SIZE_LIMIT;
 use compile::{compile_one, err};
 use date::{DateDetector, DateMatch};
+pub use matching::{Examined, SessionLine};
 pub use multiline::MAX_LINES;
 pub use prefilter::Prefilter;
+pub use sessions::SessionMatch;
 pub use text::parse_host;
 use text::{cut_date, parse_host_quick, trim_eol};
 
@@ -362,6 +364,20 @@ impl Filter {
         self.mlfid || self.maxlines > 1
     }
 
+    /// Whether a stream must be matched by one worker, in order, every
+    /// line (fail2ban's `maxlines` buffer). Sessions (`<F-MLFID>`) need not:
+    /// their lines are matched anywhere and counted in order
+    /// ([`examine_deferred`](Self::examine_deferred), [`count_session`](Self::count_session)).
+    pub fn needs_one_worker(&self) -> bool {
+        self.maxlines > 1
+    }
+
+    /// Whether [`examine_deferred`](Self::examine_deferred) can leave lines
+    /// to their sessions (fail2ban `<F-MLFID>` without `maxlines`).
+    pub fn defers_sessions(&self) -> bool {
+        self.mlfid && self.maxlines <= 1
+    }
+
     /// Fresh matching state for one stream read through this filter.
     pub fn new_state(&self) -> LineState {
         self.new_state_with(true)
@@ -506,6 +522,52 @@ impl Filter {
             Some(host) => (Outcome::Failure { regex, host, user }, spans),
             None => (Outcome::BadHost { regex }, spans),
         }
+    }
+
+    /// [`examine_dated`](Self::examine_dated), except that a line of a
+    /// fail2ban session comes back as [`Examined::Session`], matched but not
+    /// counted: [`count_session`](Self::count_session) says, with the
+    /// stream's state, in line order, what it amounts to. The state here
+    /// only lends its buffers (any worker's will do).
+    pub fn examine_deferred<'l>(
+        &self,
+        line: &'l [u8],
+        date: Option<DateMatch>,
+        state: &'l mut LineState,
+    ) -> (Examined<'l>, Spans) {
+        if !self.defers_sessions() {
+            let (o, spans) = self.examine_dated(line, date, state);
+            return (Examined::Done(o), spans);
+        }
+        let (text, cut) = cut_date(
+            trim_eol(line),
+            date,
+            &mut state.buf,
+            self.spec.dialect == Dialect::Fail2ban,
+        );
+        let (ex, spans) = self.match_deferred(text, true);
+        (ex, cut.spans_in_line(spans))
+    }
+
+    /// [`match_text_in`](Self::match_text_in) for a journal entry, with a
+    /// session line left to [`count_session`](Self::count_session) as
+    /// [`examine_deferred`](Self::examine_deferred) does.
+    pub fn match_entry_deferred<'l>(
+        &self,
+        text: &'l [u8],
+        state: &'l mut LineState,
+    ) -> (Examined<'l>, Spans) {
+        if !self.defers_sessions() {
+            let (o, spans) = self.match_text_in(text, state);
+            return (Examined::Done(o), spans);
+        }
+        self.match_deferred(text, true)
+    }
+
+    /// How a session line counts, in its stream's `state` (lines of a
+    /// stream in order).
+    pub fn count_session<'u>(&self, state: &mut LineState, line: SessionLine<'u>) -> Outcome<'u> {
+        Self::session_outcome(&mut state.sessions, line)
     }
 
     /// [`examine_dated`](Self::examine_dated) with captures allocated per
