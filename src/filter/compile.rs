@@ -33,6 +33,8 @@ pub(super) struct Compiled {
     pub(super) general: bool,
     /// Group names the rewrite into regular syntax repeated (`py_rewrite`).
     pub(super) dups: Option<Dups>,
+    /// `re` with ASCII classes, for text that is all ASCII (see [`ascii`]).
+    pub(super) ascii: Option<Regex>,
 }
 
 /// Captures of `re`, or of `slow` (screened by `re`) when set.
@@ -123,7 +125,11 @@ pub(super) fn compile_one(
         .multi_line(multi_line)
         .build()
         .map_err(|e| err(which, pattern, 0, &e.to_string()))?;
+    let ascii = (dialect == Dialect::Fail2ban && slow.is_none() && !multi_line)
+        .then(|| ascii(&exp.regex))
+        .flatten();
     Ok(Compiled {
+        ascii,
         re,
         screen: exp.regex.clone(),
         exp,
@@ -132,6 +138,21 @@ pub(super) fn compile_one(
         general,
         dups,
     })
+}
+
+/// `pattern` compiled without Unicode: `\S`, `\w`, `\d`, `\s`, `.` and
+/// negated classes as byte classes. On text that is all ASCII it matches
+/// exactly where the Unicode regex does, with the same groups (on ASCII
+/// text the Unicode classes and case folding hold only their ASCII
+/// members), and its automata are a fraction of the size: fail2ban's
+/// Unicode-class patterns run several times faster on the usual ASCII
+/// logs. `None` when the pattern needs Unicode (a `\p{..}` class).
+fn ascii(pattern: &str) -> Option<Regex> {
+    regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .ok()
 }
 
 /// `pattern` rewritten by `py_rewrite` and translated, when that leaves
@@ -156,5 +177,47 @@ pub(super) fn err(which: PatternRef, pattern: &str, offset: usize, message: &str
         pattern: pattern.to_string(),
         offset,
         message: message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::filter::{Dialect, Filter, FilterSpec, Outcome};
+
+    /// The ASCII-class regexes run only on all-ASCII text: a line with a
+    /// Unicode letter or space is matched by the Unicode regex, as Python
+    /// matches it.
+    #[test]
+    fn unicode_text_keeps_unicode_classes() {
+        let f = Filter::compile(FilterSpec {
+            name: "u".into(),
+            prefregex: Some(r"^\S+\s+<F-CONTENT>.+</F-CONTENT>$".into()),
+            failregex: vec![r"^user <F-USER>\w+</F-USER>\s+from <HOST>$".into()],
+            dialect: Dialect::Fail2ban,
+            ..Default::default()
+        })
+        .unwrap();
+        let user = |line: &str| match f.match_text(line.as_bytes()) {
+            Outcome::Failure { user, .. } => {
+                Some(String::from_utf8_lossy(user.unwrap_or_default()).into_owned())
+            }
+            _ => None,
+        };
+        assert_eq!(user("host user bob from 192.0.2.1").as_deref(), Some("bob"));
+        // Non-ASCII word characters, and a no-break space (Unicode `\s`).
+        assert_eq!(
+            user("hôst user jösé from 192.0.2.1").as_deref(),
+            Some("jösé")
+        );
+        assert_eq!(
+            user("host user bob\u{a0}from 192.0.2.1").as_deref(),
+            Some("bob")
+        );
+        // An em space is `\s` in Unicode (and in Python), not in ASCII
+        // classes: with those the prefix would take `host\u{2003}user`.
+        assert_eq!(
+            user("host\u{2003}user bob from 192.0.2.1").as_deref(),
+            Some("bob")
+        );
     }
 }

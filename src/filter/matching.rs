@@ -70,10 +70,16 @@ impl Filter {
         let none = Spans::default();
         let mut prefix_caps = None;
         let mut content_at = 0;
+        // All-ASCII text (the usual log line) runs in the ASCII-class
+        // regexes, where there are: same matches, smaller automata.
+        let ascii = text.is_ascii();
         let content = match &self.prefregex {
             None => text,
             Some(re) => match captures_named(
-                re,
+                self.prefregex_ascii
+                    .as_ref()
+                    .filter(|_| ascii)
+                    .unwrap_or(re),
                 self.prefregex_slow.as_ref(),
                 self.prefregex_dups.as_ref(),
                 text,
@@ -90,7 +96,7 @@ impl Filter {
             },
         };
         let picked = if self.general {
-            self.select_general(content)
+            self.select_general(content, ascii)
         } else {
             self.select(content).map(|r| (r, None))
         };
@@ -104,7 +110,7 @@ impl Filter {
             Some(host) => (host, None),
             None => match found.take().or_else(|| {
                 captures_named(
-                    &self.fail[regex],
+                    self.fail_re(regex, ascii),
                     self.fail_slow[regex].as_ref(),
                     self.fail_dups[regex].as_ref(),
                     content,
@@ -170,6 +176,15 @@ impl Filter {
         }
     }
 
+    /// Failregex `i`, its ASCII-class version for all-ASCII text if it has one.
+    #[inline]
+    fn fail_re(&self, i: usize, ascii: bool) -> &regex::bytes::Regex {
+        match &self.fail_ascii[i] {
+            Some(a) if ascii => a,
+            _ => &self.fail[i],
+        }
+    }
+
     /// For a failregex whose host `fixed` can find: `Some(Some(host range))`
     /// when it matches `text`, `Some(None)` when it does not. `None`: the
     /// regex needs its captures.
@@ -213,12 +228,13 @@ impl Filter {
     fn select_general<'t>(
         &self,
         content: &'t [u8],
+        ascii: bool,
     ) -> Result<(usize, Option<Caps<'t>>), Outcome<'static>> {
         let confirm = |slow: Option<&Slow>| slow.is_none_or(|s| s.is_match(content) == Ok(true));
         // Each regex's own lazy DFA, in order: the set's overlapping search
         // falls back to the PikeVM on fail2ban's many Unicode-class regexes.
         let (regex, caps) = (0..self.fail.len())
-            .filter(|&i| self.fail[i].is_match(content))
+            .filter(|&i| self.fail_re(i, ascii).is_match(content))
             .find_map(|i| match &self.fail_slow[i] {
                 None => Some((i, None)),
                 Some(s) => match s.captures(content) {

@@ -163,6 +163,10 @@ pub struct Filter {
     prefregex_slow: Option<Slow>,
     /// Group names the prefregex's rewrite repeated (see `py_rewrite`).
     prefregex_dups: Option<py_rewrite::Dups>,
+    /// The prefregex and failregexes with ASCII classes, for all-ASCII
+    /// text (fail2ban dialect, fast path; see `compile::ascii`).
+    prefregex_ascii: Option<Regex>,
+    fail_ascii: Vec<Option<Regex>>,
     /// Per failregex: the fallback engine, when the regex crate cannot
     /// express it (then `fail` holds a superset that screens lines).
     fail_slow: Vec<Option<Slow>>,
@@ -204,12 +208,14 @@ impl Filter {
         let mut general = multi_line;
         let mut prefregex_slow = None;
         let mut prefregex_dups = None;
+        let mut prefregex_ascii = None;
         let prefregex = match &spec.prefregex {
             Some(p) => {
                 let c = compile_one(PatternRef::Prefregex, p, d, false, &too_slow)?;
                 general |= c.general;
                 prefregex_slow = c.slow;
                 prefregex_dups = c.dups;
+                prefregex_ascii = c.ascii;
                 let (re, exp) = (c.re, c.exp);
                 if re.capture_names().flatten().all(|n| n != "content") {
                     return Err(err(
@@ -243,6 +249,7 @@ impl Filter {
         let mut literal_sets = Vec::with_capacity(spec.failregex.len());
         let mut fail_slow = Vec::with_capacity(spec.failregex.len());
         let mut fail_dups = Vec::with_capacity(spec.failregex.len());
+        let mut fail_ascii = Vec::with_capacity(spec.failregex.len());
         for (i, p) in spec.failregex.iter().enumerate() {
             let c = compile_one(PatternRef::Failregex(i), p, d, multi_line, &too_slow)?;
             general |= c.general;
@@ -267,6 +274,7 @@ impl Filter {
             fail.push(re);
             fail_slow.push(c.slow);
             fail_dups.push(c.dups);
+            fail_ascii.push(c.ascii);
         }
         let mut ignore = Vec::with_capacity(spec.ignoreregex.len());
         let mut ignore_slow = Vec::with_capacity(spec.ignoreregex.len());
@@ -282,7 +290,14 @@ impl Filter {
                 .build()
                 .map_err(|e| err(which, "", 0, &e.to_string()))
         };
-        let fail_set = set(&expanded, PatternRef::Failregex(0))?;
+        // Only the single-line fast path selects through the set (`select`);
+        // the general path runs each regex's own DFA, and compiling a set of
+        // fail2ban's Unicode-class patterns costs more than the rest of the
+        // start-up.
+        let fail_set = match general {
+            true => set(&[], PatternRef::Failregex(0))?,
+            false => set(&expanded, PatternRef::Failregex(0))?,
+        };
         let ignore_set = set(&ignore, PatternRef::Ignoreregex(0))?;
         let dates = match d {
             Dialect::Native => DateDetector::new(spec.datepattern.as_deref()),
@@ -304,6 +319,8 @@ impl Filter {
             prefregex: prefregex.map(|(r, _)| r),
             prefregex_slow,
             prefregex_dups,
+            prefregex_ascii,
+            fail_ascii,
             fail_slow,
             fail_dups,
             ignore_slow,
