@@ -368,9 +368,12 @@ fn enumerate(seq: Vec<Node>, refs: &[String]) -> Option<Vec<Node>> {
     if variants.len() == 1 {
         return variants.into_iter().next().map(|(s, _)| s);
     }
-    // The leading nodes every branch shares stay outside the alternation.
+    // The leading nodes every branch shares stay outside the alternation:
+    // only those before the first choice (`P(?:A|B)` tries each way P
+    // matches with A, then B; `PA|PB` all of P's ways with A first).
+    let fixed = seq.iter().take_while(|n| !touches(n, refs)).count();
     let first = &variants[0].0;
-    let common = (0..first.len())
+    let common = (0..first.len().min(fixed))
         .take_while(|&k| variants.iter().all(|(v, _)| v.get(k) == Some(&first[k])))
         .count();
     let mut out: Vec<Node> = first[..common].to_vec();
