@@ -20,6 +20,7 @@ mod matching;
 mod multiline;
 pub mod prefilter;
 mod py_rewrite;
+mod py_syntax;
 pub mod python;
 mod sessions;
 pub mod tags;
