@@ -8,7 +8,9 @@
 
 use super::backtrack::{Caps, Slow};
 use super::compile::captures_named;
-use super::{parse_host, sessions, tags, Dialect, Filter, Outcome, Spans};
+use super::date::DateMatch;
+use super::text::{cut_date, trim_eol};
+use super::{parse_host, sessions, tags, Dialect, Filter, LineState, Outcome, Spans};
 
 /// A line of a fail2ban `<F-MLFID>` session whose failregex matched: what
 /// it carries, before its session says how it counts (in line order,
@@ -45,6 +47,52 @@ impl Filter {
             // Not asked for (`defer` false).
             ((Examined::Session(_), spans), None) => (Outcome::Missed, spans),
         }
+    }
+
+    /// [`examine_dated`](Self::examine_dated), except that a line of a
+    /// fail2ban session comes back as [`Examined::Session`], matched but not
+    /// counted: [`count_session`](Self::count_session) says, with the
+    /// stream's state, in line order, what it amounts to. The state here
+    /// only lends its buffers (any worker's will do).
+    pub fn examine_deferred<'l>(
+        &self,
+        line: &'l [u8],
+        date: Option<DateMatch>,
+        state: &'l mut LineState,
+    ) -> (Examined<'l>, Spans) {
+        if !self.defers_sessions() {
+            let (o, spans) = self.examine_dated(line, date, state);
+            return (Examined::Done(o), spans);
+        }
+        let (text, cut) = cut_date(
+            trim_eol(line),
+            date,
+            &mut state.buf,
+            self.spec.dialect == Dialect::Fail2ban,
+        );
+        let (ex, spans) = self.match_deferred(text, true);
+        (ex, cut.spans_in_line(spans))
+    }
+
+    /// [`match_text_in`](Self::match_text_in) for a journal entry, with a
+    /// session line left to [`count_session`](Self::count_session) as
+    /// [`examine_deferred`](Self::examine_deferred) does.
+    pub fn match_entry_deferred<'l>(
+        &self,
+        text: &'l [u8],
+        state: &'l mut LineState,
+    ) -> (Examined<'l>, Spans) {
+        if !self.defers_sessions() {
+            let (o, spans) = self.match_text_in(text, state);
+            return (Examined::Done(o), spans);
+        }
+        self.match_deferred(text, true)
+    }
+
+    /// How a session line counts, in its stream's `state` (lines of a
+    /// stream in order).
+    pub fn count_session<'u>(&self, state: &mut LineState, line: SessionLine<'u>) -> Outcome<'u> {
+        Self::session_outcome(&mut state.sessions, line)
     }
 
     /// How a session line counts in `sessions` (its stream's, in order).

@@ -542,52 +542,6 @@ impl Filter {
         }
     }
 
-    /// [`examine_dated`](Self::examine_dated), except that a line of a
-    /// fail2ban session comes back as [`Examined::Session`], matched but not
-    /// counted: [`count_session`](Self::count_session) says, with the
-    /// stream's state, in line order, what it amounts to. The state here
-    /// only lends its buffers (any worker's will do).
-    pub fn examine_deferred<'l>(
-        &self,
-        line: &'l [u8],
-        date: Option<DateMatch>,
-        state: &'l mut LineState,
-    ) -> (Examined<'l>, Spans) {
-        if !self.defers_sessions() {
-            let (o, spans) = self.examine_dated(line, date, state);
-            return (Examined::Done(o), spans);
-        }
-        let (text, cut) = cut_date(
-            trim_eol(line),
-            date,
-            &mut state.buf,
-            self.spec.dialect == Dialect::Fail2ban,
-        );
-        let (ex, spans) = self.match_deferred(text, true);
-        (ex, cut.spans_in_line(spans))
-    }
-
-    /// [`match_text_in`](Self::match_text_in) for a journal entry, with a
-    /// session line left to [`count_session`](Self::count_session) as
-    /// [`examine_deferred`](Self::examine_deferred) does.
-    pub fn match_entry_deferred<'l>(
-        &self,
-        text: &'l [u8],
-        state: &'l mut LineState,
-    ) -> (Examined<'l>, Spans) {
-        if !self.defers_sessions() {
-            let (o, spans) = self.match_text_in(text, state);
-            return (Examined::Done(o), spans);
-        }
-        self.match_deferred(text, true)
-    }
-
-    /// How a session line counts, in its stream's `state` (lines of a
-    /// stream in order).
-    pub fn count_session<'u>(&self, state: &mut LineState, line: SessionLine<'u>) -> Outcome<'u> {
-        Self::session_outcome(&mut state.sessions, line)
-    }
-
     /// [`examine_dated`](Self::examine_dated) with captures allocated per
     /// line (the reference in tests).
     #[cfg(test)]
