@@ -107,6 +107,39 @@ fn webhook_gets_bans_in_one_batch_with_a_token_and_then_the_unbans() {
     );
 }
 
+/// `maxmatches` caps the failure lines a ban event carries: the last ones.
+#[test]
+fn maxmatches_caps_the_lines_of_a_ban_event() {
+    if skip_unless_privileged() {
+        return;
+    }
+    let pair = NetPair::new();
+    let table = "bwactmm";
+    let server = HttpServer::start_in(&pair.srv, Reply::Statuses(vec![200]));
+    let cfg = ConfigDir::app(table, "");
+    cfg.write(
+        "jails/app.yaml",
+        &format!(
+            "app:\n  enabled: true\n  filter: app\n  logpath: app.log\n  maxretry: 3\n  maxmatches: 1\n  actions:\n    - webhook: {}\n      batch_wait: 10ms\n      on: [ban]\n",
+            server.url()
+        ),
+    );
+    let daemon = start(&pair, &cfg, table);
+    cfg.append("app.log", &failures("198.51.100.9", 3));
+    assert!(
+        eventually(Duration::from_secs(10), || !server.requests().is_empty()),
+        "no webhook call:\n{}",
+        daemon.stderr()
+    );
+    let event = &server.requests()[0].json()["events"][0];
+    assert_eq!(event["failures"], 3, "{event}");
+    assert_eq!(
+        event["lines"],
+        serde_json::json!(["Login failure 198.51.100.9"]),
+        "three failures, maxmatches 1: one line"
+    );
+}
+
 const FETCH: &str = "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9179/metrics').read().decode())";
 
 fn metrics(pair: &NetPair) -> String {

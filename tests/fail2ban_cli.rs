@@ -250,6 +250,79 @@ fn maxlines_joins_lines_whatever_the_threads() {
     assert_eq!(matched("4"), 4000);
 }
 
+/// fail2ban's sessions (`<F-MLFID>` in the prefregex) together with
+/// `maxlines` > 1: the prefregex sees the buffer, and a match counts within
+/// the session it names, as in fail2ban. The expected hosts are what
+/// `fail2ban-regex -v` 1.0.2 reports for the same file and log: the
+/// `<F-NOFAIL>` lines give their session its host, a failure without one
+/// takes it, `<F-MLFFORGET>` ends the session (the next failure of app[1]
+/// waits for a host that never comes), and a waiting failure (app[3])
+/// takes the host of the session's later `<F-NOFAIL>` line.
+#[test]
+fn sessions_and_maxlines_combine_as_in_fail2ban() {
+    let d = tempfile::tempdir().unwrap();
+    let filter = d.path().join("mlf.conf");
+    std::fs::write(
+        &filter,
+        "[Definition]\n\
+         prefregex = ^\\s*<F-MLFID>\\S+ app\\[\\d+\\]:</F-MLFID> <F-CONTENT>.+</F-CONTENT>$\n\
+         failregex = ^<F-NOFAIL>connect from</F-NOFAIL> <HOST>$\n\
+         \x20           ^auth failed for <F-USER>\\S+</F-USER>$\n\
+         \x20           ^<F-MLFFORGET>bye</F-MLFFORGET>$\n\
+         maxlines = 2\n",
+    )
+    .unwrap();
+    let log = d.path().join("app.log");
+    std::fs::write(
+        &log,
+        "2024-05-30T10:00:00 gate app[1]: connect from 192.0.2.1\n\
+         2024-05-30T10:00:01 gate app[2]: connect from 192.0.2.2\n\
+         2024-05-30T10:00:02 gate app[1]: auth failed for root\n\
+         2024-05-30T10:00:03 gate app[2]: auth failed for bob\n\
+         2024-05-30T10:00:04 gate app[1]: auth failed for root\n\
+         2024-05-30T10:00:05 gate app[1]: bye\n\
+         2024-05-30T10:00:06 gate app[1]: auth failed for root\n\
+         2024-05-30T10:00:07 gate app[3]: auth failed for eve\n\
+         2024-05-30T10:00:08 gate app[3]: connect from 192.0.2.3\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
+        .args(["--show", "matched"])
+        .arg(&log)
+        .arg("--filter")
+        .arg(&filter)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("MLFID"),
+        "nothing to say any more: {stderr}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<(u64, String)> = doc["shown"]["lines"]
+        .as_array()
+        .expect("shown lines")
+        .iter()
+        .map(|l| {
+            let host = l["host"].as_str().unwrap_or("-").to_string();
+            (l["line"].as_u64().expect("line"), host)
+        })
+        .collect();
+    let want: Vec<(u64, String)> = [
+        (3, "192.0.2.1"),
+        (4, "192.0.2.2"),
+        (5, "192.0.2.1"),
+        (6, "192.0.2.1"),
+        (9, "192.0.2.3"),
+    ]
+    .iter()
+    .map(|(n, h)| (*n, h.to_string()))
+    .collect();
+    assert_eq!(got, want, "{doc:#}");
+}
+
 /// dry-run's `lines.matched` for `log` with fail2ban filter file `filter`,
 /// with `threads` threads and 4 KiB chunks (so that streams cross chunks).
 fn matched_in_chunks(log: &Path, filter: &Path, threads: &str) -> serde_json::Value {

@@ -161,7 +161,9 @@ fn run(filter: &Filter, log: &Path) -> Seen {
                 seen.bad_host += 1;
                 format!("BAD HOST from failregex[{regex}]")
             }
-            Outcome::Failure { regex, host, user } => {
+            Outcome::Failure {
+                regex, host, user, ..
+            } => {
                 seen.matched += 1;
                 seen.per_regex[regex] += 1;
                 *seen.hosts.entry(host).or_default() += 1;

@@ -68,8 +68,9 @@ pub struct ActionEvent {
     pub failures: u32,
     /// Which ban of this address this is (escalation).
     pub ban_count: u32,
-    /// The last failure lines of the address (at most 10, the one that
-    /// triggered the ban last; each at most 1 KiB).
+    /// The last failure lines of the address (at most the jail's
+    /// `maxmatches`, 10 by default; the one that triggered the ban last;
+    /// each at most 1 KiB).
     pub lines: Vec<String>,
     /// Unbans: `expiry` or `manual`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,12 +154,18 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+/// Failure lines a ban event carries when the jail does not say
+/// (`maxmatches`'s default).
+const DEFAULT_MAX_LINES: usize = 10;
+
 /// The daemon's handle on every action task.
 #[derive(Default)]
 pub struct Actions {
     running: Vec<Running>,
     /// Last time a full queue was logged, per action.
     full_logged: HashMap<(String, String), Instant>,
+    /// Most failure lines a ban event carries, per jail (`maxmatches`).
+    maxmatches: HashMap<String, usize>,
 }
 
 impl Actions {
@@ -173,6 +180,10 @@ impl Actions {
     /// and lets removed ones finish what they hold.
     pub fn reconfigure(&mut self, config: &Config) {
         let mut old = std::mem::take(&mut self.running);
+        self.maxmatches = config
+            .enabled_jails()
+            .map(|jc| (jc.name.clone(), jc.maxmatches))
+            .collect();
         for jc in config.enabled_jails() {
             for spec in &jc.actions {
                 if let Some(i) = old
@@ -193,6 +204,25 @@ impl Actions {
         self.running
             .iter()
             .any(|r| r.jail == jail && r.spec.wants(kind))
+    }
+
+    /// Most failure lines a ban event of `jail` carries (its `maxmatches`;
+    /// 10 for a jail the configuration does not know).
+    pub fn max_lines(&self, jail: &str) -> usize {
+        self.maxmatches
+            .get(jail)
+            .copied()
+            .unwrap_or(DEFAULT_MAX_LINES)
+    }
+
+    /// The most lines any jail with ban actions wants kept per address.
+    pub fn max_lines_kept(&self) -> usize {
+        self.running
+            .iter()
+            .filter(|r| r.spec.wants(EventKind::Ban))
+            .map(|r| self.max_lines(&r.jail))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Whether any action wants `kind` events.

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -135,6 +135,7 @@ fn actions_with(spec: ActionSpec) -> Actions {
     Actions {
         running: vec![super::spawn("app", spec)],
         full_logged: HashMap::new(),
+        maxmatches: HashMap::new(),
     }
 }
 
@@ -149,6 +150,11 @@ async fn until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Waits until `counter` reads `n`, at most `within`; whether it did.
+async fn reaches(counter: &AtomicU64, n: u64, within: Duration) -> bool {
+    until(within, || counter.load(Ordering::Relaxed) == n).await
+}
+
 fn counters(a: &Actions) -> Arc<ActionCounters> {
     a.counters()[0].2.clone()
 }
@@ -161,13 +167,7 @@ async fn bans_close_together_go_in_one_post_and_batch_max_splits_them() {
         a.notify(&ban(&format!("192.0.2.{i}")));
     }
     let c = counters(&a);
-    assert!(
-        until(Duration::from_secs(10), || c
-            .events_sent
-            .load(Ordering::Relaxed)
-            == 5)
-        .await
-    );
+    assert!(reaches(&c.events_sent, 5, Duration::from_secs(10)).await);
     let reqs = server.requests();
     assert_eq!(reqs.len(), 1, "five bans within batch_wait: one call");
     let events = reqs[0].events();
@@ -189,13 +189,7 @@ async fn bans_close_together_go_in_one_post_and_batch_max_splits_them() {
         a.notify(&ban(&format!("192.0.2.{i}")));
     }
     let c = counters(&a);
-    assert!(
-        until(Duration::from_secs(10), || c
-            .events_sent
-            .load(Ordering::Relaxed)
-            == 5)
-        .await
-    );
+    assert!(reaches(&c.events_sent, 5, Duration::from_secs(10)).await);
     let sizes: Vec<usize> = server.requests().iter().map(|r| r.events().len()).collect();
     assert_eq!(sizes, vec![2, 2, 1]);
 }
@@ -206,13 +200,7 @@ async fn a_failing_endpoint_is_retried_with_the_same_batch_and_a_4xx_is_not() {
     let mut a = actions_with(spec(webhook(&server.url)));
     a.notify(&ban("192.0.2.7"));
     let c = counters(&a);
-    assert!(
-        until(Duration::from_secs(10), || c
-            .calls_ok
-            .load(Ordering::Relaxed)
-            == 1)
-        .await
-    );
+    assert!(reaches(&c.calls_ok, 1, Duration::from_secs(10)).await);
     assert_eq!(c.calls_failed.load(Ordering::Relaxed), 2);
     let reqs = server.requests();
     assert_eq!(reqs.len(), 3);
@@ -222,13 +210,7 @@ async fn a_failing_endpoint_is_retried_with_the_same_batch_and_a_4xx_is_not() {
     let mut a = actions_with(spec(webhook(&server.url)));
     a.notify(&ban("192.0.2.8"));
     let c = counters(&a);
-    assert!(
-        until(Duration::from_secs(10), || c
-            .events_dropped
-            .load(Ordering::Relaxed)
-            == 1)
-        .await
-    );
+    assert!(reaches(&c.events_dropped, 1, Duration::from_secs(10)).await);
     assert_eq!(server.requests().len(), 1, "a 401 is not retried");
 }
 
@@ -243,13 +225,7 @@ async fn retries_give_up_after_the_limit_and_min_interval_spaces_calls() {
     let start = Instant::now();
     a.notify(&ban("192.0.2.9"));
     let c = counters(&a);
-    assert!(
-        until(Duration::from_secs(10), || c
-            .events_dropped
-            .load(Ordering::Relaxed)
-            == 1)
-        .await
-    );
+    assert!(reaches(&c.events_dropped, 1, Duration::from_secs(10)).await);
     assert_eq!(server.requests().len(), 3, "one call and two retries");
     // Three calls at least 200 ms apart.
     assert!(start.elapsed() >= Duration::from_millis(400));
@@ -273,13 +249,7 @@ async fn headers_carry_their_secrets_and_templates_escape_json() {
     odd.jail = "a\"b".into();
     a.notify(&ban("192.0.2.11"));
     let c = counters(&a);
-    assert!(
-        until(Duration::from_secs(10), || c
-            .calls_ok
-            .load(Ordering::Relaxed)
-            == 1)
-        .await
-    );
+    assert!(reaches(&c.calls_ok, 1, Duration::from_secs(10)).await);
     let r = &server.requests()[0];
     assert_eq!(r.header("authorization"), Some("Bearer tok-123"));
     assert_eq!(r.header("x-title"), Some("banwarden"));
@@ -304,13 +274,7 @@ async fn exec_gets_its_argv_and_the_batch_on_stdin() {
     let mut a = actions_with(spec(ActionKind::Exec { argv }));
     a.notify(&ban("192.0.2.12"));
     let c = counters(&a);
-    assert!(
-        until(Duration::from_secs(10), || c
-            .calls_ok
-            .load(Ordering::Relaxed)
-            == 1)
-        .await
-    );
+    assert!(reaches(&c.calls_ok, 1, Duration::from_secs(10)).await);
     let args = std::fs::read_to_string(dir.path().join("out.args")).expect("args");
     assert_eq!(args, "arg with spaces; $(no shell)\n");
     let stdin: serde_json::Value =
@@ -336,13 +300,7 @@ async fn exec_past_its_timeout_is_killed_and_retried() {
     let start = Instant::now();
     a.notify(&ban("192.0.2.13"));
     let c = counters(&a);
-    assert!(
-        until(Duration::from_secs(20), || c
-            .events_dropped
-            .load(Ordering::Relaxed)
-            == 1)
-        .await
-    );
+    assert!(reaches(&c.events_dropped, 1, Duration::from_secs(20)).await);
     assert!(
         start.elapsed() < Duration::from_secs(15),
         "timeout not enforced"

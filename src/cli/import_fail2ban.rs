@@ -277,8 +277,17 @@ fn render_jail(y: &mut String, j: &Jail) {
             o("journal").or(o("backend")),
         );
     }
+    if let Some(l) = &j.failregex {
+        line("failregex", list(l), o("failregex"));
+    }
+    if let Some(l) = &j.ignoreregex {
+        line("ignoreregex", list(l), o("ignoreregex"));
+    }
     if let Some(v) = j.maxretry {
         line("maxretry", v.to_string(), o("maxretry"));
+    }
+    if let Some(v) = j.maxmatches {
+        line("maxmatches", v.to_string(), o("maxmatches"));
     }
     if let Some(v) = j.findtime {
         line("findtime", secs(v), o("findtime"));
@@ -387,7 +396,10 @@ mod tests {
             filter: "fail2ban:x[datepattern='^%%Y']".into(),
             logpath: vec!["/var/log/a b.log".into()],
             journal: None,
+            failregex: None,
+            ignoreregex: None,
             maxretry: Some(3),
+            maxmatches: None,
             findtime: None,
             bantime: Some(None),
             increment: Some(Increment {

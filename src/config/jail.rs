@@ -43,7 +43,8 @@ pub(super) fn build_jail(
         }
         Some(s) => resolve_filter(dir, &s.value, filters, &global.fail2ban_dir, notes)
             .map_err(|msg| errs.at(&file("filter"), s, &f("filter"), msg))
-            .ok(),
+            .ok()
+            .and_then(|flt| jail_patterns(flt, raw, &file, &f, notes, errs)),
     };
     let logpath: Vec<PathBuf> = raw
         .logpath
@@ -118,6 +119,7 @@ pub(super) fn build_jail(
         }
     };
     let maxretry = int(&raw.maxretry, "maxretry", errs) as u32;
+    let maxmatches = int(&raw.maxmatches, "maxmatches", errs) as usize;
     let jail_key = |name| keys::key(keys::Scope::Jail, name);
     let findtime_default = jail_key("findtime").default_duration().unwrap_or(600);
     let findtime = duration(
@@ -273,6 +275,7 @@ pub(super) fn build_jail(
             chains,
         },
         actions,
+        maxmatches,
         health,
         fleet: jail_fleet,
     })
@@ -310,6 +313,97 @@ fn duration(
             Some(default)
         }
     }
+}
+
+/// The filter with the jail's own `failregex`/`ignoreregex` in place of
+/// its own, as a fail2ban jail's options replace its filter's; an entry
+/// `%(known/failregex)s` (`%(known/ignoreregex)s`, see
+/// [`crate::fail2ban::known`]) is the filter's own list at that place. The filter unchanged when the jail sets neither.
+fn jail_patterns(
+    filter: Arc<Filter>,
+    raw: &raw::RawJail,
+    file: &dyn Fn(&str) -> PathBuf,
+    f: &dyn Fn(&str) -> String,
+    notes: &mut Vec<String>,
+    errs: &mut Errors,
+) -> Option<Arc<Filter>> {
+    if raw.failregex.is_none() && raw.ignoreregex.is_none() {
+        return Some(filter);
+    }
+    // The merged list, and for each pattern the jail's entry it came from.
+    let merged = |list: &Spanned<Vec<Spanned<String>>>, own: &[String], known: &str| {
+        let mut out: Vec<(String, Option<usize>)> = Vec::new();
+        for (i, s) in list.value.iter().enumerate() {
+            if s.value.trim() == known {
+                out.extend(own.iter().map(|p| (p.clone(), None)));
+            } else {
+                out.push((s.value.clone(), Some(i)));
+            }
+        }
+        out
+    };
+    let mut spec = filter.spec.clone();
+    let (mut fail_from, mut ignore_from) = (Vec::new(), Vec::new());
+    if let Some(l) = &raw.failregex {
+        let m = merged(l, &filter.spec.failregex, crate::fail2ban::known::FAIL);
+        (spec.failregex, fail_from) = m.into_iter().unzip();
+    }
+    if let Some(l) = &raw.ignoreregex {
+        let m = merged(l, &filter.spec.ignoreregex, crate::fail2ban::known::IGNORE);
+        (spec.ignoreregex, ignore_from) = m.into_iter().unzip();
+    }
+    let e = match Filter::compile(spec) {
+        Ok(compiled) => {
+            // As `check` says of a filter's own patterns: which of the
+            // jail's run on the backtracking fallback.
+            for (which, why) in compiled.fallback_patterns() {
+                let (key, list, entry) = match (which, &raw.failregex, &raw.ignoreregex) {
+                    (crate::filter::PatternRef::Failregex(i), Some(l), _) => {
+                        ("failregex", l, fail_from.get(i).copied().flatten())
+                    }
+                    (crate::filter::PatternRef::Ignoreregex(i), _, Some(l)) => {
+                        ("ignoreregex", l, ignore_from.get(i).copied().flatten())
+                    }
+                    _ => continue,
+                };
+                if let Some((k, s)) = entry.and_then(|k| list.value.get(k).map(|s| (k, s))) {
+                    notes.push(format!(
+                        "{}:{}:{}: {}[{k}] runs on the backtracking fallback ({why}), at most {} steps a line",
+                        file(key).display(),
+                        s.referenced.line(),
+                        s.referenced.column(),
+                        f(key),
+                        crate::filter::BACKTRACK_LIMIT
+                    ));
+                }
+            }
+            return Some(Arc::new(compiled));
+        }
+        Err(e) => e,
+    };
+    // At the jail's entry that does not compile, else at its list.
+    let (key, list, entry) = match (e.which, &raw.failregex, &raw.ignoreregex) {
+        (crate::filter::PatternRef::Ignoreregex(i), _, Some(l)) => {
+            ("ignoreregex", l, ignore_from.get(i).copied().flatten())
+        }
+        (crate::filter::PatternRef::Failregex(i), Some(l), _) => {
+            ("failregex", l, fail_from.get(i).copied().flatten())
+        }
+        (_, Some(l), _) => ("failregex", l, None),
+        (_, None, Some(l)) => ("ignoreregex", l, None),
+        (_, None, None) => return Some(filter),
+    };
+    let message = e.to_string();
+    match entry.and_then(|i| list.value.get(i)) {
+        Some(s) => errs.at(
+            &file(key),
+            s,
+            &format!("{}[{}]", f(key), entry.unwrap_or(0)),
+            message,
+        ),
+        None => errs.at(&file(key), list, &f(key), message),
+    }
+    None
 }
 
 fn resolve_filter(

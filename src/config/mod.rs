@@ -75,6 +75,8 @@ pub struct JailConfig {
     pub rules: JailRules,
     /// Run on ban and unban events (`crate::actions`).
     pub actions: Vec<ActionSpec>,
+    /// Most failure lines a ban event gives the actions (`maxmatches`).
+    pub maxmatches: usize,
     /// When the jail is flagged as not working (`crate::health`).
     pub health: HealthSpec,
     /// `fleet: shared|local` (meaningful with a `fleet:` block).

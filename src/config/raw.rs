@@ -85,6 +85,8 @@ pub struct RawJail {
     pub filter: Option<Spanned<String>>,
     pub logpath: Option<OneOrMany<Spanned<String>>>,
     pub maxretry: Option<Spanned<i64>>,
+    /// Most failure lines an action event carries.
+    pub maxmatches: Option<Spanned<i64>>,
     pub findtime: Option<Spanned<Scalar>>,
     pub bantime: Option<Spanned<Scalar>>,
     pub ignoreip: Option<Vec<Spanned<String>>>,
@@ -111,6 +113,11 @@ pub struct RawJail {
     pub chains: Option<Spanned<Vec<Spanned<String>>>>,
     /// `shared` (default with a `fleet:` block) or `local`.
     pub fleet: Option<Spanned<String>>,
+    /// The jail's own failregex, replacing the filter's (fail2ban's jail
+    /// option); `%(known/failregex)s` stands for the filter's own.
+    pub failregex: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The jail's own ignoreregex, likewise (`%(known/ignoreregex)s`).
+    pub ignoreregex: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `bantime_increment:` of a jail.
@@ -161,6 +168,7 @@ impl MergedJail {
             filter,
             logpath,
             maxretry,
+            maxmatches,
             findtime,
             bantime,
             ignoreip,
@@ -178,7 +186,9 @@ impl MergedJail {
             actions,
             health,
             chains,
-            fleet
+            fleet,
+            failregex,
+            ignoreregex
         );
         self.defined_in.get_or_insert_with(|| file.clone());
     }

@@ -9,6 +9,8 @@ mod answer;
 mod bulk;
 mod fleet;
 mod outbound;
+mod positions;
+mod reload;
 mod removed;
 mod running;
 mod state;
@@ -26,7 +28,7 @@ use crate::config::{self, Config};
 use crate::control::{self, ControlListener, ControlRequest};
 use crate::events::{
     BanOrigin, Banned, BansExpired, FirewallFailed, FirewallRebuilt, InternalEvent, LogRotated,
-    ReloadRejected, Reloaded, SourceError, StoreError, StoreOp,
+    SourceError, StoreError, StoreOp,
 };
 use crate::firewall::nft::NftFirewall;
 use crate::firewall::worker::WorkerEvent;
@@ -559,79 +561,6 @@ impl Daemon {
         }
     }
 
-    fn save_positions(&mut self) {
-        if let Some(c) = self.journal_cursor.take() {
-            let store = Arc::clone(&self.store);
-            if let Err(e) = blocking(|| store.set_cursor(JOURNAL_CURSOR, &c)) {
-                self.emit(StoreError::new(StoreOp::SaveCursor, &e));
-                self.journal_cursor = Some(c);
-            }
-        }
-        if !self.positions_dirty {
-            return;
-        }
-        let list = self.dirty_positions();
-        let store = Arc::clone(&self.store);
-        match blocking(|| store.save_positions(&list)) {
-            Ok(()) => self.positions_dirty = false,
-            Err(e) => self.emit(StoreError::new(StoreOp::SavePositions, &e)),
-        }
-    }
-
-    fn dirty_positions(&self) -> Vec<FilePos> {
-        if self.positions_dirty {
-            self.positions.values().cloned().collect()
-        } else {
-            Vec::new()
-        }
-    }
-
-    /// Takes the positions the file sources start at (a file's end, a saved
-    /// offset, or its first line within findtime) for files with none yet,
-    /// and saves them: a file the daemon has seen resumes there after a
-    /// restart or crash even if no line was ever handled from it.
-    fn adopt_start_positions(&mut self) {
-        for pos in self.running.files.iter().flat_map(|f| f.positions()) {
-            if let std::collections::hash_map::Entry::Vacant(e) =
-                self.positions.entry((pos.dev, pos.ino))
-            {
-                e.insert(pos);
-                self.positions_dirty = true;
-            }
-        }
-        self.save_positions();
-    }
-
-    /// Drops the saved positions of files no source follows any more
-    /// (rotated out of every pattern, deleted), so they do not pile up.
-    fn forget_unfollowed_positions(&mut self) {
-        let followed: std::collections::HashSet<(u64, u64)> = self
-            .running
-            .files
-            .iter()
-            .flat_map(|f| f.positions())
-            .map(|p| (p.dev, p.ino))
-            .collect();
-        let gone: Vec<(u64, u64)> = self
-            .positions
-            .keys()
-            .filter(|id| !followed.contains(id))
-            .copied()
-            .collect();
-        if gone.is_empty() {
-            return;
-        }
-        let store = Arc::clone(&self.store);
-        match blocking(|| store.remove_positions(&gone)) {
-            Ok(_) => {
-                for id in &gone {
-                    self.positions.remove(id);
-                }
-            }
-            Err(e) => self.emit(StoreError::new(StoreOp::ForgetPositions, &e)),
-        }
-    }
-
     /// Tells the jails about bans restored from the store, so they are neither
     /// repeated nor forgotten by escalation.
     fn note_restored_bans(&mut self) {
@@ -644,57 +573,5 @@ impl Daemon {
                 rt.jail.note_history(b.net, b.banned_at);
             }
         }
-    }
-
-    /// Applies a new configuration, or keeps the old one whole if anything
-    /// fails; either way one event says so (SIGHUP and `banwarden reload`).
-    async fn reload(&mut self, rx: &mut mpsc::Receiver<SourceEvent>) -> Result<(), String> {
-        let result = self.try_reload(rx).await;
-        match &result {
-            Ok(()) => Reloaded {
-                jails: &self.running.jail_names(),
-            }
-            .emit(self.metrics.as_deref()),
-            Err(e) => ReloadRejected { errors: e }.emit(self.metrics.as_deref()),
-        }
-        result
-    }
-
-    async fn try_reload(&mut self, rx: &mut mpsc::Receiver<SourceEvent>) -> Result<(), String> {
-        let config = config::load(&self.dir).map_err(|e| e.to_string())?;
-        let old_fleet = self.running.config.global.fleet.clone();
-        let rules: Vec<JailRules> = config.enabled_jails().map(|j| j.rules.clone()).collect();
-        self.worker
-            .reconfigure(rules)
-            .await
-            .map_err(|e| format!("firewall setup failed: {e}"))?;
-        // Stop the old sources, then finish what they already sent with the old
-        // routes, so no line is lost or counted under the wrong jail.
-        self.running.stop();
-        let mut decisions = Vec::new();
-        while let Ok(ev) = rx.try_recv() {
-            self.handle(&ev, crate::now(), &mut decisions);
-        }
-        if let Err(e) = self.apply(&mut decisions, crate::now()) {
-            tracing::error!(error = %e, "bans decided during reload were not applied");
-        }
-        self.save_positions();
-        let resume = Resume {
-            files: self.positions.values().cloned().collect(),
-            journal_cursor: self.store.cursor(JOURNAL_CURSOR).ok().flatten(),
-        };
-        self.running.restart(config, &self.tx, &resume);
-        // Before the removed jails' actions stop: they get the unbans.
-        self.lift_bans_of_removed_jails();
-        self.outbound.actions.reconfigure(&self.running.config);
-        self.adopt_start_positions();
-        // Bans of jails that are gone were dropped with their sets.
-        let names = self.running.jail_names();
-        self.bans
-            .retain(|(jail, _), _| names.iter().any(|n| n == jail));
-        self.note_restored_bans();
-        self.reconnect_fleet(old_fleet);
-        self.install_fleet_tap();
-        Ok(())
     }
 }

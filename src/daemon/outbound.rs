@@ -41,8 +41,6 @@ const HEALTH_KEY: &str = "health";
 /// Most addresses whose recent failure lines are kept; beyond, the memory
 /// is cleared (the lines are a courtesy, the ban is not affected).
 const RECENT_ADDRESSES: usize = 1024;
-/// Most lines kept per address (the last ones).
-const RECENT_LINES: usize = 10;
 
 /// Walks a chunk's lines forward, so finding each failure's line costs
 /// only the distance from the previous one.
@@ -82,6 +80,9 @@ impl Daemon {
             return;
         }
         let (actions, lines, recent) = (&o.actions, &mut o.lines, &mut o.recent);
+        // Most lines kept per address (the last ones): the largest
+        // `maxmatches` of the jails with ban actions.
+        let keep = actions.max_lines_kept();
         let mut cursor = match ev {
             SourceEvent::Lines { data, .. } => Some(Cursor {
                 data,
@@ -113,16 +114,20 @@ impl Daemon {
                 recent.clear();
             }
             let kept = recent.entry(host).or_default();
-            if let Some(t) = text {
-                if kept.len() == RECENT_LINES {
+            if let Some(t) = text.filter(|_| keep > 0) {
+                if kept.len() >= keep {
                     kept.pop_front();
                 }
                 kept.push_back(t);
             }
             if let Verdict::Ban(b) = v {
                 if actions.wants(&b.jail, EventKind::Ban) {
-                    let l = recent.remove(&host).unwrap_or_default();
-                    lines.insert((b.jail.clone(), b.net), l.into());
+                    let mut l: Vec<String> = recent.remove(&host).unwrap_or_default().into();
+                    let max = actions.max_lines(&b.jail);
+                    if l.len() > max {
+                        l.drain(..l.len() - max);
+                    }
+                    lines.insert((b.jail.clone(), b.net), l);
                 }
             }
         };

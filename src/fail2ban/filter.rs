@@ -167,7 +167,22 @@ pub fn load(r: &FilterRef) -> Result<Imported, Fail2banError> {
         let Some((raw, at)) = value(name)? else {
             return Ok(None);
         };
-        let (text, unresolved) = substitute(&raw, &|n| value(n).ok().flatten().map(|v| v.0));
+        // A tag whose value cannot be read stays as it is, and is said.
+        let lookup = |n: &str| match value(n) {
+            Ok(v) => v.map(|v| v.0),
+            Err(e) => {
+                let message = format!("{name}: tag <{n}> left as it is: {e}");
+                let mut notes = notes.borrow_mut();
+                if !notes.iter().any(|x: &Note| x.message == message) {
+                    notes.push(Note {
+                        at: at.clone(),
+                        message,
+                    });
+                }
+                None
+            }
+        };
+        let (text, unresolved) = substitute(&raw, &lookup);
         if let Some(loop_at) = unresolved {
             notes.borrow_mut().push(Note {
                 at: at.clone(),
@@ -231,24 +246,14 @@ pub fn load(r: &FilterRef) -> Result<Imported, Fail2banError> {
             ),
         });
     }
-    if maxlines > 1 {
-        for (i, f) in failregex.iter().enumerate() {
-            if f.contains("<F-MLFID>") {
-                notes.push(Note {
-                    at: fail_at.clone(),
-                    message: format!(
-                        "failregex[{i}]: <F-MLFID> with maxlines > 1 is not supported; \
-                         the lines are matched together without sessions"
-                    ),
-                });
-            }
-        }
-        if prefregex.as_ref().is_some_and(|p| p.contains("<F-MLFID>")) {
+    for (i, f) in failregex.iter().enumerate() {
+        if f.contains("<F-MLFID>") {
             notes.push(Note {
-                at: value("prefregex")?.map_or(file_at.clone(), |v| v.1),
-                message: "prefregex: <F-MLFID> with maxlines > 1 is not supported; \
-                          the lines are matched together without sessions"
-                    .into(),
+                at: fail_at.clone(),
+                message: format!(
+                    "failregex[{i}]: <F-MLFID> is honoured in the prefregex only \
+                     (fail2ban's filters name sessions there); here it names none"
+                ),
             });
         }
     }

@@ -15,8 +15,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::actions::{self, BanAction};
-use super::jails::{parse_bool, parse_time, F2bJail, JailFiles};
+use super::jails::{
+    parse_bool, parse_time, F2bJail, JailFiles, KNOWN_FAILREGEX, KNOWN_IGNOREREGEX,
+};
+use super::known as banwarden_known;
 use super::syntax::{banwarden_name, format_ref, split_actions, split_ref};
+
+/// The most lines banwarden's `maxmatches` takes.
+const MAX_MATCHES: i64 = 100;
 
 /// A banwarden jail made from a fail2ban jail. Times in seconds; `None`
 /// in an `Option<Option<i64>>` means permanent.
@@ -31,7 +37,14 @@ pub struct Jail {
     pub logpath: Vec<String>,
     /// journalctl matches (systemd backend).
     pub journal: Option<Vec<String>>,
+    /// The jail's own `failregex`, replacing the filter's (banwarden's
+    /// `%(known/failregex)s` entry for the filter's own), if it sets one.
+    pub failregex: Option<Vec<String>>,
+    /// The jail's own `ignoreregex`, likewise.
+    pub ignoreregex: Option<Vec<String>>,
     pub maxretry: Option<i64>,
+    /// Failure lines kept for the actions (fail2ban's `maxmatches`).
+    pub maxmatches: Option<i64>,
     pub findtime: Option<i64>,
     pub bantime: Option<Option<i64>>,
     pub increment: Option<Increment>,
@@ -160,6 +173,42 @@ impl Ctx<'_> {
         }
     }
 
+    /// The jail's own `option` (`failregex`, `ignoreregex`), one pattern a
+    /// line, which replaces the filter's as in fail2ban; fail2ban's
+    /// `%(known/OPTION)s` (read as `marker`) becomes banwarden's `entry`.
+    /// An empty value clears the filter's list, as in fail2ban: for
+    /// `failregex` that is a jail that never matches, not imported.
+    fn patterns(
+        &mut self,
+        option: &str,
+        marker: &str,
+        entry: &str,
+    ) -> Result<Option<Vec<String>>, String> {
+        let Some(v) = self.f2b.get(option) else {
+            return Ok(None);
+        };
+        let at = self.at(option).unwrap_or_default();
+        let mut out = Vec::new();
+        for line in v.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
+            if line == marker {
+                out.push(entry.to_string());
+            } else if line.contains(marker) {
+                return Err(format!(
+                    "{at}: {option}: %(known/{option})s inside a pattern (not on a line \
+                     of its own) is not supported"
+                ));
+            } else {
+                out.push(line.to_string());
+            }
+        }
+        if out.is_empty() && option == "failregex" {
+            return Err(format!(
+                "{at}: failregex is empty: the jail would never match (fail2ban runs it so)"
+            ));
+        }
+        Ok(Some(out))
+    }
+
     fn jail(&mut self, window: i64) -> Result<Jail, String> {
         let f2b = self.f2b;
         // Options only reported on do not stop the jail; the others do.
@@ -238,18 +287,19 @@ impl Ctx<'_> {
                 filter_opts.insert(opt.to_string(), v.trim().to_string());
             }
         }
-        for opt in ["failregex", "ignoreregex", "prefregex"] {
-            if f2b.get(opt).is_some_and(|v| !v.trim().is_empty()) {
-                self.push(
-                    Level::NotImported,
-                    self.at(opt),
-                    format!(
-                        "{opt} set in the jail is not imported: put it in \
-                         filter.d/{filter_name}.local"
-                    ),
-                );
-            }
+        if f2b.get("prefregex").is_some_and(|v| !v.trim().is_empty()) {
+            self.push(
+                Level::NotImported,
+                self.at("prefregex"),
+                format!(
+                    "prefregex set in the jail is not imported: put it in \
+                     filter.d/{filter_name}.local"
+                ),
+            );
         }
+        let failregex = self.patterns("failregex", KNOWN_FAILREGEX, banwarden_known::FAIL)?;
+        let ignoreregex =
+            self.patterns("ignoreregex", KNOWN_IGNOREREGEX, banwarden_known::IGNORE)?;
         if filter_name == "recidive" {
             self.push(
                 Level::NotImported,
@@ -264,6 +314,29 @@ impl Ctx<'_> {
             .map_err(|e| format!("filter {filter}: {e}"))?;
         for n in &compiled.notes {
             self.push(Level::Note, None, format!("filter {filter_name}: {n}"));
+        }
+        if failregex.is_some() || ignoreregex.is_some() {
+            // The jail's patterns must compile with the filter, as `check`
+            // will compile them.
+            let mut spec = compiled.filter.spec.clone();
+            let merged = |own: &[String], jail: &[String], known: &str| -> Vec<String> {
+                jail.iter()
+                    .flat_map(|p| match p == known {
+                        true => own.to_vec(),
+                        false => vec![p.clone()],
+                    })
+                    .collect()
+            };
+            if let Some(l) = &failregex {
+                spec.failregex = merged(&spec.failregex, l, banwarden_known::FAIL);
+            }
+            if let Some(l) = &ignoreregex {
+                spec.ignoreregex = merged(&spec.ignoreregex, l, banwarden_known::IGNORE);
+            }
+            crate::filter::Filter::compile(spec)
+                .map_err(|e| format!("the jail's own failregex/ignoreregex: {e}"))?;
+            mark("failregex", "failregex", self);
+            mark("ignoreregex", "ignoreregex", self);
         }
 
         let mut logpath = Vec::new();
@@ -330,6 +403,24 @@ impl Ctx<'_> {
                 .ok_or_else(|| format!("{v:?} is not a count between 1 and 1000000"))
         })?;
         mark("maxretry", "maxretry", self);
+        let maxmatches = self.parsed("maxmatches", |v| {
+            v.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| format!("{v:?} is not a count"))
+        })?;
+        let maxmatches = maxmatches.map(|n| {
+            if n > MAX_MATCHES {
+                self.push(
+                    Level::Note,
+                    self.at("maxmatches"),
+                    format!("maxmatches = {n}: banwarden keeps at most {MAX_MATCHES} lines"),
+                );
+            }
+            n.min(MAX_MATCHES)
+        });
+        mark("maxmatches", "maxmatches", self);
         let findtime = self
             .parsed("findtime", parse_time)?
             .map(|t| t.ok_or("findtime cannot be permanent".to_string()))
@@ -471,7 +562,10 @@ impl Ctx<'_> {
             filter,
             logpath,
             journal,
+            failregex,
+            ignoreregex,
             maxretry,
+            maxmatches,
             findtime,
             bantime,
             increment,

@@ -155,7 +155,7 @@ fn a_jail_that_cannot_be_imported_is_skipped_and_said() {
         d.path(),
         "[nofilter]\nenabled = true\nfilter = missing\n[sleepy]\nfilter = missing\n\
          [badport]\nport = nosuchservice\n[bad.name]\n\
-         [known]\nfailregex = %(known/failregex)s\n",
+         [known]\nusedns = %(nowhere)s\n",
     );
     let i = run(d.path());
     assert_eq!(
@@ -176,7 +176,7 @@ fn a_jail_that_cannot_be_imported_is_skipped_and_said() {
     assert!(i
         .findings
         .iter()
-        .any(|f| f.jail == "known" && f.message.contains("%(known/failregex)s is not defined")));
+        .any(|f| f.jail == "known" && f.message.contains("%(nowhere)s is not defined")));
 }
 
 #[test]
@@ -193,4 +193,65 @@ fn action_lists_split_outside_options_and_option_groups_merge() {
     assert_eq!(opts["name"], "x");
     assert!(split_ref("a[x=1").is_err());
     assert!(split_ref("a[x=1] junk").is_err());
+}
+
+#[test]
+fn a_jails_own_patterns_replace_the_filters_and_known_stands_for_them() {
+    let d = tempfile::tempdir().unwrap();
+    base(
+        d.path(),
+        "[own]\nfailregex = ^mine <HOST>$\n\
+         [both]\nfailregex = %(known/failregex)s\n  ^mine <HOST>$\nignoreregex =\n\
+         [inline]\nfailregex = ^x %(known/failregex)s\n\
+         [empty]\nenabled = true\nfailregex =\n",
+    );
+    let i = run(d.path());
+    assert_eq!(
+        jail(&i, "own").failregex.as_deref(),
+        Some(&["^mine <HOST>$".to_string()][..])
+    );
+    assert_eq!(jail(&i, "own").ignoreregex, None);
+    assert_eq!(
+        jail(&i, "both").failregex.as_deref(),
+        Some(
+            &[
+                "%(known/failregex)s".to_string(),
+                "^mine <HOST>$".to_string()
+            ][..]
+        )
+    );
+    assert_eq!(jail(&i, "both").ignoreregex.as_deref(), Some(&[][..]));
+    // The filter's patterns inside one of the jail's, and a jail left
+    // without any failregex, are not imported, and said.
+    let said = |j: &str, what: &str| {
+        i.findings
+            .iter()
+            .any(|f| f.jail == j && f.level == Level::Skipped && f.message.contains(what))
+    };
+    assert!(said("inline", "inside a pattern"));
+    assert!(said("empty", "failregex is empty"));
+    assert!(i.lost_enabled_jail());
+}
+
+#[test]
+fn maxmatches_is_carried_and_capped() {
+    let d = tempfile::tempdir().unwrap();
+    base(
+        d.path(),
+        "[web]\nmaxmatches = %(maxretry)s\n[ssh]\nmaxmatches = 500\n",
+    );
+    let i = run(d.path());
+    assert_eq!(
+        jail(&i, "web").maxmatches,
+        Some(5),
+        "fail2ban's default: maxretry"
+    );
+    assert_eq!(jail(&i, "ssh").maxmatches, Some(100));
+    assert!(
+        i.findings
+            .iter()
+            .any(|f| f.jail == "ssh" && f.message.contains("at most 100 lines")),
+        "{:?}",
+        i.findings
+    );
 }

@@ -164,6 +164,12 @@ impl Ini {
         vars: &BTreeMap<String, String>,
     ) -> Option<Result<(String, Origin), IniError>> {
         let (raw, origin) = self.lookup(section, option, vars)?;
+        // `SECTION/NAME`'s value is interpolated in SECTION, as when it is
+        // referred to from another value.
+        let section = match option.split_once('/') {
+            Some((s, _)) if s != "known" && s != "default" => s,
+            _ => section,
+        };
         Some(
             self.interpolate(section, option, &raw, &origin, vars, 0)
                 .map(|v| (v, origin)),
@@ -182,6 +188,11 @@ impl Ini {
             line: 0,
         };
         if let Some((sec, opt)) = option.split_once('/') {
+            // A caller's value for `known/NAME` wins (fail2ban merges a
+            // jail's filter options in as `known/...`).
+            if let Some(v) = vars.get(&option) {
+                return Some((v.clone(), none()));
+            }
             if sec == "known" {
                 // The value a later file replaced, else `[DEFAULT]`'s (as
                 // fail2ban: never the section's own, which would loop).
@@ -503,6 +514,25 @@ mod tests {
         assert_eq!(v, "J-journal 100%");
         assert_eq!(origin.line, 8);
         assert_eq!(ini.own_options("Init"), vec!["x?family=inet6"]);
+    }
+
+    /// `SECTION/NAME` read directly is interpolated in SECTION, as when a
+    /// value refers to it (asterisk.conf's `[lt_journal]` through
+    /// common.conf's `<lt_<logtype>/__prefix_line>`).
+    #[test]
+    fn a_section_qualified_name_is_interpolated_in_its_section() {
+        let d = tempfile::tempdir().unwrap();
+        let f = write(
+            d.path(),
+            "s.conf",
+            "[lt_journal]\np = J%(q)s\nq = !\n[Definition]\nv = 1\n",
+        );
+        let ini = Ini::read(&f).unwrap();
+        let (v, _) = ini
+            .get("Definition", "lt_journal/p", &BTreeMap::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(v, "J!");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub const OPTIONS: &[&str] = &[
     "logpath",
     "journalmatch",
     "maxretry",
+    "maxmatches",
     "findtime",
     "bantime",
     "bantime.increment",
@@ -52,8 +53,6 @@ pub const OPTIONS: &[&str] = &[
 /// Of [`OPTIONS`], those banwarden has no use for: `import` only reports
 /// them (a value that cannot be read does not stop the jail).
 pub const REPORTED_ONLY: &[&str] = &[
-    "failregex",
-    "ignoreregex",
     "prefregex",
     "ignorecommand",
     "ignorecache",
@@ -62,6 +61,12 @@ pub const REPORTED_ONLY: &[&str] = &[
     "bantime.rndtime",
     "bantime.formula",
 ];
+
+/// What `%(known/failregex)s` in a jail's `failregex` reads as: a marker
+/// for the filter's own patterns (no `%`, so it is not interpolated again).
+pub const KNOWN_FAILREGEX: &str = "\u{1}known/failregex\u{1}";
+/// The same for `ignoreregex`.
+pub const KNOWN_IGNOREREGEX: &str = "\u{1}known/ignoreregex\u{1}";
 
 /// fail2ban's default `dbpurgeage`: bans older than this are forgotten.
 pub const DEFAULT_DBPURGEAGE: &str = "1d";
@@ -152,6 +157,14 @@ impl JailFiles {
                 self.dir.display().to_string(),
             ),
             ("fail2ban_version".to_string(), "1.0.2".to_string()),
+            // The filter's own patterns (fail2ban merges the filter's
+            // options into the jail as `known/...`): kept as a marker that
+            // `import` writes as banwarden's `%(known/...)s` entry.
+            ("known/failregex".to_string(), KNOWN_FAILREGEX.to_string()),
+            (
+                "known/ignoreregex".to_string(),
+                KNOWN_IGNOREREGEX.to_string(),
+            ),
         ]);
         let mut jail = F2bJail {
             name: name.to_string(),

@@ -19,6 +19,15 @@ pub mod syntax;
 
 pub use filter::{is_fail2ban_ref, load, parse_ref, Fail2banError, FilterRef, Imported, Note};
 
+/// The entries of a banwarden jail's own `failregex`/`ignoreregex` that
+/// stand for its filter's own patterns, spelt as in a fail2ban jail.
+pub mod known {
+    /// In `failregex`: the filter's failregexes.
+    pub const FAIL: &str = "%(known/failregex)s";
+    /// In `ignoreregex`: the filter's ignoreregexes.
+    pub const IGNORE: &str = "%(known/ignoreregex)s";
+}
+
 /// Where fail2ban keeps its configuration unless `fail2ban_dir` says otherwise.
 pub const DEFAULT_DIR: &str = "/etc/fail2ban";
 

@@ -80,7 +80,7 @@ pub(super) fn compile_one(
     let mut dups = None;
     if dialect == Dialect::Fail2ban {
         let mut t = python::translate(&exp.regex);
-        general = ["(?P<nofail>", "(?P<mlfgained>", "(?P<host_1>"]
+        general = ["(?P<nofail>", "(?P<mlfgained>", "(?P<host_1>", "(?P<cidr>"]
             .iter()
             .any(|g| exp.regex.contains(g));
         // Conditionals and tempered dots written as plain alternations run

@@ -101,8 +101,9 @@ impl DateDetector {
     /// A datepattern is literal text (`\x` for a literal `x`) with the directives
     /// `%Y %y %m %d %e %H %M %S %b %B %a %f %z %Z %j %p %I %s %%`; a leading `^`
     /// or `{^LN-BEG}` anchors it at line start, and `EPOCH` is a Unix time with
-    /// optional fraction. `%Z` only understands UTC/GMT/UT/Z; other names mean
-    /// local time. Error messages give 0-based byte positions in the pattern.
+    /// optional fraction. `%Z` understands UTC/GMT/UT/Z and the common zone
+    /// abbreviations (`PDT`, `CEST`: fixed offsets, see `date_abbr`); other
+    /// names mean local time. Error messages give 0-based byte positions in the pattern.
     pub fn new(datepattern: Option<&str>) -> Result<DateDetector, DateError> {
         Self::with_time_zone(datepattern, TimeZone::system())
     }
@@ -116,9 +117,11 @@ impl DateDetector {
             Some(p) => f2b::compile(p)?,
         };
         // fail2ban's default templates read more than the built-in formats
-        // (`Sun Jun 09 07:57:47 2013`, `11-Aug-2013 03:36:11.372`...).
+        // (`Sun Jun 09 07:57:47 2013`, `11-Aug-2013 03:36:11.372`...), and
+        // anywhere in the line from a word's start (`[28325:...] 22-06-2014
+        // 09:56:12`), the line's start first.
         let fallback = match custom {
-            None => f2b::compile("{^LN-BEG}{DATE}")?,
+            None => f2b::default_templates()?,
             Some(_) => None,
         };
         Ok(DateDetector {
@@ -221,14 +224,85 @@ impl DateDetector {
     }
 
     fn builtin_at(&self, line: &[u8], pos: usize, now: UnixTime) -> Option<DateMatch> {
-        let p = parse_builtin(line, pos)?;
+        let mut p = parse_builtin(line, pos)?;
+        // fail2ban's default templates also read a zone around the date.
+        let start = match self.inner.fallback.is_some() {
+            true => f2b_zone(line, pos, &mut p),
+            false => pos,
+        };
         let ts = self.inner.zone.resolve(&p, now)?;
         Some(DateMatch {
             ts,
-            start: pos,
+            start,
             end: p.end,
             format: p.format,
         })
+    }
+}
+
+/// fail2ban's zones around its default dates (its templates'
+/// `(?:\s*%z)?` after a numeric date, `(?:%Z )?` before a syslog one):
+/// after a `Y-m-d H:M:S` date without an offset, up to two blanks and
+/// `Z`, `UTC`, `GMT` or `±hh[[:]mm]` (` +08:00`); before a syslog date, a
+/// zone name and a blank (`[PDT Apr 16 21:05:29]`), when `abbr` knows it.
+/// Sets `p`'s offset and end; returns where the date starts.
+fn f2b_zone(b: &[u8], pos: usize, p: &mut Parsed) -> usize {
+    if p.offset.is_some() {
+        return pos;
+    }
+    match p.format {
+        DateFormat::Syslog => {
+            let Some(head) = pos.checked_sub(1).and_then(|e| b.get(..e)) else {
+                return pos;
+            };
+            if !is(b, pos - 1, b' ') {
+                return pos;
+            }
+            let len = head
+                .iter()
+                .rev()
+                .take_while(|c| c.is_ascii_uppercase())
+                .count();
+            let at = head.len() - len;
+            let bounded = at == 0 || !head[at - 1].is_ascii_alphanumeric();
+            match abbr::offset_of(&head[at..]) {
+                Some(o) if bounded && (1..=5).contains(&len) => {
+                    p.offset = Some(o);
+                    at
+                }
+                _ => pos,
+            }
+        }
+        DateFormat::Iso8601 | DateFormat::PythonLogging | DateFormat::NginxError => {
+            let blanks = b
+                .get(p.end..)
+                .unwrap_or_default()
+                .iter()
+                .take(3)
+                .take_while(|&&c| c == b' ' || c == b'\t')
+                .count();
+            let i = p.end + blanks;
+            if blanks > 2 {
+                return pos;
+            }
+            let zone = if b.get(i..i + 3).is_some_and(|z| z == b"UTC" || z == b"GMT") {
+                Some((0, i + 3))
+            } else if is(b, i, b'Z') {
+                Some((0, i + 1))
+            } else if matches!(b.get(i), Some(b'+' | b'-'))
+                && matches!(b.get(i + 1), Some(b'0' | b'1'))
+            {
+                parse_offset(b, i).filter(|&(_, end)| !digit_at(b, end))
+            } else {
+                None
+            };
+            if let Some((o, end)) = zone {
+                p.offset = Some(o);
+                p.end = end;
+            }
+            pos
+        }
+        _ => pos,
     }
 }
 
@@ -691,12 +765,18 @@ impl Custom {
                 Field::AmPm => pm = t[0] | 0x20 == b'p',
                 Field::Minute => mi = num(t)?,
                 Field::Second => s = num(t)?,
-                Field::Offset => offset = Some(parse_offset(t, 0)?.0),
+                Field::Offset => {
+                    offset = Some(match parse_offset(t, 0) {
+                        Some((o, _)) => o,
+                        None => abbr::offset_of(t)?,
+                    })
+                }
                 Field::ZoneName => {
                     let utc = [&b"UTC"[..], b"GMT", b"UT", b"Z"]
                         .iter()
                         .any(|z| t.eq_ignore_ascii_case(z));
-                    offset = offset.or(utc.then_some(0));
+                    // fail2ban's `%Z` also reads zone abbreviations.
+                    offset = offset.or(utc.then_some(0)).or_else(|| abbr::offset_of(t));
                 }
                 Field::Epoch => {
                     let int = t.split(|&c| c == b'.').next()?;
@@ -755,6 +835,8 @@ impl Custom {
     }
 }
 
+#[path = "date_abbr.rs"]
+mod abbr;
 #[path = "date_f2b.rs"]
 mod f2b;
 #[path = "date_zone.rs"]

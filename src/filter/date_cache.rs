@@ -135,11 +135,18 @@ fn words(bytes: &[u8]) -> [u64; WINDOW_MAX / 8] {
 /// Could the bytes at `i` extend a date that ends there (a year, an offset,
 /// more digits)? Anything else ends it for every built-in format.
 fn may_extend(line: &[u8], i: usize) -> bool {
+    // A year, an offset, or fail2ban's zone after up to two blanks
+    // (`  UTC`, ` GMT`, ` +08:00`).
     let starts = |b: Option<&u8>| {
-        b.is_some_and(|&b| b.is_ascii_digit() || matches!(b, b'Z' | b'z' | b'+' | b'-'))
+        b.is_some_and(|&b| {
+            b.is_ascii_digit() || matches!(b, b'Z' | b'z' | b'+' | b'-' | b'U' | b'G')
+        })
     };
+    let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
     let c = line.get(i);
-    starts(c) || (c == Some(&b' ') && starts(line.get(i + 1)))
+    starts(c)
+        || (blank(c)
+            && (starts(line.get(i + 1)) || (blank(line.get(i + 1)) && starts(line.get(i + 2)))))
 }
 
 /// Skips `[.,]digits` (at most twice, as in `.123,456`).
@@ -406,6 +413,61 @@ mod tests {
                     assert_eq!(
                         x,
                         y,
+                        "after {a:?}: {line:?}",
+                        line = String::from_utf8_lossy(line)
+                    );
+                }
+            }
+        }
+    }
+
+    /// fail2ban's default dates also take a zone around them (` UTC`,
+    /// `  +08:00` after, `PDT ` before): the cache still never answers
+    /// otherwise than the detector.
+    #[test]
+    fn cache_agrees_with_the_detector_on_fail2ban_zones() {
+        let f = DateDetector::fail2ban(None, Some(jiff::tz::TimeZone::UTC)).unwrap();
+        let heads = [
+            "2024-03-10 00:00:0{s}",
+            "2024-03-10 00:00:0{s}.008",
+            "[Mar 10 00:00:0{s}]",
+            "[PDT Mar 10 00:00:0{s}]",
+            "[CEST Mar 10 00:00:0{s}]",
+            "[XYZ Mar 10 00:00:0{s}]",
+            "PDT Mar 10 00:00:0{s}",
+            "aPDT Mar 10 00:00:0{s}",
+        ];
+        let tails = [
+            "",
+            " x",
+            " UTC x",
+            " GMT x",
+            "  UTC x",
+            "   UTC x",
+            " +08:00 x",
+            "  +08:00 x",
+            "\t-0130 x",
+            " +2 x",
+            " Z x",
+            "Z",
+            " UT x",
+        ];
+        let mut lines = Vec::new();
+        for h in heads {
+            for s in ["0", "1"] {
+                for t in tails {
+                    lines.push(format!("{}{t}", h.replace("{s}", s)));
+                }
+            }
+        }
+        let now = 1_717_200_000;
+        for a in &lines {
+            for b in &lines {
+                let mut cached = DateCache::new(&f, true);
+                for line in [a.as_bytes(), b.as_bytes()] {
+                    assert_eq!(
+                        cached.detect(&f, line, now),
+                        f.detect(line, now),
                         "after {a:?}: {line:?}",
                         line = String::from_utf8_lossy(line)
                     );

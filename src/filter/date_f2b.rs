@@ -32,6 +32,21 @@ const DATE_TEMPLATES: &[&str] = &[
 
 const LN_BEG: &str = "{^LN-BEG}";
 
+/// fail2ban's default templates where no datepattern is set: the formats
+/// at the line's start, else from a word's start anywhere in the line
+/// (`[28325:00010-3735542592] 22-06-2014 09:56:12`) but for Unix times and
+/// TAI64N, which fail2ban reads only at the start or after a `[`.
+pub(super) fn default_templates() -> Result<Option<Custom>, DateError> {
+    let mut pattern = format!("{LN_BEG}{{DATE}}");
+    for t in DATE_TEMPLATES {
+        if !matches!(*t, "TAI64N" | "EPOCH") {
+            pattern.push_str("\n\\b");
+            pattern.push_str(t);
+        }
+    }
+    compile(&pattern)
+}
+
 /// Compiles a fail2ban datepattern; `None`: use the built-in formats.
 pub(super) fn compile(pattern: &str) -> Result<Option<Custom>, DateError> {
     let err = |m: String| DateError::Pattern(format!("{m} in {pattern:?}"));
@@ -159,6 +174,10 @@ impl Builder {
                         'A' => (WEEKDAYS_LONG, Field::Ignore),
                         'k' => (" ?[0-9]{1,2}", Field::Hour),
                         'l' => (" ?[0-9]{1,2}", Field::Hour12),
+                        // fail2ban's zones: `%z` also takes UTC and GMT,
+                        // `%Z` upper-case names only.
+                        'z' => ("Z|UTC|GMT|[+-][01][0-9](?::?[0-9]{2})?", Field::Offset),
+                        'Z' => ("Z|[A-Z]{3,5}", Field::ZoneName),
                         _ => directive(d).ok_or_else(|| format!("unknown directive %{d}"))?,
                     };
                     let g = self.group(piece, field);

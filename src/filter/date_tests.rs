@@ -410,3 +410,44 @@ fn a_time_of_day_alone_is_today_unless_that_is_later_than_now() {
         "a time later than now is yesterday's (fail2ban's rollover at midnight)"
     );
 }
+
+/// fail2ban's default templates read a zone around the date: `(?:\s*%z)?`
+/// after a numeric date, `(?:%Z )?` before a syslog one; banwarden's own
+/// dialect does not.
+#[test]
+fn fail2ban_dates_take_a_zone_around_them() {
+    let f = DateDetector::fail2ban(None, Some(ny())).unwrap();
+    for case in [
+        "2005-06-21 14:55:10 UTC machine | 2005-06-21T14:55:10Z | 2005-06-21 14:55:10 UTC",
+        "2005-06-21 14:55:11 GMT machine | 2005-06-21T14:55:11Z | 2005-06-21 14:55:11 GMT",
+        "2019-11-26 01:04:49.008 +08:00 [WRN] | 2019-11-25T17:04:49Z | 2019-11-26 01:04:49.008 +08:00",
+        "2019-11-26 01:04:49  -0130 x | 2019-11-26T02:34:49Z | 2019-11-26 01:04:49  -0130",
+        "2019-11-26 01:04:49 +25 x | 2019-11-26T01:04:49 | 2019-11-26 01:04:49",
+        "[PDT Apr 16 21:05:29] error | 2024-04-17T04:05:29Z | PDT Apr 16 21:05:29",
+        "[CEST Aug  6 10:14:52] error | 2023-08-06T08:14:52Z | CEST Aug  6 10:14:52",
+        "[XYZ Apr 16 21:05:29] error | 2024-04-16T21:05:29 | Apr 16 21:05:29",
+    ] {
+        let parts: Vec<&str> = case.split(" | ").collect();
+        let m = f.detect(parts[0].as_bytes(), NOW).expect(case);
+        assert_eq!(
+            (m.ts, &parts[0][m.start..m.end]),
+            (ts(parts[1]), parts[2]),
+            "{case}"
+        );
+    }
+    // A date after a prefix, from a word's start (fail2ban's default
+    // templates are not anchored), but not a Unix time in the middle.
+    let line = "[28325:00010-3735542592] 22-06-2014 09:56:12   smtp: x";
+    let m = f.detect(line.as_bytes(), NOW).expect("domino");
+    assert_eq!(
+        (m.ts, &line[m.start..m.end]),
+        (ts("2014-06-22T09:56:12"), "22-06-2014 09:56:12")
+    );
+    assert_eq!(f.detect(b"[28325:00010-3735542592] no date", NOW), None);
+    // banwarden's own dialect leaves the zone in the text.
+    let native = det(None);
+    let m = native
+        .detect(b"2005-06-21 14:55:10 UTC machine", NOW)
+        .unwrap();
+    assert_eq!((m.end, m.ts), (19, ts("2005-06-21T14:55:10")));
+}

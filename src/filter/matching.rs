@@ -9,8 +9,8 @@
 use super::backtrack::{Caps, Slow};
 use super::compile::captures_named;
 use super::date::DateMatch;
-use super::text::{cut_date, trim_eol};
-use super::{parse_host, sessions, tags, Dialect, Filter, LineState, Outcome, Spans};
+use super::text::{cut_date, subnet_of, trim_eol};
+use super::{sessions, tags, Dialect, Filter, LineState, Outcome, Spans};
 
 /// A line of a fail2ban `<F-MLFID>` session whose failregex matched: what
 /// it carries, before its session says how it counts (in line order,
@@ -104,6 +104,7 @@ impl Filter {
             Some((r, host)) => Outcome::Failure {
                 regex: r,
                 host,
+                prefix: None,
                 user: line.user.filter(|_| r == line.m.regex),
             },
             None => Outcome::Missed,
@@ -153,6 +154,7 @@ impl Filter {
             Err(outcome) => return done(outcome, none),
         };
         let mut flags = (false, false, false);
+        let mut cidr_m = None;
         let (host_m, user_m) = match self.fixed_host(regex, content) {
             Some(None) => return done(Outcome::Missed, none),
             Some(host) => (host, None),
@@ -168,6 +170,7 @@ impl Filter {
                 Some(caps) => {
                     let has = |g: &str| caps.name(g).is_some();
                     flags = (has("nofail"), has("mlfforget"), has("mlfgained"));
+                    cidr_m = caps.name("cidr");
                     (caps.host(), caps.user())
                 }
             },
@@ -183,7 +186,11 @@ impl Filter {
         let user_m = user_m
             .map(in_text)
             .or_else(|| from_prefix(tags::USER_GROUP));
-        let host = host_m.clone().and_then(|r| parse_host(&text[r]));
+        let cidr_m = cidr_m.map(in_text);
+        let (host, prefix) = match host_m.clone().and_then(|r| subnet_of(text, r, cidr_m)) {
+            Some((host, prefix)) => (Some(host), prefix),
+            None => (None, None),
+        };
         let user = user_m.clone().map(|r| &text[r]);
         let spans = Spans {
             host: host_m,
@@ -213,7 +220,15 @@ impl Filter {
             return done(Outcome::Missed, none);
         }
         match host {
-            Some(host) => done(Outcome::Failure { regex, host, user }, spans),
+            Some(host) => done(
+                Outcome::Failure {
+                    regex,
+                    host,
+                    prefix,
+                    user,
+                },
+                spans,
+            ),
             // fail2ban: a failregex without an address tag names the host
             // of an earlier line of the session (multi-line); alone, it is
             // no failure.

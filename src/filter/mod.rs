@@ -44,8 +44,8 @@ pub use matching::{Examined, SessionLine};
 pub use multiline::MAX_LINES;
 pub use prefilter::Prefilter;
 pub use sessions::SessionMatch;
-pub use text::parse_host;
 use text::{cut_date, parse_host_quick, trim_eol};
+pub use text::{parse_host, MIN_SUBNET_PREFIX};
 
 /// A filter as written, before compilation: plain strings, so config files and
 /// importers (fail2ban `filter.d/*.conf`) both map onto it.
@@ -125,6 +125,10 @@ pub enum Outcome<'a> {
     Failure {
         regex: usize,
         host: IpAddr,
+        /// A subnet the failregex captured (fail2ban's `<SUBNET>`,
+        /// `<ADDR>/<CIDR>`): its length, `host` then its network address.
+        /// `None`: the address alone.
+        prefix: Option<u8>,
         user: Option<&'a [u8]>,
     },
 }
@@ -476,14 +480,20 @@ impl Filter {
         state: &'l mut LineState,
     ) -> (Outcome<'l>, Spans) {
         if self.maxlines > 1 {
-            let LineState { buf, lines, .. } = state;
+            let LineState {
+                buf,
+                lines,
+                sessions,
+                ..
+            } = state;
             let (text, cut) = cut_date(
                 trim_eol(line),
                 date,
                 buf,
                 self.spec.dialect == Dialect::Fail2ban,
             );
-            let (outcome, spans) = self.match_buffered(text, lines);
+            let sessions = self.mlfid.then_some(sessions);
+            let (outcome, spans) = self.match_buffered(text, lines, sessions);
             return (outcome, cut.spans_in_line(spans));
         }
         if self.prefregex.is_some() || self.general {
@@ -537,7 +547,15 @@ impl Filter {
             user: user_m,
         });
         match host {
-            Some(host) => (Outcome::Failure { regex, host, user }, spans),
+            Some(host) => (
+                Outcome::Failure {
+                    regex,
+                    host,
+                    prefix: None,
+                    user,
+                },
+                spans,
+            ),
             None => (Outcome::BadHost { regex }, spans),
         }
     }
@@ -581,7 +599,8 @@ impl Filter {
         state: &'l mut LineState,
     ) -> (Outcome<'l>, Spans) {
         if self.maxlines > 1 {
-            return self.match_buffered(text, &mut state.lines);
+            let sessions = self.mlfid.then_some(&mut state.sessions);
+            return self.match_buffered(text, &mut state.lines, sessions);
         }
         self.match_inner(text, self.mlfid.then_some(&mut state.sessions))
     }

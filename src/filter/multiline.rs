@@ -16,7 +16,9 @@ use std::ops::Range;
 
 use super::backtrack::Caps;
 use super::compile::captures;
-use super::{parse_host, Dialect, Filter, Outcome, Spans};
+use super::sessions::{SessionMatch, Sessions};
+use super::text::subnet_of;
+use super::{Dialect, Filter, Outcome, Spans};
 
 /// The most lines a filter may buffer; fail2ban's own filters use up to 20.
 pub const MAX_LINES: usize = 1000;
@@ -77,26 +79,43 @@ impl Filter {
     /// Adds `text` (one line, its date cut out) to the stream's buffer and
     /// matches the buffer. Spans are offsets into `text` (a host or user
     /// on an earlier line has none).
+    ///
+    /// With `sessions` (a prefregex with `<F-MLFID>`), a match counts within
+    /// the session the prefregex named on the buffer, as fail2ban merges it.
     pub(super) fn match_buffered<'l>(
         &self,
         text: &[u8],
         buffer: &'l mut LineBuffer,
+        sessions: Option<&mut Sessions>,
     ) -> (Outcome<'l>, Spans) {
         let none = Spans::default();
         buffer.push(text, self.maxlines);
         let last_at = buffer.joined.len() - text.len() - 1;
         // fail2ban: a prefregex sees the whole buffer, and its `content`
-        // becomes the buffer.
+        // becomes the buffer (with the buffer's final `\n`). It is not in
+        // multi-line mode: Python's `$` also matches before the final `\n`,
+        // the `regex` crate's only at the end, so it runs without it.
+        let mut session_id = None;
+        let unterminated = buffer.joined.len() - 1;
         let (content_at, content_end, replaced) = match &self.prefregex {
             None => (0, buffer.joined.len(), false),
-            Some(re) => {
-                match captures(re, self.prefregex_slow.as_ref(), &buffer.joined)
-                    .and_then(|c| c.name("content"))
-                {
-                    None => return (Outcome::Missed, none),
-                    Some(r) => (r.start, r.end, true),
+            Some(re) => match captures(
+                re,
+                self.prefregex_slow.as_ref(),
+                &buffer.joined[..unterminated],
+            ) {
+                None => return (Outcome::Missed, none),
+                Some(c) => {
+                    if sessions.is_some() {
+                        session_id = c.name("mlfid").map(|r| buffer.joined[r].to_vec());
+                    }
+                    match c.name("content") {
+                        None => return (Outcome::Missed, none),
+                        Some(r) if r.end == unterminated => (r.start, r.end + 1, true),
+                        Some(r) => (r.start, r.end, true),
+                    }
                 }
-            }
+            },
         };
         let found = {
             let content = &buffer.joined[content_at..content_end];
@@ -107,7 +126,8 @@ impl Filter {
         };
         let Some((regex, m)) = found else {
             if replaced {
-                let content = buffer.joined[content_at..content_end].to_vec();
+                let content = &buffer.joined[content_at..content_end];
+                let content = content.strip_suffix(b"\n").unwrap_or(content).to_vec();
                 buffer.clear();
                 buffer.push(&content, self.maxlines);
             }
@@ -138,12 +158,46 @@ impl Filter {
         if let Some(i) = m.ignored {
             return (Outcome::Ignored { regex: i }, spans);
         }
-        if m.nofail {
+        let user = user_r.map(|r| &joined[r]);
+        let cidr_r = m.cidr.map(shift);
+        let host = host_r.map(|r| subnet_of(joined, r, cidr_r));
+        // A host that is no address (a DNS name) is a bad host, session or not.
+        if let (Some(sessions), Some(id), false) =
+            (sessions, session_id.as_deref(), matches!(host, Some(None)))
+        {
+            let s = SessionMatch {
+                regex,
+                host: host.flatten().map(|(h, _)| h),
+                nofail: m.nofail,
+                forget: m.forget,
+                gained: m.gained,
+            };
+            return match sessions.count(id, s, user) {
+                Some((r, host)) => (
+                    Outcome::Failure {
+                        regex: r,
+                        host,
+                        prefix: None,
+                        user: user.filter(|_| r == regex),
+                    },
+                    spans,
+                ),
+                None => (Outcome::Missed, spans),
+            };
+        }
+        if m.nofail || m.gained {
             return (Outcome::Missed, none);
         }
-        let user = user_r.map(|r| &joined[r]);
-        match host_r.as_ref().map(|r| parse_host(&joined[r.clone()])) {
-            Some(Some(host)) => (Outcome::Failure { regex, host, user }, spans),
+        match host {
+            Some(Some((host, prefix))) => (
+                Outcome::Failure {
+                    regex,
+                    host,
+                    prefix,
+                    user,
+                },
+                spans,
+            ),
             Some(None) => (Outcome::BadHost { regex }, spans),
             None if self.spec.dialect == Dialect::Fail2ban => (Outcome::Missed, spans),
             None => (Outcome::BadHost { regex }, spans),
@@ -177,9 +231,15 @@ struct Matched {
     /// What `<SKIPLINES>` passed over.
     skipped: Vec<Range<usize>>,
     host: Option<Range<usize>>,
+    /// `<CIDR>` (a subnet's length, `<SUBNET>`).
+    cidr: Option<Range<usize>>,
     user: Option<Range<usize>>,
-    /// `<F-NOFAIL>` or `<F-MLFGAINED>`: not a failure.
+    /// `<F-NOFAIL>`: not a failure.
     nofail: bool,
+    /// `<F-MLFFORGET>`: the session ends.
+    forget: bool,
+    /// `<F-MLFGAINED>`: the session ends without failure.
+    gained: bool,
     ignored: Option<usize>,
 }
 
@@ -193,8 +253,11 @@ impl Matched {
             lines: whole_lines(content, whole),
             skipped,
             host: caps.host(),
+            cidr: caps.name("cidr"),
             user: caps.user(),
-            nofail: caps.name("nofail").is_some() || caps.name("mlfgained").is_some(),
+            nofail: caps.name("nofail").is_some(),
+            forget: caps.name("mlfforget").is_some(),
+            gained: caps.name("mlfgained").is_some(),
             ignored,
         }
     }

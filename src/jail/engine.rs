@@ -253,12 +253,12 @@ impl Engine {
                 Clock::Wall => now,
                 Clock::Replay => time,
             };
-            let verdict = rt.jail.failure(host, time, now);
+            let verdict = rt.jail.failure_in(host, rec.prefix, time, now);
             if let (Verdict::Counted { .. }, Some(tap)) = (&verdict, self.tap.as_mut()) {
                 if tap.shared.get(j).copied().unwrap_or(false) {
                     tap.failures.push(crate::fleet::Failure {
                         jail: rt.jail.settings.name.clone(),
-                        net: rt.jail.settings.key(host),
+                        net: rt.jail.settings.key_in(host, rec.prefix),
                         time,
                     });
                 }

@@ -103,6 +103,48 @@ impl IgnoreList {
             .map(IgnoreReason::IgnoreIp)
     }
 
+    /// [`check`](Self::check) for a network (a subnet a filter captured):
+    /// ignored when it overlaps any entry, i.e. holds an ignored address
+    /// or lies inside an ignored network, so that banning it can never
+    /// block an address the lists protect. fail2ban only asks whether the
+    /// subnet's network address is in an entry; banwarden is stricter.
+    pub fn check_net(&self, net: IpNet) -> Option<IgnoreReason> {
+        if net.prefix_len() == net.max_prefix_len() {
+            return self.check(net.addr());
+        }
+        let overlaps = |n: &IpNet| n.contains(&net.network()) || net.contains(&n.network());
+        let in_files = |files: &[Arc<AllowFile>]| {
+            files
+                .iter()
+                .find_map(|f| f.nets().iter().find(|n| overlaps(n)).copied())
+        };
+        if let Some(n) = self
+            .proxies
+            .iter()
+            .find(|n| overlaps(n))
+            .copied()
+            .or_else(|| in_files(&self.proxy_files))
+        {
+            return Some(IgnoreReason::TrustedProxy(n));
+        }
+        let loopback = [
+            IpAddr::from([127, 0, 0, 1]),
+            IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ];
+        if self.ignoreself
+            && (net.addr().is_loopback()
+                || loopback.iter().chain(&self.own).any(|a| net.contains(a)))
+        {
+            return Some(IgnoreReason::OwnAddress);
+        }
+        self.nets
+            .iter()
+            .find(|n| overlaps(n))
+            .copied()
+            .or_else(|| in_files(&self.files))
+            .map(IgnoreReason::IgnoreIp)
+    }
+
     /// Adds an entry at run time (`banwarden ignore`).
     pub fn add(&mut self, net: IpNet) {
         if !self.nets.contains(&net) {
@@ -165,6 +207,39 @@ mod tests {
             Some(IgnoreReason::OwnAddress)
         );
         assert_eq!(l.check("198.51.100.1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn a_subnet_is_ignored_when_it_overlaps_an_entry_either_way() {
+        let l = IgnoreList::new(vec!["192.0.2.77/32".parse().unwrap()], false)
+            .with_proxies(vec!["198.51.100.0/28".parse().unwrap()], vec![]);
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        // Holds an ignored address (fail2ban would ban it: 192.0.2.0 is not
+        // 192.0.2.77).
+        assert_eq!(
+            l.check_net(net("192.0.2.0/24")),
+            Some(IgnoreReason::IgnoreIp(net("192.0.2.77/32")))
+        );
+        // Lies inside a trusted proxy's net, or holds one.
+        assert!(matches!(
+            l.check_net(net("198.51.100.0/30")),
+            Some(IgnoreReason::TrustedProxy(_))
+        ));
+        assert!(matches!(
+            l.check_net(net("198.51.0.0/16")),
+            Some(IgnoreReason::TrustedProxy(_))
+        ));
+        // Holds loopback under ignoreself.
+        assert_eq!(l.check_net(net("127.0.0.0/8")), None);
+        let own = IgnoreList::new(vec![], true);
+        assert_eq!(
+            own.check_net(net("127.0.0.0/8")),
+            Some(IgnoreReason::OwnAddress)
+        );
+        assert_eq!(own.check_net(net("::/8")), Some(IgnoreReason::OwnAddress));
+        assert_eq!(l.check_net(net("203.0.113.0/24")), None);
+        // A host is checked as an address.
+        assert_eq!(l.check_net(net("203.0.113.9/32")), None);
     }
 
     #[test]

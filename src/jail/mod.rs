@@ -17,6 +17,7 @@ mod failures;
 pub mod ignore;
 pub mod proxies;
 mod ring;
+mod subnets;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -77,6 +78,17 @@ impl JailSettings {
             IpAddr::V6(_) => self.ipv6_prefix,
         };
         IpNet::new(addr, len).map_or_else(|_| IpNet::from(addr), |n| n.trunc())
+    }
+
+    /// The counting key of a failure of `addr`, or of the subnet of
+    /// length `prefix` a filter captured there (`<SUBNET>`): the coarser of
+    /// that subnet and the jail's own prefix.
+    pub fn key_in(&self, addr: IpAddr, prefix: Option<u8>) -> IpNet {
+        let net = self.key(addr);
+        match prefix {
+            Some(p) if p < net.prefix_len() => IpNet::new(addr, p).map_or(net, |n| n.trunc()),
+            _ => net,
+        }
     }
 
     /// Whether bans can be prefixes (the firewall sets then need intervals).
@@ -172,6 +184,8 @@ type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 pub struct Jail {
     pub settings: JailSettings,
     failures: failures::Failures,
+    /// Failures of captured subnets of other lengths than the jail's own.
+    subnets: subnets::Subnets,
     /// Active bans known to this jail: net → expiry (`None`: permanent).
     bans: Map<IpNet, Option<UnixTime>>,
     /// Start times of recent bans per key (own, and other jails' when
@@ -193,6 +207,7 @@ impl Jail {
                 settings.ipv4_prefix,
                 settings.ipv6_prefix,
             ),
+            subnets: subnets::Subnets::default(),
             settings,
             bans: Map::default(),
             history: Map::default(),
@@ -203,14 +218,37 @@ impl Jail {
 
     /// Counts one failure of `addr` seen at `line_time`.
     pub fn failure(&mut self, addr: IpAddr, line_time: UnixTime, now: UnixTime) -> Verdict {
-        if let Some(reason) = self.settings.ignore.check(addr) {
+        self.failure_in(addr, None, line_time, now)
+    }
+
+    /// Counts one failure of `addr`, or of the subnet of length `prefix`
+    /// the filter captured there (fail2ban's `<SUBNET>`), seen at
+    /// `line_time`: counted and banned per [`JailSettings::key_in`]. A
+    /// subnet that overlaps the allow-list anywhere (an `ignoreip` entry,
+    /// a trusted proxy, with `ignoreself` loopback or an own address) is
+    /// never banned.
+    pub fn failure_in(
+        &mut self,
+        addr: IpAddr,
+        prefix: Option<u8>,
+        line_time: UnixTime,
+        now: UnixTime,
+    ) -> Verdict {
+        let net = self.settings.key_in(addr, prefix);
+        let ignored = match prefix {
+            Some(_) => self.settings.ignore.check_net(net),
+            None => self.settings.ignore.check(addr),
+        };
+        if let Some(reason) = ignored {
             return Verdict::Ignored(reason);
         }
         let findtime = self.settings.findtime;
         if now - line_time >= findtime {
             return Verdict::TooOld;
         }
-        let net = self.settings.key(addr);
+        if net != self.settings.key(addr) {
+            return self.subnet_failure(net, line_time, now);
+        }
         if self.is_banned(&net, now) {
             return Verdict::AlreadyBanned;
         }
@@ -236,6 +274,34 @@ impl Jail {
         Verdict::Ban(ban)
     }
 
+    /// [`failure_in`](Self::failure_in) for a subnet that is not the
+    /// jail's own prefix: counted in its own table.
+    fn subnet_failure(&mut self, net: IpNet, line_time: UnixTime, now: UnixTime) -> Verdict {
+        if self.is_banned(&net, now) {
+            return Verdict::AlreadyBanned;
+        }
+        let findtime = self.settings.findtime;
+        // Bounded on its own by `max_tracked`, like the address table.
+        if self.subnets.len() >= self.settings.max_tracked && !self.subnets.contains(&net) {
+            self.subnets.retain_after(line_time - findtime);
+            if self.subnets.len() >= self.settings.max_tracked {
+                self.subnets.evict_quarter();
+            }
+        }
+        let cap = self.settings.maxretry.max(1) as usize;
+        let failures = self
+            .subnets
+            .record(net, line_time, line_time - findtime, cap) as u32;
+        if failures < self.settings.maxretry {
+            return Verdict::Counted { failures };
+        }
+        self.subnets.remove(&net);
+        let mut ban = self.decide(net, now, None);
+        ban.at = line_time;
+        ban.failures = failures;
+        Verdict::Ban(ban)
+    }
+
     /// Bans `net` now, outside counting (manual `ban`); `bantime` overrides the
     /// jail's (`Some(None)`: permanent). Escalation applies when not overridden.
     pub fn manual_ban(
@@ -245,6 +311,7 @@ impl Jail {
         bantime: Option<Option<i64>>,
     ) -> BanDecision {
         self.failures.remove(&net);
+        self.subnets.remove(&net);
         self.decide(net, now, bantime)
     }
 
@@ -303,6 +370,7 @@ impl Jail {
     /// Records a ban made elsewhere (restored, manual, fleet) so it is not repeated.
     pub fn note_ban(&mut self, net: IpNet, expires: Option<UnixTime>) {
         self.failures.remove(&net);
+        self.subnets.remove(&net);
         self.bans.insert(net, expires);
     }
 
@@ -313,12 +381,12 @@ impl Jail {
 
     /// Addresses with failures in memory.
     pub fn tracked(&self) -> usize {
-        self.failures.len()
+        self.failures.len() + self.subnets.len()
     }
 
     /// Failures remembered per tracked address (for status: top offenders).
     pub fn tracked_failures(&self) -> impl Iterator<Item = (IpNet, usize)> + '_ {
-        self.failures.counts()
+        self.failures.counts().chain(self.subnets.counts())
     }
 
     /// Active bans at `now`.
@@ -337,6 +405,7 @@ impl Jail {
         self.history
             .retain(|_, h| h.back().is_some_and(|&t| t > now - window));
         self.failures.retain_after(now - self.settings.findtime);
+        self.subnets.retain_after(now - self.settings.findtime);
     }
 
     fn make_room(&mut self, line_time: UnixTime) {
@@ -459,6 +528,43 @@ mod tests {
             j.failure(ip("2001:db8:1:3::1"), 3, 3),
             Verdict::Counted { failures: 1 }
         );
+    }
+
+    #[test]
+    fn a_captured_subnet_is_counted_and_banned_as_that_subnet() {
+        let mut j = jail(2, 60, Some(60));
+        let a = ip("198.51.100.0");
+        assert_eq!(
+            j.failure_in(a, Some(24), 0, 0),
+            Verdict::Counted { failures: 1 }
+        );
+        // The address alone is another key.
+        assert_eq!(
+            j.failure(ip("198.51.100.0"), 1, 1),
+            Verdict::Counted { failures: 1 }
+        );
+        match j.failure_in(a, Some(24), 2, 2) {
+            Verdict::Ban(b) => assert_eq!(b.net.to_string(), "198.51.100.0/24"),
+            v => panic!("{v:?}"),
+        }
+        assert_eq!(j.failure_in(a, Some(24), 3, 3), Verdict::AlreadyBanned);
+        assert_eq!(j.tracked(), 1);
+        // A subnet narrower than the jail's prefix counts as the jail's.
+        let v6 = ip("2001:db8:1:2::");
+        j.failure_in(v6, Some(96), 4, 4);
+        match j.failure(ip("2001:db8:1:2::9"), 5, 5) {
+            Verdict::Ban(b) => assert_eq!(b.net.to_string(), "2001:db8:1:2::/64"),
+            v => panic!("{v:?}"),
+        }
+        // A subnet holding an ignored address is never banned.
+        assert!(matches!(
+            j.failure_in(ip("10.0.0.0"), Some(8), 6, 6),
+            Verdict::Ignored(_)
+        ));
+        assert!(matches!(
+            j.failure_in(ip("8.0.0.0"), Some(5), 6, 6),
+            Verdict::Ignored(_)
+        ));
     }
 
     #[test]

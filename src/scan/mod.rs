@@ -114,6 +114,9 @@ pub struct Rec {
     /// line or the read time decide, see [`StreamClock`]).
     pub time: Option<UnixTime>,
     pub host: Option<IpAddr>,
+    /// A captured subnet's length (`host` is then its network address):
+    /// fail2ban's `<SUBNET>`, `<ADDR>/<CIDR>`.
+    pub prefix: Option<u8>,
     /// The captured user, in the arena.
     pub user: Option<Span>,
     /// Index into `ChunkOut::kept` for a line kept for `--show`.

@@ -200,11 +200,16 @@ fn record(
     if !dated && !matches!(outcome, Outcome::Missed) {
         out.undated_matches += 1;
     }
-    let (kind, regex, host, user) = match outcome {
-        Outcome::Missed => (Kind::Missed, 0, None, None),
-        Outcome::Ignored { regex } => (Kind::Ignored, regex, None, None),
-        Outcome::BadHost { regex } => (Kind::BadHost, regex, None, None),
-        Outcome::Failure { regex, host, user } => (Kind::Matched, regex, Some(host), user),
+    let (kind, regex, host, prefix, user) = match outcome {
+        Outcome::Missed => (Kind::Missed, 0, None, None, None),
+        Outcome::Ignored { regex } => (Kind::Ignored, regex, None, None, None),
+        Outcome::BadHost { regex } => (Kind::BadHost, regex, None, None, None),
+        Outcome::Failure {
+            regex,
+            host,
+            prefix,
+            user,
+        } => (Kind::Matched, regex, Some(host), prefix, user),
     };
     let hits = match kind {
         Kind::Matched => {
@@ -247,6 +252,7 @@ fn record(
             regex: regex as u32,
             time,
             host,
+            prefix,
             user,
             kept,
         });
@@ -288,6 +294,7 @@ fn missed(
             regex: 0,
             time,
             host: None,
+            prefix: None,
             user: None,
             kept,
         });

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 
 use super::codec::{decode_net, encode_net, HistEntry, JailBan, NetRecord};
-use super::{decode_pos, encode_pos};
+use super::positions::{decode_pos, encode_pos};
 use crate::source::FilePos;
 
 fn config() -> ProptestConfig {

@@ -240,6 +240,13 @@ fn net_text(net: &IpNet) -> String {
     }
 }
 
+/// The address a failure names, or the subnet of length `prefix` there.
+fn captured(host: IpAddr, prefix: Option<u8>) -> IpNet {
+    prefix
+        .and_then(|p| IpNet::new(host, p).ok())
+        .unwrap_or_else(|| IpNet::from(host))
+}
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -267,13 +274,14 @@ pub struct Aggregator<'a> {
     formats: BTreeMap<DateFormat, u64>,
     /// Per input (one stream each): the time of its last dated line.
     clocks: Vec<StreamClock>,
-    addrs: HashMap<IpAddr, AddrStat, FastHash>,
+    /// Per address, or per subnet a filter captured (`<SUBNET>`).
+    addrs: HashMap<IpNet, AddrStat, FastHash>,
     users: HashMap<Box<[u8]>, u64, FastHash>,
     /// The daemon's engine with the one jail, for --jail.
     engine: Option<Engine>,
     firewall: Recording,
     jail_report: Option<JailReport>,
-    ignored_addrs: BTreeMap<IpAddr, (u64, String)>,
+    ignored_addrs: BTreeMap<IpNet, (u64, String)>,
     shown: Vec<ShownLine>,
     shown_count: [usize; 4],
 }
@@ -373,7 +381,7 @@ impl<'a> Aggregator<'a> {
                         }
                     }
                 }
-                let a = self.addrs.entry(host).or_default();
+                let a = self.addrs.entry(captured(host, r.prefix)).or_default();
                 a.failures += 1;
                 a.first.get_or_insert(time);
                 a.last = Some(time);
@@ -394,7 +402,7 @@ impl<'a> Aggregator<'a> {
                         time: if r.dated { Some(time) } else { None },
                         text: lossy(&raw),
                         regex: (r.kind != Kind::Missed).then_some(r.regex),
-                        host: r.host.map(|h| h.to_string()),
+                        host: r.host.map(|h| net_text(&captured(h, r.prefix))),
                         user: r.user.map(|u| lossy(c.arena(u))),
                         host_span: kept.host_at.map(|(s, l)| [s, s + l]),
                         user_span: kept.user_at.map(|(s, l)| [s, s + l]),
@@ -451,7 +459,7 @@ impl<'a> Aggregator<'a> {
                     rep.ignored_failures += 1;
                     if let Some(host) = r.host {
                         ignored
-                            .entry(host)
+                            .entry(captured(host, r.prefix))
                             .or_insert_with(|| (0, reason.to_string()))
                             .0 += 1;
                     }
@@ -490,7 +498,7 @@ impl<'a> Aggregator<'a> {
             rep.ignored = std::mem::take(&mut self.ignored_addrs)
                 .into_iter()
                 .map(|(a, (n, reason))| IgnoredRow {
-                    address: a.to_string(),
+                    address: net_text(&a),
                     failures: n,
                     reason,
                 })
@@ -506,7 +514,7 @@ impl<'a> Aggregator<'a> {
                 (name.unwrap_or_else(|| format!("{f:?}")), *n)
             })
             .collect();
-        let mut top: Vec<(IpAddr, AddrStat)> = self.addrs.into_iter().collect();
+        let mut top: Vec<(IpNet, AddrStat)> = self.addrs.into_iter().collect();
         let distinct = top.len();
         top_n(&mut top, ctx.top, |a, b| {
             b.1.failures.cmp(&a.1.failures).then(a.0.cmp(&b.0))
@@ -544,7 +552,7 @@ impl<'a> Aggregator<'a> {
                 top: top
                     .into_iter()
                     .map(|(a, s)| AddressRow {
-                        address: a.to_string(),
+                        address: net_text(&a),
                         failures: s.failures,
                         first: s.first,
                         last: s.last,
