@@ -12,6 +12,8 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::py_rewrite::Dups;
+
 /// Backtracking steps one pattern may take on one line: a few milliseconds
 /// at worst. fail2ban's own filters need a few thousand on real lines.
 pub const BACKTRACK_LIMIT: usize = 100_000;
@@ -56,9 +58,12 @@ impl Slow {
     }
 }
 
-/// Captures from either engine.
+/// Captures from either engine. A pattern `py_rewrite` rewrote may hold a
+/// group under several names (`user`, `user__2`, ...): the fast captures
+/// carry those names, and a group is read as the first of them that took
+/// part (one branch matches, so at most one does).
 pub enum Caps<'t> {
-    Fast(regex::bytes::Captures<'t>),
+    Fast(regex::bytes::Captures<'t>, Option<&'t Dups>),
     Slow(fancy_regex::Captures<'t, [u8]>),
 }
 
@@ -66,7 +71,7 @@ impl Caps<'_> {
     /// Where group number `i` matched (0: the whole match).
     pub fn name_at(&self, i: usize) -> Option<Range<usize>> {
         match self {
-            Caps::Fast(c) => c.get(i).map(|m| m.range()),
+            Caps::Fast(c, _) => c.get(i).map(|m| m.range()),
             Caps::Slow(c) => c.get(i).map(|m| m.range()),
         }
     }
@@ -74,7 +79,11 @@ impl Caps<'_> {
     /// Where group `name` matched, if it took part.
     pub fn name(&self, name: &str) -> Option<Range<usize>> {
         match self {
-            Caps::Fast(c) => c.name(name).map(|m| m.range()),
+            Caps::Fast(c, None) => c.name(name).map(|m| m.range()),
+            Caps::Fast(c, Some(dups)) => match dups.iter().find(|(base, _)| base == name) {
+                Some((_, names)) => names.iter().find_map(|n| c.name(n)).map(|m| m.range()),
+                None => c.name(name).map(|m| m.range()),
+            },
             Caps::Slow(c) => c.name(name).map(|m| m.range()),
         }
     }

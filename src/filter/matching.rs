@@ -7,9 +7,29 @@
 //! dates are `date`'s. Keeps no state of its own between lines.
 
 use super::backtrack::{Caps, Slow};
-use super::compile::captures;
-use super::text::subnet_of;
-use super::{sessions, tags, Dialect, Filter, Outcome, Spans};
+use super::compile::captures_named;
+use super::date::DateMatch;
+use super::text::{cut_date, subnet_of, trim_eol};
+use super::{sessions, tags, Dialect, Filter, LineState, Outcome, Spans};
+
+/// A line of a fail2ban `<F-MLFID>` session whose failregex matched: what
+/// it carries, before its session says how it counts (in line order,
+/// see [`Filter::count_session`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLine<'l> {
+    /// The session (what the prefregex's `<F-MLFID>` took).
+    pub id: &'l [u8],
+    pub m: sessions::SessionMatch,
+    pub user: Option<&'l [u8]>,
+}
+
+/// What matching one line gave: an outcome, or a session line whose
+/// outcome its session decides.
+#[derive(Debug, Clone, Copy)]
+pub enum Examined<'l> {
+    Done(Outcome<'l>),
+    Session(SessionLine<'l>),
+}
 
 impl Filter {
     /// [`match_text_spans`](Self::match_text_spans); with `sessions`, a
@@ -19,13 +39,101 @@ impl Filter {
         text: &'l [u8],
         sessions: Option<&mut sessions::Sessions>,
     ) -> (Outcome<'l>, Spans) {
+        match (self.match_deferred(text, sessions.is_some()), sessions) {
+            ((Examined::Done(o), spans), _) => (o, spans),
+            ((Examined::Session(line), spans), Some(sessions)) => {
+                (Self::session_outcome(sessions, line), spans)
+            }
+            // Not asked for (`defer` false).
+            ((Examined::Session(_), spans), None) => (Outcome::Missed, spans),
+        }
+    }
+
+    /// [`examine_dated`](Self::examine_dated), except that a line of a
+    /// fail2ban session comes back as [`Examined::Session`], matched but not
+    /// counted: [`count_session`](Self::count_session) says, with the
+    /// stream's state, in line order, what it amounts to. The state here
+    /// only lends its buffers (any worker's will do).
+    pub fn examine_deferred<'l>(
+        &self,
+        line: &'l [u8],
+        date: Option<DateMatch>,
+        state: &'l mut LineState,
+    ) -> (Examined<'l>, Spans) {
+        if !self.defers_sessions() {
+            let (o, spans) = self.examine_dated(line, date, state);
+            return (Examined::Done(o), spans);
+        }
+        let (text, cut) = cut_date(
+            trim_eol(line),
+            date,
+            &mut state.buf,
+            self.spec.dialect == Dialect::Fail2ban,
+        );
+        let (ex, spans) = self.match_deferred(text, true);
+        (ex, cut.spans_in_line(spans))
+    }
+
+    /// [`match_text_in`](Self::match_text_in) for a journal entry, with a
+    /// session line left to [`count_session`](Self::count_session) as
+    /// [`examine_deferred`](Self::examine_deferred) does.
+    pub fn match_entry_deferred<'l>(
+        &self,
+        text: &'l [u8],
+        state: &'l mut LineState,
+    ) -> (Examined<'l>, Spans) {
+        if !self.defers_sessions() {
+            let (o, spans) = self.match_text_in(text, state);
+            return (Examined::Done(o), spans);
+        }
+        self.match_deferred(text, true)
+    }
+
+    /// How a session line counts, in its stream's `state` (lines of a
+    /// stream in order).
+    pub fn count_session<'u>(&self, state: &mut LineState, line: SessionLine<'u>) -> Outcome<'u> {
+        Self::session_outcome(&mut state.sessions, line)
+    }
+
+    /// How a session line counts in `sessions` (its stream's, in order).
+    pub(super) fn session_outcome<'u>(
+        sessions: &mut sessions::Sessions,
+        line: SessionLine<'u>,
+    ) -> Outcome<'u> {
+        match sessions.count(line.id, line.m, line.user) {
+            Some((r, host)) => Outcome::Failure {
+                regex: r,
+                host,
+                prefix: None,
+                user: line.user.filter(|_| r == line.m.regex),
+            },
+            None => Outcome::Missed,
+        }
+    }
+
+    /// Matches `text` without state: with `defer`, a line of a session
+    /// (fail2ban `<F-MLFID>`) comes back as [`Examined::Session`] for its
+    /// session to decide; else as if it had no session.
+    pub(super) fn match_deferred<'l>(&self, text: &'l [u8], defer: bool) -> (Examined<'l>, Spans) {
+        let done = |o: Outcome<'l>, spans| (Examined::Done(o), spans);
         let none = Spans::default();
         let mut prefix_caps = None;
         let mut content_at = 0;
+        // All-ASCII text (the usual log line) runs in the ASCII-class
+        // regexes, where there are: same matches, smaller automata.
+        let ascii = text.is_ascii();
         let content = match &self.prefregex {
             None => text,
-            Some(re) => match captures(re, self.prefregex_slow.as_ref(), text) {
-                None => return (Outcome::Missed, none),
+            Some(re) => match captures_named(
+                self.prefregex_ascii
+                    .as_ref()
+                    .filter(|_| ascii)
+                    .unwrap_or(re),
+                self.prefregex_slow.as_ref(),
+                self.prefregex_dups.as_ref(),
+                text,
+            ) {
+                None => return done(Outcome::Missed, none),
                 Some(c) => {
                     let content = c.name("content").map_or(&b""[..], |m| {
                         content_at = m.start;
@@ -37,24 +145,28 @@ impl Filter {
             },
         };
         let picked = if self.general {
-            self.select_general(content)
+            self.select_general(content, ascii)
         } else {
             self.select(content).map(|r| (r, None))
         };
         let (regex, mut found) = match picked {
             Ok(p) => p,
-            Err(outcome) => return (outcome, none),
+            Err(outcome) => return done(outcome, none),
         };
         let mut flags = (false, false, false);
         let mut cidr_m = None;
         let (host_m, user_m) = match self.fixed_host(regex, content) {
-            Some(None) => return (Outcome::Missed, none),
+            Some(None) => return done(Outcome::Missed, none),
             Some(host) => (host, None),
-            None => match found
-                .take()
-                .or_else(|| captures(&self.fail[regex], self.fail_slow[regex].as_ref(), content))
-            {
-                None => return (Outcome::Missed, none),
+            None => match found.take().or_else(|| {
+                captures_named(
+                    self.fail_re(regex, ascii),
+                    self.fail_slow[regex].as_ref(),
+                    self.fail_dups[regex].as_ref(),
+                    content,
+                )
+            }) {
+                None => return done(Outcome::Missed, none),
                 Some(caps) => {
                     let has = |g: &str| caps.name(g).is_some();
                     flags = (has("nofail"), has("mlfforget"), has("mlfgained"));
@@ -87,7 +199,7 @@ impl Filter {
         let session = prefix_caps.as_ref().and_then(|c| c.name("mlfid"));
         // A host that is no address (a DNS name) is a bad host, session or not.
         let bad_host = host.is_none() && spans.host.is_some();
-        if let (Some(sessions), Some(id), false) = (sessions, session, bad_host) {
+        if let (true, Some(id), false) = (defer && self.mlfid, session, bad_host) {
             let m = sessions::SessionMatch {
                 regex,
                 host,
@@ -95,29 +207,20 @@ impl Filter {
                 forget,
                 gained,
             };
-            return match sessions.count(&text[id], m, user) {
-                Some((r, host)) => {
-                    let user = user.filter(|_| r == regex);
-                    (
-                        Outcome::Failure {
-                            regex: r,
-                            host,
-                            prefix: None,
-                            user,
-                        },
-                        spans,
-                    )
-                }
-                None => (Outcome::Missed, spans),
+            let line = SessionLine {
+                id: &text[id],
+                m,
+                user,
             };
+            return (Examined::Session(line), spans);
         }
         // fail2ban: a match with `<F-NOFAIL>` is not a failure, nor one with
         // `<F-MLFGAINED>` (the session gained access).
         if nofail || gained {
-            return (Outcome::Missed, none);
+            return done(Outcome::Missed, none);
         }
         match host {
-            Some(host) => (
+            Some(host) => done(
                 Outcome::Failure {
                     regex,
                     host,
@@ -130,9 +233,18 @@ impl Filter {
             // of an earlier line of the session (multi-line); alone, it is
             // no failure.
             None if spans.host.is_none() && self.spec.dialect == Dialect::Fail2ban => {
-                (Outcome::Missed, spans)
+                done(Outcome::Missed, spans)
             }
-            None => (Outcome::BadHost { regex }, spans),
+            None => done(Outcome::BadHost { regex }, spans),
+        }
+    }
+
+    /// Failregex `i`, its ASCII-class version for all-ASCII text if it has one.
+    #[inline]
+    fn fail_re(&self, i: usize, ascii: bool) -> &regex::bytes::Regex {
+        match &self.fail_ascii[i] {
+            Some(a) if ascii => a,
+            _ => &self.fail[i],
         }
     }
 
@@ -179,12 +291,13 @@ impl Filter {
     fn select_general<'t>(
         &self,
         content: &'t [u8],
+        ascii: bool,
     ) -> Result<(usize, Option<Caps<'t>>), Outcome<'static>> {
         let confirm = |slow: Option<&Slow>| slow.is_none_or(|s| s.is_match(content) == Ok(true));
         // Each regex's own lazy DFA, in order: the set's overlapping search
         // falls back to the PikeVM on fail2ban's many Unicode-class regexes.
         let (regex, caps) = (0..self.fail.len())
-            .filter(|&i| self.fail[i].is_match(content))
+            .filter(|&i| self.fail_re(i, ascii).is_match(content))
             .find_map(|i| match &self.fail_slow[i] {
                 None => Some((i, None)),
                 Some(s) => match s.captures(content) {

@@ -19,6 +19,8 @@ mod fixed;
 mod matching;
 mod multiline;
 pub mod prefilter;
+mod py_rewrite;
+mod py_syntax;
 pub mod python;
 mod sessions;
 pub mod tags;
@@ -38,8 +40,10 @@ pub use backtrack::BACKTRACK_LIMIT;
 pub(crate) use compile::REGEX_SIZE_LIMIT;
 use compile::{compile_one, err};
 use date::{DateDetector, DateMatch};
+pub use matching::{Examined, SessionLine};
 pub use multiline::MAX_LINES;
 pub use prefilter::Prefilter;
+pub use sessions::SessionMatch;
 use text::{cut_date, parse_host_quick, trim_eol};
 pub use text::{parse_host, MIN_SUBNET_PREFIX};
 
@@ -162,9 +166,17 @@ pub struct Filter {
     prefregex: Option<Regex>,
     /// The fallback engine for the prefregex, when it needs one.
     prefregex_slow: Option<Slow>,
+    /// Group names the prefregex's rewrite repeated (see `py_rewrite`).
+    prefregex_dups: Option<py_rewrite::Dups>,
+    /// The prefregex and failregexes with ASCII classes, for all-ASCII
+    /// text (fail2ban dialect, fast path; see `compile::ascii`).
+    prefregex_ascii: Option<Regex>,
+    fail_ascii: Vec<Option<Regex>>,
     /// Per failregex: the fallback engine, when the regex crate cannot
     /// express it (then `fail` holds a superset that screens lines).
     fail_slow: Vec<Option<Slow>>,
+    /// Per failregex: group names its rewrite repeated (see `py_rewrite`).
+    fail_dups: Vec<Option<py_rewrite::Dups>>,
     /// Per ignoreregex: the same.
     ignore_slow: Vec<Option<Slow>>,
     /// Whether the prefregex names sessions (`<F-MLFID>`, fail2ban).
@@ -200,11 +212,15 @@ impl Filter {
         // The buffer goes through the general captures path.
         let mut general = multi_line;
         let mut prefregex_slow = None;
+        let mut prefregex_dups = None;
+        let mut prefregex_ascii = None;
         let prefregex = match &spec.prefregex {
             Some(p) => {
                 let c = compile_one(PatternRef::Prefregex, p, d, false, &too_slow)?;
                 general |= c.general;
                 prefregex_slow = c.slow;
+                prefregex_dups = c.dups;
+                prefregex_ascii = c.ascii;
                 let (re, exp) = (c.re, c.exp);
                 if re.capture_names().flatten().all(|n| n != "content") {
                     return Err(err(
@@ -237,6 +253,8 @@ impl Filter {
         let mut host_at = Vec::with_capacity(spec.failregex.len());
         let mut literal_sets = Vec::with_capacity(spec.failregex.len());
         let mut fail_slow = Vec::with_capacity(spec.failregex.len());
+        let mut fail_dups = Vec::with_capacity(spec.failregex.len());
+        let mut fail_ascii = Vec::with_capacity(spec.failregex.len());
         for (i, p) in spec.failregex.iter().enumerate() {
             let c = compile_one(PatternRef::Failregex(i), p, d, multi_line, &too_slow)?;
             general |= c.general;
@@ -260,6 +278,8 @@ impl Filter {
             expanded.push(c.screen);
             fail.push(re);
             fail_slow.push(c.slow);
+            fail_dups.push(c.dups);
+            fail_ascii.push(c.ascii);
         }
         let mut ignore = Vec::with_capacity(spec.ignoreregex.len());
         let mut ignore_slow = Vec::with_capacity(spec.ignoreregex.len());
@@ -275,7 +295,14 @@ impl Filter {
                 .build()
                 .map_err(|e| err(which, "", 0, &e.to_string()))
         };
-        let fail_set = set(&expanded, PatternRef::Failregex(0))?;
+        // Only the single-line fast path selects through the set (`select`);
+        // the general path runs each regex's own DFA, and compiling a set of
+        // fail2ban's Unicode-class patterns costs more than the rest of the
+        // start-up.
+        let fail_set = match general {
+            true => set(&[], PatternRef::Failregex(0))?,
+            false => set(&expanded, PatternRef::Failregex(0))?,
+        };
         let ignore_set = set(&ignore, PatternRef::Ignoreregex(0))?;
         let dates = match d {
             Dialect::Native => DateDetector::new(spec.datepattern.as_deref()),
@@ -296,7 +323,11 @@ impl Filter {
         let mut filter = Filter {
             prefregex: prefregex.map(|(r, _)| r),
             prefregex_slow,
+            prefregex_dups,
+            prefregex_ascii,
+            fail_ascii,
             fail_slow,
+            fail_dups,
             ignore_slow,
             general,
             mlfid,
@@ -353,6 +384,20 @@ impl Filter {
     /// stream must be matched in order, through one state, every line.
     pub fn depends_on_earlier_lines(&self) -> bool {
         self.mlfid || self.maxlines > 1
+    }
+
+    /// Whether a stream must be matched by one worker, in order, every
+    /// line (fail2ban's `maxlines` buffer). Sessions (`<F-MLFID>`) need not:
+    /// their lines are matched anywhere and counted in order
+    /// ([`examine_deferred`](Self::examine_deferred), [`count_session`](Self::count_session)).
+    pub fn needs_one_worker(&self) -> bool {
+        self.maxlines > 1
+    }
+
+    /// Whether [`examine_deferred`](Self::examine_deferred) can leave lines
+    /// to their sessions (fail2ban `<F-MLFID>` without `maxlines`).
+    pub fn defers_sessions(&self) -> bool {
+        self.mlfid && self.maxlines <= 1
     }
 
     /// Fresh matching state for one stream read through this filter.

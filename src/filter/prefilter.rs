@@ -35,6 +35,9 @@ pub struct HalfCursor {
     next: Vec<Option<Option<usize>>>,
 }
 
+/// Bytes of the sample [`split_point`] counts in.
+const SPLIT_SAMPLE: usize = 32 * 1024;
+
 /// Where to split `l` (1..len) so that both parts are rare in `sample`
 /// (the middle without a sample).
 fn split_point(l: &[u8], sample: &[u8]) -> usize {
@@ -42,6 +45,9 @@ fn split_point(l: &[u8], sample: &[u8]) -> usize {
     if sample.is_empty() || l.len() < 2 {
         return mid.max(1).min(l.len().saturating_sub(1)).max(1);
     }
+    // The start of the sample is enough to tell rare from common, and this
+    // runs two searches per split of every literal at start-up.
+    let sample = &sample[..sample.len().min(SPLIT_SAMPLE)];
     let count = |needle: &[u8]| memchr::memmem::find_iter(sample, needle).count();
     (1..l.len())
         .min_by_key(|&k| (count(&l[..k]) + count(&l[k..]), k.abs_diff(mid)))

@@ -280,7 +280,7 @@ fn strip_py_flags(f: &str) -> String {
 }
 
 /// Length in chars of the escape at `i`.
-fn escape_len(chars: &[char], i: usize) -> usize {
+pub(super) fn escape_len(chars: &[char], i: usize) -> usize {
     match chars.get(i + 1) {
         None => 1,
         Some('x') => 4,
@@ -409,7 +409,7 @@ fn class(chars: &[char], i: usize) -> (String, usize) {
 
 /// A quantifier `{n}`, `{n,}`, `{,m}`, `{n,m}` at `i` (Python's `{,m}` is
 /// `{0,m}`); `None`: the `{` is a literal.
-fn quantifier(chars: &[char], i: usize) -> Option<(String, usize)> {
+pub(super) fn quantifier(chars: &[char], i: usize) -> Option<(String, usize)> {
     let close = chars[i..].iter().position(|&c| c == '}')? + i;
     let body: String = chars[i + 1..close].iter().collect();
     let (lo, hi) = match body.split_once(',') {

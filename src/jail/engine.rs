@@ -202,6 +202,7 @@ impl Engine {
                     scan::walk_entries(&cfg, entries, &mut chunk, &mut stream.state)
                 }
             }
+            scan::fold_sessions(&cfg, &mut chunk, &mut stream.state);
             let observer = observer.as_mut().map(|o| &mut **o as Observer<'_>);
             self.count(key, j, &chunk, read_time, now, out, observer);
         }

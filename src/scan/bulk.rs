@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use crate::UnixTime;
 
 use super::input::Opened;
-use super::{walk, walk_entries, ChunkOut, WalkConfig, MAX_LINE};
+use super::{fold_sessions, walk, walk_entries, ChunkOut, WalkConfig, MAX_LINE};
+use crate::filter::LineState;
 
 /// Settings of one bulk scan.
 pub struct BulkConfig<'a> {
@@ -63,19 +64,31 @@ impl Data {
     }
 }
 
-/// Hands finished chunks to the sink in sequence order.
+/// Hands finished chunks to the sink in sequence order, their session
+/// lines counted in order first (the workers match them, in any order).
 struct Collector<'s> {
     rx: Receiver<ChunkOut>,
     pending: BTreeMap<usize, ChunkOut>,
     next: usize,
     sink: &'s mut dyn FnMut(ChunkOut),
+    walk: &'s WalkConfig<'s>,
+    /// The current input's sessions (each input is its own stream).
+    sessions: Option<(usize, LineState)>,
 }
 
 impl Collector<'_> {
     fn take(&mut self, out: ChunkOut) {
         self.pending.insert(out.seq, out);
-        while let Some(out) = self.pending.remove(&self.next) {
+        while let Some(mut out) = self.pending.remove(&self.next) {
             self.next += 1;
+            if !out.pending.is_empty() {
+                if self.sessions.as_ref().is_none_or(|(i, _)| *i != out.input) {
+                    self.sessions = Some((out.input, self.walk.filter.new_state()));
+                }
+                if let Some((_, state)) = self.sessions.as_mut() {
+                    fold_sessions(self.walk, &mut out, state);
+                }
+            }
             (self.sink)(out);
         }
     }
@@ -105,9 +118,13 @@ pub fn scan(
     progress: &mut dyn Progress,
     sink: &mut dyn FnMut(ChunkOut),
 ) -> io::Result<()> {
-    // A filter with sessions carries state from line to line: its chunks
-    // go through one worker, in order, as the daemon reads a stream.
-    let threads = if cfg.walk.filter.depends_on_earlier_lines() {
+    // A filter whose lines are matched together (`maxlines`) carries state
+    // from line to line: its chunks go through one worker, in order, as the
+    // daemon reads a stream; so do sessions when line texts are kept. Other
+    // session lines are matched on every worker and counted in order by
+    // the collector.
+    let f = cfg.walk.filter;
+    let threads = if f.needs_one_worker() || (f.depends_on_earlier_lines() && cfg.walk.keep.any()) {
         1
     } else {
         cfg.threads.max(1)
@@ -128,6 +145,8 @@ pub fn scan(
             pending: BTreeMap::new(),
             next: 0,
             sink,
+            walk: &cfg.walk,
+            sessions: None,
         };
         let mut reader = Reader {
             pool: Pool {

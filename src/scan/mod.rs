@@ -26,10 +26,10 @@ mod walk;
 use std::net::IpAddr;
 
 use crate::filter::date::DateFormat;
-use crate::filter::{Filter, Prefilter};
+use crate::filter::{Filter, Prefilter, SessionMatch, Spans};
 use crate::UnixTime;
 
-pub use walk::{walk, walk_entries};
+pub use walk::{fold_sessions, walk, walk_entries};
 
 /// Longest line matched, in bytes without its `\n`: a longer line is skipped
 /// and counted, never matched (the daemon's sources never buffer more).
@@ -61,6 +61,11 @@ pub struct Keep {
 }
 
 impl Keep {
+    /// Whether any line text is kept.
+    pub fn any(&self) -> bool {
+        self.matched || self.ignored || self.bad_host || self.missed
+    }
+
     fn wants(&self, k: Kind, kept: &[u64; 4]) -> bool {
         let on = match k {
             Kind::Matched => self.matched,
@@ -126,6 +131,23 @@ pub struct Kept {
     pub user_at: Option<Span>,
 }
 
+/// A line of a fail2ban session, matched by the walk but not yet counted:
+/// its session decides how it counts, in line order, when the chunk is
+/// folded ([`fold_sessions`]) by whoever holds the stream's state.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Its record's place: `recs.len()` when it was walked.
+    at: usize,
+    line: u32,
+    dated: bool,
+    time: Option<UnixTime>,
+    m: SessionMatch,
+    /// The session id and the user, in `ChunkOut::pending_arena`.
+    id: Span,
+    user: Option<Span>,
+    spans: Spans,
+}
+
 /// Counters and records of one chunk.
 #[derive(Debug, Default)]
 pub struct ChunkOut {
@@ -160,6 +182,10 @@ pub struct ChunkOut {
     pub recs: Vec<Rec>,
     pub kept: Vec<Kept>,
     pub arena: Vec<u8>,
+    /// Session lines waiting for [`fold_sessions`] (not counted yet in any
+    /// counter above but `examined`), and their bytes.
+    pub pending: Vec<Pending>,
+    pub pending_arena: Vec<u8>,
 }
 
 impl ChunkOut {

@@ -8,11 +8,11 @@
 //! skips lines that cannot match.
 
 use crate::filter::date::{DateFormat, DateMatch};
-use crate::filter::{LineState, Outcome, Prefilter, Spans};
+use crate::filter::{Examined, LineState, Outcome, Prefilter, SessionLine, Spans};
 use crate::UnixTime;
 
 use super::newlines::Newlines;
-use super::{ChunkOut, Kept, Kind, Rec, Span, WalkConfig, MAX_LINE};
+use super::{ChunkOut, Kept, Kind, Pending, Rec, Span, WalkConfig, MAX_LINE};
 
 /// Walks every line of `data` (whole lines; the last may lack its `\n`)
 /// into `out`, with the stream's `state`.
@@ -58,6 +58,15 @@ pub fn walk_entries(
             continue;
         }
         out.examined += 1;
+        if defers(cfg) {
+            match cfg.filter.match_entry_deferred(text, state) {
+                (Examined::Done(o), spans) => {
+                    record(cfg, out, idx, text, true, Some(*ts), o, spans)
+                }
+                (Examined::Session(s), spans) => pend(out, idx, true, Some(*ts), s, spans),
+            }
+            continue;
+        }
         let (outcome, spans) = cfg.filter.match_text_in(text, state);
         record(cfg, out, idx, text, true, Some(*ts), outcome, spans);
     }
@@ -95,8 +104,84 @@ fn examine(
     time: Option<UnixTime>,
 ) {
     out.examined += 1;
+    if defers(cfg) {
+        match cfg.filter.examine_deferred(raw, date, state) {
+            (Examined::Done(o), spans) => {
+                record(cfg, out, idx, line, date.is_some(), time, o, spans)
+            }
+            (Examined::Session(s), spans) => pend(out, idx, date.is_some(), time, s, spans),
+        }
+        return;
+    }
     let (outcome, spans) = cfg.filter.examine_dated(raw, date, state);
     record(cfg, out, idx, line, date.is_some(), time, outcome, spans);
+}
+
+/// Whether session lines wait for [`fold_sessions`]: so the matching needs
+/// no order and runs on any worker. Not when line texts are kept (`--show`
+/// keeps them per chunk in line order as they are counted).
+fn defers(cfg: &WalkConfig<'_>) -> bool {
+    cfg.filter.defers_sessions() && !cfg.keep.any()
+}
+
+/// Sets a session line aside for [`fold_sessions`].
+fn pend(
+    out: &mut ChunkOut,
+    idx: u32,
+    dated: bool,
+    time: Option<UnixTime>,
+    s: SessionLine<'_>,
+    spans: Spans,
+) {
+    let id = span(&mut out.pending_arena, s.id);
+    let user = s.user.map(|u| span(&mut out.pending_arena, u));
+    out.pending.push(Pending {
+        at: out.recs.len(),
+        line: idx,
+        dated,
+        time,
+        m: s.m,
+        id,
+        user,
+        spans,
+    });
+}
+
+/// Counts a walked chunk's session lines in their sessions (`state`: the
+/// stream's, chunks of a stream in order), as records and counters in line
+/// order, as if they had been counted during the walk. Every walked chunk
+/// goes through it before it is counted (the daemon's engine, dry-run's
+/// in-order collector).
+pub fn fold_sessions(cfg: &WalkConfig<'_>, out: &mut ChunkOut, state: &mut LineState) {
+    if out.pending.is_empty() {
+        return;
+    }
+    let pending = std::mem::take(&mut out.pending);
+    let bytes = std::mem::take(&mut out.pending_arena);
+    let mut earlier = std::mem::take(&mut out.recs).into_iter();
+    let mut moved = 0;
+    for p in pending {
+        while moved < p.at {
+            match earlier.next() {
+                Some(r) => out.recs.push(r),
+                None => break,
+            }
+            moved += 1;
+        }
+        let at = |s: Span| {
+            bytes
+                .get(s.0 as usize..s.0 as usize + s.1 as usize)
+                .unwrap_or_default()
+        };
+        let line = SessionLine {
+            id: at(p.id),
+            m: p.m,
+            user: p.user.map(at),
+        };
+        let outcome = cfg.filter.count_session(state, line);
+        record(cfg, out, p.line, b"", p.dated, p.time, outcome, p.spans);
+    }
+    out.recs.extend(earlier);
 }
 
 /// Records one examined line's outcome.
@@ -329,7 +414,13 @@ fn walk_sparse(
         idx += 1;
         pos = end + 1;
     }
-    out.missed = out.lines - out.skipped - out.matched - out.ignored - out.bad_host;
+    // Session lines waiting for their fold count there.
+    out.missed = out.lines
+        - out.skipped
+        - out.matched
+        - out.ignored
+        - out.bad_host
+        - out.pending.len() as u64;
 }
 
 /// Dates every line of `data` and examines those the prefilter lets through.
@@ -415,4 +506,85 @@ fn walk_all(
     }
     out.lines = u64::from(idx);
     out.last_ts = last_ts;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{Dialect, Filter, FilterSpec};
+    use crate::scan::Keep;
+
+    fn sessions_filter() -> Filter {
+        Filter::compile(FilterSpec {
+            name: "s".into(),
+            prefregex: Some(r"^app\[<F-MLFID>\d+</F-MLFID>\]: <F-CONTENT>.+</F-CONTENT>$".into()),
+            failregex: vec![
+                r"^<F-NOFAIL>connect</F-NOFAIL> from <HOST>$".into(),
+                r"^auth failed for <F-USER>\S+</F-USER>$".into(),
+                r"^bad from <HOST>$".into(),
+            ],
+            dialect: Dialect::Fail2ban,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    const LINES: &[u8] = b"app[1]: connect from 192.0.2.1\n\
+        app[1]: auth failed for root\n\
+        app[2]: bad from host.example\n\
+        app[3]: auth failed for x\n\
+        app[4]: connect from 192.0.2.4\n\
+        app[4]: auth failed for admin\n\
+        noise\n";
+
+    /// A record as (line, kind, host, user).
+    type Summary = (u32, Kind, Option<String>, Option<Vec<u8>>);
+
+    fn summary(out: &ChunkOut) -> Vec<Summary> {
+        out.recs
+            .iter()
+            .map(|r| {
+                let user = r.user.map(|u| out.arena(u).to_vec());
+                (r.line, r.kind, r.host.map(|h| h.to_string()), user)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn session_lines_wait_for_the_fold_and_land_in_line_order() {
+        let f = sessions_filter();
+        let mut cfg = WalkConfig {
+            filter: &f,
+            prefilter: None,
+            now: 0,
+            keep: Keep::default(),
+            sparse_dates: false,
+        };
+        // Walked with one worker's state, folded with the stream's.
+        let mut out = ChunkOut::default();
+        walk(&cfg, LINES, &mut out, &mut f.new_state());
+        assert_eq!((out.pending.len(), out.recs.len(), out.matched), (5, 1, 0));
+        fold_sessions(&cfg, &mut out, &mut f.new_state());
+        assert!(out.pending.is_empty());
+        let ip = |s: &str| Some(s.to_string());
+        assert_eq!(
+            summary(&out),
+            [
+                (1, Kind::Matched, ip("192.0.2.1"), Some(b"root".to_vec())),
+                (2, Kind::BadHost, None, None),
+                (5, Kind::Matched, ip("192.0.2.4"), Some(b"admin".to_vec())),
+            ]
+        );
+        // The same as counting each session line as it is walked (what
+        // the walk does when it keeps line texts).
+        cfg.keep.missed = true;
+        let mut inline = ChunkOut::default();
+        walk(&cfg, LINES, &mut inline, &mut f.new_state());
+        assert!(inline.pending.is_empty());
+        let counts = |o: &ChunkOut| (o.matched, o.missed, o.bad_host, o.fail_hits.clone());
+        assert_eq!(counts(&out), counts(&inline));
+        assert_eq!(counts(&out), (2, 4, 1, vec![0, 2, 1]));
+        inline.recs.retain(|r| r.kind != Kind::Missed);
+        assert_eq!(summary(&out), summary(&inline));
+    }
 }
