@@ -173,16 +173,17 @@ impl<T: Times> Table<T> {
             .filter(|(_, r)| at_limit(r))
             .map(|(k, _)| *k)
             .collect();
-        ties4.sort_unstable();
-        ties6.sort_unstable();
         let quota = cut.saturating_sub(older);
-        ties4.truncate(quota);
-        ties6.truncate(quota - ties4.len());
+        // The highest tied key that goes (linear selection, no sort: a
+        // flood puts most of the table in one second).
+        let v6_quota = quota.saturating_sub(ties4.len());
+        let last4 = highest_of_lowest(&mut ties4, quota);
+        let last6 = highest_of_lowest(&mut ties6, v6_quota);
         let keep = |r: &T| r.back().is_some_and(|t| t > limit);
         self.v4
-            .retain(|k, r| keep(r) || at_limit(r) && ties4.binary_search(k).is_err());
+            .retain(|k, r| keep(r) || at_limit(r) && last4.is_none_or(|l| *k > l));
         self.v6
-            .retain(|k, r| keep(r) || at_limit(r) && ties6.binary_search(k).is_err());
+            .retain(|k, r| keep(r) || at_limit(r) && last6.is_none_or(|l| *k > l));
     }
 
     fn counts(&self) -> impl Iterator<Item = (IpNet, usize)> + '_ {
@@ -195,6 +196,16 @@ impl<T: Times> Table<T> {
             .iter()
             .map(|(k, r)| (self.net(IpAddr::V6(v6_addr(k))), r.len()));
         v4.chain(v6)
+    }
+}
+
+/// Of `keys`, the `n`-th lowest (the last of the `n` lowest), or `None`
+/// when `n` is 0; all of them go when there are no more than `n`.
+fn highest_of_lowest<K: Ord + Copy>(keys: &mut [K], n: usize) -> Option<K> {
+    match n {
+        0 => None,
+        n if n >= keys.len() => keys.iter().max().copied(),
+        n => Some(*keys.select_nth_unstable(n - 1).1),
     }
 }
 
