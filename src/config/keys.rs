@@ -87,7 +87,7 @@ pub enum Type {
     Ports,
     /// A nested map whose keys are those of the scope.
     Map(Scope),
-    /// Any shape, checked only by the key's own parser in `config::build`
+    /// Any shape, checked only by the key's own parser in `config` (`mod`, `jail`)
     /// (a list of maps, say); `describe` is the text shown as its type.
     Any {
         describe: &'static str,

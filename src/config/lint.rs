@@ -6,7 +6,7 @@
 //!
 //! Owns the per-value checks that the registry describes (type, range,
 //! choices, unknown keys). Checks across keys or files (a filter that
-//! exists, drop-in merging, ports with a protocol) stay in `config::build`.
+//! exists, drop-in merging, ports with a protocol) stay in `config` (`mod` for the global file and filters, `jail` for jails).
 //! Reads nothing from disk; decides nothing about the config it checks.
 
 use std::fmt;

@@ -1,7 +1,7 @@
 //! The YAML schema as written: every field optional and spanned, so merging
 //! drop-ins and pointing errors at `file:line:column` are possible.
 //!
-//! Owns deserialisation only; meaning and validation live in `config::build`.
+//! Owns deserialisation only; meaning and validation live in `config` (`mod` for the global file and filters, `jail` for jails).
 
 use std::path::PathBuf;
 use std::sync::Arc;
