@@ -11,7 +11,8 @@
 //! group when it has one, else the whole template. `{^LN-BEG}` or
 //! `{DEFAULT}` alone means the built-in formats (`None`).
 
-use super::{directive, Custom, DateError, Field, EPOCH_RE};
+use super::custom::{directive, Field, EPOCH_RE};
+use super::{Custom, DateError};
 use crate::filter::python;
 use crate::UnixTime;
 
