@@ -9,12 +9,15 @@
 //!   the same document as the plain path;
 //! - inputs (gzip, stdin, `--line`), `--show`, exit codes and error messages.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use common::cli::bin;
 use serde_json::Value;
 
 /// 2024-06-01T00:00:00Z: the samples are dated late May 2024.
@@ -22,15 +25,6 @@ const NOW: &str = "2024-06-01T00:00:00Z";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("banwarden").expect("binary");
-    c.env("TZ", "UTC")
-        .env_remove("BANWARDEN_CONFIG")
-        .env_remove("NO_COLOR")
-        .env_remove("CLICOLOR_FORCE");
-    c
 }
 
 /// `dry-run` with a fixed clock and no colour.

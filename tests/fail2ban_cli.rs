@@ -8,16 +8,12 @@
 //! `[DEFAULT]`, `%(...)s`, `<...>` substitution, `mode`), not taken from
 //! fail2ban, so the test runs without it installed.
 
+mod common;
+
 use std::path::Path;
 
-use assert_cmd::Command;
+use common::cli::{bin, json_doc};
 use predicates::prelude::*;
-
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("banwarden").expect("binary");
-    c.env("TZ", "UTC").env_remove("BANWARDEN_CONFIG");
-    c
-}
 
 /// A fail2ban config dir with `filter.d/common.conf` and `filter.d/myapp.conf`.
 fn fail2ban_dir(dir: &Path) {
@@ -58,19 +54,12 @@ fn dry_run_takes_a_fail2ban_filter_file_with_options() {
     std::fs::write(&log, LOG).unwrap();
     let conf = d.path().join("filter.d/myapp.conf");
     let run = |filter: String| {
-        let out = bin()
-            .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
-            .arg(&log)
-            .args(["--filter", &filter])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        (doc, String::from_utf8_lossy(&out.stderr).into_owned())
+        json_doc(
+            bin()
+                .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
+                .arg(&log)
+                .args(["--filter", &filter]),
+        )
     };
     let (normal, notes) = run(conf.display().to_string());
     assert_eq!(normal["lines"]["matched"], 1, "{normal:#}");
@@ -143,16 +132,13 @@ fn a_catastrophic_pattern_on_a_hostile_line_stops_at_its_bound_and_is_counted() 
     let hostile = format!("{}c b from 192.0.2.66", "a".repeat(40));
     std::fs::write(&log, format!("{hostile}\naab from 192.0.2.1\n")).unwrap();
     let started = std::time::Instant::now();
-    let out = bin()
-        .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
-        .arg(&log)
-        .arg("--filter")
-        .arg(&conf)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (doc, stderr) = json_doc(
+        bin()
+            .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
+            .arg(&log)
+            .arg("--filter")
+            .arg(&conf),
+    );
     assert_eq!(doc["lines"]["matched"], 1, "{doc:#}");
     assert_eq!(doc["lines"]["missed"], 1, "{doc:#}");
     assert!(
@@ -286,21 +272,18 @@ fn sessions_and_maxlines_combine_as_in_fail2ban() {
          2024-05-30T10:00:08 gate app[3]: connect from 192.0.2.3\n",
     )
     .unwrap();
-    let out = bin()
-        .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
-        .args(["--show", "matched"])
-        .arg(&log)
-        .arg("--filter")
-        .arg(&filter)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (doc, stderr) = json_doc(
+        bin()
+            .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
+            .args(["--show", "matched"])
+            .arg(&log)
+            .arg("--filter")
+            .arg(&filter),
+    );
     assert!(
         !stderr.contains("MLFID"),
         "nothing to say any more: {stderr}"
     );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let got: Vec<(u64, String)> = doc["shown"]["lines"]
         .as_array()
         .expect("shown lines")
@@ -326,17 +309,14 @@ fn sessions_and_maxlines_combine_as_in_fail2ban() {
 /// dry-run's `lines.matched` for `log` with fail2ban filter file `filter`,
 /// with `threads` threads and 4 KiB chunks (so that streams cross chunks).
 fn matched_in_chunks(log: &Path, filter: &Path, threads: &str) -> serde_json::Value {
-    let out = bin()
-        .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
-        .args(["--threads", threads, "--chunk-kib", "4"])
-        .arg(log)
-        .arg("--filter")
-        .arg(filter)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let (doc, stderr) = json_doc(
+        bin()
+            .args(["dry-run", "--now", "2024-06-01T00:00:00Z", "--json"])
+            .args(["--threads", threads, "--chunk-kib", "4"])
+            .arg(log)
+            .arg("--filter")
+            .arg(filter),
+    );
     assert!(!stderr.contains("not supported"), "{stderr}");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     doc["lines"]["matched"].clone()
 }

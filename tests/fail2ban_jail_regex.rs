@@ -6,15 +6,11 @@
 //!
 //! The fail2ban files are written here, not taken from fail2ban.
 
+mod common;
+
 use std::path::Path;
 
-use assert_cmd::Command;
-
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("banwarden").expect("binary");
-    c.env("TZ", "UTC").env_remove("BANWARDEN_CONFIG");
-    c
-}
+use common::cli::bin;
 
 fn write(dir: &Path, name: &str, text: &str) {
     let p = dir.join(name);

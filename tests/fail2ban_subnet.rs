@@ -6,15 +6,11 @@
 //!
 //! The filter is written here in fail2ban's format, not taken from fail2ban.
 
+mod common;
+
 use std::path::Path;
 
-use assert_cmd::Command;
-
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("banwarden").expect("binary");
-    c.env("TZ", "UTC").env_remove("BANWARDEN_CONFIG");
-    c
-}
+use common::cli::{bin, json_doc};
 
 /// A config dir whose jail `abuse` reads `log` through a fail2ban filter
 /// with `<SUBNET>` and `<ADDR>/<CIDR>`.
@@ -67,18 +63,12 @@ fn a_captured_subnet_is_banned_as_that_subnet_unless_it_is_silly_or_ignored() {
     let log = d.path().join("abuse.log");
     std::fs::write(&log, LOG).unwrap();
     let cfg = config(d.path(), &log);
-    let out = bin()
-        .args(["dry-run", "--now", "2024-05-30T10:00:30Z", "--json"])
-        .args(["--jail", "abuse", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (doc, _) = json_doc(
+        bin()
+            .args(["dry-run", "--now", "2024-05-30T10:00:30Z", "--json"])
+            .args(["--jail", "abuse", "--config"])
+            .arg(&cfg),
     );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let bans: Vec<&str> = doc["jail"]["bans"]
         .as_array()
         .expect("bans")

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests (`mod common;`).
 
+pub mod cli;
 pub mod daemon;
 pub mod deb;
 pub mod fleet;
