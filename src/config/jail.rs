@@ -63,7 +63,7 @@ pub(super) fn build_jail(
         .collect();
     let journal = raw.journal.as_ref().map(|j| {
         if let Err(e) = crate::source::journal::validate_matches(&j.value.matches) {
-            errs.at(&file("journal"), j, &f("journal.match"), e);
+            errs.at(&file("journal"), j, &f("journal.match"), e.to_string());
         }
         j.value.matches.clone()
     });

@@ -22,14 +22,13 @@
 //! a child that is restarted, not the daemon. The cost is one JSON line per
 //! matching entry, negligible since journalctl only prints what matches.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -236,212 +235,6 @@ impl SharedCursor {
     }
 }
 
-/// Checks a jail's `journal.match` list (for `check` and `spawn`): at least
-/// one `FIELD=value`, FIELD made of uppercase letters, digits and `_` (not
-/// starting with a digit or `__`), `+` only between two matches.
-pub fn validate_matches(matches: &[String]) -> Result<(), String> {
-    if matches.is_empty() {
-        return Err(
-            "a journal source needs at least one match such as \"_SYSTEMD_UNIT=ssh.service\" \
-             (reading every journal entry costs a large share of a CPU)"
-                .to_string(),
-        );
-    }
-    let mut previous_plus = true;
-    for (i, m) in matches.iter().enumerate() {
-        if m == "+" {
-            if previous_plus {
-                let at = if i == 0 {
-                    "first"
-                } else {
-                    "after another \"+\""
-                };
-                return Err(format!(
-                    "\"+\" must separate two groups of matches, found it {at}"
-                ));
-            }
-            previous_plus = true;
-            continue;
-        }
-        previous_plus = false;
-        let Some((field, value)) = m.split_once('=') else {
-            return Err(format!("match {m:?} is not FIELD=value"));
-        };
-        let valid = !field.is_empty()
-            && field.len() <= 64
-            && !field.starts_with(|c: char| c.is_ascii_digit())
-            && !field.starts_with("__")
-            && field
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-        if !valid {
-            return Err(format!(
-                "match {m:?}: the field name must be uppercase letters, digits and '_' \
-                 (e.g. _SYSTEMD_UNIT=ssh.service)"
-            ));
-        }
-        if value.contains('\0') {
-            return Err(format!("match {m:?}: the value contains a NUL byte"));
-        }
-    }
-    if previous_plus {
-        return Err("\"+\" must separate two groups of matches, found it last".to_string());
-    }
-    Ok(())
-}
-
-/// A jail's matches, evaluated on entries the way journalctl does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Matcher {
-    /// OR of groups; a group is an AND over fields of an OR over values.
-    groups: Vec<Vec<(String, Vec<Vec<u8>>)>>,
-}
-
-impl Matcher {
-    /// Compiles journalctl match syntax (see [`validate_matches`]).
-    pub fn parse(matches: &[String]) -> Result<Matcher, String> {
-        validate_matches(matches)?;
-        let mut groups = Vec::new();
-        for group in matches.split(|m| m == "+") {
-            let mut fields: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
-            for m in group {
-                let Some((field, value)) = m.split_once('=') else {
-                    continue;
-                };
-                let value = value.as_bytes().to_vec();
-                match fields.iter_mut().find(|(f, _)| f == field) {
-                    Some((_, values)) => values.push(value),
-                    None => fields.push((field.to_string(), vec![value])),
-                }
-            }
-            groups.push(fields);
-        }
-        Ok(Matcher { groups })
-    }
-
-    /// Whether the entry matches: some group all of whose fields have one of
-    /// their listed values.
-    pub fn accepts(&self, entry: &JournalEntry) -> bool {
-        self.groups.iter().any(|group| {
-            group
-                .iter()
-                .all(|(field, wanted)| entry.values(field).iter().any(|v| wanted.contains(v)))
-        })
-    }
-
-    fn fields(&self) -> impl Iterator<Item = &str> {
-        self.groups.iter().flatten().map(|(f, _)| f.as_str())
-    }
-}
-
-/// One journal entry as printed by `journalctl -o json`: every field with
-/// its values (a field may repeat; a value may be binary).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JournalEntry {
-    fields: HashMap<String, Vec<Vec<u8>>>,
-}
-
-impl JournalEntry {
-    /// Parses one JSON line. A field's value is a string, an array of byte
-    /// numbers (binary or non-UTF-8 data), `null` (too large to print), or
-    /// an array of those when the field repeats.
-    pub fn parse_json(line: &[u8]) -> Result<JournalEntry, String> {
-        let map: serde_json::Map<String, Value> =
-            serde_json::from_slice(line).map_err(|e| format!("not a JSON object: {e}"))?;
-        let mut fields = HashMap::with_capacity(map.len());
-        for (name, value) in map {
-            let values = json_values(&value).ok_or_else(|| format!("field {name}: bad value"))?;
-            fields.insert(name, values);
-        }
-        Ok(JournalEntry { fields })
-    }
-
-    /// All values of `field` (empty if absent).
-    pub fn values(&self, field: &str) -> &[Vec<u8>] {
-        self.fields.get(field).map_or(&[], Vec::as_slice)
-    }
-
-    /// The first value of `field`.
-    pub fn first(&self, field: &str) -> Option<&[u8]> {
-        self.values(field).first().map(Vec::as_slice)
-    }
-
-    pub fn cursor(&self) -> Option<&str> {
-        self.first("__CURSOR")
-            .and_then(|c| std::str::from_utf8(c).ok())
-    }
-
-    /// `__REALTIME_TIMESTAMP` (µs) in seconds.
-    pub fn time(&self) -> Option<UnixTime> {
-        let us: u64 = std::str::from_utf8(self.first("__REALTIME_TIMESTAMP")?)
-            .ok()?
-            .parse()
-            .ok()?;
-        UnixTime::try_from(us / 1_000_000).ok()
-    }
-
-    /// The line fed to the filter: `IDENT[PID]: MESSAGE` (PID from `_PID`,
-    /// else `SYSLOG_PID`, left out with its brackets if neither exists), or
-    /// just `MESSAGE` without `SYSLOG_IDENTIFIER`. Trailing newlines are
-    /// dropped and inner ones become spaces: one entry is one line, and a
-    /// message cannot forge a line of its own. None without `MESSAGE`.
-    pub fn line(&self) -> Option<Vec<u8>> {
-        let message = self.first("MESSAGE")?;
-        let mut line = Vec::with_capacity(message.len() + 32);
-        if let Some(ident) = self.first("SYSLOG_IDENTIFIER") {
-            line.extend_from_slice(ident);
-            if let Some(pid) = self.first("_PID").or_else(|| self.first("SYSLOG_PID")) {
-                line.push(b'[');
-                line.extend_from_slice(pid);
-                line.push(b']');
-            }
-            line.extend_from_slice(b": ");
-        }
-        let end = message
-            .iter()
-            .rposition(|&b| b != b'\n' && b != b'\r')
-            .map_or(0, |i| i + 1);
-        line.extend_from_slice(&message[..end]);
-        for b in &mut line {
-            if *b == b'\n' || *b == b'\r' {
-                *b = b' ';
-            }
-        }
-        Some(line)
-    }
-}
-
-/// The values of one JSON field (None if it is not journalctl's form).
-fn json_values(value: &Value) -> Option<Vec<Vec<u8>>> {
-    match value {
-        Value::Null => Some(Vec::new()),
-        Value::String(s) => Some(vec![s.as_bytes().to_vec()]),
-        Value::Array(items) if items.iter().all(Value::is_number) => Some(vec![json_bytes(items)?]),
-        Value::Array(items) => {
-            let mut values = Vec::with_capacity(items.len());
-            for item in items {
-                match item {
-                    Value::Null => {}
-                    Value::String(s) => values.push(s.as_bytes().to_vec()),
-                    Value::Array(bytes) => values.push(json_bytes(bytes)?),
-                    _ => return None,
-                }
-            }
-            Some(values)
-        }
-        Value::Number(n) => Some(vec![n.to_string().into_bytes()]),
-        Value::Bool(_) | Value::Object(_) => None,
-    }
-}
-
-/// A binary value: an array of numbers 0..=255.
-fn json_bytes(items: &[Value]) -> Option<Vec<u8>> {
-    items
-        .iter()
-        .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()))
-        .collect()
-}
-
 /// Where the next journalctl starts reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Start {
@@ -627,6 +420,12 @@ impl Feed for JournalFeed {
         true
     }
 }
+
+mod entry;
+mod matches;
+
+pub use entry::{EntryError, JournalEntry};
+pub use matches::{validate_matches, MatchError, Matcher};
 
 #[cfg(test)]
 mod tests;
