@@ -1,6 +1,7 @@
 //! Unit tests of the jail mapping, on fail2ban-format files written here.
 
 use super::*;
+use crate::fail2ban::syntax::{split_actions, split_ref};
 
 fn write(dir: &Path, name: &str, text: &str) {
     let p = dir.join(name);
