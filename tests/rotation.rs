@@ -7,6 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::time::Duration;
 
+use banwarden::source::FilePos;
 use common::tail::{append, fnv1a, follow, setup, start, WAIT};
 use tempfile::TempDir;
 use tokio::time::{timeout_at, Instant};
@@ -216,6 +217,15 @@ async fn globs_follow_new_files_and_renames_without_duplicates() {
     assert!(!t.texts().contains(&"history".to_string()));
 }
 
+/// Follows `log`, appends one line, and returns the position the tailer
+/// reported once it delivered it (the daemon's saved position on a stop).
+async fn position_after_one_line(log: &std::path::Path) -> FilePos {
+    let mut t = follow(log);
+    append(log, b"a\n");
+    t.wait_line("a").await;
+    t.last_pos[log].clone()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn resume_delivers_what_was_written_while_down_exactly_once() {
     let (_dir, log) = setup(b"before\n");
@@ -234,11 +244,7 @@ async fn resume_delivers_what_was_written_while_down_exactly_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn resume_is_refused_when_the_file_was_rotated_while_down() {
     let (_dir, log) = setup(b"before\n");
-    let mut t = follow(&log);
-    append(&log, b"a\n");
-    t.wait_line("a").await;
-    let pos = t.last_pos[&log].clone();
-    drop(t);
+    let pos = position_after_one_line(&log).await;
     fs::rename(&log, log.with_extension("log.1")).unwrap();
     fs::write(&log, b"new first\nnew second\n").unwrap();
     let mut t = start(&[&log], vec![pos], 1024, Duration::from_millis(200));
@@ -249,11 +255,7 @@ async fn resume_is_refused_when_the_file_was_rotated_while_down() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_file_rotated_while_down_is_finished_under_its_new_name_when_a_glob_covers_it() {
     let (dir, log) = setup(b"before\n");
-    let mut t = follow(&log);
-    append(&log, b"a\n");
-    t.wait_line("a").await;
-    let pos = t.last_pos[&log].clone();
-    drop(t);
+    let pos = position_after_one_line(&log).await;
     append(&log, b"b written before the rotation\n");
     let old = log.with_extension("log.1");
     fs::rename(&log, &old).unwrap();
@@ -278,11 +280,7 @@ async fn a_file_rotated_while_down_is_finished_under_its_new_name_when_a_glob_co
 #[tokio::test(flavor = "multi_thread")]
 async fn resume_is_refused_when_the_first_line_changed_in_place() {
     let (_dir, log) = setup(b"before\n");
-    let mut t = follow(&log);
-    append(&log, b"a\n");
-    t.wait_line("a").await;
-    let pos = t.last_pos[&log].clone();
-    drop(t);
+    let pos = position_after_one_line(&log).await;
     // Same inode, longer than the saved offset, but no longer the same file.
     OpenOptions::new()
         .write(true)
