@@ -14,12 +14,18 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-/// Open sessions a stream keeps at most (fail2ban keeps 100 by default
-/// per filter; one line each here, so more is cheap).
-pub const MAX_SESSIONS: usize = 1000;
+/// Open sessions a stream keeps at most: fail2ban's 100, oldest opened
+/// dropped first as fail2ban drops them. More would not be safer: a
+/// session nobody closed would lend its host and user names to a later
+/// connection that reuses its process id (fail2ban-regex and dry-run agree
+/// line for line on sshd logs only with the same bound).
+pub const MAX_SESSIONS: usize = 100;
 
 #[derive(Debug, Default)]
 struct Session {
+    /// When it was opened, in `Sessions::opened` order: an entry of `order`
+    /// with another number is a closed session's, not this one's.
+    seq: u64,
     host: Option<IpAddr>,
     /// A failure (its failregex) waiting for an address.
     pending: Option<usize>,
@@ -35,7 +41,11 @@ struct Session {
 #[derive(Debug, Default)]
 pub struct Sessions {
     open: HashMap<Vec<u8>, Session>,
-    order: VecDeque<Vec<u8>>,
+    /// Ids in the order their sessions were opened, each with its session's
+    /// `seq`; closed sessions' entries stay until passed (amortised).
+    order: VecDeque<(Vec<u8>, u64)>,
+    /// Sessions opened so far.
+    opened: u64,
 }
 
 /// What a failregex match of a session line carried.
@@ -112,14 +122,26 @@ impl Sessions {
         }
         while self.open.len() >= MAX_SESSIONS {
             match self.order.pop_front() {
-                Some(old) => {
-                    self.open.remove(&old);
+                // Only the session this entry was pushed for: one closed
+                // and opened again since is younger than its old entry.
+                Some((old, seq)) => {
+                    if self.open.get(&old).is_some_and(|s| s.seq == seq) {
+                        self.open.remove(&old);
+                    }
                 }
                 None => self.open.clear(),
             }
         }
-        self.order.push_back(id.to_vec());
-        self.open.insert(id.to_vec(), Session::default());
+        self.opened += 1;
+        let seq = self.opened;
+        self.order.push_back((id.to_vec(), seq));
+        self.open.insert(
+            id.to_vec(),
+            Session {
+                seq,
+                ..Session::default()
+            },
+        );
     }
 
     /// Closes session `id`. Its key stays in `order` until the eviction
@@ -128,7 +150,8 @@ impl Sessions {
         self.open.remove(id);
         if self.order.len() > 2 * MAX_SESSIONS {
             let open = &self.open;
-            self.order.retain(|k| open.contains_key(k));
+            self.order
+                .retain(|(k, seq)| open.get(k).is_some_and(|s| s.seq == *seq));
         }
     }
 
@@ -211,6 +234,29 @@ mod tests {
         assert_eq!(s.count(b"b[2]", nofail(1), Some(b"root")), None);
         assert_eq!(s.count(b"b[2]", nofail(2), Some(b"admin")), Some((2, ip)));
         assert_eq!(s.count(b"b[2]", gained, Some(b"admin")), Some((9, ip)));
+    }
+
+    #[test]
+    fn the_oldest_opened_session_goes_first_even_when_an_id_comes_back() {
+        let mut s = Sessions::default();
+        let ip = "192.0.2.5".parse().unwrap();
+        let bye = SessionMatch {
+            nofail: true,
+            forget: true,
+            ..m(1, None)
+        };
+        // a[0] opens and closes; a[1].. open; a[0] opens again, youngest.
+        s.count(b"a[0]", m(0, Some("192.0.2.5")), None);
+        s.count(b"a[0]", bye, None);
+        for i in 1..MAX_SESSIONS {
+            s.count(format!("a[{i}]").as_bytes(), m(0, None), None);
+        }
+        s.count(b"a[0]", m(0, Some("192.0.2.5")), None);
+        // Full: the next session drops a[1], the oldest opened, not a[0].
+        s.count(b"b[0]", m(0, None), None);
+        assert_eq!(s.len(), MAX_SESSIONS);
+        assert_eq!(s.count(b"a[0]", m(2, None), None), Some((2, ip)));
+        assert_eq!(s.count(b"a[1]", m(2, None), None), None, "a[1] was dropped");
     }
 
     #[test]
