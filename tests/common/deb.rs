@@ -97,6 +97,23 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The output of a script run in a private mount namespace over an
+/// overlay of `/`, stdout and stderr together, once it printed `ALL-OK`;
+/// None (after [`skip`]) where this machine does not allow the overlay.
+pub fn overlay_script_output(out: std::process::Output) -> Option<String> {
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() && text.contains("mount:") && text.contains("permission denied") {
+        skip(&format!("cannot mount an overlay here: {text}"));
+        return None;
+    }
+    assert!(out.status.success() && text.contains("ALL-OK"), "{text}");
+    Some(text)
+}
+
 /// Whether the host's own dpkg database has banwarden (tests must not
 /// change it).
 pub fn host_has_package() -> bool {
