@@ -17,7 +17,7 @@ use common::cli::{bin, json_doc};
 
 const SSHD_CONF: &str = "/etc/fail2ban/filter.d/sshd.conf";
 
-/// A deterministic sshd log: `n` lines from about 300 concurrent
+/// A deterministic sshd log: `n` lines (at most 7,500) from many concurrent
 /// connections over 150 process ids (so ids come back while an earlier
 /// connection with the same id was never closed), each trying one or two
 /// user names, some logging in, some closing.
@@ -36,7 +36,10 @@ fn sshd_log(n: usize) -> String {
         let ip = format!("198.51.{}.{}", next(4), 1 + next(200));
         let port = 1024 + next(60000);
         let user = users[next(users.len() as u64) as usize];
-        let (min, sec) = (i / 60 % 60, i % 60);
+        // 25 lines a second: the whole log within fail2ban's 5 minutes of a
+        // session (fail2ban-regex measures them on the wall clock, dry-run
+        // in the lines' time, as the daemon reading live would).
+        let (min, sec) = (i / 25 / 60, i / 25 % 60);
         let head = format!("Mar 10 01:{min:02}:{sec:02} web01 sshd[{pid}]:");
         let text = match next(10) {
             0..=3 => format!("Failed password for invalid user {user} from {ip} port {port} ssh2"),

@@ -11,6 +11,7 @@ use super::compile::captures_named;
 use super::date::DateMatch;
 use super::text::{cut_date, subnet_of, trim_eol};
 use super::{sessions, tags, Dialect, Filter, LineState, Outcome, Spans};
+use crate::UnixTime;
 
 /// A line of a fail2ban `<F-MLFID>` session whose failregex matched: what
 /// it carries, before its session says how it counts (in line order,
@@ -33,16 +34,18 @@ pub enum Examined<'l> {
 
 impl Filter {
     /// [`match_text_spans`](Self::match_text_spans); with `sessions`, a
-    /// fail2ban `<F-MLFID>` filter's lines count within their session.
+    /// fail2ban `<F-MLFID>` filter's lines count within their session
+    /// (`time`: the line's).
     pub(super) fn match_inner<'l>(
         &self,
         text: &'l [u8],
         sessions: Option<&mut sessions::Sessions>,
+        time: Option<UnixTime>,
     ) -> (Outcome<'l>, Spans) {
         match (self.match_deferred(text, sessions.is_some()), sessions) {
             ((Examined::Done(o), spans), _) => (o, spans),
             ((Examined::Session(line), spans), Some(sessions)) => {
-                (Self::session_outcome(sessions, line), spans)
+                (Self::session_outcome(sessions, line, time), spans)
             }
             // Not asked for (`defer` false).
             ((Examined::Session(_), spans), None) => (Outcome::Missed, spans),
@@ -76,31 +79,40 @@ impl Filter {
 
     /// [`match_text_in`](Self::match_text_in) for a journal entry, with a
     /// session line left to [`count_session`](Self::count_session) as
-    /// [`examine_deferred`](Self::examine_deferred) does.
+    /// [`examine_deferred`](Self::examine_deferred) does (`time`: the
+    /// entry's).
     pub fn match_entry_deferred<'l>(
         &self,
         text: &'l [u8],
+        time: Option<UnixTime>,
         state: &'l mut LineState,
     ) -> (Examined<'l>, Spans) {
         if !self.defers_sessions() {
-            let (o, spans) = self.match_text_in(text, state);
+            let (o, spans) = self.match_text_in(text, time, state);
             return (Examined::Done(o), spans);
         }
         self.match_deferred(text, true)
     }
 
     /// How a session line counts, in its stream's `state` (lines of a
-    /// stream in order).
-    pub fn count_session<'u>(&self, state: &mut LineState, line: SessionLine<'u>) -> Outcome<'u> {
-        Self::session_outcome(&mut state.sessions, line)
+    /// stream in order); `time` is the line's (a session lasts
+    /// [`SESSION_SECONDS`](sessions::SESSION_SECONDS) from its first).
+    pub fn count_session<'u>(
+        &self,
+        state: &mut LineState,
+        line: SessionLine<'u>,
+        time: Option<UnixTime>,
+    ) -> Outcome<'u> {
+        Self::session_outcome(&mut state.sessions, line, time)
     }
 
     /// How a session line counts in `sessions` (its stream's, in order).
     pub(super) fn session_outcome<'u>(
         sessions: &mut sessions::Sessions,
         line: SessionLine<'u>,
+        time: Option<UnixTime>,
     ) -> Outcome<'u> {
-        match sessions.count(line.id, line.m, line.user) {
+        match sessions.count(line.id, line.m, line.user, time) {
             Some((r, host)) => Outcome::Failure {
                 regex: r,
                 host,

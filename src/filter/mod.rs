@@ -493,7 +493,7 @@ impl Filter {
                 self.spec.dialect == Dialect::Fail2ban,
             );
             let sessions = self.mlfid.then_some(sessions);
-            let (outcome, spans) = self.match_buffered(text, lines, sessions);
+            let (outcome, spans) = self.match_buffered(text, lines, sessions, date.map(|d| d.ts));
             return (outcome, cut.spans_in_line(spans));
         }
         if self.prefregex.is_some() || self.general {
@@ -505,7 +505,7 @@ impl Filter {
                 buf,
                 self.spec.dialect == Dialect::Fail2ban,
             );
-            let (outcome, spans) = self.match_inner(text, sessions);
+            let (outcome, spans) = self.match_inner(text, sessions, date.map(|d| d.ts));
             return (outcome, cut.spans_in_line(spans));
         }
         let LineState { buf, locs, .. } = state;
@@ -587,21 +587,23 @@ impl Filter {
     /// [`match_text`](Self::match_text), also saying where the host and user
     /// captures stand in `text` (for display).
     pub fn match_text_spans<'l>(&self, text: &'l [u8]) -> (Outcome<'l>, Spans) {
-        self.match_inner(text, None)
+        self.match_inner(text, None, None)
     }
 
     /// [`match_text_spans`](Self::match_text_spans) for a stream's text
-    /// without a date (journal entries): the stream's state carries a
-    /// fail2ban filter's sessions (`<F-MLFID>`) from entry to entry.
+    /// without a date in it (journal entries; `time` is the entry's): the
+    /// stream's state carries a fail2ban filter's sessions (`<F-MLFID>`)
+    /// from entry to entry.
     pub fn match_text_in<'l>(
         &self,
         text: &'l [u8],
+        time: Option<UnixTime>,
         state: &'l mut LineState,
     ) -> (Outcome<'l>, Spans) {
         if self.maxlines > 1 {
             let sessions = self.mlfid.then_some(&mut state.sessions);
-            return self.match_buffered(text, &mut state.lines, sessions);
+            return self.match_buffered(text, &mut state.lines, sessions, time);
         }
-        self.match_inner(text, self.mlfid.then_some(&mut state.sessions))
+        self.match_inner(text, self.mlfid.then_some(&mut state.sessions), time)
     }
 }

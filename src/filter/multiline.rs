@@ -87,6 +87,7 @@ impl Filter {
         text: &[u8],
         buffer: &'l mut LineBuffer,
         sessions: Option<&mut Sessions>,
+        time: Option<crate::UnixTime>,
     ) -> (Outcome<'l>, Spans) {
         let none = Spans::default();
         buffer.push(text, self.maxlines);
@@ -172,7 +173,7 @@ impl Filter {
                 forget: m.forget,
                 gained: m.gained,
             };
-            return match sessions.count(id, s, user) {
+            return match sessions.count(id, s, user, time) {
                 Some((r, host)) => (
                     Outcome::Failure {
                         regex: r,
@@ -293,11 +294,13 @@ mod tests {
         let mut state = f.new_state();
         lines
             .iter()
-            .map(|l| match f.match_text_in(l.as_bytes(), &mut state).0 {
-                Outcome::Failure { host, .. } => host.to_string(),
-                Outcome::Missed => "-".into(),
-                other => format!("{other:?}"),
-            })
+            .map(
+                |l| match f.match_text_in(l.as_bytes(), None, &mut state).0 {
+                    Outcome::Failure { host, .. } => host.to_string(),
+                    Outcome::Missed => "-".into(),
+                    other => format!("{other:?}"),
+                },
+            )
             .collect()
     }
 
@@ -383,7 +386,7 @@ mod tests {
         let f = filter(&[r"^never <HOST>$"], 3);
         let mut state = f.new_state();
         for _ in 0..100 {
-            f.match_text_in(b"noise line", &mut state);
+            f.match_text_in(b"noise line", None, &mut state);
         }
         assert_eq!(state.lines.lines.len(), 3);
     }

@@ -14,6 +14,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
+use crate::UnixTime;
+
 /// Open sessions a stream keeps at most: fail2ban's 100, oldest opened
 /// dropped first as fail2ban drops them. More would not be safer: a
 /// session nobody closed would lend its host and user names to a later
@@ -21,11 +23,22 @@ use std::net::IpAddr;
 /// line for line on sshd logs only with the same bound).
 pub const MAX_SESSIONS: usize = 100;
 
+/// Seconds a session lasts from its first line, closed or not: fail2ban's
+/// 5 minutes. A connection nobody closed (a timeout sshd logs in a line no
+/// failregex knows) must not lend its address or user names to a
+/// connection that reuses its process id hours later. Measured in the
+/// lines' own time, so dry-run on an old log forgets what the daemon
+/// forgot reading it live.
+pub const SESSION_SECONDS: UnixTime = 300;
+
 #[derive(Debug, Default)]
 struct Session {
     /// When it was opened, in `Sessions::opened` order: an entry of `order`
     /// with another number is a closed session's, not this one's.
     seq: u64,
+    /// When it is forgotten (its first line's time + [`SESSION_SECONDS`]);
+    /// None when that line had no time.
+    expires: Option<UnixTime>,
     host: Option<IpAddr>,
     /// A failure (its failregex) waiting for an address.
     pending: Option<usize>,
@@ -61,17 +74,24 @@ pub struct SessionMatch {
 impl Sessions {
     /// How the match `m` on a line of session `id` counts: `Some((regex,
     /// host))` a failure (possibly a waiting one's), `None` none.
-    /// `user` is the user name the line gave, if any.
+    /// `user` is the user name the line gave, if any; `time` the line's
+    /// time (a session whose time is up is forgotten first).
     pub fn count(
         &mut self,
         id: &[u8],
         mut m: SessionMatch,
         user: Option<&[u8]>,
+        time: Option<UnixTime>,
     ) -> Option<(usize, IpAddr)> {
+        if let (Some(s), Some(now)) = (self.open.get(id), time) {
+            if s.expires.is_some_and(|e| now >= e) {
+                self.remove(id);
+            }
+        }
         if m.gained && !self.open.contains_key(id) {
             return None;
         }
-        self.open_session(id);
+        self.open_session(id, time);
         let s = self.open.get_mut(id)?;
         if let Some(u) = user.filter(|u| !u.is_empty()) {
             match &s.user {
@@ -116,7 +136,7 @@ impl Sessions {
 
     /// Opens session `id` unless it is open (no allocation then),
     /// dropping the oldest when the table is full.
-    fn open_session(&mut self, id: &[u8]) {
+    fn open_session(&mut self, id: &[u8], time: Option<UnixTime>) {
         if self.open.contains_key(id) {
             return;
         }
@@ -139,6 +159,7 @@ impl Sessions {
             id.to_vec(),
             Session {
                 seq,
+                expires: time.map(|t| t.saturating_add(SESSION_SECONDS)),
                 ..Session::default()
             },
         );
@@ -183,33 +204,33 @@ mod tests {
     #[test]
     fn a_failure_without_address_waits_for_its_session_to_name_one() {
         let mut s = Sessions::default();
-        assert_eq!(s.count(b"sshd[1]", m(15, None), None), None);
+        assert_eq!(s.count(b"sshd[1]", m(15, None), None, None), None);
         // Another session's line changes nothing.
         let other = SessionMatch {
             nofail: true,
             ..m(3, Some("192.0.2.9"))
         };
-        assert_eq!(s.count(b"sshd[2]", other, None), None);
+        assert_eq!(s.count(b"sshd[2]", other, None, None), None);
         let bye = SessionMatch {
             nofail: true,
             forget: true,
             ..m(3, Some("192.0.2.1"))
         };
         assert_eq!(
-            s.count(b"sshd[1]", bye, None),
+            s.count(b"sshd[1]", bye, None, None),
             Some((15, "192.0.2.1".parse().unwrap()))
         );
         assert_eq!(s.len(), 1, "forgotten");
         // A session that named its address lends it to later failures.
         assert_eq!(
-            s.count(b"sshd[2]", m(17, None), None),
+            s.count(b"sshd[2]", m(17, None), None, None),
             Some((17, "192.0.2.9".parse().unwrap()))
         );
         let gained = SessionMatch {
             gained: true,
             ..m(21, Some("192.0.2.9"))
         };
-        assert_eq!(s.count(b"sshd[2]", gained, None), None);
+        assert_eq!(s.count(b"sshd[2]", gained, None, None), None);
         assert!(s.is_empty());
     }
 
@@ -226,14 +247,20 @@ mod tests {
             ..m(9, host)
         };
         // One user: a nofail line and a login are no failures.
-        assert_eq!(s.count(b"a[1]", nofail(1), Some(b"root")), None);
-        assert_eq!(s.count(b"a[1]", nofail(1), Some(b"root")), None);
-        assert_eq!(s.count(b"a[1]", gained, Some(b"root")), None);
+        assert_eq!(s.count(b"a[1]", nofail(1), Some(b"root"), None), None);
+        assert_eq!(s.count(b"a[1]", nofail(1), Some(b"root"), None), None);
+        assert_eq!(s.count(b"a[1]", gained, Some(b"root"), None), None);
         // A second user name on the connection: both count.
         let ip = "192.0.2.7".parse().unwrap();
-        assert_eq!(s.count(b"b[2]", nofail(1), Some(b"root")), None);
-        assert_eq!(s.count(b"b[2]", nofail(2), Some(b"admin")), Some((2, ip)));
-        assert_eq!(s.count(b"b[2]", gained, Some(b"admin")), Some((9, ip)));
+        assert_eq!(s.count(b"b[2]", nofail(1), Some(b"root"), None), None);
+        assert_eq!(
+            s.count(b"b[2]", nofail(2), Some(b"admin"), None),
+            Some((2, ip))
+        );
+        assert_eq!(
+            s.count(b"b[2]", gained, Some(b"admin"), None),
+            Some((9, ip))
+        );
     }
 
     #[test]
@@ -246,24 +273,71 @@ mod tests {
             ..m(1, None)
         };
         // a[0] opens and closes; a[1].. open; a[0] opens again, youngest.
-        s.count(b"a[0]", m(0, Some("192.0.2.5")), None);
-        s.count(b"a[0]", bye, None);
+        s.count(b"a[0]", m(0, Some("192.0.2.5")), None, None);
+        s.count(b"a[0]", bye, None, None);
         for i in 1..MAX_SESSIONS {
-            s.count(format!("a[{i}]").as_bytes(), m(0, None), None);
+            s.count(format!("a[{i}]").as_bytes(), m(0, None), None, None);
         }
-        s.count(b"a[0]", m(0, Some("192.0.2.5")), None);
+        s.count(b"a[0]", m(0, Some("192.0.2.5")), None, None);
         // Full: the next session drops a[1], the oldest opened, not a[0].
-        s.count(b"b[0]", m(0, None), None);
+        s.count(b"b[0]", m(0, None), None, None);
         assert_eq!(s.len(), MAX_SESSIONS);
-        assert_eq!(s.count(b"a[0]", m(2, None), None), Some((2, ip)));
-        assert_eq!(s.count(b"a[1]", m(2, None), None), None, "a[1] was dropped");
+        assert_eq!(s.count(b"a[0]", m(2, None), None, None), Some((2, ip)));
+        assert_eq!(
+            s.count(b"a[1]", m(2, None), None, None),
+            None,
+            "a[1] was dropped"
+        );
+    }
+
+    #[test]
+    fn a_session_is_forgotten_five_minutes_after_its_first_line() {
+        let mut s = Sessions::default();
+        let ip = "192.0.2.8".parse().unwrap();
+        let t0 = 1_700_000_000;
+        // A connection tries root from 192.0.2.8 and is never closed.
+        assert_eq!(
+            s.count(b"sshd[7]", m(3, Some("192.0.2.8")), Some(b"root"), Some(t0)),
+            Some((3, ip))
+        );
+        // Within its five minutes a line of it without an address is its.
+        let t_last = t0 + SESSION_SECONDS - 1;
+        assert_eq!(
+            s.count(b"sshd[7]", m(4, None), None, Some(t_last)),
+            Some((4, ip))
+        );
+        // Then the id comes back for another connection: a login with
+        // another user name is no failure (the old session is gone), and a
+        // failure without an address has none to take.
+        let later = t0 + SESSION_SECONDS;
+        let login = SessionMatch {
+            gained: true,
+            ..m(20, Some("198.51.100.4"))
+        };
+        assert_eq!(
+            s.count(b"sshd[7]", login, Some(b"alice"), Some(later)),
+            None
+        );
+        assert_eq!(
+            s.count(b"sshd[7]", m(4, None), None, Some(later + 400)),
+            None
+        );
+        // Lines without a time never expire a session.
+        assert_eq!(
+            s.count(b"sshd[9]", m(3, Some("192.0.2.8")), None, None),
+            Some((3, ip))
+        );
+        assert_eq!(
+            s.count(b"sshd[9]", m(4, None), None, Some(later + 9999)),
+            Some((4, ip))
+        );
     }
 
     #[test]
     fn the_table_is_bounded() {
         let mut s = Sessions::default();
         for i in 0..MAX_SESSIONS + 10 {
-            s.count(format!("x[{i}]").as_bytes(), m(0, None), None);
+            s.count(format!("x[{i}]").as_bytes(), m(0, None), None, None);
         }
         assert_eq!(s.len(), MAX_SESSIONS);
     }

@@ -59,7 +59,7 @@ pub fn walk_entries(
         }
         out.examined += 1;
         if defers(cfg) {
-            match cfg.filter.match_entry_deferred(text, state) {
+            match cfg.filter.match_entry_deferred(text, Some(*ts), state) {
                 (Examined::Done(o), spans) => {
                     record(cfg, out, idx, text, true, Some(*ts), o, spans)
                 }
@@ -67,7 +67,7 @@ pub fn walk_entries(
             }
             continue;
         }
-        let (outcome, spans) = cfg.filter.match_text_in(text, state);
+        let (outcome, spans) = cfg.filter.match_text_in(text, Some(*ts), state);
         record(cfg, out, idx, text, true, Some(*ts), outcome, spans);
     }
 }
@@ -178,7 +178,7 @@ pub fn fold_sessions(cfg: &WalkConfig<'_>, out: &mut ChunkOut, state: &mut LineS
             m: p.m,
             user: p.user.map(at),
         };
-        let outcome = cfg.filter.count_session(state, line);
+        let outcome = cfg.filter.count_session(state, line, p.time);
         record(cfg, out, p.line, b"", p.dated, p.time, outcome, p.spans);
     }
     out.recs.extend(earlier);
