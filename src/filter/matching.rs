@@ -335,7 +335,43 @@ impl Filter {
         // falls back to the PikeVM on fail2ban's many Unicode-class regexes.
         // A split regex's screen is that DFA, and says where its captures
         // start (taken along, not searched for twice).
-        let (regex, caps) = (0..self.fail.len())
+        let screened = match (ascii, &self.fail_screen) {
+            (true, Some(screen)) => Some(screen.first(content).ok_or(Outcome::Missed)?),
+            _ => None,
+        };
+        let (regex, caps) = match screened {
+            // No fallback patterns here: the screen's winner is the one.
+            Some((i, k)) => {
+                let caps = match (k, &self.fail_split[i]) {
+                    (Some(k), Some(split)) => split.captures(k, content).ok().flatten(),
+                    _ => None,
+                };
+                (i, caps.map(|c| Caps::Meta(c, self.fail_dups[i].as_ref())))
+            }
+            None => self.first_general(content, ascii)?,
+        };
+        if self.ignore_set.is_empty() {
+            return Ok((regex, caps));
+        }
+        match self
+            .ignore_set
+            .matches(content)
+            .iter()
+            .find(|&i| confirm(self.ignore_slow[i].as_ref()))
+        {
+            Some(i) => Err(Outcome::Ignored { regex: i }),
+            None => Ok((regex, caps)),
+        }
+    }
+
+    /// The first failregex that matches `content`, one after the other
+    /// (the fallback's captures of it, or a split one's, come along).
+    fn first_general<'t>(
+        &'t self,
+        content: &'t [u8],
+        ascii: bool,
+    ) -> Result<(usize, Option<Caps<'t>>), Outcome<'static>> {
+        (0..self.fail.len())
             .find_map(|i| {
                 if let (true, Some(split)) = (ascii, &self.fail_split[i]) {
                     let k = split.first(content)?;
@@ -354,18 +390,6 @@ impl Filter {
                     },
                 }
             })
-            .ok_or(Outcome::Missed)?;
-        if self.ignore_set.is_empty() {
-            return Ok((regex, caps));
-        }
-        match self
-            .ignore_set
-            .matches(content)
-            .iter()
-            .find(|&i| confirm(self.ignore_slow[i].as_ref()))
-        {
-            Some(i) => Err(Outcome::Ignored { regex: i }),
-            None => Ok((regex, caps)),
-        }
+            .ok_or(Outcome::Missed)
     }
 }

@@ -179,6 +179,9 @@ pub struct Filter {
     /// Per failregex: its alternation split (see `split::Split`; all-ASCII
     /// text), for the patterns `py_rewrite` enumerated.
     fail_split: Vec<Option<split::Split>>,
+    /// All failregexes in one pass, where they allow (see `split::Screen`;
+    /// all-ASCII text, the general path).
+    fail_screen: Option<split::Screen>,
     /// Per failregex: which optional groups it has (the others are not
     /// looked up).
     fail_optional: Vec<backtrack::Optional>,
@@ -328,6 +331,21 @@ impl Filter {
             false => set(&expanded, PatternRef::Failregex(0))?,
         };
         let ignore_set = set(&ignore, PatternRef::Ignoreregex(0))?;
+        let screenable = general
+            && !multi_line
+            && fail_slow.iter().all(Option::is_none)
+            && fail_ascii.iter().all(Option::is_some);
+        let fail_screen = match screenable {
+            true => {
+                let patterns: Vec<(&str, bool)> = expanded
+                    .iter()
+                    .zip(&fail_split)
+                    .map(|(p, s)| (p.as_str(), s.is_some()))
+                    .collect();
+                split::Screen::new(&patterns)
+            }
+            false => None,
+        };
         let dates = match d {
             Dialect::Native => DateDetector::new(spec.datepattern.as_deref()),
             Dialect::Fail2ban => match spec.logtimezone.as_deref().map(date::parse_zone) {
@@ -352,6 +370,7 @@ impl Filter {
             fail_ascii,
             prefregex_head,
             fail_split,
+            fail_screen,
             fail_optional,
             fail_slow,
             fail_dups,

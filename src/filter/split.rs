@@ -168,6 +168,15 @@ impl Split {
     /// `None` unless `pattern` (ASCII classes) is a concatenation that
     /// starts with `^` and holds an alternation (the last one is split).
     pub(super) fn new(pattern: &str) -> Option<Split> {
+        let (singles, tails) = Self::parts(pattern)?;
+        let screen = build(&singles.iter().collect::<Vec<_>>())?;
+        let tails = tails.iter().map(backtracker).collect::<Option<Vec<_>>>()?;
+        Some(Split { screen, tails })
+    }
+
+    /// The concatenation with each branch alone, and with the branches
+    /// from each on.
+    fn parts(pattern: &str) -> Option<(Vec<Hir>, Vec<Hir>)> {
         let hir = ascii_hir(pattern)?;
         let HirKind::Concat(parts) = hir.kind() else {
             return None;
@@ -187,12 +196,11 @@ impl Split {
             v.extend_from_slice(&parts[at + 1..]);
             Hir::concat(v)
         };
-        let singles: Vec<Hir> = alts.iter().map(|a| with(a.clone())).collect();
-        let screen = build(&singles.iter().collect::<Vec<_>>())?;
+        let singles = alts.iter().map(|a| with(a.clone())).collect();
         let tails = (0..alts.len())
-            .map(|k| backtracker(&with(Hir::alternation(alts[k..].to_vec()))))
-            .collect::<Option<Vec<_>>>()?;
-        Some(Split { screen, tails })
+            .map(|k| with(Hir::alternation(alts[k..].to_vec())))
+            .collect();
+        Some((singles, tails))
     }
 
     /// Which branch first matches `text` (all ASCII), if any.
@@ -234,4 +242,50 @@ fn backtracker(hir: &Hir) -> Option<BoundedBacktracker> {
         .build_from_hir(hir)
         .ok()?;
     BoundedBacktracker::builder().build_from_nfa(nfa).ok()
+}
+
+/// One lazy DFA pass for all the failregexes of a filter, when every one
+/// is anchored at the start (`^`) and has ASCII classes: all matches then
+/// start at 0, so the leftmost-first winner is the first pattern that
+/// matches at all, the failregex fail2ban would pick. A split failregex
+/// takes part as its branches, each on its own (the pass then also says
+/// its first branch that can match, see [`Split::first`]).
+#[derive(Debug, Clone)]
+pub(super) struct Screen {
+    re: meta::Regex,
+    /// Per pattern: its failregex, and its branch for a split one.
+    ids: Vec<(usize, Option<usize>)>,
+}
+
+impl Screen {
+    /// `patterns`: each failregex as compiled, and whether it is split.
+    pub(super) fn new(patterns: &[(&str, bool)]) -> Option<Screen> {
+        let mut hirs = Vec::new();
+        let mut ids = Vec::new();
+        for (i, &(p, split)) in patterns.iter().enumerate() {
+            if split {
+                let (singles, _) = Split::parts(p)?;
+                ids.extend((0..singles.len()).map(|k| (i, Some(k))));
+                hirs.extend(singles);
+            } else {
+                let hir = ascii_hir(p)?;
+                if !hir.properties().look_set_prefix().contains(Look::Start) {
+                    return None;
+                }
+                ids.push((i, None));
+                hirs.push(hir);
+            }
+        }
+        Some(Screen {
+            re: build(&hirs.iter().collect::<Vec<_>>())?,
+            ids,
+        })
+    }
+
+    /// The first failregex that matches `text` (all ASCII), with its first
+    /// branch that can when it is split.
+    pub(super) fn first(&self, text: &[u8]) -> Option<(usize, Option<usize>)> {
+        let m = self.re.search(&Input::new(text).anchored(Anchored::Yes))?;
+        self.ids.get(m.pattern().as_usize()).copied()
+    }
 }
