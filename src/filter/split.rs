@@ -289,3 +289,125 @@ impl Screen {
         self.ids.get(m.pattern().as_usize()).copied()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines built from pieces of syslog prefixes and sshd messages,
+    /// every combination up to three pieces.
+    fn lines() -> Vec<String> {
+        let pieces = [
+            "",
+            " ",
+            "web01 ",
+            "sshd[12]: ",
+            "sshd: ",
+            "error: ",
+            "fatal: ",
+            "PAM: ",
+            ":",
+            "x",
+            "Failed password",
+            "\n",
+            "  ",
+        ];
+        let mut out = Vec::new();
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    out.push(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        out
+    }
+
+    fn whole(pattern: &str) -> regex::bytes::Regex {
+        regex::bytes::RegexBuilder::new(pattern)
+            .unicode(false)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_prefregex_head_gives_the_whole_patterns_groups() {
+        for p in [
+            r"^(?P<mlfid>\s*(?:\S+\s+)?(?:sshd(?:\[\d+\])?:?\s+)?)(?:(?:error|fatal): (?:PAM: )?)?(?P<content>.+)$",
+            r"^(?P<mlfid>\S*)\s*(?P<content>.+)$",
+            r"(?P<mlfid>:)?(?P<content>.+)$",
+        ] {
+            let head = Head::new(p).unwrap_or_else(|| panic!("no head for {p}"));
+            let re = whole(p);
+            let mut matched = 0;
+            for line in lines() {
+                let line = line.as_bytes();
+                let Ok(got) = head.captures(line) else {
+                    assert!(line.contains(&b'\n'));
+                    continue;
+                };
+                let want = re.captures(line);
+                assert_eq!(want.is_some(), got.is_some(), "{p} on {line:?}");
+                let (Some(want), Some(got)) = (want, got) else {
+                    continue;
+                };
+                matched += 1;
+                for (i, name) in re.capture_names().enumerate() {
+                    let w = want.get(i).map(|m| m.range());
+                    let g = match name {
+                        Some(n) => got.get_group_by_name(n),
+                        None => got.get_group(i),
+                    };
+                    assert_eq!(w, g.map(|s| s.range()), "{p} group {i} on {line:?}");
+                }
+            }
+            assert!(matched > 100, "{p}: only {matched}");
+        }
+    }
+
+    #[test]
+    fn only_a_content_that_takes_the_rest_of_the_line_has_a_head() {
+        for p in [
+            r"^(?P<mlfid>\S+) (?P<content>.+)",
+            r"^(?P<mlfid>\S+) (?P<content>.*)$",
+            r"^(?P<mlfid>\S+) (?P<content>\S+)$",
+            r"^(?P<mlfid>\S+) (?P<content>.+?)$",
+            r"^(?P<mlfid>\S+) (?P<content>.+) x$",
+            r"^a|(?P<content>.+)$",
+        ] {
+            assert!(Head::new(p).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn the_screen_names_the_first_failregex_that_matches() {
+        let patterns = [
+            r"^Failed (?:\S+) for (?:(?P<u>root)|(?P<v>\S+)) from",
+            r"^Failed \S+ for",
+            r"^(?:x|y) from",
+            r"^y",
+        ];
+        let flags: Vec<(&str, bool)> = patterns
+            .iter()
+            .map(|p| (*p, Split::new(p).is_some()))
+            .collect();
+        assert!(flags[0].1 && !flags[1].1);
+        let screen = Screen::new(&flags).unwrap();
+        let res: Vec<regex::bytes::Regex> = patterns.iter().map(|p| whole(p)).collect();
+        for line in [
+            "Failed password for root from",
+            "Failed password for bob from",
+            "Failed password for bob",
+            "y from",
+            "y",
+            "x",
+            "",
+        ] {
+            let want = res.iter().position(|r| r.is_match(line.as_bytes()));
+            let got = screen.first(line.as_bytes());
+            assert_eq!(want, got.map(|(i, _)| i), "{line:?}");
+        }
+        // A failregex anchored nowhere: no screen.
+        assert!(Screen::new(&[(r"^a", false), (r"b", false)]).is_none());
+    }
+}
