@@ -88,7 +88,13 @@ impl Caps<'_> {
                 None => c.name(name).map(|m| m.range()),
             },
             Caps::Meta(c, dups) => {
-                let get = |n: &str| c.get_group_by_name(n).map(|s| s.range());
+                // A scan of the few names beats hashing the name.
+                let get = |n: &str| {
+                    let pid = c.pattern()?;
+                    let names = c.group_info().pattern_names(pid);
+                    let i = names.into_iter().position(|g| g == Some(n))?;
+                    c.get_group(i).map(|s| s.range())
+                };
                 match dups.and_then(|d| d.iter().find(|(base, _)| base == name)) {
                     Some((_, names)) => names.iter().find_map(|n| get(n)),
                     None => get(name),

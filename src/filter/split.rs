@@ -30,14 +30,60 @@ use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
 use super::REGEX_SIZE_LIMIT;
 
-/// `pattern` with ASCII classes (as `compile::ascii` compiles it).
+/// `pattern` with ASCII classes (as `compile::ascii` compiles it), with
+/// only the groups matching reads (see [`read`]).
 fn ascii_hir(pattern: &str) -> Option<Hir> {
-    regex_syntax::ParserBuilder::new()
+    let hir = regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
         .parse(pattern)
-        .ok()
+        .ok()?;
+    Some(only_read(&hir, &mut 1))
+}
+
+/// Whether matching reads group `name` (`matching`, `text`; renamed
+/// twins start with their base name). The others only cost the
+/// backtracker their bookkeeping.
+pub(super) fn read(name: &str) -> bool {
+    [
+        "host",
+        "user",
+        "alt_user",
+        "nofail",
+        "mlfforget",
+        "mlfgained",
+        "cidr",
+        "content",
+        "mlfid",
+    ]
+    .iter()
+    .any(|g| name.starts_with(g))
+}
+
+/// `h` without the groups matching does not read, the others numbered
+/// anew from `next` in their order (the same matches: groups do not
+/// change which path wins).
+fn only_read(h: &Hir, next: &mut u32) -> Hir {
+    match h.kind() {
+        HirKind::Capture(c) if c.name.as_deref().is_some_and(read) => {
+            let index = *next;
+            *next += 1;
+            Hir::capture(hir::Capture {
+                index,
+                name: c.name.clone(),
+                sub: Box::new(only_read(&c.sub, next)),
+            })
+        }
+        HirKind::Capture(c) => only_read(&c.sub, next),
+        HirKind::Repetition(r) => Hir::repetition(hir::Repetition {
+            sub: Box::new(only_read(&r.sub, next)),
+            ..r.clone()
+        }),
+        HirKind::Concat(v) => Hir::concat(v.iter().map(|x| only_read(x, next)).collect()),
+        HirKind::Alternation(v) => Hir::alternation(v.iter().map(|x| only_read(x, next)).collect()),
+        _ => h.clone(),
+    }
 }
 
 /// A regex built as `regex::bytes::Regex` builds one (leftmost-first, no
