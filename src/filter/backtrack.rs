@@ -5,7 +5,8 @@
 //! Owns compiling such a pattern, running it with the bound, counting lines
 //! that hit it ("too slow": a miss, never a stall; fail2ban had advisories
 //! for catastrophic patterns, GHSA-33wh-ccjc-p397), and one view over the
-//! captures of either engine. It decides nothing about outcomes. Lines are
+//! captures of either engine; which of a filter's patterns run on it
+//! (`Filter::fallback_patterns`). It decides nothing about outcomes. Lines are
 //! matched as bytes, like the fast path.
 
 use std::ops::Range;
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::py_rewrite::Dups;
+use super::{python, PatternRef};
 
 /// Backtracking steps one pattern may take on one line: a few milliseconds
 /// at worst. fail2ban's own filters need a few thousand on real lines.
@@ -183,6 +185,30 @@ impl Optional {
             cidr: has("cidr"),
             alt_user: has(super::tags::ALT_USER_GROUP),
         }
+    }
+}
+
+impl super::Filter {
+    /// The patterns that run on the backtracking fallback, and why.
+    pub fn fallback_patterns(&self) -> Vec<(PatternRef, String)> {
+        let mut out = Vec::new();
+        let why = |p: &str| python::translate(p).needs.join(", ");
+        if self.prefregex_slow.is_some() {
+            if let Some(p) = &self.spec.prefregex {
+                out.push((PatternRef::Prefregex, why(p)));
+            }
+        }
+        for (i, s) in self.fail_slow.iter().enumerate() {
+            if s.is_some() {
+                out.push((PatternRef::Failregex(i), why(&self.spec.failregex[i])));
+            }
+        }
+        for (i, s) in self.ignore_slow.iter().enumerate() {
+            if s.is_some() {
+                out.push((PatternRef::Ignoreregex(i), why(&self.spec.ignoreregex[i])));
+            }
+        }
+        out
     }
 }
 

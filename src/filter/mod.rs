@@ -331,21 +331,13 @@ impl Filter {
             false => set(&expanded, PatternRef::Failregex(0))?,
         };
         let ignore_set = set(&ignore, PatternRef::Ignoreregex(0))?;
-        let screenable = general
+        // The general path's one pass over all failregexes (`split::Screen`).
+        let fail_screen = (general
             && !multi_line
             && fail_slow.iter().all(Option::is_none)
-            && fail_ascii.iter().all(Option::is_some);
-        let fail_screen = match screenable {
-            true => {
-                let patterns: Vec<(&str, bool)> = expanded
-                    .iter()
-                    .zip(&fail_split)
-                    .map(|(p, s)| (p.as_str(), s.is_some()))
-                    .collect();
-                split::Screen::new(&patterns)
-            }
-            false => None,
-        };
+            && fail_ascii.iter().all(Option::is_some))
+        .then(|| split::Screen::for_filter(&expanded, &fail_split))
+        .flatten();
         let dates = match d {
             Dialect::Native => DateDetector::new(spec.datepattern.as_deref()),
             Dialect::Fail2ban => match spec.logtimezone.as_deref().map(date::parse_zone) {
@@ -401,28 +393,6 @@ impl Filter {
     /// (each counted as a miss), since the filter was compiled.
     pub fn too_slow(&self) -> u64 {
         self.too_slow.load(Ordering::Relaxed)
-    }
-
-    /// The patterns that run on the backtracking fallback, and why.
-    pub fn fallback_patterns(&self) -> Vec<(PatternRef, String)> {
-        let mut out = Vec::new();
-        let why = |p: &str| python::translate(p).needs.join(", ");
-        if self.prefregex_slow.is_some() {
-            if let Some(p) = &self.spec.prefregex {
-                out.push((PatternRef::Prefregex, why(p)));
-            }
-        }
-        for (i, s) in self.fail_slow.iter().enumerate() {
-            if s.is_some() {
-                out.push((PatternRef::Failregex(i), why(&self.spec.failregex[i])));
-            }
-        }
-        for (i, s) in self.ignore_slow.iter().enumerate() {
-            if s.is_some() {
-                out.push((PatternRef::Ignoreregex(i), why(&self.spec.ignoreregex[i])));
-            }
-        }
-        out
     }
 
     /// Whether a line's outcome can depend on earlier lines of its stream

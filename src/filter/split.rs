@@ -328,6 +328,17 @@ impl Screen {
         })
     }
 
+    /// [`new`](Self::new) for a filter's failregexes as compiled
+    /// (`expanded`), each split where `split` says.
+    pub(super) fn for_filter(expanded: &[String], split: &[Option<Split>]) -> Option<Screen> {
+        let patterns: Vec<(&str, bool)> = expanded
+            .iter()
+            .zip(split)
+            .map(|(p, s)| (p.as_str(), s.is_some()))
+            .collect();
+        Screen::new(&patterns)
+    }
+
     /// The first failregex that matches `text` (all ASCII), with its first
     /// branch that can when it is split.
     pub(super) fn first(&self, text: &[u8]) -> Option<(usize, Option<usize>)> {
