@@ -5,7 +5,8 @@
 //! Owns compiling such a pattern, running it with the bound, counting lines
 //! that hit it ("too slow": a miss, never a stall; fail2ban had advisories
 //! for catastrophic patterns, GHSA-33wh-ccjc-p397), and one view over the
-//! captures of either engine. It decides nothing about outcomes. Lines are
+//! captures of either engine; which of a filter's patterns run on it
+//! (`Filter::fallback_patterns`). It decides nothing about outcomes. Lines are
 //! matched as bytes, like the fast path.
 
 use std::ops::Range;
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::py_rewrite::Dups;
+use super::{python, PatternRef};
 
 /// Backtracking steps one pattern may take on one line: a few milliseconds
 /// at worst. fail2ban's own filters need a few thousand on real lines.
@@ -64,6 +66,8 @@ impl Slow {
 /// part (one branch matches, so at most one does).
 pub enum Caps<'t> {
     Fast(regex::bytes::Captures<'t>, Option<&'t Dups>),
+    /// From `split`'s searches (same names and spans as `Fast` would give).
+    Meta(regex_automata::util::captures::Captures, Option<&'t Dups>),
     Slow(fancy_regex::Captures<'t, [u8]>),
 }
 
@@ -72,6 +76,7 @@ impl Caps<'_> {
     pub fn name_at(&self, i: usize) -> Option<Range<usize>> {
         match self {
             Caps::Fast(c, _) => c.get(i).map(|m| m.range()),
+            Caps::Meta(c, _) => c.get_group(i).map(|s| s.range()),
             Caps::Slow(c) => c.get(i).map(|m| m.range()),
         }
     }
@@ -84,6 +89,19 @@ impl Caps<'_> {
                 Some((_, names)) => names.iter().find_map(|n| c.name(n)).map(|m| m.range()),
                 None => c.name(name).map(|m| m.range()),
             },
+            Caps::Meta(c, dups) => {
+                // A scan of the few names beats hashing the name.
+                let get = |n: &str| {
+                    let pid = c.pattern()?;
+                    let names = c.group_info().pattern_names(pid);
+                    let i = names.into_iter().position(|g| g == Some(n))?;
+                    c.get_group(i).map(|s| s.range())
+                };
+                match dups.and_then(|d| d.iter().find(|(base, _)| base == name)) {
+                    Some((_, names)) => names.iter().find_map(|n| get(n)),
+                    None => get(name),
+                }
+            }
             Caps::Slow(c) => c.name(name).map(|m| m.range()),
         }
     }
@@ -92,21 +110,105 @@ impl Caps<'_> {
     /// non-empty of fail2ban's alternates `alt_user`, `alt_user_1`, ...
     /// (`<F-ALT_USER>`), as fail2ban merges them.
     pub fn user(&self) -> Option<Range<usize>> {
+        self.user_in(true)
+    }
+
+    /// [`user`](Self::user) of a pattern that has alternate user groups
+    /// only if `alt` (else they are not looked up).
+    pub fn user_in(&self, alt: bool) -> Option<Range<usize>> {
         let user = self.name(super::tags::USER_GROUP);
-        if user.as_ref().is_some_and(|r| !r.is_empty()) {
+        if !alt || user.as_ref().is_some_and(|r| !r.is_empty()) {
             return user;
         }
-        let alt = super::tags::ALT_USER_GROUP;
-        std::iter::once(alt.to_string())
-            .chain((1..10).map(|n| format!("{alt}_{n}")))
-            .find_map(|g| self.name(&g).filter(|r| !r.is_empty()))
+        ALT_USER_GROUPS
+            .iter()
+            .find_map(|g| self.name(g).filter(|r| !r.is_empty()))
             .or(user)
     }
 
     /// The first of `host`, `host_1`, `host_2`... that took part.
     pub fn host(&self) -> Option<Range<usize>> {
         self.name(super::tags::HOST_GROUP)
-            .or_else(|| (1..8).find_map(|n| self.name(&format!("{}_{n}", super::tags::HOST_GROUP))))
+            .or_else(|| HOST_GROUPS.iter().find_map(|g| self.name(g)))
+    }
+}
+
+/// fail2ban's alternate user groups, in the order they are read.
+const ALT_USER_GROUPS: [&str; 10] = [
+    "alt_user",
+    "alt_user_1",
+    "alt_user_2",
+    "alt_user_3",
+    "alt_user_4",
+    "alt_user_5",
+    "alt_user_6",
+    "alt_user_7",
+    "alt_user_8",
+    "alt_user_9",
+];
+
+/// The numbered host groups of a pattern with several address tags.
+const HOST_GROUPS: [&str; 7] = [
+    "host_1", "host_2", "host_3", "host_4", "host_5", "host_6", "host_7",
+];
+
+/// Which of fail2ban's optional groups a pattern has: the others are not
+/// looked up in its captures (a lookup by name hashes the name, and
+/// those of its renamed twins).
+#[derive(Debug, Clone, Copy)]
+pub struct Optional {
+    pub nofail: bool,
+    pub mlfforget: bool,
+    pub mlfgained: bool,
+    pub cidr: bool,
+    pub alt_user: bool,
+}
+
+impl Optional {
+    /// All of them (a pattern whose names are not known).
+    pub const ALL: Optional = Optional {
+        nofail: true,
+        mlfforget: true,
+        mlfgained: true,
+        cidr: true,
+        alt_user: true,
+    };
+
+    /// From the group names of a pattern (renamed twins start with their
+    /// base name).
+    pub fn of<'a>(names: impl Iterator<Item = &'a str> + Clone) -> Optional {
+        let has = |g: &str| names.clone().any(|n| n.starts_with(g));
+        Optional {
+            nofail: has("nofail"),
+            mlfforget: has("mlfforget"),
+            mlfgained: has("mlfgained"),
+            cidr: has("cidr"),
+            alt_user: has(super::tags::ALT_USER_GROUP),
+        }
+    }
+}
+
+impl super::Filter {
+    /// The patterns that run on the backtracking fallback, and why.
+    pub fn fallback_patterns(&self) -> Vec<(PatternRef, String)> {
+        let mut out = Vec::new();
+        let why = |p: &str| python::translate(p).needs.join(", ");
+        if self.prefregex_slow.is_some() {
+            if let Some(p) = &self.spec.prefregex {
+                out.push((PatternRef::Prefregex, why(p)));
+            }
+        }
+        for (i, s) in self.fail_slow.iter().enumerate() {
+            if s.is_some() {
+                out.push((PatternRef::Failregex(i), why(&self.spec.failregex[i])));
+            }
+        }
+        for (i, s) in self.ignore_slow.iter().enumerate() {
+            if s.is_some() {
+                out.push((PatternRef::Ignoreregex(i), why(&self.spec.ignoreregex[i])));
+            }
+        }
+        out
     }
 }
 
@@ -135,5 +237,17 @@ mod tests {
         assert_eq!(slow.is_match(b"ab"), Ok(false));
         assert_eq!(slow.is_match(b"aab"), Ok(true));
         assert_eq!(slow.is_match(b"\xffaab"), Ok(false));
+    }
+
+    #[test]
+    fn the_group_name_lists_are_the_tags_names() {
+        let alt = crate::filter::tags::ALT_USER_GROUP;
+        let want: Vec<String> = std::iter::once(alt.to_string())
+            .chain((1..10).map(|n| format!("{alt}_{n}")))
+            .collect();
+        assert_eq!(ALT_USER_GROUPS.to_vec(), want);
+        let host = crate::filter::tags::HOST_GROUP;
+        let want: Vec<String> = (1..8).map(|n| format!("{host}_{n}")).collect();
+        assert_eq!(HOST_GROUPS.to_vec(), want);
     }
 }

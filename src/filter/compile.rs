@@ -35,6 +35,8 @@ pub(super) struct Compiled {
     pub(super) dups: Option<Dups>,
     /// `re` with ASCII classes, for text that is all ASCII (see [`ascii`]).
     pub(super) ascii: Option<Regex>,
+    /// Whether `py_rewrite` rewrote the pattern (conditionals enumerated).
+    pub(super) rewritten: bool,
 }
 
 /// Captures of `re`, or of `slow` (screened by `re`) when set.
@@ -78,6 +80,7 @@ pub(super) fn compile_one(
     let mut slow = None;
     let mut general = false;
     let mut dups = None;
+    let mut rewrote = false;
     if dialect == Dialect::Fail2ban {
         let mut t = python::translate(&exp.regex);
         general = ["(?P<nofail>", "(?P<mlfgained>", "(?P<host_1>", "(?P<cidr>"]
@@ -91,6 +94,7 @@ pub(super) fn compile_one(
                 general |= !r.1.is_empty();
                 dups = Some(r.1).filter(|d| !d.is_empty());
                 t = r.0;
+                rewrote = true;
             }
         }
         if t.needs_fallback() {
@@ -130,6 +134,7 @@ pub(super) fn compile_one(
         .flatten();
     Ok(Compiled {
         ascii,
+        rewritten: rewrote,
         re,
         screen: exp.regex.clone(),
         exp,

@@ -136,15 +136,7 @@ impl Filter {
         let ascii = text.is_ascii();
         let content = match &self.prefregex {
             None => text,
-            Some(re) => match captures_named(
-                self.prefregex_ascii
-                    .as_ref()
-                    .filter(|_| ascii)
-                    .unwrap_or(re),
-                self.prefregex_slow.as_ref(),
-                self.prefregex_dups.as_ref(),
-                text,
-            ) {
+            Some(re) => match self.prefix_captures(re, text, ascii) {
                 None => return done(Outcome::Missed, none),
                 Some(c) => {
                     let content = c.name("content").map_or(&b""[..], |m| {
@@ -170,20 +162,21 @@ impl Filter {
         let (host_m, user_m) = match self.fixed_host(regex, content) {
             Some(None) => return done(Outcome::Missed, none),
             Some(host) => (host, None),
-            None => match found.take().or_else(|| {
-                captures_named(
-                    self.fail_re(regex, ascii),
-                    self.fail_slow[regex].as_ref(),
-                    self.fail_dups[regex].as_ref(),
-                    content,
-                )
-            }) {
+            None => match found
+                .take()
+                .or_else(|| self.fail_captures(regex, content, ascii))
+            {
                 None => return done(Outcome::Missed, none),
                 Some(caps) => {
-                    let has = |g: &str| caps.name(g).is_some();
-                    flags = (has("nofail"), has("mlfforget"), has("mlfgained"));
-                    cidr_m = caps.name("cidr");
-                    (caps.host(), caps.user())
+                    let o = self.fail_optional[regex];
+                    let has = |on: bool, g: &str| on && caps.name(g).is_some();
+                    flags = (
+                        has(o.nofail, "nofail"),
+                        has(o.mlfforget, "mlfforget"),
+                        has(o.mlfgained, "mlfgained"),
+                    );
+                    cidr_m = o.cidr.then(|| caps.name("cidr")).flatten();
+                    (caps.host(), caps.user_in(o.alt_user))
                 }
             },
         };
@@ -251,6 +244,50 @@ impl Filter {
         }
     }
 
+    /// The prefregex's captures on `text`: on all-ASCII text, matched up
+    /// to its content where its shape allows (`split::Head`).
+    fn prefix_captures<'t>(
+        &'t self,
+        re: &'t regex::bytes::Regex,
+        text: &'t [u8],
+        ascii: bool,
+    ) -> Option<Caps<'t>> {
+        if let (true, Some(head)) = (ascii, &self.prefregex_head) {
+            if let Ok(caps) = head.captures(text) {
+                return caps.map(|c| Caps::Meta(c, self.prefregex_dups.as_ref()));
+            }
+        }
+        let re = self
+            .prefregex_ascii
+            .as_ref()
+            .filter(|_| ascii)
+            .unwrap_or(re);
+        captures_named(
+            re,
+            self.prefregex_slow.as_ref(),
+            self.prefregex_dups.as_ref(),
+            text,
+        )
+    }
+
+    /// Failregex `i`'s captures on `content`: on all-ASCII text, only its
+    /// branches from the first that can match, where it is split
+    /// (`split::Split`).
+    fn fail_captures<'t>(&'t self, i: usize, content: &'t [u8], ascii: bool) -> Option<Caps<'t>> {
+        if let (true, Some(split)) = (ascii, &self.fail_split[i]) {
+            let k = split.first(content)?;
+            if let Ok(caps) = split.captures(k, content) {
+                return caps.map(|c| Caps::Meta(c, self.fail_dups[i].as_ref()));
+            }
+        }
+        captures_named(
+            self.fail_re(i, ascii),
+            self.fail_slow[i].as_ref(),
+            self.fail_dups[i].as_ref(),
+            content,
+        )
+    }
+
     /// Failregex `i`, its ASCII-class version for all-ASCII text if it has one.
     #[inline]
     fn fail_re(&self, i: usize, ascii: bool) -> &regex::bytes::Regex {
@@ -301,23 +338,30 @@ impl Filter {
     /// decides for its own; one that hits its bound counts as no match.
     /// The fallback's captures of the winner come along (not run twice).
     fn select_general<'t>(
-        &self,
+        &'t self,
         content: &'t [u8],
         ascii: bool,
     ) -> Result<(usize, Option<Caps<'t>>), Outcome<'static>> {
         let confirm = |slow: Option<&Slow>| slow.is_none_or(|s| s.is_match(content) == Ok(true));
         // Each regex's own lazy DFA, in order: the set's overlapping search
         // falls back to the PikeVM on fail2ban's many Unicode-class regexes.
-        let (regex, caps) = (0..self.fail.len())
-            .filter(|&i| self.fail_re(i, ascii).is_match(content))
-            .find_map(|i| match &self.fail_slow[i] {
-                None => Some((i, None)),
-                Some(s) => match s.captures(content) {
-                    Ok(Some(c)) => Some((i, Some(c))),
+        // A split regex's screen is that DFA, and says where its captures
+        // start (taken along, not searched for twice).
+        let screened = match (ascii, &self.fail_screen) {
+            (true, Some(screen)) => Some(screen.first(content).ok_or(Outcome::Missed)?),
+            _ => None,
+        };
+        let (regex, caps) = match screened {
+            // No fallback patterns here: the screen's winner is the one.
+            Some((i, k)) => {
+                let caps = match (k, &self.fail_split[i]) {
+                    (Some(k), Some(split)) => split.captures(k, content).ok().flatten(),
                     _ => None,
-                },
-            })
-            .ok_or(Outcome::Missed)?;
+                };
+                (i, caps.map(|c| Caps::Meta(c, self.fail_dups[i].as_ref())))
+            }
+            None => self.first_general(content, ascii)?,
+        };
         if self.ignore_set.is_empty() {
             return Ok((regex, caps));
         }
@@ -330,5 +374,34 @@ impl Filter {
             Some(i) => Err(Outcome::Ignored { regex: i }),
             None => Ok((regex, caps)),
         }
+    }
+
+    /// The first failregex that matches `content`, one after the other
+    /// (the fallback's captures of it, or a split one's, come along).
+    fn first_general<'t>(
+        &'t self,
+        content: &'t [u8],
+        ascii: bool,
+    ) -> Result<(usize, Option<Caps<'t>>), Outcome<'static>> {
+        (0..self.fail.len())
+            .find_map(|i| {
+                if let (true, Some(split)) = (ascii, &self.fail_split[i]) {
+                    let k = split.first(content)?;
+                    // On `Err` (too long), `fail_captures` runs the whole regex.
+                    let caps = split.captures(k, content).ok().flatten();
+                    return Some((i, caps.map(|c| Caps::Meta(c, self.fail_dups[i].as_ref()))));
+                }
+                if !self.fail_re(i, ascii).is_match(content) {
+                    return None;
+                }
+                match &self.fail_slow[i] {
+                    None => Some((i, None)),
+                    Some(s) => match s.captures(content) {
+                        Ok(Some(c)) => Some((i, Some(c))),
+                        _ => None,
+                    },
+                }
+            })
+            .ok_or(Outcome::Missed)
     }
 }

@@ -23,6 +23,7 @@ mod py_rewrite;
 mod py_syntax;
 pub mod python;
 mod sessions;
+mod split;
 pub mod tags;
 #[cfg(test)]
 mod tests;
@@ -172,6 +173,18 @@ pub struct Filter {
     /// text (fail2ban dialect, fast path; see `compile::ascii`).
     prefregex_ascii: Option<Regex>,
     fail_ascii: Vec<Option<Regex>>,
+    /// The prefregex matched up to its content only, where it allows (see
+    /// `split::Head`; all-ASCII text).
+    prefregex_head: Option<split::Head>,
+    /// Per failregex: its alternation split (see `split::Split`; all-ASCII
+    /// text), for the patterns `py_rewrite` enumerated.
+    fail_split: Vec<Option<split::Split>>,
+    /// All failregexes in one pass, where they allow (see `split::Screen`;
+    /// all-ASCII text, the general path).
+    fail_screen: Option<split::Screen>,
+    /// Per failregex: which optional groups it has (the others are not
+    /// looked up).
+    fail_optional: Vec<backtrack::Optional>,
     /// Per failregex: the fallback engine, when the regex crate cannot
     /// express it (then `fail` holds a superset that screens lines).
     fail_slow: Vec<Option<Slow>>,
@@ -214,12 +227,16 @@ impl Filter {
         let mut prefregex_slow = None;
         let mut prefregex_dups = None;
         let mut prefregex_ascii = None;
+        let mut prefregex_head = None;
         let prefregex = match &spec.prefregex {
             Some(p) => {
                 let c = compile_one(PatternRef::Prefregex, p, d, false, &too_slow)?;
                 general |= c.general;
                 prefregex_slow = c.slow;
                 prefregex_dups = c.dups;
+                if c.ascii.is_some() {
+                    prefregex_head = split::Head::new(&c.screen);
+                }
                 prefregex_ascii = c.ascii;
                 let (re, exp) = (c.re, c.exp);
                 if re.capture_names().flatten().all(|n| n != "content") {
@@ -255,6 +272,8 @@ impl Filter {
         let mut fail_slow = Vec::with_capacity(spec.failregex.len());
         let mut fail_dups = Vec::with_capacity(spec.failregex.len());
         let mut fail_ascii = Vec::with_capacity(spec.failregex.len());
+        let mut fail_split = Vec::with_capacity(spec.failregex.len());
+        let mut fail_optional = Vec::with_capacity(spec.failregex.len());
         for (i, p) in spec.failregex.iter().enumerate() {
             let c = compile_one(PatternRef::Failregex(i), p, d, multi_line, &too_slow)?;
             general |= c.general;
@@ -275,6 +294,14 @@ impl Filter {
                 fixed::host_at(&hir)
             });
             literal_sets.push(prefilter::required_sets(&hir));
+            fail_split.push(match c.rewritten && c.ascii.is_some() && !multi_line {
+                true => split::Split::new(&c.screen),
+                false => None,
+            });
+            fail_optional.push(match &c.slow {
+                Some(_) => backtrack::Optional::ALL,
+                None => backtrack::Optional::of(re.capture_names().flatten()),
+            });
             expanded.push(c.screen);
             fail.push(re);
             fail_slow.push(c.slow);
@@ -304,6 +331,13 @@ impl Filter {
             false => set(&expanded, PatternRef::Failregex(0))?,
         };
         let ignore_set = set(&ignore, PatternRef::Ignoreregex(0))?;
+        // The general path's one pass over all failregexes (`split::Screen`).
+        let fail_screen = (general
+            && !multi_line
+            && fail_slow.iter().all(Option::is_none)
+            && fail_ascii.iter().all(Option::is_some))
+        .then(|| split::Screen::for_filter(&expanded, &fail_split))
+        .flatten();
         let dates = match d {
             Dialect::Native => DateDetector::new(spec.datepattern.as_deref()),
             Dialect::Fail2ban => match spec.logtimezone.as_deref().map(date::parse_zone) {
@@ -326,6 +360,10 @@ impl Filter {
             prefregex_dups,
             prefregex_ascii,
             fail_ascii,
+            prefregex_head,
+            fail_split,
+            fail_screen,
+            fail_optional,
             fail_slow,
             fail_dups,
             ignore_slow,
@@ -355,28 +393,6 @@ impl Filter {
     /// (each counted as a miss), since the filter was compiled.
     pub fn too_slow(&self) -> u64 {
         self.too_slow.load(Ordering::Relaxed)
-    }
-
-    /// The patterns that run on the backtracking fallback, and why.
-    pub fn fallback_patterns(&self) -> Vec<(PatternRef, String)> {
-        let mut out = Vec::new();
-        let why = |p: &str| python::translate(p).needs.join(", ");
-        if self.prefregex_slow.is_some() {
-            if let Some(p) = &self.spec.prefregex {
-                out.push((PatternRef::Prefregex, why(p)));
-            }
-        }
-        for (i, s) in self.fail_slow.iter().enumerate() {
-            if s.is_some() {
-                out.push((PatternRef::Failregex(i), why(&self.spec.failregex[i])));
-            }
-        }
-        for (i, s) in self.ignore_slow.iter().enumerate() {
-            if s.is_some() {
-                out.push((PatternRef::Ignoreregex(i), why(&self.spec.ignoreregex[i])));
-            }
-        }
-        out
     }
 
     /// Whether a line's outcome can depend on earlier lines of its stream

@@ -77,7 +77,49 @@ fn assert_exact(p: &str, lines: &[String]) -> usize {
             assert_eq!(want, caps.name(name), "group {name} of {p}\non {line:?}");
         }
     }
+    assert_split_exact(&t.relaxed, &r.dups, lines);
     matched
+}
+
+/// Where the rewritten pattern can be split (`split::Split`), its first
+/// possible branch and the captures from there are the whole pattern's
+/// on every (ASCII) line.
+fn assert_split_exact(pattern: &str, dups: &Dups, lines: &[String]) {
+    let Some(split) = crate::filter::split::Split::new(pattern) else {
+        return;
+    };
+    let whole = regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .unwrap();
+    // The groups matching reads (the split keeps only those).
+    let names: Vec<&str> = whole
+        .capture_names()
+        .flatten()
+        .filter(|n| crate::filter::split::read(n))
+        .collect();
+    for line in lines.iter().map(|l| l.as_bytes()) {
+        let want = whole.captures(line);
+        let got = split.first(line).map(|k| split.captures(k, line).unwrap());
+        let (Some(want), Some(got)) = (want, got) else {
+            assert!(
+                split.first(line).is_none() && !whole.is_match(line),
+                "{pattern}\non {line:?}"
+            );
+            continue;
+        };
+        let got = got.expect("the first possible branch matches");
+        let want = crate::filter::backtrack::Caps::Fast(want, Some(dups));
+        let got = crate::filter::backtrack::Caps::Meta(got, Some(dups));
+        for name in names.iter().chain(&["user", "host"]) {
+            assert_eq!(
+                want.name(name),
+                got.name(name),
+                "split: group {name} of {pattern}\non {line:?}"
+            );
+        }
+        assert_eq!(want.name_at(0), got.name_at(0));
+    }
 }
 
 #[test]
@@ -130,6 +172,8 @@ fn an_sshd_shaped_failregex_matches_as_python_does() {
         ]
         .map(String::from),
     );
+    let rewritten = python::translate(&rewrite(FAILED).unwrap().pattern).relaxed;
+    assert!(crate::filter::split::Split::new(&rewritten).is_some());
     let matched = assert_exact(FAILED, &lines);
     // The corpus reaches the pattern's branches, not just its misses.
     assert!(matched > 1000, "only {matched} lines matched");
