@@ -4,14 +4,18 @@
 # (issue 9: at most 1.15x). A benchmark, not a test.
 #
 # Usage: bench/jail_vs_filter.sh [RUNS]       (default 10; NO_BUILD=1 uses
-#        target/release/banwarden as it is). Logs as for dry_run_bench.sh.
+#        the release binary as it is; BIN=PATH times another binary, e.g.
+#        an older build, and implies NO_BUILD). Logs as for dry_run_bench.sh.
 # Output: a markdown table on stdout.
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${1:-10}
 LOGS=/tmp/f2bbench/logs
 RES=/tmp/f2bbench/results
-BIN=$PWD/target/release/banwarden
+if [ -n "${BIN:-}" ]; then
+  NO_BUILD=1
+fi
+BIN=${BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/banwarden}
 mkdir -p "$RES"
 if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release --quiet || exit 1

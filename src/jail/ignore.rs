@@ -82,7 +82,28 @@ impl IgnoreList {
         self.files.iter().chain(self.proxy_files.iter())
     }
 
+    #[inline]
     pub fn check(&self, addr: IpAddr) -> Option<IgnoreReason> {
+        // Most jails list nothing and only ignore their own host: this runs
+        // for every failure, so that case skips the list walks.
+        if self.nets.is_empty()
+            && self.files.is_empty()
+            && self.proxies.is_empty()
+            && self.proxy_files.is_empty()
+        {
+            return (self.ignoreself && self.is_own(addr)).then_some(IgnoreReason::OwnAddress);
+        }
+        self.check_lists(addr)
+    }
+
+    /// Loopback or an address of this host.
+    #[inline]
+    fn is_own(&self, addr: IpAddr) -> bool {
+        addr.is_loopback() || self.own.contains(&addr)
+    }
+
+    /// [`check`](Self::check) with lists to walk.
+    fn check_lists(&self, addr: IpAddr) -> Option<IgnoreReason> {
         if let Some(n) = self
             .proxies
             .iter()
@@ -92,7 +113,7 @@ impl IgnoreList {
         {
             return Some(IgnoreReason::TrustedProxy(n));
         }
-        if self.ignoreself && (addr.is_loopback() || self.own.contains(&addr)) {
+        if self.ignoreself && self.is_own(addr) {
             return Some(IgnoreReason::OwnAddress);
         }
         self.nets
@@ -207,6 +228,27 @@ mod tests {
             Some(IgnoreReason::OwnAddress)
         );
         assert_eq!(l.check("198.51.100.1".parse().unwrap()), None);
+    }
+
+    /// Without lists (the common case, checked first): only `ignoreself`
+    /// ignores, and only loopback and this host's addresses.
+    #[test]
+    fn without_lists_only_the_host_itself_is_ignored() {
+        let own = IgnoreList::new(vec![], true);
+        for a in ["127.0.0.2", "::1"] {
+            assert_eq!(
+                own.check(a.parse().unwrap()),
+                Some(IgnoreReason::OwnAddress)
+            );
+        }
+        for a in own_addresses() {
+            assert_eq!(own.check(a), Some(IgnoreReason::OwnAddress), "{a}");
+        }
+        assert_eq!(own.check("198.51.100.1".parse().unwrap()), None);
+        let none = IgnoreList::new(vec![], false);
+        for a in ["127.0.0.2", "::1", "198.51.100.1"] {
+            assert_eq!(none.check(a.parse().unwrap()), None);
+        }
     }
 
     #[test]

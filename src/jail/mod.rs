@@ -15,6 +15,7 @@ pub mod allowfile;
 pub mod engine;
 mod failures;
 pub mod ignore;
+mod marks;
 pub mod proxies;
 mod ring;
 mod subnets;
@@ -22,7 +23,7 @@ mod subnets;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::UnixTime;
 pub use ignore::{IgnoreList, IgnoreReason};
@@ -72,22 +73,46 @@ impl JailSettings {
     }
 
     /// The counting key of an address: the address itself or its prefix.
+    #[inline]
     pub fn key(&self, addr: IpAddr) -> IpNet {
-        let len = match addr {
-            IpAddr::V4(_) => self.ipv4_prefix,
-            IpAddr::V6(_) => self.ipv6_prefix,
-        };
-        IpNet::new(addr, len).map_or_else(|_| IpNet::from(addr), |n| n.trunc())
+        // A full-length prefix (the default for IPv4) is the address itself:
+        // no truncation (this runs once per failure).
+        match addr {
+            IpAddr::V4(a) => match Ipv4Net::new(a, self.ipv4_prefix) {
+                Ok(n) if self.ipv4_prefix == 32 => IpNet::V4(n),
+                Ok(n) => IpNet::V4(n.trunc()),
+                Err(_) => IpNet::from(addr),
+            },
+            IpAddr::V6(a) => match Ipv6Net::new(a, self.ipv6_prefix) {
+                Ok(n) if self.ipv6_prefix == 128 => IpNet::V6(n),
+                Ok(n) => IpNet::V6(n.trunc()),
+                Err(_) => IpNet::from(addr),
+            },
+        }
     }
 
     /// The counting key of a failure of `addr`, or of the subnet of
     /// length `prefix` a filter captured there (`<SUBNET>`): the coarser of
     /// that subnet and the jail's own prefix.
     pub fn key_in(&self, addr: IpAddr, prefix: Option<u8>) -> IpNet {
-        let net = self.key(addr);
-        match prefix {
-            Some(p) if p < net.prefix_len() => IpNet::new(addr, p).map_or(net, |n| n.trunc()),
-            _ => net,
+        self.subnet_key(addr, prefix)
+            .unwrap_or_else(|| self.key(addr))
+    }
+
+    /// The key of a failure of a captured subnet coarser than the jail's
+    /// own prefix (counted apart, `subnets`); `None` when the failure counts
+    /// under the address's own key ([`key`](Self::key)).
+    #[inline]
+    fn subnet_key(&self, addr: IpAddr, prefix: Option<u8>) -> Option<IpNet> {
+        let p = prefix?;
+        let own = match addr {
+            IpAddr::V4(_) => self.ipv4_prefix.min(32),
+            IpAddr::V6(_) => self.ipv6_prefix.min(128),
+        };
+        if p < own {
+            IpNet::new(addr, p).ok().map(|n| n.trunc())
+        } else {
+            None
         }
     }
 
@@ -188,6 +213,9 @@ pub struct Jail {
     subnets: subnets::Subnets,
     /// Active bans known to this jail: net → expiry (`None`: permanent).
     bans: Map<IpNet, Option<UnixTime>>,
+    /// At least the keys of `bans`, as bits: most failures are of keys
+    /// never banned, answered without a lookup in `bans`.
+    ban_marks: marks::Marks,
     /// Start times of recent bans per key (own, and other jails' when
     /// `across_jails`), at most `HISTORY_CAP` each, for escalation.
     history: Map<IpNet, VecDeque<UnixTime>>,
@@ -210,6 +238,7 @@ impl Jail {
             subnets: subnets::Subnets::default(),
             settings,
             bans: Map::default(),
+            ban_marks: marks::Marks::default(),
             history: Map::default(),
             since_sweep: 0,
             proxy: Default::default(),
@@ -234,7 +263,10 @@ impl Jail {
         line_time: UnixTime,
         now: UnixTime,
     ) -> Verdict {
-        let net = self.settings.key_in(addr, prefix);
+        // The key once (this runs for every failure): a coarser captured
+        // subnet's, else the address's own.
+        let subnet = self.settings.subnet_key(addr, prefix);
+        let net = subnet.unwrap_or_else(|| self.settings.key(addr));
         let ignored = match prefix {
             Some(_) => self.settings.ignore.check_net(net),
             None => self.settings.ignore.check(addr),
@@ -246,7 +278,7 @@ impl Jail {
         if now - line_time >= findtime {
             return Verdict::TooOld;
         }
-        if net != self.settings.key(addr) {
+        if subnet.is_some() {
             return self.subnet_failure(net, line_time, now);
         }
         if self.is_banned(&net, now) {
@@ -256,9 +288,11 @@ impl Jail {
         // 4096): its cost stays a constant per failure however many
         // addresses are tracked.
         self.since_sweep += 1;
-        let entries = self.failures.len() + self.bans.len() + self.history.len();
-        if self.since_sweep as usize >= entries.max(4096) {
-            self.sweep(now);
+        if self.since_sweep >= 4096 {
+            let entries = self.failures.len() + self.bans.len() + self.history.len();
+            if self.since_sweep as usize >= entries {
+                self.sweep(now);
+            }
         }
         if self.failures.len() >= self.settings.max_tracked && !self.failures.contains(&net) {
             self.make_room(line_time);
@@ -322,7 +356,7 @@ impl Jail {
             None => self.settings.bantime,
         });
         let expires = bantime.map(|b| now.saturating_add(b));
-        self.bans.insert(net, expires);
+        self.insert_ban(net, expires);
         self.note_history(net, now);
         BanDecision {
             jail: self.settings.name.clone(),
@@ -360,6 +394,7 @@ impl Jail {
     /// Whether `net` is under an active ban at `now`.
     pub fn is_banned(&self, net: &IpNet, now: UnixTime) -> bool {
         !self.bans.is_empty()
+            && self.ban_marks.may_hold(net)
             && match self.bans.get(net) {
                 Some(None) => true,
                 Some(Some(e)) => *e > now,
@@ -371,6 +406,13 @@ impl Jail {
     pub fn note_ban(&mut self, net: IpNet, expires: Option<UnixTime>) {
         self.failures.remove(&net);
         self.subnets.remove(&net);
+        self.insert_ban(net, expires);
+    }
+
+    /// Records an active ban (every ban goes through here: `ban_marks`
+    /// must hold its key).
+    fn insert_ban(&mut self, net: IpNet, expires: Option<UnixTime>) {
+        self.ban_marks.mark(&net);
         self.bans.insert(net, expires);
     }
 
@@ -401,6 +443,7 @@ impl Jail {
     pub fn sweep(&mut self, now: UnixTime) {
         self.since_sweep = 0;
         self.bans.retain(|_, e| e.is_none_or(|e| e > now));
+        self.ban_marks.rebuild(self.bans.keys());
         let window = self.settings.increment.as_ref().map_or(0, |i| i.window);
         self.history
             .retain(|_, h| h.back().is_some_and(|&t| t > now - window));

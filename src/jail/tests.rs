@@ -231,3 +231,30 @@ fn tracked_addresses_are_bounded() {
         .tracked_failures()
         .any(|(n, _)| n.addr() == IpAddr::from(4999u32.to_be_bytes())));
 }
+
+/// Every ban is seen by the next failure of its key, however many there
+/// are (the ban marks never miss one), across sweeps that drop the expired
+/// ones, and for bans recorded from elsewhere; a lifted ban is not.
+#[test]
+fn every_active_ban_is_seen_across_sweeps() {
+    let mut j = jail(1, 60, Some(1000));
+    let addr = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0xc000_0000 + i * 13));
+    for i in 0..20_000 {
+        assert!(
+            matches!(j.failure(addr(i), 100, 100), Verdict::Ban(_)),
+            "{i}"
+        );
+    }
+    for i in 0..20_000 {
+        assert_eq!(j.failure(addr(i), 101, 101), Verdict::AlreadyBanned, "{i}");
+    }
+    // Expired at 1100: swept, and counted (banned) again.
+    j.sweep(1100);
+    assert!(matches!(j.failure(addr(7), 1100, 1100), Verdict::Ban(_)));
+    assert_eq!(j.failure(addr(7), 1101, 1101), Verdict::AlreadyBanned);
+    let elsewhere: IpNet = "203.0.113.0/24".parse().unwrap();
+    j.note_ban(elsewhere, Some(5000));
+    assert!(j.is_banned(&elsewhere, 1200));
+    assert!(j.forget_ban(&elsewhere));
+    assert!(!j.is_banned(&elsewhere, 1200));
+}

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use crate::UnixTime;
@@ -93,10 +93,15 @@ impl Collector<'_> {
         }
     }
 
-    /// Delivers what is ready without waiting.
-    fn poll(&mut self) {
-        while let Ok(out) = self.rx.try_recv() {
-            self.take(out);
+    /// Delivers one finished chunk (and those it was holding back) if
+    /// one is ready, without waiting; whether one was.
+    fn poll_one(&mut self) -> bool {
+        match self.rx.try_recv() {
+            Ok(out) => {
+                self.take(out);
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -205,16 +210,34 @@ struct Reader {
 }
 
 impl Reader {
-    fn send(&mut self, input: usize, data: Data) -> io::Result<()> {
-        let job = Job {
+    /// Queues a chunk for the workers. The sink's work (for `--jail`, the
+    /// jail's counting) runs on this thread between sends, one finished
+    /// chunk at a time and only while the queue is full, so the workers
+    /// never wait for a sink that is busy with a backlog; one more after
+    /// each send keeps the backlog as short as the queue.
+    fn send(&mut self, input: usize, data: Data, collector: &mut Collector<'_>) -> io::Result<()> {
+        let stopped = || io::Error::other("dry-run worker stopped");
+        let mut job = Job {
             seq: self.seq,
             input,
             data,
         };
         self.seq += 1;
-        self.tx
-            .send(job)
-            .map_err(|_| io::Error::other("dry-run worker stopped"))
+        loop {
+            match self.tx.try_send(job) {
+                Ok(()) => break,
+                Err(TrySendError::Full(j)) => {
+                    job = j;
+                    if !collector.poll_one() {
+                        self.tx.send(job).map_err(|_| stopped())?;
+                        break;
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(stopped()),
+            }
+        }
+        collector.poll_one();
+        Ok(())
     }
 
     /// Sends journal entries to the workers, a few thousand at a time.
@@ -226,8 +249,8 @@ impl Reader {
     ) -> io::Result<()> {
         while !entries.is_empty() {
             let rest = entries.split_off(entries.len().min(ENTRIES_PER_CHUNK));
-            self.send(input, Data::Entries(std::mem::replace(&mut entries, rest)))?;
-            collector.poll();
+            let chunk = std::mem::replace(&mut entries, rest);
+            self.send(input, Data::Entries(chunk), collector)?;
         }
         Ok(())
     }
@@ -257,8 +280,7 @@ impl Reader {
                             next.resize(tail * 2, 0);
                         }
                         next[..tail].copy_from_slice(&buf[nl + 1..filled]);
-                        self.send(input, Data::Read(buf, nl + 1))?;
-                        collector.poll();
+                        self.send(input, Data::Read(buf, nl + 1), collector)?;
                         buf = next;
                         filled = tail;
                     }
@@ -283,7 +305,7 @@ impl Reader {
             };
             if n == 0 {
                 if filled > 0 {
-                    self.send(input, Data::Read(buf, filled))?;
+                    self.send(input, Data::Read(buf, filled), collector)?;
                 }
                 return Ok(());
             }
@@ -326,9 +348,8 @@ impl Reader {
                     None => memchr::memchr(b'\n', &m[target..]).map_or(len, |nl| target + nl + 1),
                 }
             };
-            self.send(input, Data::Mapped(m.clone(), start..end))?;
+            self.send(input, Data::Mapped(m.clone(), start..end), collector)?;
             progress.mapped((end - start) as u64);
-            collector.poll();
             start = end;
         }
         Ok(())

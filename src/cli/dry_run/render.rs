@@ -1,12 +1,14 @@
 //! Rendering the dry-run report for a person: counts, dates, hits per
 //! regex, top addresses and users, the jail's bans, `--show` lines with the
-//! host and user highlighted.
+//! host and user highlighted; the text of an address or network (also
+//! in the JSON).
 //!
 //! Owns presentation only; the numbers are `report`'s.
 
 use std::io::{self, Write};
 
 use anstyle::{AnsiColor, Style};
+use ipnet::IpNet;
 
 use super::{lossy, Kind, Report};
 use crate::UnixTime;
@@ -281,4 +283,55 @@ pub fn write_human(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         writeln!(out, "{WARN}The filter matched nothing.{WARN:#}")?;
     }
     Ok(())
+}
+
+/// A host as an address, a network as `addr/len`.
+pub(super) fn net_text(net: &IpNet) -> String {
+    match net {
+        // Written by hand: one per ban and per top address, and `Display`
+        // costs several times more (the same text).
+        IpNet::V4(n) if n.prefix_len() == 32 => ipv4_text(n.addr().octets()),
+        _ if net.prefix_len() == net.max_prefix_len() => net.addr().to_string(),
+        _ => net.to_string(),
+    }
+}
+
+/// `a.b.c.d`, as `Ipv4Addr`'s `Display` writes it.
+fn ipv4_text(octets: [u8; 4]) -> String {
+    let mut s = String::with_capacity(15);
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    /// Every octet value in every place: the text `Display` writes.
+    #[test]
+    fn an_ipv4_address_is_written_as_display_writes_it() {
+        for v in 0..=255u8 {
+            for place in 0..4 {
+                let mut o = [1, 20, 192, 0];
+                o[place] = v;
+                let a = std::net::Ipv4Addr::from(o);
+                assert_eq!(ipv4_text(o), a.to_string());
+                assert_eq!(net_text(&IpNet::from(IpAddr::V4(a))), a.to_string());
+            }
+        }
+        let sub: IpNet = "10.1.0.0/16".parse().unwrap();
+        assert_eq!(net_text(&sub), "10.1.0.0/16");
+    }
 }

@@ -62,11 +62,15 @@ use crate::jail::engine::{Clock, Engine, JailRuntime, JailStats};
 use crate::jail::{BanDecision, Jail, JailSettings, Verdict};
 use crate::scan::{ChunkOut, Kind, StreamClock};
 
+use render::net_text;
 pub use render::write_human;
 
 #[path = "render.rs"]
 mod render;
+#[path = "tally.rs"]
+mod tally;
 use crate::UnixTime;
+use tally::{AddrStat, Tally};
 
 /// What the report needs besides the scanned chunks.
 pub struct Context<'a> {
@@ -231,15 +235,6 @@ pub struct ShownLine {
     pub raw: Vec<u8>,
 }
 
-/// A host as an address, a network as `addr/len`.
-fn net_text(net: &IpNet) -> String {
-    if net.prefix_len() == net.max_prefix_len() {
-        net.addr().to_string()
-    } else {
-        net.to_string()
-    }
-}
-
 /// The address a failure names, or the subnet of length `prefix` there.
 fn captured(host: IpAddr, prefix: Option<u8>) -> IpNet {
     prefix
@@ -255,13 +250,6 @@ fn lossy(b: &[u8]) -> String {
 /// per process): SipHash's resistance is not needed for one local run.
 type FastHash = foldhash::fast::RandomState;
 
-#[derive(Default)]
-struct AddrStat {
-    failures: u64,
-    first: Option<UnixTime>,
-    last: Option<UnixTime>,
-}
-
 /// Builds the report chunk by chunk, in input order: counters are summed,
 /// failures are replayed through the jail as they come.
 pub struct Aggregator<'a> {
@@ -275,7 +263,7 @@ pub struct Aggregator<'a> {
     /// Per input (one stream each): the time of its last dated line.
     clocks: Vec<StreamClock>,
     /// Per address, or per subnet a filter captured (`<SUBNET>`).
-    addrs: HashMap<IpNet, AddrStat, FastHash>,
+    addrs: Tally,
     users: HashMap<Box<[u8]>, u64, FastHash>,
     /// The daemon's engine with the one jail, for --jail.
     engine: Option<Engine>,
@@ -306,7 +294,7 @@ impl<'a> Aggregator<'a> {
             ignore_hits: vec![0; spec.ignoreregex.len()],
             formats: BTreeMap::new(),
             clocks: vec![StreamClock::default(); ctx.inputs.len()],
-            addrs: HashMap::default(),
+            addrs: Tally::default(),
             users: HashMap::default(),
             engine: ctx.jail.clone().map(|settings| {
                 let jail = JailRuntime {
@@ -381,10 +369,7 @@ impl<'a> Aggregator<'a> {
                         }
                     }
                 }
-                let a = self.addrs.entry(captured(host, r.prefix)).or_default();
-                a.failures += 1;
-                a.first.get_or_insert(time);
-                a.last = Some(time);
+                self.addrs.add(captured(host, r.prefix), time);
             }
             if let Some(k) = r.kept {
                 let n = &mut self.shown_count[r.kind as usize];
@@ -514,7 +499,7 @@ impl<'a> Aggregator<'a> {
                 (name.unwrap_or_else(|| format!("{f:?}")), *n)
             })
             .collect();
-        let mut top: Vec<(IpNet, AddrStat)> = self.addrs.into_iter().collect();
+        let mut top: Vec<(IpNet, AddrStat)> = self.addrs.into_vec();
         let distinct = top.len();
         top_n(&mut top, ctx.top, |a, b| {
             b.1.failures.cmp(&a.1.failures).then(a.0.cmp(&b.0))
@@ -554,8 +539,8 @@ impl<'a> Aggregator<'a> {
                     .map(|(a, s)| AddressRow {
                         address: net_text(&a),
                         failures: s.failures,
-                        first: s.first,
-                        last: s.last,
+                        first: Some(s.first),
+                        last: Some(s.last),
                     })
                     .collect(),
             },
