@@ -28,7 +28,7 @@ use crate::UnixTime;
 /// Bytes of lines from which an event is worth a trip to the walker.
 const AHEAD_MIN: usize = 16 * 1024;
 /// Most events in flight: bounds the memory the walker holds (a file event
-/// is at most 64 KiB of lines); the source channel fills behind it.
+/// is at most 256 KiB of lines); the source channel fills behind it.
 pub(super) const AHEAD_MAX: usize = 8;
 /// Per-stream states kept by the walker before it starts afresh.
 const STATES_MAX: usize = 256;
