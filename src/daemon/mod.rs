@@ -14,7 +14,6 @@ mod reload;
 mod removed;
 mod running;
 mod state;
-mod walker;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -165,8 +164,6 @@ pub(crate) struct Daemon {
     /// The fleet stream position not yet saved (saved once a second: read
     /// again after a crash, a message is applied again harmlessly).
     fleet_position: Option<String>,
-    /// Walks large chunks of lines ahead of the engine (`None`: it could not start).
-    walker: Option<walker::Walker>,
     /// A reload replaced the link: the main loop's new receiver (`None`: no fleet).
     fleet_rx_swap: Option<Option<tokio::sync::mpsc::UnboundedReceiver<crate::fleet::FromFleet>>>,
 }
@@ -263,7 +260,6 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         fleet_reported: Default::default(),
         fleet_rx_swap: None,
         fleet_position: None,
-        walker: walker::Walker::spawn(),
     };
     d.outbound.actions = crate::actions::Actions::start(&d.running.config);
     d.restore_health();
@@ -290,26 +286,14 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     let mut save_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            Some(ev) = rx.recv(), if d.takes_events() => {
+            Some(ev) = rx.recv() => {
                 let now = crate::now();
                 let was_dirty = d.positions_dirty;
-                d.take(ev, now, &mut decisions);
+                d.handle(&ev, now, &mut decisions);
                 // Drain what is already queued so a burst becomes one batch.
-                while d.takes_events() {
-                    let Ok(ev) = rx.try_recv() else { break };
-                    d.take(ev, now, &mut decisions);
+                while let Ok(ev) = rx.try_recv() {
+                    d.handle(&ev, now, &mut decisions);
                 }
-                d.handle_ready(now, &mut decisions);
-                d.apply(&mut decisions, now)?;
-                if d.positions_dirty && !was_dirty {
-                    save_at = tokio::time::Instant::now() + POSITION_SAVE_DELAY;
-                }
-            }
-            Some(done) = walker::next(&mut d.walker) => {
-                let now = crate::now();
-                let was_dirty = d.positions_dirty;
-                d.handle_done(done, now, &mut decisions);
-                d.handle_ready(now, &mut decisions);
                 d.apply(&mut decisions, now)?;
                 if d.positions_dirty && !was_dirty {
                     save_at = tokio::time::Instant::now() + POSITION_SAVE_DELAY;
@@ -346,7 +330,6 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     let _ = server.await;
     drop(ctl_rx);
     d.running.stop();
-    d.finish_walks(&mut decisions).await;
     while let Ok(ev) = rx.try_recv() {
         d.handle(&ev, crate::now(), &mut decisions);
     }
@@ -392,11 +375,6 @@ impl Daemon {
             _ => {}
         }
         self.engine_handle(ev, now, out);
-        self.note_handled(ev);
-    }
-
-    /// Remembers where the engine got to in the event's source.
-    fn note_handled(&mut self, ev: &SourceEvent) {
         if let SourceEvent::Entries {
             cursor: Some(c), ..
         } = ev

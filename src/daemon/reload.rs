@@ -45,7 +45,6 @@ impl Daemon {
         // routes, so no line is lost or counted under the wrong jail.
         self.running.stop();
         let mut decisions = Vec::new();
-        self.finish_walks(&mut decisions).await;
         while let Ok(ev) = rx.try_recv() {
             self.handle(&ev, crate::now(), &mut decisions);
         }

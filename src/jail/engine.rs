@@ -20,9 +20,6 @@ use crate::scan::{self, ChunkOut, Kind, Rec, StreamClock, WalkConfig};
 use crate::source::{SourceEvent, SourceId};
 use crate::UnixTime;
 
-mod ahead;
-pub use ahead::{walk_ahead, Walked};
-
 /// Counters of one jail, for status and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct JailStats {
@@ -70,17 +67,6 @@ struct StreamJail {
     /// When it last had a chunk (`now` then), so streams of files that are
     /// gone (dated file names) are dropped.
     used: UnixTime,
-}
-
-/// How a chunk is walked for a jail's filter (`now` anchors year inference).
-fn walk_config(filter: &Filter, now: UnixTime) -> WalkConfig<'_> {
-    WalkConfig {
-        filter,
-        prefilter: filter.prefilter(),
-        now,
-        keep: scan::Keep::default(),
-        sparse_dates: filter.spec.datepattern.is_some(),
-    }
 }
 
 /// A stream idle this long is forgotten (its state is only a cache and the
@@ -190,47 +176,36 @@ impl Engine {
         let jails = self.routes.get(source).map_or(0, Vec::len);
         for k in 0..jails {
             let j = self.routes[source][k];
-            let observer = observer.as_mut().map(|o| &mut **o as Observer<'_>);
-            self.chunk_jail(source, path, j, input, read_time, now, out, observer);
-        }
-    }
-
-    /// Walks one chunk through jail `j`'s filter with the stream's state
-    /// and counts it.
-    #[allow(clippy::too_many_arguments)]
-    fn chunk_jail(
-        &mut self,
-        source: SourceId,
-        path: Option<&Arc<PathBuf>>,
-        j: usize,
-        input: Input<'_>,
-        read_time: UnixTime,
-        now: UnixTime,
-        out: &mut Vec<BanDecision>,
-        observer: Option<Observer<'_>>,
-    ) {
-        let Some(filter) = self.jails.get(j).map(|rt| rt.filter.clone()) else {
-            return;
-        };
-        let cfg = walk_config(&filter, now);
-        let mut chunk = ChunkOut::default();
-        let key = (source, path.cloned());
-        let stream = self
-            .streams
-            .entry((key.clone(), j))
-            .or_insert_with(|| StreamJail {
-                state: filter.new_state(),
-                clock: StreamClock::default(),
-                used: now,
-            });
-        match input {
-            Input::Lines(data) => scan::walk(&cfg, data, &mut chunk, &mut stream.state),
-            Input::Entries(entries) => {
-                scan::walk_entries(&cfg, entries, &mut chunk, &mut stream.state)
+            let Some(filter) = self.jails.get(j).map(|rt| rt.filter.clone()) else {
+                continue;
+            };
+            let cfg = WalkConfig {
+                filter: &filter,
+                prefilter: filter.prefilter(),
+                now,
+                keep: scan::Keep::default(),
+                sparse_dates: filter.spec.datepattern.is_some(),
+            };
+            let mut chunk = ChunkOut::default();
+            let key = (source, path.cloned());
+            let stream = self
+                .streams
+                .entry((key.clone(), j))
+                .or_insert_with(|| StreamJail {
+                    state: filter.new_state(),
+                    clock: StreamClock::default(),
+                    used: now,
+                });
+            match input {
+                Input::Lines(data) => scan::walk(&cfg, data, &mut chunk, &mut stream.state),
+                Input::Entries(entries) => {
+                    scan::walk_entries(&cfg, entries, &mut chunk, &mut stream.state)
+                }
             }
+            scan::fold_sessions(&cfg, &mut chunk, &mut stream.state);
+            let observer = observer.as_mut().map(|o| &mut **o as Observer<'_>);
+            self.count(key, j, &chunk, read_time, now, out, observer);
         }
-        scan::fold_sessions(&cfg, &mut chunk, &mut stream.state);
-        self.count(key, j, &chunk, read_time, now, out, observer);
     }
 
     /// Counts a chunk that `scan::walk` made of stream `key`'s lines with
