@@ -43,10 +43,10 @@ use crate::UnixTime;
 use running::{Resume, Running};
 
 /// Capacity of the channel from sources to the engine: a flooding log blocks
-/// its tailer instead of growing memory. A file event holds up to 64 KiB of
+/// its tailer instead of growing memory. A file event holds up to 256 KiB of
 /// lines, so at most about 4 MiB wait here; more would only be memory (the
 /// engine, not the reader, is the bottleneck under a flood).
-const SOURCE_QUEUE: usize = 64;
+const SOURCE_QUEUE: usize = 16;
 /// How long ban history is kept for escalation when no jail says otherwise.
 const HISTORY_HORIZON: i64 = 30 * 86400;
 /// Longest a handled line's position waits to be saved when no ban is

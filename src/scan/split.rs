@@ -29,23 +29,45 @@ impl Cutter {
     }
 
     /// Returns the complete lines ending in `chunk` (each with its `\n`) and
-    /// how many overlong lines ended in it.
+    /// how many overlong lines ended in it. Runs of lines within the cap
+    /// are copied whole.
     pub fn feed(&mut self, chunk: &[u8]) -> (Vec<u8>, u64) {
-        let (mut out, mut skipped, mut rest) = (Vec::new(), 0, chunk);
-        while let Some(i) = memchr::memchr(b'\n', rest) {
-            let (line, tail) = rest.split_at(i + 1);
-            rest = tail;
-            if std::mem::take(&mut self.skipping) || self.partial.len() + i > self.max_line {
-                skipped += 1;
-            } else {
-                if out.capacity() == 0 {
-                    out.reserve_exact(self.partial.len() + chunk.len());
-                }
-                out.extend_from_slice(&self.partial);
-                out.extend_from_slice(line);
+        let (mut out, mut skipped) = (Vec::new(), 0);
+        // `chunk[run..at]`: whole lines within the cap not copied yet.
+        let (mut run, mut at) = (0, 0);
+        let copy = |out: &mut Vec<u8>, partial: &mut Vec<u8>, run: &[u8]| {
+            if out.capacity() == 0 {
+                out.reserve_exact(partial.len() + chunk.len());
             }
-            self.partial.clear();
+            out.extend_from_slice(partial);
+            out.extend_from_slice(run);
+            partial.clear();
+        };
+        for i in memchr::memchr_iter(b'\n', chunk) {
+            // The first line continues the held partial one (or the
+            // overlong line being skipped).
+            let first = at == 0;
+            let len = if first {
+                self.partial.len() + i
+            } else {
+                i - at
+            };
+            let skipping = first && std::mem::take(&mut self.skipping);
+            if skipping || len > self.max_line {
+                if first {
+                    self.partial.clear();
+                } else if run < at {
+                    copy(&mut out, &mut self.partial, &chunk[run..at]);
+                }
+                skipped += 1;
+                run = i + 1;
+            }
+            at = i + 1;
         }
+        if run < at {
+            copy(&mut out, &mut self.partial, &chunk[run..at]);
+        }
+        let rest = &chunk[at..];
         if !self.skipping {
             if self.partial.len() + rest.len() > self.max_line {
                 self.partial.clear();
@@ -72,6 +94,45 @@ impl Cutter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Line by line, as the cutter worked before it copied runs whole.
+    fn reference(lines: &[&[u8]], max_line: usize) -> (Vec<u8>, u64) {
+        let (mut out, mut skipped) = (Vec::new(), 0);
+        for l in lines {
+            if l.len() - 1 > max_line {
+                skipped += 1;
+            } else {
+                out.extend_from_slice(l);
+            }
+        }
+        (out, skipped)
+    }
+
+    /// Fed in pieces of every size, the cutter delivers the whole lines
+    /// within the cap in order and counts the others, like the reference.
+    #[test]
+    fn cutter_agrees_with_a_line_by_line_cut_whatever_the_pieces() {
+        let mut text = Vec::new();
+        for (i, len) in [3, 0, 9, 12, 1, 8, 30, 2, 8, 9, 0, 7, 11]
+            .iter()
+            .enumerate()
+        {
+            text.extend(std::iter::repeat_n(b'a' + i as u8, *len));
+            text.push(b'\n');
+        }
+        let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+        let want = reference(&lines, 8);
+        for piece in 1..text.len() + 1 {
+            let mut c = Cutter::new(8);
+            let (mut out, mut skipped) = (Vec::new(), 0);
+            for p in text.chunks(piece) {
+                let (o, s) = c.feed(p);
+                out.extend_from_slice(&o);
+                skipped += s;
+            }
+            assert_eq!((out, skipped), want.clone(), "pieces of {piece}");
+        }
+    }
 
     #[test]
     fn cutter_cuts_caps_and_finishes() {

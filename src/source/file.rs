@@ -165,10 +165,12 @@ impl FileSource {
     }
 }
 
-/// Bytes read per `read` call; one `Lines` event (one allocation) per chunk at most.
-const CHUNK: usize = 64 * 1024;
+/// Bytes read per `read` call; one `Lines` event (one allocation) per chunk
+/// at most. A flood is a few dozen events, not hundreds: each is a hand-off
+/// between threads.
+const CHUNK: usize = 256 * 1024;
 /// Chunks read from one file per pass before the other files get their turn.
-const BUDGET: usize = 64;
+const BUDGET: usize = 16;
 
 #[derive(Clone, Default)]
 struct Positions(Arc<Mutex<BTreeMap<PathBuf, FilePos>>>);
