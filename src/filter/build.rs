@@ -1,0 +1,182 @@
+//! Building a [`Filter`] from its [`FilterSpec`]: every pattern compiled
+//! (with its tags, Python rewrite, ASCII copy and fallback where it needs
+//! one), the failregex and ignoreregex sets, the prefregex and its
+//! shortcuts, the capture-free host paths, the date reader and the
+//! candidate prefilter.
+//!
+//! Owns only the assembly; how one pattern compiles is `compile`'s, how a
+//! line is matched is `matching`'s. It never sees a log line.
+
+use super::*;
+
+impl Filter {
+    /// Compiles `spec`; the first pattern that does not compile is the
+    /// error, named by its place in the spec.
+    pub fn compile(spec: FilterSpec) -> Result<Filter, FilterError> {
+        let too_slow = Arc::new(AtomicU64::new(0));
+        let d = spec.dialect;
+        let maxlines = spec.maxlines.clamp(1, multiline::MAX_LINES);
+        let multi_line = maxlines > 1;
+        // The buffer goes through the general captures path.
+        let mut general = multi_line;
+        let mut prefregex_slow = None;
+        let mut prefregex_dups = None;
+        let mut prefregex_ascii = None;
+        let mut prefregex_head = None;
+        let prefregex = match &spec.prefregex {
+            Some(p) => {
+                let c = compile_one(PatternRef::Prefregex, p, d, false, &too_slow)?;
+                general |= c.general;
+                prefregex_slow = c.slow;
+                prefregex_dups = c.dups;
+                if c.ascii.is_some() {
+                    prefregex_head = split::Head::new(&c.screen);
+                }
+                prefregex_ascii = c.ascii;
+                let (re, exp) = (c.re, c.exp);
+                if re.capture_names().flatten().all(|n| n != "content") {
+                    return Err(err(
+                        PatternRef::Prefregex,
+                        p,
+                        0,
+                        "prefregex needs a group named `content`, e.g. (?P<content>.+)",
+                    ));
+                }
+                Some((re, exp.has_host))
+            }
+            None => None,
+        };
+        let prefix_host = prefregex.as_ref().is_some_and(|(_, h)| *h);
+        let mlfid = d == Dialect::Fail2ban
+            && prefregex
+                .as_ref()
+                .is_some_and(|(re, _)| re.capture_names().any(|n| n == Some("mlfid")));
+        general |= mlfid;
+        if spec.failregex.is_empty() {
+            return Err(err(
+                PatternRef::Failregex(0),
+                "",
+                0,
+                "a filter needs at least one failregex",
+            ));
+        }
+        let mut fail = Vec::with_capacity(spec.failregex.len());
+        let mut expanded = Vec::with_capacity(spec.failregex.len());
+        let mut host_at = Vec::with_capacity(spec.failregex.len());
+        let mut literal_sets = Vec::with_capacity(spec.failregex.len());
+        let mut fail_slow = Vec::with_capacity(spec.failregex.len());
+        let mut fail_dups = Vec::with_capacity(spec.failregex.len());
+        let mut fail_ascii = Vec::with_capacity(spec.failregex.len());
+        let mut fail_split = Vec::with_capacity(spec.failregex.len());
+        let mut fail_optional = Vec::with_capacity(spec.failregex.len());
+        for (i, p) in spec.failregex.iter().enumerate() {
+            let c = compile_one(PatternRef::Failregex(i), p, d, multi_line, &too_slow)?;
+            general |= c.general;
+            let (re, exp, hir) = (c.re, c.exp, c.hir);
+            // fail2ban's multi-line filters have failregexes whose host
+            // comes from an earlier line: matched alone, a bad host.
+            if !exp.has_host && !prefix_host && d == Dialect::Native {
+                return Err(err(
+                    PatternRef::Failregex(i),
+                    p,
+                    0,
+                    "no <HOST> or <ADDR> tag: a failure must name the address to ban",
+                ));
+            }
+            host_at.push(if c.general || multi_line {
+                None
+            } else {
+                fixed::host_at(&hir)
+            });
+            literal_sets.push(prefilter::required_sets(&hir));
+            fail_split.push(match c.rewritten && c.ascii.is_some() && !multi_line {
+                true => split::Split::new(&c.screen),
+                false => None,
+            });
+            fail_optional.push(match &c.slow {
+                Some(_) => backtrack::Optional::ALL,
+                None => backtrack::Optional::of(re.capture_names().flatten()),
+            });
+            expanded.push(c.screen);
+            fail.push(re);
+            fail_slow.push(c.slow);
+            fail_dups.push(c.dups);
+            fail_ascii.push(c.ascii);
+        }
+        let mut ignore = Vec::with_capacity(spec.ignoreregex.len());
+        let mut ignore_slow = Vec::with_capacity(spec.ignoreregex.len());
+        for (i, p) in spec.ignoreregex.iter().enumerate() {
+            let c = compile_one(PatternRef::Ignoreregex(i), p, d, multi_line, &too_slow)?;
+            general |= c.slow.is_some();
+            ignore.push(c.screen);
+            ignore_slow.push(c.slow);
+        }
+        let set = |patterns: &[String], which| {
+            RegexSetBuilder::new(patterns)
+                .multi_line(multi_line)
+                .build()
+                .map_err(|e| err(which, "", 0, &e.to_string()))
+        };
+        // Only the single-line fast path selects through the set (`select`);
+        // the general path runs each regex's own DFA, and compiling a set of
+        // fail2ban's Unicode-class patterns costs more than the rest of the
+        // start-up.
+        let fail_set = match general {
+            true => set(&[], PatternRef::Failregex(0))?,
+            false => set(&expanded, PatternRef::Failregex(0))?,
+        };
+        let ignore_set = set(&ignore, PatternRef::Ignoreregex(0))?;
+        // The general path's one pass over all failregexes (`split::Screen`).
+        let fail_screen = (general
+            && !multi_line
+            && fail_slow.iter().all(Option::is_none)
+            && fail_ascii.iter().all(Option::is_some))
+        .then(|| split::Screen::for_filter(&expanded, &fail_split))
+        .flatten();
+        let dates = match d {
+            Dialect::Native => DateDetector::new(spec.datepattern.as_deref()),
+            Dialect::Fail2ban => match spec.logtimezone.as_deref().map(date::parse_zone) {
+                Some(Err(e)) => Err(e),
+                Some(Ok(tz)) => DateDetector::fail2ban(spec.datepattern.as_deref(), Some(tz)),
+                None => DateDetector::fail2ban(spec.datepattern.as_deref(), None),
+            },
+        }
+        .map_err(|e| {
+            err(
+                PatternRef::Datepattern,
+                spec.datepattern.as_deref().unwrap_or(""),
+                0,
+                &e.to_string(),
+            )
+        })?;
+        let mut filter = Filter {
+            prefregex: prefregex.map(|(r, _)| r),
+            prefregex_slow,
+            prefregex_dups,
+            prefregex_ascii,
+            fail_ascii,
+            prefregex_head,
+            fail_split,
+            fail_screen,
+            fail_optional,
+            fail_slow,
+            fail_dups,
+            ignore_slow,
+            general,
+            mlfid,
+            maxlines,
+            too_slow,
+            prefix_host,
+            fail_set,
+            fail,
+            host_at,
+            ignore_set,
+            dates,
+            spec,
+            literal_sets,
+            prefilter: None,
+        };
+        filter.prefilter = filter.prefilter_for(b"");
+        Ok(filter)
+    }
+}
