@@ -219,13 +219,36 @@ impl Filter {
             };
             return (Examined::Session(line), spans);
         }
-        // fail2ban: a match with `<F-NOFAIL>` is not a failure, nor one with
-        // `<F-MLFGAINED>` (the session gained access).
-        if nofail || gained {
-            return done(Outcome::Missed, none);
+        let found = match host {
+            Some(host) => Some(Some((host, prefix))),
+            None if spans.host.is_some() => Some(None),
+            None => None,
+        };
+        let (outcome, spans) = self.outcome_of(regex, found, user, nofail || gained, spans);
+        done(outcome, spans)
+    }
+
+    /// How a failregex match counts when no session decides (fail2ban's
+    /// rule, for single lines and `maxlines` buffers alike): with
+    /// `<F-NOFAIL>` or `<F-MLFGAINED>` (`harmless`) it is no failure; with
+    /// an address it is one; a host that is no address (`Some(None)`: a
+    /// DNS name, a subnet too wide) is a bad host; with no host group at
+    /// all it is nothing in fail2ban's dialect (such a failregex names the
+    /// host of an earlier line of its session) and a bad host in
+    /// banwarden's. The spans go with it, except for a harmless match.
+    pub(super) fn outcome_of<'u>(
+        &self,
+        regex: usize,
+        host: Option<Option<(std::net::IpAddr, Option<u8>)>>,
+        user: Option<&'u [u8]>,
+        harmless: bool,
+        spans: Spans,
+    ) -> (Outcome<'u>, Spans) {
+        if harmless {
+            return (Outcome::Missed, Spans::default());
         }
         match host {
-            Some(host) => done(
+            Some(Some((host, prefix))) => (
                 Outcome::Failure {
                     regex,
                     host,
@@ -234,13 +257,9 @@ impl Filter {
                 },
                 spans,
             ),
-            // fail2ban: a failregex without an address tag names the host
-            // of an earlier line of the session (multi-line); alone, it is
-            // no failure.
-            None if spans.host.is_none() && self.spec.dialect == Dialect::Fail2ban => {
-                done(Outcome::Missed, spans)
-            }
-            None => done(Outcome::BadHost { regex }, spans),
+            Some(None) => (Outcome::BadHost { regex }, spans),
+            None if self.spec.dialect == Dialect::Fail2ban => (Outcome::Missed, spans),
+            None => (Outcome::BadHost { regex }, spans),
         }
     }
 

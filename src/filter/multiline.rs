@@ -18,7 +18,7 @@ use super::backtrack::Caps;
 use super::compile::captures;
 use super::sessions::{SessionMatch, Sessions};
 use super::text::subnet_of;
-use super::{Dialect, Filter, Outcome, Spans};
+use super::{Filter, Outcome, Spans};
 
 /// The most lines a filter may buffer; fail2ban's own filters use up to 20.
 pub const MAX_LINES: usize = 1000;
@@ -186,23 +186,7 @@ impl Filter {
                 None => (Outcome::Missed, spans),
             };
         }
-        if m.nofail || m.gained {
-            return (Outcome::Missed, none);
-        }
-        match host {
-            Some(Some((host, prefix))) => (
-                Outcome::Failure {
-                    regex,
-                    host,
-                    prefix,
-                    user,
-                },
-                spans,
-            ),
-            Some(None) => (Outcome::BadHost { regex }, spans),
-            None if self.spec.dialect == Dialect::Fail2ban => (Outcome::Missed, spans),
-            None => (Outcome::BadHost { regex }, spans),
-        }
+        self.outcome_of(regex, host, user, m.nofail || m.gained, spans)
     }
 
     /// The ignoreregex that matches the lines a failregex match spans, as
@@ -277,7 +261,7 @@ fn whole_lines(content: &[u8], r: Range<usize>) -> Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::{Filter, FilterSpec};
+    use crate::filter::{Dialect, Filter, FilterSpec};
 
     fn filter(fail: &[&str], maxlines: usize) -> Filter {
         Filter::compile(FilterSpec {
