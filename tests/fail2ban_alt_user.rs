@@ -6,23 +6,23 @@
 //! user where fail2ban's annotations give one.) Read from the installed
 //! package at test time, never copied (GPL).
 
+mod common;
+
 use std::path::Path;
 
 use banwarden::fail2ban;
 use banwarden::filter::Outcome;
+use common::fail2ban::{installed, FILTERS, SAMPLES};
 
-const SAMPLES: &str = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs";
-const FILTERS: &str = "/etc/fail2ban/filter.d";
 /// fail2ban's TEST_NOW.
 const TEST_NOW: i64 = 1_124_013_600;
 
 #[test]
 fn alternate_user_fields_fill_an_empty_user() {
-    if !Path::new(SAMPLES).is_dir() || !Path::new(FILTERS).is_dir() {
-        let required = std::env::var_os("BANWARDEN_REQUIRE_PRIVILEGED_TESTS").is_some()
-            || std::env::var_os("BANWARDEN_REQUIRE_FAIL2BAN").is_some();
-        assert!(!required, "fail2ban is not installed");
-        eprintln!("skipped: fail2ban is not installed (scripts/test.sh installs it as root)");
+    if !installed(
+        Path::new(SAMPLES).is_dir() && Path::new(FILTERS).is_dir(),
+        "fail2ban",
+    ) {
         return;
     }
     std::env::set_var("TZ", "UTC");

@@ -29,14 +29,10 @@ const FAIL2BAN: &str = "/etc/fail2ban";
 const PORT: u16 = 8080;
 
 fn fail2ban_installed() -> bool {
-    if Path::new(FAIL2BAN).join("filter.d/sshd.conf").is_file() {
-        return true;
-    }
-    let required = std::env::var_os("BANWARDEN_REQUIRE_PRIVILEGED_TESTS").is_some()
-        || std::env::var_os("BANWARDEN_REQUIRE_FAIL2BAN").is_some();
-    assert!(!required, "fail2ban is not installed in {FAIL2BAN}");
-    eprintln!("skipped: fail2ban is not installed (scripts/test.sh installs it as root)");
-    false
+    common::fail2ban::installed(
+        Path::new(FAIL2BAN).join("filter.d/sshd.conf").is_file(),
+        "fail2ban",
+    )
 }
 
 fn write(dir: &Path, rel: &str, text: &str) {
