@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::daemon::{ConfigDir, Daemon};
-use common::netns::{eventually, exec, skip_unless_privileged, NetPair};
+use common::daemon::{set_elements, ConfigDir, Daemon};
+use common::netns::{eventually, skip_unless_privileged, NetPair};
 
 fn json(cmd: &mut Command) -> serde_json::Value {
     let out = cmd.output().expect("run cli");
@@ -40,19 +40,6 @@ fn burst() -> String {
         }
     }
     text
-}
-
-fn banned(ns: &str, table: &str) -> BTreeSet<String> {
-    let out = exec(ns, &["nft", "-j", "list", "set", "inet", table, "app_v4"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["set"]["elem"].as_array())
-        .flatten()
-        .filter_map(|e| e["elem"]["val"].as_str().or(e.as_str()).map(String::from))
-        .collect()
 }
 
 #[test]
@@ -114,7 +101,7 @@ fn a_burst_overrunning_max_tracked_is_counted_as_dry_run_counts_it() {
     );
     let mut got = BTreeSet::new();
     assert!(eventually(Duration::from_secs(10), || {
-        got = banned(&pair.srv, table);
+        got = set_elements(&pair.srv, table, "app_v4");
         got.len() >= want_bans.len()
     }));
     assert_eq!(got, want_bans);

@@ -8,8 +8,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::daemon::{failures, in_set, ConfigDir, Daemon};
-use common::netns::{eventually, exec, skip_unless_privileged, NetPair};
+use common::daemon::{failures, in_set, set_elements, ConfigDir, Daemon};
+use common::netns::{eventually, skip_unless_privileged, NetPair};
 
 fn config(table: &str) -> ConfigDir {
     ConfigDir::app(table, "  maxretry: 3\n  findtime: 10m\n  bantime: 10m\n")
@@ -24,19 +24,9 @@ fn status(cfg: &ConfigDir) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
+/// How many addresses the namespace's `table` bans.
 fn banned(pair: &NetPair, table: &str) -> usize {
-    let out = exec(
-        &pair.srv,
-        &["nft", "-j", "list", "set", "inet", table, "app_v4"],
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["set"]["elem"].as_array())
-        .map(Vec::len)
-        .sum()
+    set_elements(&pair.srv, table, "app_v4").len()
 }
 
 /// `n` failures of `addr` stamped `ago` seconds before now (ISO 8601, UTC).

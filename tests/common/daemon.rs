@@ -198,6 +198,21 @@ pub fn in_set(ns: &str, table: &str, set: &str, addr: &str) -> bool {
     out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&format!("\"{addr}\""))
 }
 
+/// The addresses in `set` of the namespace's `table` (none if it cannot
+/// be listed).
+pub fn set_elements(ns: &str, table: &str, set: &str) -> std::collections::BTreeSet<String> {
+    let out = exec(ns, &["nft", "-j", "list", "set", "inet", table, set]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["set"]["elem"].as_array())
+        .flatten()
+        .filter_map(|e| e["elem"]["val"].as_str().or(e.as_str()).map(String::from))
+        .collect()
+}
+
 /// Whether the daemon at `socket` answers a `status` request now.
 fn status_answered(socket: &Path) -> bool {
     use std::io::{BufRead, BufReader, Write};
