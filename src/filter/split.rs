@@ -205,8 +205,9 @@ pub(super) struct Split {
 }
 
 thread_local! {
-    /// The backtracker's scratch space (sized for each search), one per
-    /// thread: a fresh one per line would cost an allocation.
+    /// The backtrackers' scratch space (sized for each search), one per
+    /// thread, reset for the backtracker that uses it: a fresh one per
+    /// line would cost an allocation.
     static CACHE: RefCell<Option<backtrack::Cache>> = const { RefCell::new(None) };
 }
 
@@ -269,6 +270,10 @@ impl Split {
             .with(|c| {
                 let mut c = c.borrow_mut();
                 let cache = c.get_or_insert_with(|| bt.create_cache());
+                // The cache is shared by every backtracker of the thread;
+                // regex-automata requires it reset for the one it serves
+                // (this keeps its buffers: the search clears them anyway).
+                cache.reset(bt);
                 bt.try_search(cache, &input, &mut caps)
             })
             .map_err(|_| ())?;
