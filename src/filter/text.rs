@@ -81,29 +81,41 @@ pub(super) fn subnet_of(
 /// the bytes (as `Ipv4Addr`'s parser would: four decimal octets up to 255,
 /// no leading zeros); anything else goes to [`parse_host`].
 pub(super) fn parse_host_quick(raw: &[u8]) -> Option<IpAddr> {
-    let quad = || {
-        let mut octets = [0u8; 4];
-        let mut parts = raw.split(|&b| b == b'.');
-        for o in &mut octets {
-            let p = parts.next()?;
-            if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
-                return None;
-            }
-            let mut v: u16 = 0;
-            for &b in p {
-                if !b.is_ascii_digit() {
-                    return None;
-                }
-                v = v * 10 + u16::from(b - b'0');
-            }
-            *o = u8::try_from(v).ok()?;
-        }
-        parts.next().is_none().then_some(octets)
-    };
-    match quad() {
+    match dotted_quad(raw) {
         Some(o) => Some(IpAddr::from(o)),
         None => parse_host(raw),
     }
+}
+
+/// The four octets of `raw` if it is exactly a dotted quad in
+/// `Ipv4Addr`'s grammar, in one pass over the bytes (this runs on every
+/// matching line of a flood).
+#[inline]
+fn dotted_quad(raw: &[u8]) -> Option<[u8; 4]> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, o) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if raw.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v: u32 = 0;
+        while let Some(d) = raw.get(i).filter(|b| b.is_ascii_digit()) {
+            if i - start == 3 {
+                return None;
+            }
+            v = v * 10 + u32::from(d - b'0');
+            i += 1;
+        }
+        if i == start || (i - start > 1 && raw[start] == b'0') {
+            return None;
+        }
+        *o = u8::try_from(v).ok()?;
+    }
+    (i == raw.len()).then_some(octets)
 }
 
 /// Where the text a filter matches stands in the original line: a head date
