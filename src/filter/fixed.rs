@@ -32,25 +32,29 @@ pub struct HostAt {
 }
 
 /// A regex that starts with a literal: its leftmost match starts at the
-/// first occurrence of the literal where an anchored search succeeds, so
-/// the match is found by searching forward only (an unanchored search also
-/// runs backward from the match's end to find its start).
+/// first occurrence of the literal where the rest of the regex, anchored
+/// right after it, matches; so the match is found by searching forward
+/// only (an unanchored search also runs backward from the match's end to
+/// find its start), and the automaton never walks the literal's bytes,
+/// which the literal search has already read.
 #[derive(Debug, Clone)]
 struct Lead {
     literal: memchr::memmem::Finder<'static>,
-    whole: Box<meta::Regex>,
+    /// Everything after the literal.
+    rest: Box<meta::Regex>,
 }
 
 impl Lead {
     fn find(&self, text: &[u8]) -> Option<Range<usize>> {
+        let len = self.literal.needle().len();
         let mut from = 0;
         while let Some(i) = text.get(from..).and_then(|t| self.literal.find(t)) {
             let at = from + i;
             let input = Input::new(text)
-                .span(at..text.len())
+                .span(at + len..text.len())
                 .anchored(Anchored::Yes);
-            if let Some(m) = self.whole.search(&input) {
-                return Some(m.range());
+            if let Some(m) = self.rest.search(&input) {
+                return Some(at..m.end());
             }
             from = at + 1;
         }
@@ -146,7 +150,7 @@ pub fn host_at(hir: &Hir) -> Option<HostAt> {
     let lead = match items.first().map(Hir::kind) {
         Some(HirKind::Literal(lit)) if !lit.0.is_empty() => Some(Lead {
             literal: memchr::memmem::Finder::new(&lit.0).into_owned(),
-            whole: build(hir)?,
+            rest: build(&Hir::concat(items[1..].to_vec()))?,
         }),
         _ => None,
     };

@@ -183,6 +183,9 @@ fn host_read_off_the_match_agrees_with_captures() {
         r"from <HOST>(?::\d+)?\b",
         r"from <ADDR>:?[0-9a-f]* x",
         r#"^<HOST> - \S+ "GET"#,
+        // A look-behind right after the leading literal reads the
+        // literal's last byte, before the span the rest is searched in.
+        r"failure\b<HOST>",
     ];
     let lines = [
         "ERROR Login failure 198.51.100.7",
@@ -205,6 +208,8 @@ fn host_read_off_the_match_agrees_with_captures() {
         "10.0.0.1 - bob \"GET /\"",
         "[2001:db8::1] - - \"GET /\"",
         "1.2.3.4.5 - - \"GET",
+        "failure1.2.3.4",
+        "failure[2001:db8::1]",
         "",
     ];
     for p in patterns {
