@@ -316,13 +316,15 @@ fn subject(args: &DryRunArgs) -> Result<Subject, Fatal> {
         .filter(|n| crate::fail2ban::is_fail2ban_ref(n))
     {
         // A fail2ban filter file, read unmodified (`fail2ban:NAME` in the
-        // config's `fail2ban_dir`, else /etc/fail2ban).
+        // config's `fail2ban_dir`, else /etc/fail2ban). Only the global
+        // file is read: compiling the config's own filters and jails
+        // cost more start-up than the fail2ban filter itself.
         let fail2ban_dir = config_dir(args)
             .ok()
-            .and_then(|d| config::load(&d).ok())
+            .and_then(|d| config::load_global(&d).ok())
             .map_or_else(
                 || PathBuf::from(crate::fail2ban::DEFAULT_DIR),
-                |c| c.global.fail2ban_dir,
+                |g| g.fail2ban_dir,
             );
         let c = crate::fail2ban::compile_ref(name, &fail2ban_dir, Path::new("."))
             .map_err(|e| Fatal(format!("--filter {name}: {e}")))?;

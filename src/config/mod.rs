@@ -213,38 +213,57 @@ pub fn load_jail(dir: &Path, jail: &str) -> Result<Config, ConfigErrors> {
     load_some(dir, Some(jail))
 }
 
-fn load_some(dir: &Path, only: Option<&str>) -> Result<Config, ConfigErrors> {
+/// Reads and validates only the global file of `dir` (`banwarden.yaml`),
+/// for a command that needs a global setting and no jail or filter
+/// (`dry-run --filter fail2ban:NAME` reads `fail2ban_dir`): the rest of
+/// the directory is neither compiled nor checked.
+pub fn load_global(dir: &Path) -> Result<Global, ConfigErrors> {
     let mut errs = Errors(Vec::new());
     if !dir.is_dir() {
         errs.file(dir, "", "config directory not found (use --config DIR)");
         return Err(ConfigErrors(errs.0));
     }
+    let (global, _, _) = read_global(dir, &mut errs);
+    match errs.0.is_empty() {
+        true => Ok(global),
+        false => Err(ConfigErrors(errs.0)),
+    }
+}
+
+/// The global file of `dir` read and built (its errors into `errs`),
+/// with its raw form and path.
+fn read_global(dir: &Path, errs: &mut Errors) -> (Global, RawGlobal, PathBuf) {
     let global_path = dir.join("banwarden.yaml");
     let raw_global: RawGlobal = if global_path.exists() {
-        parse_file(
-            &global_path,
-            lint::Shape::Keys(keys::Scope::Global),
-            &mut errs,
-        )
-        .unwrap_or_default()
+        parse_file(&global_path, lint::Shape::Keys(keys::Scope::Global), errs).unwrap_or_default()
     } else {
         RawGlobal::default()
     };
-    let mut global = build_global(&global_path, &raw_global, &mut errs);
+    let mut global = build_global(&global_path, &raw_global, errs);
     (global.ignoreip, global.ignore_files) = allowlists::entries(
         dir,
         &global_path,
         raw_global.ignoreip.as_deref().unwrap_or(&[]),
         "ignoreip",
-        &mut errs,
+        errs,
     );
     (global.trusted_proxies, global.trusted_proxy_files) = allowlists::entries(
         dir,
         &global_path,
         raw_global.trusted_proxies.as_deref().unwrap_or(&[]),
         "trusted_proxies",
-        &mut errs,
+        errs,
     );
+    (global, raw_global, global_path)
+}
+
+fn load_some(dir: &Path, only: Option<&str>) -> Result<Config, ConfigErrors> {
+    let mut errs = Errors(Vec::new());
+    if !dir.is_dir() {
+        errs.file(dir, "", "config directory not found (use --config DIR)");
+        return Err(ConfigErrors(errs.0));
+    }
+    let (global, raw_global, global_path) = read_global(dir, &mut errs);
 
     let defaults = MergedJail {
         raw: raw_global.defaults.clone().unwrap_or_default(),

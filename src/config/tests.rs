@@ -234,3 +234,27 @@ fn backend_auto_falls_back_to_the_journal_without_the_log_file() {
         .to_string()
         .contains("demo.backend: expected one of auto, files, journal, got \"systemd\""));
 }
+
+/// `load_global` reads the global file alone: a broken filter or jail
+/// elsewhere does not hide its settings (nor is it compiled), while a
+/// mistake in the global file itself is still an error.
+#[test]
+fn the_global_file_loads_without_the_rest_of_the_directory() {
+    let d = dir(&[
+        ("banwarden.yaml", "fail2ban_dir: /srv/f2b\n"),
+        (
+            "filters/broken.yaml",
+            "failregex:\n  - '^(unclosed <HOST>'\n",
+        ),
+        (
+            "jails/broken.yaml",
+            "broken:\n  filter: broken\n  logpath: x.log\n",
+        ),
+    ]);
+    assert!(load(d.path()).is_err());
+    let g = load_global(d.path()).unwrap();
+    assert_eq!(g.fail2ban_dir, PathBuf::from("/srv/f2b"));
+    let bad = dir(&[("banwarden.yaml", "table: 'not a table name!'\n")]);
+    assert!(load_global(bad.path()).is_err());
+    assert!(load_global(&d.path().join("missing")).is_err());
+}

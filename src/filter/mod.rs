@@ -20,6 +20,7 @@ mod fixed;
 mod matching;
 mod multiline;
 pub mod prefilter;
+mod prefilter_literals;
 mod py_rewrite;
 mod py_syntax;
 pub mod python;

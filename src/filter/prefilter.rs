@@ -18,6 +18,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
+use super::prefilter_literals as literals;
 use crate::filter::Filter;
 
 /// Most alternatives kept in one literal set (cross products are cut here).
@@ -54,26 +55,6 @@ fn split_point(l: &[u8], sample: &[u8]) -> usize {
         .unwrap_or(mid)
 }
 
-/// How many lines of `sample` contain one of `set`.
-fn lines_with(set: &[Vec<u8>], sample: &[u8]) -> usize {
-    let Ok(ac) = AhoCorasickBuilder::new()
-        .match_kind(MatchKind::LeftmostFirst)
-        .build(set)
-    else {
-        return usize::MAX;
-    };
-    let mut n = 0;
-    let mut at = 0;
-    while at < sample.len() {
-        let Some(m) = ac.find(aho_corasick::Input::new(sample).range(at..)) else {
-            break;
-        };
-        n += 1;
-        at = memchr::memchr(b'\n', &sample[m.end()..]).map_or(sample.len(), |i| m.end() + i + 1);
-    }
-    n
-}
-
 /// Literal sets of a filter, compiled into one multi-literal searcher.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
@@ -99,36 +80,7 @@ impl Prefilter {
     /// line must be examined). `sample` (the start of the input, may be empty)
     /// decides between candidate sets: the one found on the fewest lines wins.
     pub fn new(filter: &Filter, sample: &[u8]) -> Option<Prefilter> {
-        let mut all: Vec<Vec<u8>> = Vec::new();
-        for sets in &filter.literal_sets {
-            let sets = sets.clone();
-            let best = if sample.is_empty() || sets.len() < 2 {
-                sets.into_iter().next()?
-            } else {
-                let mut scored: Vec<(usize, Vec<Vec<u8>>)> = sets
-                    .into_iter()
-                    .map(|s| (lines_with(&s, sample), s))
-                    .collect();
-                // Stable: equal counts keep the static order.
-                scored.sort_by_key(|(n, _)| *n);
-                scored.into_iter().next()?.1
-            };
-            all.extend(best);
-        }
-        if all.is_empty() || all.iter().any(|l| l.is_empty() || l.contains(&b'\n')) {
-            return None;
-        }
-        all.sort();
-        all.dedup();
-        // A literal that contains another is redundant: the shorter one finds the line.
-        let keep: Vec<Vec<u8>> = all
-            .iter()
-            .filter(|l| {
-                !all.iter()
-                    .any(|o| o.len() < l.len() && memchr::memmem::find(l, o).is_some())
-            })
-            .cloned()
-            .collect();
+        let keep = literals::choose(&filter.literal_sets, sample)?;
         let find = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostFirst)
             .build(&keep)
@@ -153,8 +105,9 @@ impl Prefilter {
             halves.push(l[..k].to_vec());
             halves.push(l[k..].to_vec());
         }
-        halves.sort();
-        halves.dedup();
+        // A half holding another is redundant: the lines holding a half
+        // are the same without it.
+        let halves = literals::without_redundant(halves);
         let half_finders = if halves.len() <= MAX_FINDERS {
             halves
                 .iter()

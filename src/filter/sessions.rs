@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::UnixTime;
 
@@ -57,10 +58,10 @@ type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 /// Open sessions of one stream.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    open: Map<Vec<u8>, Session>,
+    open: Map<Arc<[u8]>, Session>,
     /// Ids in the order their sessions were opened, each with its session's
     /// `seq`; closed sessions' entries stay until passed (amortised).
-    order: VecDeque<(Vec<u8>, u64)>,
+    order: VecDeque<(Arc<[u8]>, u64)>,
     /// Sessions opened so far.
     opened: u64,
 }
@@ -83,20 +84,41 @@ impl Sessions {
     pub fn count(
         &mut self,
         id: &[u8],
-        mut m: SessionMatch,
+        m: SessionMatch,
         user: Option<&[u8]>,
         time: Option<UnixTime>,
     ) -> Option<(usize, IpAddr)> {
-        if let (Some(s), Some(now)) = (self.open.get(id), time) {
-            if s.expires.is_some_and(|e| now >= e) {
-                self.remove(id);
+        // One lookup for a line of an open session (most lines).
+        if let Some(s) = self.open.get_mut(id) {
+            let expired = time.is_some_and(|now| s.expires.is_some_and(|e| now >= e));
+            if !expired {
+                let (out, close) = Self::apply(s, m, user);
+                if close {
+                    self.remove(id);
+                }
+                return out;
             }
+            self.remove(id);
         }
-        if m.gained && !self.open.contains_key(id) {
+        // A gained line ends a session; it opens none.
+        if m.gained {
             return None;
         }
-        self.open_session(id, time);
-        let s = self.open.get_mut(id)?;
+        let s = self.open_session(id, time);
+        let (out, close) = Self::apply(s, m, user);
+        if close {
+            self.remove(id);
+        }
+        out
+    }
+
+    /// The match `m` of a line of the open session `s`: how it counts,
+    /// and whether it ends the session.
+    fn apply(
+        s: &mut Session,
+        mut m: SessionMatch,
+        user: Option<&[u8]>,
+    ) -> (Option<(usize, IpAddr)>, bool) {
         if let Some(u) = user.filter(|u| !u.is_empty()) {
             match &s.user {
                 None => s.user = Some(u.into()),
@@ -109,8 +131,7 @@ impl Sessions {
             m.gained = false;
         }
         if m.gained {
-            self.remove(id);
-            return None;
+            return (None, true);
         }
         let out = if m.nofail {
             match (m.host, s.pending.take()) {
@@ -132,18 +153,13 @@ impl Sessions {
                 }
             }
         };
-        if m.forget {
-            self.remove(id);
-        }
-        out
+        (out, m.forget)
     }
 
-    /// Opens session `id` unless it is open (no allocation then),
-    /// dropping the oldest when the table is full.
-    fn open_session(&mut self, id: &[u8], time: Option<UnixTime>) {
-        if self.open.contains_key(id) {
-            return;
-        }
+    /// Opens session `id`, which is not open, dropping the oldest when the
+    /// table is full (its id is kept once, shared by the table and the
+    /// order).
+    fn open_session(&mut self, id: &[u8], time: Option<UnixTime>) -> &mut Session {
         while self.open.len() >= MAX_SESSIONS {
             match self.order.pop_front() {
                 // Only the session this entry was pushed for: one closed
@@ -158,15 +174,13 @@ impl Sessions {
         }
         self.opened += 1;
         let seq = self.opened;
-        self.order.push_back((id.to_vec(), seq));
-        self.open.insert(
-            id.to_vec(),
-            Session {
-                seq,
-                expires: time.map(|t| t.saturating_add(SESSION_SECONDS)),
-                ..Session::default()
-            },
-        );
+        let key: Arc<[u8]> = Arc::from(id);
+        self.order.push_back((key.clone(), seq));
+        self.open.entry(key).or_insert(Session {
+            seq,
+            expires: time.map(|t| t.saturating_add(SESSION_SECONDS)),
+            ..Session::default()
+        })
     }
 
     /// Closes session `id`. Its key stays in `order` until the eviction

@@ -106,6 +106,11 @@ fn build(hirs: &[&Hir]) -> Option<meta::Regex> {
 #[derive(Debug, Clone)]
 pub(super) struct Head {
     re: meta::Regex,
+    /// For a `^`-anchored head: its backtracker, run straight away (the
+    /// match starts at 0 and the search stops at its first success, near
+    /// the content's first byte), without `re`'s lazy DFA pass that finds
+    /// the match's end first. `re` serves lines too long for it.
+    anchored: Option<BoundedBacktracker>,
     /// The `content` group's index.
     content: usize,
 }
@@ -143,8 +148,16 @@ impl Head {
             name: c.name.clone(),
             sub: r.sub.clone(),
         }));
+        let head = Hir::concat(head);
+        let anchored = head
+            .properties()
+            .look_set_prefix()
+            .contains(Look::Start)
+            .then(|| backtracker(&head))
+            .flatten();
         Some(Head {
-            re: build(&[&Hir::concat(head)])?,
+            re: build(&[&head])?,
+            anchored,
             content: usize::try_from(c.index).ok()?,
         })
     }
@@ -156,8 +169,15 @@ impl Head {
         if memchr::memchr(b'\n', text).is_some() {
             return Err(());
         }
-        let mut caps = self.re.create_captures();
-        self.re.search_captures(&Input::new(text), &mut caps);
+        let mut caps = match &self.anchored {
+            // The same first successful path as `re`'s (both leftmost-first
+            // from 0, the text around the match the same).
+            Some(bt) => match backtrack_captures(bt, &Input::new(text).anchored(Anchored::Yes)) {
+                Ok(caps) => caps,
+                Err(()) => self.re_captures(text),
+            },
+            None => self.re_captures(text),
+        };
         if !caps.is_match() {
             return Ok(None);
         }
@@ -174,6 +194,15 @@ impl Head {
             }
         }
         Ok(Some(caps))
+    }
+}
+
+impl Head {
+    /// `re`'s captures on `text`.
+    fn re_captures(&self, text: &[u8]) -> Captures {
+        let mut caps = self.re.create_captures();
+        self.re.search_captures(&Input::new(text), &mut caps);
+        caps
     }
 }
 
@@ -262,23 +291,29 @@ impl Split {
     /// for the backtracker's bound (the caller runs the whole pattern).
     pub(super) fn captures(&self, k: usize, text: &[u8]) -> Result<Option<Captures>, ()> {
         let bt = self.tails.get(k).ok_or(())?;
-        let mut caps = bt.create_captures();
         // All matches start at 0 (`^`); the whole text, since the screen's
         // end is branch `k`'s, not necessarily the whole pattern's.
-        let input = Input::new(text).anchored(Anchored::Yes);
-        CACHE
-            .with(|c| {
-                let mut c = c.borrow_mut();
-                let cache = c.get_or_insert_with(|| bt.create_cache());
-                // The cache is shared by every backtracker of the thread;
-                // regex-automata requires it reset for the one it serves
-                // (this keeps its buffers: the search clears them anyway).
-                cache.reset(bt);
-                bt.try_search(cache, &input, &mut caps)
-            })
-            .map_err(|_| ())?;
+        let caps = backtrack_captures(bt, &Input::new(text).anchored(Anchored::Yes))?;
         Ok(caps.is_match().then_some(caps))
     }
+}
+
+/// `bt`'s captures on `input`, in the thread's scratch space; `Err`: the
+/// text is too long for the backtracker's bound.
+fn backtrack_captures(bt: &BoundedBacktracker, input: &Input<'_>) -> Result<Captures, ()> {
+    let mut caps = bt.create_captures();
+    CACHE
+        .with(|c| {
+            let mut c = c.borrow_mut();
+            let cache = c.get_or_insert_with(|| bt.create_cache());
+            // The cache is shared by every backtracker of the thread;
+            // regex-automata requires it reset for the one it serves
+            // (this keeps its buffers: the search clears them anyway).
+            cache.reset(bt);
+            bt.try_search(cache, input, &mut caps)
+        })
+        .map_err(|_| ())?;
+    Ok(caps)
 }
 
 /// A bounded backtracker with captures, built as `meta::Regex` builds its

@@ -1,0 +1,207 @@
+//! Which strings the candidate prefilter searches for: per failregex, the
+//! candidate literal set found on the fewest lines of the sample; their
+//! union without redundant literals, and, for a large union, merged along
+//! shared prefixes and suffixes; the halves the sparse walk looks for
+//! without redundant ones either.
+//!
+//! Owns only the choice of strings, made once per prefilter. Every step
+//! keeps the prefilter sound: a literal is only ever replaced by a part of
+//! itself (a line holding the literal holds the part) or dropped for one it
+//! contains, so a line holding one of the original strings holds one of
+//! the chosen. Fewer strings only let more lines through to the filter; it
+//! never decides that a line matches.
+
+use aho_corasick::{AhoCorasickBuilder, MatchKind};
+
+/// Bytes of the sample [`lines_with`] counts in: enough lines to tell a
+/// rare set from a common one, without a search of the whole sample per
+/// candidate set at start-up.
+const SCORE_SAMPLE: usize = 64 * 1024;
+
+/// A union of more literals than this is merged ([`merge_shared`]):
+/// Teddy, the searcher, slows down with the number of literals (fat Teddy
+/// past 32, and the sparse walk searches for twice as many halves), far
+/// more than it loses to a few more lines let through.
+const MERGE_ABOVE: usize = 16;
+
+/// Shortest shared prefix or suffix two literals are merged on.
+const MIN_SHARED: usize = 8;
+
+/// How many lines of `sample` contain one of `set`.
+pub(super) fn lines_with(set: &[Vec<u8>], sample: &[u8]) -> usize {
+    let sample = &sample[..sample.len().min(SCORE_SAMPLE)];
+    let Ok(ac) = AhoCorasickBuilder::new()
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(set)
+    else {
+        return usize::MAX;
+    };
+    let mut n = 0;
+    let mut at = 0;
+    while at < sample.len() {
+        let Some(m) = ac.find(aho_corasick::Input::new(sample).range(at..)) else {
+            break;
+        };
+        n += 1;
+        at = memchr::memchr(b'\n', &sample[m.end()..]).map_or(sample.len(), |i| m.end() + i + 1);
+    }
+    n
+}
+
+/// The literals to search for, from each failregex's candidate sets (the
+/// first set of each without a sample); `None` when some failregex has
+/// none, or a literal is empty or holds a newline.
+pub(super) fn choose(literal_sets: &[Vec<Vec<Vec<u8>>>], sample: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut all: Vec<Vec<u8>> = Vec::new();
+    for sets in literal_sets {
+        let sets = sets.clone();
+        let best = if sample.is_empty() || sets.len() < 2 {
+            sets.into_iter().next()?
+        } else {
+            let mut scored: Vec<(usize, Vec<Vec<u8>>)> = sets
+                .into_iter()
+                .map(|s| (lines_with(&s, sample), s))
+                .collect();
+            // Stable: equal counts keep the static order.
+            scored.sort_by_key(|(n, _)| *n);
+            scored.into_iter().next()?.1
+        };
+        all.extend(best);
+    }
+    if all.is_empty() || all.iter().any(|l| l.is_empty() || l.contains(&b'\n')) {
+        return None;
+    }
+    let keep = without_redundant(all);
+    Some(match keep.len() > MERGE_ABOVE {
+        true => merge_shared(keep),
+        false => keep,
+    })
+}
+
+/// `strings` sorted, without duplicates and without any that contains
+/// another: a line (or text) holding it holds the shorter one.
+pub(super) fn without_redundant(mut strings: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    strings.sort();
+    strings.dedup();
+    let contains = |l: &[u8], o: &[u8]| l.windows(o.len()).any(|w| w == o);
+    strings
+        .iter()
+        .filter(|l| !strings.iter().any(|o| o.len() < l.len() && contains(l, o)))
+        .cloned()
+        .collect()
+}
+
+/// `literals` (sorted, none containing another) with every two that share
+/// a prefix or a suffix of at least [`MIN_SHARED`] bytes replaced by it,
+/// longest first, until no two do: `Authentication failed for ` and
+/// `authentication failed for ` become `uthentication failed for `, the
+/// seven ` not allowed because ...` of sshd one.
+fn merge_shared(mut literals: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let prefix = |a: &[u8], b: &[u8]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let suffix = |a: &[u8], b: &[u8]| {
+        a.iter()
+            .rev()
+            .zip(b.iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count()
+    };
+    loop {
+        // The longest shared part; ties go to the first pair in order.
+        let mut best: Option<(usize, usize, usize, Vec<u8>)> = None;
+        for i in 0..literals.len() {
+            for j in i + 1..literals.len() {
+                let (a, b) = (&literals[i], &literals[j]);
+                let (p, s) = (prefix(a, b), suffix(a, b));
+                let (n, part) = match p >= s {
+                    true => (p, &a[..p]),
+                    false => (s, &a[a.len() - s..]),
+                };
+                if n >= MIN_SHARED && best.as_ref().is_none_or(|b| n > b.0) {
+                    best = Some((n, i, j, part.to_vec()));
+                }
+            }
+        }
+        let Some((_, i, j, part)) = best else {
+            return literals;
+        };
+        literals.remove(j);
+        literals.remove(i);
+        literals.push(part);
+        literals = without_redundant(literals);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<Vec<u8>> {
+        v.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn a_string_holding_another_is_dropped() {
+        let got = without_redundant(strings(&["Failed ", "led ", "Accepted ", "led "]));
+        assert_eq!(got, strings(&["Accepted ", "led "]));
+    }
+
+    #[test]
+    fn literals_sharing_a_long_prefix_or_suffix_are_merged_on_it() {
+        let got = merge_shared(without_redundant(strings(&[
+            "Authentication failed for ",
+            "authentication failed for ",
+            " not allowed because listed in DenyUsers",
+            " not allowed because not in any group",
+            "Failed ",
+            "Connection from ",
+        ])));
+        assert_eq!(
+            without_redundant(got),
+            strings(&[
+                " not allowed because ",
+                "Connection from ",
+                "Failed ",
+                "uthentication failed for ",
+            ])
+        );
+        // Shorter shared parts are left alone.
+        let short = without_redundant(strings(&["GET /wp-login", "GET /xmlrpc"]));
+        assert_eq!(merge_shared(short.clone()), short);
+    }
+
+    /// Soundness: every original literal holds one of the chosen.
+    #[test]
+    fn every_original_literal_holds_a_chosen_one() {
+        let original = strings(&[
+            " not allowed because a group is listed in DenyGroups",
+            " not allowed because account is locked",
+            "Connection closed by",
+            "Connection closed from",
+            "Connection reset by",
+            "Disconnected by",
+            "Disconnected from",
+            "Illegal user ",
+            "illegal user ",
+            "Invalid user ",
+            "invalid user ",
+            "Failed ",
+            "Accepted ",
+            "Received disconnect",
+            "refused connect from ",
+            ": Auth fail",
+            " LOGIN REFUSED FROM ",
+        ]);
+        let sets: Vec<Vec<Vec<Vec<u8>>>> = original.iter().map(|l| vec![vec![l.clone()]]).collect();
+        let chosen = choose(&sets, b"").unwrap();
+        assert!(chosen.len() < original.len(), "{chosen:?}");
+        for l in &original {
+            assert!(
+                chosen
+                    .iter()
+                    .any(|c| l.windows(c.len()).any(|w| w == &c[..])),
+                "{:?}",
+                String::from_utf8_lossy(l)
+            );
+        }
+    }
+}
