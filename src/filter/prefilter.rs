@@ -60,6 +60,10 @@ fn split_point(l: &[u8], sample: &[u8]) -> usize {
 pub struct Prefilter {
     /// Leftmost-first: fastest for "is there any".
     find: AhoCorasick,
+    /// The literal itself when there is only one: memmem straight away
+    /// spares the automaton's dispatch on every candidate line (a flood of
+    /// one filter's lines finds one per line).
+    single: Option<memchr::memmem::Finder<'static>>,
     /// Standard semantics, for overlapping search across a cut.
     overlapping: AhoCorasick,
     /// Byte pairs that occur inside some literal (a cut can only be spanned
@@ -127,10 +131,15 @@ impl Prefilter {
                 pairs[usize::from(w[0]) << 8 | usize::from(w[1])] = true;
             }
         }
+        let single = match keep.as_slice() {
+            [one] => Some(memchr::memmem::Finder::new(one).into_owned()),
+            _ => None,
+        };
         Some(Prefilter {
             halves,
             half_finders,
             find,
+            single,
             overlapping,
             literals: keep,
             max_len,
@@ -141,6 +150,9 @@ impl Prefilter {
     /// Offset of the first literal occurrence at or after `from` in `hay`.
     #[inline]
     pub fn find(&self, hay: &[u8], from: usize) -> Option<usize> {
+        if let Some(one) = &self.single {
+            return hay.get(from..).and_then(|h| one.find(h)).map(|i| from + i);
+        }
         let input = aho_corasick::Input::new(hay).range(from..);
         self.find.find(input).map(|m| m.start())
     }
@@ -502,6 +514,26 @@ mod tests {
         let start = line.iter().position(|&b| b == b'[').unwrap() + 1;
         let end = line.iter().position(|&b| b == b']').unwrap();
         assert!(p.spans_cut(line, start, end, &mut Vec::new()));
+    }
+
+    #[test]
+    fn one_literal_is_found_where_the_automaton_finds_it() {
+        let f = Filter::compile(crate::filter::FilterSpec {
+            name: "t".into(),
+            failregex: vec!["Login failure <HOST>".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let p = Prefilter::new(&f, b"").unwrap();
+        assert!(p.single.is_some());
+        let hay = b"x Login failure 1.2.3.4\nLogin failur\nLogin failure Login failure ";
+        for from in 0..=hay.len() + 1 {
+            let input = aho_corasick::Input::new(&hay[..]).range(from.min(hay.len())..);
+            let want = (from <= hay.len())
+                .then(|| p.find.find(input).map(|m| m.start()))
+                .flatten();
+            assert_eq!(p.find(hay, from), want, "from {from}");
+        }
     }
 
     /// Whether the prefilter lets `line` through, as `scan` asks it.
