@@ -245,6 +245,23 @@ impl Jail {
         }
     }
 
+    /// Takes new settings (a reload keeps the jail's state). A change in
+    /// how failures are kept (`maxretry`, the prefix lengths) starts the
+    /// counts afresh, since the table's layout and keys follow them; bans
+    /// and their history stay.
+    pub fn reconfigure(&mut self, settings: JailSettings) {
+        let kept = |s: &JailSettings| (s.maxretry, s.ipv4_prefix, s.ipv6_prefix);
+        if kept(&self.settings) != kept(&settings) {
+            self.failures = failures::Failures::new(
+                settings.maxretry,
+                settings.ipv4_prefix,
+                settings.ipv6_prefix,
+            );
+            self.subnets = subnets::Subnets::default();
+        }
+        self.settings = settings;
+    }
+
     /// Counts one failure of `addr` seen at `line_time`.
     pub fn failure(&mut self, addr: IpAddr, line_time: UnixTime, now: UnixTime) -> Verdict {
         self.failure_in(addr, None, line_time, now)
