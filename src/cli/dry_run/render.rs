@@ -244,7 +244,7 @@ pub fn write_human(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
             .bans
             .iter()
             .take(LIST)
-            .map(|b| b.address.len())
+            .map(|b| b.address.to_string().len())
             .max()
             .unwrap_or(0);
         for b in j.bans.iter().take(LIST) {
