@@ -323,7 +323,7 @@ fn apply(
             rt.stats.failures += 1;
             rt.stats.bans += 1;
             // Logged and counted where the daemon handles it (events::Banned).
-            Some(ban)
+            Some(*ban)
         }
         Verdict::AlreadyBanned => {
             rt.stats.already_banned += 1;

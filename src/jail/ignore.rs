@@ -107,7 +107,7 @@ impl IgnoreList {
         self.files.iter().chain(self.proxy_files.iter())
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn check(&self, addr: IpAddr) -> Option<IgnoreReason> {
         // Most jails list nothing and only ignore their own host: this runs
         // for every failure, so that case skips the list walks.
@@ -122,13 +122,18 @@ impl IgnoreList {
     }
 
     /// Loopback or an address of this host.
-    #[inline]
+    #[inline(always)]
     fn is_own(&self, addr: IpAddr) -> bool {
-        let listed = || match addr {
+        addr.is_loopback() || (self.own_bits & own_bit(addr) != 0 && self.listed_own(addr))
+    }
+
+    /// Whether `addr` is in the own address lists (past the bit filter).
+    #[inline(never)]
+    fn listed_own(&self, addr: IpAddr) -> bool {
+        match addr {
             IpAddr::V4(a) => self.own4.contains(&a.to_bits()),
             IpAddr::V6(a) => self.own6.contains(&a.to_bits()),
-        };
-        addr.is_loopback() || (self.own_bits & own_bit(addr) != 0 && listed())
+        }
     }
 
     /// [`check`](Self::check) with lists to walk.

@@ -188,10 +188,10 @@ pub struct BanDecision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Counted; `failures` inside the window so far.
-    Counted {
-        failures: u32,
-    },
-    Ban(BanDecision),
+    Counted { failures: u32 },
+    /// Boxed: a verdict is returned for every failure and almost never
+    /// is a ban, so it stays small enough to be passed in registers.
+    Ban(Box<BanDecision>),
     /// Already banned: not counted, no second ban.
     AlreadyBanned,
     /// Never banned, and why.
@@ -372,7 +372,7 @@ impl Jail {
         let mut ban = self.decide(net, now, None);
         ban.at = line_time;
         ban.failures = failures;
-        Verdict::Ban(ban)
+        Verdict::Ban(Box::new(ban))
     }
 
     /// Sweeps once there have been as many failures since the last sweep
@@ -425,7 +425,7 @@ impl Jail {
         let mut ban = self.decide(net, now, None);
         ban.at = line_time;
         ban.failures = failures;
-        Verdict::Ban(ban)
+        Verdict::Ban(Box::new(ban))
     }
 
     /// Bans `net` now, outside counting (manual `ban`); `bantime` overrides the
