@@ -64,6 +64,7 @@ use crate::scan::{ChunkOut, Kind, StreamClock};
 
 use render::net_text;
 pub use render::write_human;
+pub use render::{InputName, NetText};
 
 #[path = "render.rs"]
 mod render;
@@ -202,40 +203,6 @@ pub struct BanRow {
     pub expires: Option<UnixTime>,
     pub input: InputName,
     pub line: u64,
-}
-
-/// An address or network in the report, written out (as `net_text` writes
-/// it) only when rendered: of thousands of bans the human report shows
-/// a hundred.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NetText(pub IpNet);
-
-impl std::fmt::Display for NetText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(&net_text(&self.0))
-    }
-}
-
-impl Serialize for NetText {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&net_text(&self.0))
-    }
-}
-
-/// An input's name, shared by the rows that name it (one per ban).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputName(pub std::sync::Arc<str>);
-
-impl std::fmt::Display for InputName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(&self.0)
-    }
-}
-
-impl Serialize for InputName {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
 }
 
 #[derive(Debug, Serialize)]
