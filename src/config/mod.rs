@@ -205,10 +205,11 @@ pub fn load(dir: &Path) -> Result<Config, ConfigErrors> {
     load_some(dir, None)
 }
 
-/// Reads `dir` for one jail only (`dry-run --jail`): the global file, every
-/// jail file (drop-ins merge across them), and only the filter the jail
-/// names; other jails are not built or validated. The jail is absent from
-/// the result if no file defines it.
+/// Reads `dir` for one jail only (`dry-run --jail`): the global file, the
+/// jail files that name it (drop-ins merge across them; a file that never
+/// spells the name is not parsed), and only the filter the jail names;
+/// other jails are not built or validated. The jail is absent from the
+/// result if no file defines it.
 pub fn load_jail(dir: &Path, jail: &str) -> Result<Config, ConfigErrors> {
     load_some(dir, Some(jail))
 }
@@ -272,8 +273,17 @@ fn load_some(dir: &Path, only: Option<&str>) -> Result<Config, ConfigErrors> {
     };
     let mut merged: BTreeMap<String, MergedJail> = BTreeMap::new();
     for path in jail_files(&dir.join("jails"), &mut errs) {
-        let Some(map) = parse_file::<BTreeMap<String, RawJail>>(
+        let Some(text) = read_file(&path, &mut errs) else {
+            continue;
+        };
+        // One jail asked for: a file that never names it can neither
+        // define nor change it, and other jails are not validated.
+        if only.is_some_and(|j| !may_name(&text, j)) {
+            continue;
+        }
+        let Some(map) = parse_text::<BTreeMap<String, RawJail>>(
             &path,
+            &text,
             lint::Shape::Named(keys::Scope::Jail),
             &mut errs,
         ) else {
@@ -355,16 +365,38 @@ fn parse_file<T: serde::de::DeserializeOwned>(
     shape: lint::Shape,
     errs: &mut Errors,
 ) -> Option<T> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let text = read_file(path, errs)?;
+    parse_text(path, &text, shape, errs)
+}
+
+fn read_file(path: &Path, errs: &mut Errors) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
         Err(e) => {
             errs.file(path, "", format!("cannot read: {e}"));
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// Whether a jail file's `text` may define or change the jail `name`: it
+/// spells the name, or has a backslash (a double-quoted key could spell
+/// it with escapes). A YAML key is written on one line (a plain or
+/// single-quoted key folded across lines reads with a space instead of
+/// the line break), and jail names are plain words.
+fn may_name(text: &str, name: &str) -> bool {
+    text.contains(name) || text.contains('\\')
+}
+
+fn parse_text<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    shape: lint::Shape,
+    errs: &mut Errors,
+) -> Option<T> {
     // Every mistake of the file at once, in words; the typed read below
     // would stop at the first.
-    let findings = lint::lint(&text, shape).unwrap_or_default();
+    let findings = lint::lint(text, shape).unwrap_or_default();
     if !findings.is_empty() {
         errs.0.extend(findings.into_iter().map(|f| ConfigError {
             file: path.to_path_buf(),
@@ -375,7 +407,7 @@ fn parse_file<T: serde::de::DeserializeOwned>(
         }));
         return None;
     }
-    match serde_saphyr::from_str::<T>(&text) {
+    match serde_saphyr::from_str::<T>(text) {
         Ok(v) => Some(v),
         Err(e) => {
             errs.yaml(path, e);

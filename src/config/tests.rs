@@ -258,3 +258,26 @@ fn the_global_file_loads_without_the_rest_of_the_directory() {
     assert!(load_global(bad.path()).is_err());
     assert!(load_global(&d.path().join("missing")).is_err());
 }
+
+/// One jail asked for: files that name it are merged (drop-ins in other
+/// files too, even a quoted key with escapes); a file that never names it
+/// is not read as YAML, so its mistakes do not stop the jail's dry-run.
+#[test]
+fn one_jail_reads_only_the_files_that_name_it() {
+    let d = dir(&[
+        ("filters/demo.yaml", FILTER),
+        (
+            "jails/demo.yaml",
+            "demo:\n  filter: demo\n  logpath: demo.log\n  maxretry: 3\n",
+        ),
+        ("jails/other.yaml", "other:\n  maxretry: [\n"),
+        ("jails/z.local.yaml", "\"d\\x65mo\":\n  bantime: 2h\n"),
+        ("jails/zz.local.yaml", "{demo: {maxretry: 7}}\n"),
+    ]);
+    assert!(load(d.path()).is_err(), "the whole directory has an error");
+    let c = load_jail(d.path(), "demo").unwrap();
+    let j = c.jail("demo").unwrap();
+    assert_eq!((j.settings.maxretry, j.settings.bantime), (7, Some(7200)));
+    let errs = load_jail(d.path(), "other").unwrap_err();
+    assert!(format!("{errs:?}").contains("other.yaml"), "{errs:?}");
+}

@@ -80,7 +80,7 @@ impl Running {
             let idx = jails.len();
             let rt = match old_jails.remove(&jc.name) {
                 Some(mut rt) => {
-                    rt.jail.settings = jc.settings.clone();
+                    rt.jail.reconfigure(jc.settings.clone());
                     rt.filter = Arc::clone(&jc.filter);
                     rt
                 }

@@ -276,8 +276,14 @@ impl Engine {
             if let Some(o) = observer.as_mut() {
                 o(rec, time, &verdict);
             }
-            if let Some(ban) = apply(rt, verdict, host, now, &mut self.ignore_logged) {
-                out.push(ban);
+            match verdict {
+                // Nearly every failure: booked inline.
+                Verdict::Counted { .. } => rt.stats.failures += 1,
+                verdict => {
+                    if let Some(ban) = apply(rt, verdict, rec, now, &mut self.ignore_logged) {
+                        out.push(ban);
+                    }
+                }
             }
         }
     }
@@ -316,11 +322,14 @@ impl Engine {
     }
 }
 
-/// Books a verdict in the jail's counters; the ban, if it is one.
+/// Books a verdict of `rec`'s failure in the jail's counters; the ban, if
+/// it is one. Out of the counting loop: the loop books the common verdict
+/// (`Counted`) itself.
+#[inline(never)]
 fn apply(
     rt: &mut JailRuntime,
     verdict: Verdict,
-    host: IpAddr,
+    rec: &Rec,
     now: UnixTime,
     ignore_logged: &mut HashMap<IpAddr, UnixTime>,
 ) -> Option<BanDecision> {
@@ -333,7 +342,7 @@ fn apply(
             rt.stats.failures += 1;
             rt.stats.bans += 1;
             // Logged and counted where the daemon handles it (events::Banned).
-            Some(ban)
+            Some(*ban)
         }
         Verdict::AlreadyBanned => {
             rt.stats.already_banned += 1;
@@ -345,6 +354,7 @@ fn apply(
         }
         Verdict::Ignored(reason) => {
             rt.stats.ignored_addresses += 1;
+            let host = rec.host?;
             if let IgnoreReason::TrustedProxy(_) = reason {
                 let name = rt.jail.settings.name.clone();
                 rt.jail.proxy.note(&name, host);

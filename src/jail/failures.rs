@@ -48,14 +48,15 @@ pub(crate) struct Failures {
     layout: Layout,
     /// Times kept per key: the jail's `maxretry` (at least 1).
     cap: usize,
+    /// The keys' prefix lengths (at most 32 and 128).
+    v4_prefix: u8,
+    v6_prefix: u8,
 }
 
 #[derive(Debug)]
 struct Table<T> {
     v4: Map<u32, T>,
     v6: Map<V6Key, T>,
-    v4_prefix: u8,
-    v6_prefix: u8,
     /// At most the earliest last failure of any key (`Stamp::MAX`: none
     /// since the last full pass): a window edge before it drops nothing,
     /// so [`retain_after`](Table::retain_after) skips the pass a flood of
@@ -74,7 +75,25 @@ fn v6_key(a: Ipv6Addr) -> V6Key {
 }
 
 fn v6_addr(k: &V6Key) -> Ipv6Addr {
-    Ipv6Addr::from_bits(k.iter().fold(0u128, |acc, &w| (acc << 32) | u128::from(w)))
+    Ipv6Addr::from_bits(v6_bits(k))
+}
+
+/// The 128 bits of an IPv6 key.
+#[inline]
+pub(crate) fn v6_bits(k: &V6Key) -> u128 {
+    k.iter().fold(0u128, |acc, &w| (acc << 32) | u128::from(w))
+}
+
+/// The network bits of an IPv4 prefix of length `len` (at most 32).
+#[inline]
+fn mask4(len: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)
+}
+
+/// The network bits of an IPv6 prefix of length `len` (at most 128).
+#[inline]
+fn mask6(len: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
 }
 
 fn after(t: Option<Stamp>, edge: UnixTime) -> bool {
@@ -82,12 +101,10 @@ fn after(t: Option<Stamp>, edge: UnixTime) -> bool {
 }
 
 impl<T: Times> Table<T> {
-    fn new(v4_prefix: u8, v6_prefix: u8) -> Self {
+    fn new() -> Self {
         Table {
             v4: Map::default(),
             v6: Map::default(),
-            v4_prefix,
-            v6_prefix,
             floor: Stamp::MAX,
         }
     }
@@ -96,23 +113,7 @@ impl<T: Times> Table<T> {
         self.v4.len() + self.v6.len()
     }
 
-    /// `net`'s entry if `net` is a key of this table (the jail's prefix length).
-    fn key_of(&self, net: &IpNet) -> Option<Key> {
-        match net {
-            IpNet::V4(n) if n.prefix_len() == self.v4_prefix => Some(Key::V4(u32::from(n.addr()))),
-            IpNet::V6(n) if n.prefix_len() == self.v6_prefix => Some(Key::V6(v6_key(n.addr()))),
-            _ => None,
-        }
-    }
-
-    fn net(&self, addr: IpAddr) -> IpNet {
-        let len = match addr {
-            IpAddr::V4(_) => self.v4_prefix,
-            IpAddr::V6(_) => self.v6_prefix,
-        };
-        IpNet::new(addr, len).unwrap_or_else(|_| IpNet::from(addr))
-    }
-
+    #[inline(always)]
     fn record(&mut self, key: Key, time: Stamp, edge: UnixTime, cap: usize) -> usize {
         let times = match key {
             Key::V4(k) => self.v4.entry(k).or_insert_with(|| T::with_cap(cap)),
@@ -198,15 +199,9 @@ impl<T: Times> Table<T> {
             .retain(|k, r| place6(k, r).is_some_and(|p| p > last));
     }
 
-    fn counts(&self) -> impl Iterator<Item = (IpNet, usize)> + '_ {
-        let v4 = self
-            .v4
-            .iter()
-            .map(|(k, r)| (self.net(IpAddr::V4(Ipv4Addr::from(*k))), r.len()));
-        let v6 = self
-            .v6
-            .iter()
-            .map(|(k, r)| (self.net(IpAddr::V6(v6_addr(k))), r.len()));
+    fn counts<'a>(&'a self, f: &'a Failures) -> impl Iterator<Item = (IpNet, usize)> + 'a {
+        let v4 = self.v4.iter().map(|(k, r)| (f.net(Key::V4(*k)), r.len()));
+        let v6 = self.v6.iter().map(|(k, r)| (f.net(Key::V6(*k)), r.len()));
         v4.chain(v6)
     }
 }
@@ -221,8 +216,10 @@ fn last_to_go<P: Ord + Copy>(places: &mut [P]) -> Option<P> {
     Some(*places.select_nth_unstable(cut - 1).1)
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Key {
+/// A counting key as the table holds it: an address's first prefix-length
+/// bits (the jail's `ipv4_prefix` or `ipv6_prefix`), the rest cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Key {
     V4(u32),
     V6(V6Key),
 }
@@ -233,12 +230,52 @@ impl Failures {
     pub(crate) fn new(maxretry: u32, v4_prefix: u8, v6_prefix: u8) -> Failures {
         let cap = maxretry.max(1) as usize;
         let layout = match cap {
-            0..=2 => Layout::N2(Table::new(v4_prefix, v6_prefix)),
-            3..=4 => Layout::N4(Table::new(v4_prefix, v6_prefix)),
-            5..=8 => Layout::N8(Table::new(v4_prefix, v6_prefix)),
-            _ => Layout::Heap(Table::new(v4_prefix, v6_prefix)),
+            0..=2 => Layout::N2(Table::new()),
+            3..=4 => Layout::N4(Table::new()),
+            5..=8 => Layout::N8(Table::new()),
+            _ => Layout::Heap(Table::new()),
         };
-        Failures { layout, cap }
+        Failures {
+            layout,
+            cap,
+            v4_prefix: v4_prefix.min(32),
+            v6_prefix: v6_prefix.min(128),
+        }
+    }
+
+    /// The key of a failure of `addr`: its prefix of the jail's length.
+    #[inline]
+    pub(crate) fn key(&self, addr: IpAddr) -> Key {
+        match addr {
+            IpAddr::V4(a) => Key::V4(a.to_bits() & mask4(self.v4_prefix)),
+            IpAddr::V6(a) => Key::V6(v6_key(Ipv6Addr::from_bits(
+                a.to_bits() & mask6(self.v6_prefix),
+            ))),
+        }
+    }
+
+    /// `net`'s key if `net` is one (of the jail's prefix length).
+    #[inline]
+    fn key_of(&self, net: &IpNet) -> Option<Key> {
+        match net {
+            IpNet::V4(n) if n.prefix_len() == self.v4_prefix => Some(Key::V4(u32::from(n.addr()))),
+            IpNet::V6(n) if n.prefix_len() == self.v6_prefix => Some(Key::V6(v6_key(n.addr()))),
+            _ => None,
+        }
+    }
+
+    /// The network a key stands for.
+    pub(crate) fn net(&self, key: Key) -> IpNet {
+        let (addr, len) = match key {
+            Key::V4(k) => (IpAddr::V4(Ipv4Addr::from(k)), self.v4_prefix),
+            Key::V6(k) => (IpAddr::V6(v6_addr(&k)), self.v6_prefix),
+        };
+        IpNet::new(addr, len).unwrap_or_else(|_| IpNet::from(addr))
+    }
+
+    /// The keys' prefix lengths: IPv4's and IPv6's.
+    pub(crate) fn prefixes(&self) -> (u8, u8) {
+        (self.v4_prefix, self.v6_prefix)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -247,22 +284,38 @@ impl Failures {
 
     /// Records a failure of `net` (a key: the jail's prefix) at `time`,
     /// forgetting its failures at or before `edge`; returns how many it has.
+    #[cfg(test)]
     pub(crate) fn record(&mut self, net: &IpNet, time: UnixTime, edge: UnixTime) -> usize {
-        let cap = self.cap;
-        with_table!(&mut self.layout, t => match t.key_of(net) {
-            Some(key) => t.record(key, stamp(time), edge, cap),
+        match self.key_of(net) {
+            Some(key) => self.record_key(key, time, edge),
             None => 0,
-        })
+        }
     }
 
+    /// [`record`](Self::record) by key (inlined into the engine's loop).
+    #[inline(always)]
+    pub(crate) fn record_key(&mut self, key: Key, time: UnixTime, edge: UnixTime) -> usize {
+        let cap = self.cap;
+        with_table!(&mut self.layout, t => t.record(key, stamp(time), edge, cap))
+    }
+
+    #[cfg(test)]
     pub(crate) fn contains(&self, net: &IpNet) -> bool {
-        with_table!(&self.layout, t => t.key_of(net).is_some_and(|k| t.contains(k)))
+        self.key_of(net).is_some_and(|k| self.contains_key(k))
+    }
+
+    pub(crate) fn contains_key(&self, key: Key) -> bool {
+        with_table!(&self.layout, t => t.contains(key))
     }
 
     pub(crate) fn remove(&mut self, net: &IpNet) {
-        with_table!(&mut self.layout, t => if let Some(k) = t.key_of(net) {
-            t.remove(k);
-        })
+        if let Some(k) = self.key_of(net) {
+            self.remove_key(k);
+        }
+    }
+
+    pub(crate) fn remove_key(&mut self, key: Key) {
+        with_table!(&mut self.layout, t => t.remove(key))
     }
 
     /// Forgets every key whose last failure is at or before `edge`.
@@ -277,7 +330,7 @@ impl Failures {
 
     /// Each key with the number of failures it holds.
     pub(crate) fn counts(&self) -> Box<dyn Iterator<Item = (IpNet, usize)> + '_> {
-        with_table!(&self.layout, t => Box::new(t.counts()))
+        with_table!(&self.layout, t => Box::new(t.counts(self)))
     }
 }
 

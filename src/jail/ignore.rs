@@ -39,6 +39,13 @@ impl fmt::Display for IgnoreReason {
 pub struct IgnoreList {
     nets: Vec<IpNet>,
     own: Vec<IpAddr>,
+    /// `own` by family, as integers: what [`check`](Self::check) compares
+    /// for every failure (an `IpAddr` comparison costs several times more).
+    own4: Box<[u32]>,
+    own6: Box<[u128]>,
+    /// A bit per own address ([`own_bit`]): an address whose bit is clear
+    /// is not one of them, told without walking the lists.
+    own_bits: u64,
     ignoreself: bool,
     /// `file:` entries of `ignoreip`, re-read when they change.
     files: Vec<Arc<AllowFile>>,
@@ -56,9 +63,27 @@ impl IgnoreList {
         } else {
             Vec::new()
         };
+        let own4 = own
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V4(a) => Some(a.to_bits()),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let own6 = own
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V6(a) => Some(a.to_bits()),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        let own_bits = own.iter().fold(0, |bits, a| bits | own_bit(*a));
         IgnoreList {
             nets,
             own,
+            own4,
+            own6,
+            own_bits,
             ignoreself,
             ..IgnoreList::default()
         }
@@ -82,7 +107,7 @@ impl IgnoreList {
         self.files.iter().chain(self.proxy_files.iter())
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn check(&self, addr: IpAddr) -> Option<IgnoreReason> {
         // Most jails list nothing and only ignore their own host: this runs
         // for every failure, so that case skips the list walks.
@@ -97,9 +122,18 @@ impl IgnoreList {
     }
 
     /// Loopback or an address of this host.
-    #[inline]
+    #[inline(always)]
     fn is_own(&self, addr: IpAddr) -> bool {
-        addr.is_loopback() || self.own.contains(&addr)
+        addr.is_loopback() || (self.own_bits & own_bit(addr) != 0 && self.listed_own(addr))
+    }
+
+    /// Whether `addr` is in the own address lists (past the bit filter).
+    #[inline(never)]
+    fn listed_own(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => self.own4.contains(&a.to_bits()),
+            IpAddr::V6(a) => self.own6.contains(&a.to_bits()),
+        }
     }
 
     /// [`check`](Self::check) with lists to walk.
@@ -181,6 +215,20 @@ impl IgnoreList {
     pub fn nets(&self) -> &[IpNet] {
         &self.nets
     }
+}
+
+/// An address's bit in [`IgnoreList`]'s `own_bits`: one of 64, by a
+/// multiplicative hash of its bits.
+#[inline]
+fn own_bit(addr: IpAddr) -> u64 {
+    let x = match addr {
+        IpAddr::V4(a) => u64::from(a.to_bits()),
+        IpAddr::V6(a) => {
+            let b = a.to_bits();
+            (b as u64) ^ ((b >> 64) as u64).rotate_left(17) ^ (1 << 63)
+        }
+    };
+    1 << (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
 }
 
 /// The addresses of this host's interfaces (empty if they cannot be read).

@@ -6,8 +6,6 @@
 //! missing; the jail marks every ban it records and rebuilds the table
 //! when it sweeps. It decides nothing.
 
-use std::net::IpAddr;
-
 use ipnet::IpNet;
 
 /// Bits in the table (8 KiB per jail).
@@ -36,13 +34,27 @@ impl Default for Marks {
 /// (the table is a filter, not a hash table: collisions only cost a lookup).
 #[inline]
 fn bit(net: &IpNet) -> usize {
-    let x = match net.addr() {
-        IpAddr::V4(a) => u64::from(u32::from(a)),
-        IpAddr::V6(a) => {
-            let b = a.to_bits();
-            (b as u64) ^ ((b >> 64) as u64).rotate_left(29)
-        }
-    } ^ (u64::from(net.prefix_len()) << 40);
+    match net {
+        IpNet::V4(n) => bit_v4(u32::from(n.addr()), n.prefix_len()),
+        IpNet::V6(n) => bit_v6(n.addr().to_bits(), n.prefix_len()),
+    }
+}
+
+/// The bit of the IPv4 network `addr`/`len` (as [`bit`] finds it).
+#[inline]
+fn bit_v4(addr: u32, len: u8) -> usize {
+    mix(u64::from(addr), len)
+}
+
+/// The bit of the IPv6 network `addr`/`len` (as [`bit`] finds it).
+#[inline]
+fn bit_v6(addr: u128, len: u8) -> usize {
+    mix((addr as u64) ^ ((addr >> 64) as u64).rotate_left(29), len)
+}
+
+#[inline]
+fn mix(x: u64, len: u8) -> usize {
+    let x = x ^ (u64::from(len) << 40);
     (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - 16)) as usize
 }
 
@@ -59,7 +71,23 @@ impl Marks {
     /// Whether `net` may have a ban (`false`: it has none).
     #[inline]
     pub(crate) fn may_hold(&self, net: &IpNet) -> bool {
-        let b = bit(net);
+        self.holds(bit(net))
+    }
+
+    /// [`may_hold`](Self::may_hold) for the IPv4 network `addr`/`len`.
+    #[inline]
+    pub(crate) fn may_hold_v4(&self, addr: u32, len: u8) -> bool {
+        self.holds(bit_v4(addr, len))
+    }
+
+    /// [`may_hold`](Self::may_hold) for the IPv6 network `addr`/`len`.
+    #[inline]
+    pub(crate) fn may_hold_v6(&self, addr: u128, len: u8) -> bool {
+        self.holds(bit_v6(addr, len))
+    }
+
+    #[inline]
+    fn holds(&self, b: usize) -> bool {
         self.words
             .get(b / 64)
             .is_some_and(|w| w & (1 << (b % 64)) != 0)
@@ -77,6 +105,7 @@ impl Marks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()
@@ -106,5 +135,31 @@ mod tests {
         m.rebuild(nets[..1].iter());
         assert!(m.may_hold(&nets[0]));
         assert!(nets[1..].iter().filter(|n| m.may_hold(n)).count() < 100);
+    }
+
+    /// The by-key checks find the bit `mark` set for the same network.
+    #[test]
+    fn key_checks_agree_with_the_net_check() {
+        let mut m = Marks::default();
+        let nets = [
+            net("192.0.2.7/32"),
+            net("10.1.0.0/16"),
+            net("2001:db8:1:2::/64"),
+            net("2001:db8::5/128"),
+        ];
+        for n in &nets {
+            m.mark(n);
+        }
+        for n in &nets {
+            let held = match n {
+                IpNet::V4(v) => m.may_hold_v4(u32::from(v.addr()), v.prefix_len()),
+                IpNet::V6(v) => m.may_hold_v6(v.addr().to_bits(), v.prefix_len()),
+            };
+            assert!(held, "{n}");
+        }
+        assert_eq!(
+            m.may_hold_v4(0x0a01_0000, 24),
+            m.may_hold(&net("10.1.0.0/24"))
+        );
     }
 }

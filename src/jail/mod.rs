@@ -188,10 +188,10 @@ pub struct BanDecision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Counted; `failures` inside the window so far.
-    Counted {
-        failures: u32,
-    },
-    Ban(BanDecision),
+    Counted { failures: u32 },
+    /// Boxed: a verdict is returned for every failure and almost never
+    /// is a ban, so it stays small enough to be passed in registers.
+    Ban(Box<BanDecision>),
     /// Already banned: not counted, no second ban.
     AlreadyBanned,
     /// Never banned, and why.
@@ -245,6 +245,23 @@ impl Jail {
         }
     }
 
+    /// Takes new settings (a reload keeps the jail's state). A change in
+    /// how failures are kept (`maxretry`, the prefix lengths) starts the
+    /// counts afresh, since the table's layout and keys follow them; bans
+    /// and their history stay.
+    pub fn reconfigure(&mut self, settings: JailSettings) {
+        let kept = |s: &JailSettings| (s.maxretry, s.ipv4_prefix, s.ipv6_prefix);
+        if kept(&self.settings) != kept(&settings) {
+            self.failures = failures::Failures::new(
+                settings.maxretry,
+                settings.ipv4_prefix,
+                settings.ipv6_prefix,
+            );
+            self.subnets = subnets::Subnets::default();
+        }
+        self.settings = settings;
+    }
+
     /// Counts one failure of `addr` seen at `line_time`.
     pub fn failure(&mut self, addr: IpAddr, line_time: UnixTime, now: UnixTime) -> Verdict {
         self.failure_in(addr, None, line_time, now)
@@ -256,6 +273,9 @@ impl Jail {
     /// subnet that overlaps the allow-list anywhere (an `ignoreip` entry,
     /// a trusted proxy, with `ignoreself` loopback or an own address) is
     /// never banned.
+    // Always inlined: the engine's loop runs it for every failure, and the
+    // call and the verdict's copy would cost a quarter of it.
+    #[inline(always)]
     pub fn failure_in(
         &mut self,
         addr: IpAddr,
@@ -263,49 +283,121 @@ impl Jail {
         line_time: UnixTime,
         now: UnixTime,
     ) -> Verdict {
-        // The key once (this runs for every failure): a coarser captured
-        // subnet's, else the address's own.
-        let subnet = self.settings.subnet_key(addr, prefix);
-        let net = subnet.unwrap_or_else(|| self.settings.key(addr));
-        let ignored = match prefix {
-            Some(_) => self.settings.ignore.check_net(net),
-            None => self.settings.ignore.check(addr),
-        };
-        if let Some(reason) = ignored {
+        if prefix.is_some() {
+            return self.captured_failure(addr, prefix, line_time, now);
+        }
+        if let Some(reason) = self.settings.ignore.check(addr) {
             return Verdict::Ignored(reason);
         }
-        let findtime = self.settings.findtime;
-        if now - line_time >= findtime {
+        if now - line_time >= self.settings.findtime {
             return Verdict::TooOld;
         }
-        if subnet.is_some() {
-            return self.subnet_failure(net, line_time, now);
+        // The key once (this runs for every failure), as the table keeps it.
+        let key = self.failures.key(addr);
+        self.key_failure(key, line_time, now)
+    }
+
+    /// [`failure_in`](Self::failure_in) of a captured subnet (`<SUBNET>`):
+    /// counted apart when coarser than the jail's prefix, else under the
+    /// address's own key; either way ignored when it overlaps the
+    /// allow-list.
+    #[cold]
+    #[inline(never)]
+    fn captured_failure(
+        &mut self,
+        addr: IpAddr,
+        prefix: Option<u8>,
+        line_time: UnixTime,
+        now: UnixTime,
+    ) -> Verdict {
+        let subnet = self.settings.subnet_key(addr, prefix);
+        let net = subnet.unwrap_or_else(|| self.settings.key(addr));
+        if let Some(reason) = self.settings.ignore.check_net(net) {
+            return Verdict::Ignored(reason);
         }
-        if self.is_banned(&net, now) {
-            return Verdict::AlreadyBanned;
+        if now - line_time >= self.settings.findtime {
+            return Verdict::TooOld;
+        }
+        match subnet {
+            Some(net) => self.subnet_failure(net, line_time, now),
+            None => {
+                let key = self.failures.key(addr);
+                self.key_failure(key, line_time, now)
+            }
+        }
+    }
+
+    /// Counts a failure (not ignored, not too old) under its key in the
+    /// jail's own table.
+    #[inline(always)]
+    fn key_failure(&mut self, key: failures::Key, line_time: UnixTime, now: UnixTime) -> Verdict {
+        if self.key_may_be_banned(key) {
+            let net = self.failures.net(key);
+            if self.is_banned(&net, now) {
+                return Verdict::AlreadyBanned;
+            }
         }
         // Sweep after as many failures as entries it would visit (at least
         // 4096): its cost stays a constant per failure however many
         // addresses are tracked.
         self.since_sweep += 1;
         if self.since_sweep >= 4096 {
-            let entries = self.failures.len() + self.bans.len() + self.history.len();
-            if self.since_sweep as usize >= entries {
-                self.sweep(now);
-            }
+            self.sweep_if_due(now);
         }
-        if self.failures.len() >= self.settings.max_tracked && !self.failures.contains(&net) {
+        if self.failures.len() >= self.settings.max_tracked && !self.failures.contains_key(key) {
             self.make_room(line_time);
         }
-        let failures = self.failures.record(&net, line_time, line_time - findtime) as u32;
+        let findtime = self.settings.findtime;
+        let failures = self
+            .failures
+            .record_key(key, line_time, line_time - findtime) as u32;
         if failures < self.settings.maxretry {
             return Verdict::Counted { failures };
         }
-        self.failures.remove(&net);
+        self.ban_key(key, failures, line_time, now)
+    }
+
+    /// The ban of `key`, which reached `maxretry` with `failures` at
+    /// `line_time` (out of the counting loop: one failure in many).
+    #[inline(never)]
+    fn ban_key(
+        &mut self,
+        key: failures::Key,
+        failures: u32,
+        line_time: UnixTime,
+        now: UnixTime,
+    ) -> Verdict {
+        self.failures.remove_key(key);
+        let net = self.failures.net(key);
         let mut ban = self.decide(net, now, None);
         ban.at = line_time;
         ban.failures = failures;
-        Verdict::Ban(ban)
+        Verdict::Ban(Box::new(ban))
+    }
+
+    /// Sweeps once there have been as many failures since the last sweep
+    /// as entries it would visit.
+    #[cold]
+    #[inline(never)]
+    fn sweep_if_due(&mut self, now: UnixTime) {
+        let entries = self.failures.len() + self.bans.len() + self.history.len();
+        if self.since_sweep as usize >= entries {
+            self.sweep(now);
+        }
+    }
+
+    /// Whether the network of `key` may be under a ban (`false`: it is not),
+    /// from the marks alone.
+    #[inline]
+    fn key_may_be_banned(&self, key: failures::Key) -> bool {
+        if self.bans.is_empty() {
+            return false;
+        }
+        let (v4, v6) = self.failures.prefixes();
+        match key {
+            failures::Key::V4(k) => self.ban_marks.may_hold_v4(k, v4),
+            failures::Key::V6(k) => self.ban_marks.may_hold_v6(failures::v6_bits(&k), v6),
+        }
     }
 
     /// [`failure_in`](Self::failure_in) for a subnet that is not the
@@ -333,7 +425,7 @@ impl Jail {
         let mut ban = self.decide(net, now, None);
         ban.at = line_time;
         ban.failures = failures;
-        Verdict::Ban(ban)
+        Verdict::Ban(Box::new(ban))
     }
 
     /// Bans `net` now, outside counting (manual `ban`); `bantime` overrides the
@@ -451,6 +543,8 @@ impl Jail {
         self.subnets.retain_after(now - self.settings.findtime);
     }
 
+    #[cold]
+    #[inline(never)]
     fn make_room(&mut self, line_time: UnixTime) {
         self.failures
             .retain_after(line_time - self.settings.findtime);

@@ -70,7 +70,7 @@ fn permanent_ban_never_expires() {
     let mut j = jail(1, 60, None);
     assert!(matches!(
         j.failure(ip("::1:2"), 0, 0),
-        Verdict::Ban(BanDecision { expires: None, .. })
+        Verdict::Ban(b) if b.expires.is_none()
     ));
     assert_eq!(
         j.failure(ip("::1:2"), i64::MAX / 2, i64::MAX / 2),
@@ -195,19 +195,12 @@ fn list_escalation_ends_permanent_and_window_forgets() {
     j.settings.increment = Some(inc);
     assert!(matches!(
         j.failure(ip("1.1.1.1"), 0, 0),
-        Verdict::Ban(BanDecision {
-            bantime: Some(60),
-            ..
-        })
+        Verdict::Ban(b) if b.bantime == Some(60)
     ));
     // 2000 s later the first ban is outside the window: back to the first step.
     assert!(matches!(
         j.failure(ip("1.1.1.1"), 2000, 2000),
-        Verdict::Ban(BanDecision {
-            bantime: Some(60),
-            count: 1,
-            ..
-        })
+        Verdict::Ban(b) if (b.bantime, b.count) == (Some(60), 1)
     ));
 }
 
@@ -257,4 +250,33 @@ fn every_active_ban_is_seen_across_sweeps() {
     assert!(j.is_banned(&elsewhere, 1200));
     assert!(j.forget_ban(&elsewhere));
     assert!(!j.is_banned(&elsewhere, 1200));
+}
+
+/// A reload that changes `maxretry` or the prefix lengths counts by the
+/// new settings (the table is laid out and keyed by them); bans stay.
+#[test]
+fn reconfigured_counting_follows_the_new_settings() {
+    let mut j = jail(2, 60, Some(600));
+    assert!(matches!(
+        j.failure(ip("1.2.3.4"), 1, 1),
+        Verdict::Counted { .. }
+    ));
+    assert!(matches!(j.failure(ip("1.2.3.4"), 2, 2), Verdict::Ban(_)));
+    let mut s = j.settings.clone();
+    s.maxretry = 6;
+    s.ipv4_prefix = 24;
+    j.reconfigure(s);
+    for t in 3..8 {
+        assert_eq!(
+            j.failure(ip("192.0.2.9"), t, t),
+            Verdict::Counted {
+                failures: (t - 2) as u32
+            }
+        );
+    }
+    match j.failure(ip("192.0.2.9"), 8, 8) {
+        Verdict::Ban(b) => assert_eq!((b.net.to_string(), b.failures), ("192.0.2.0/24".into(), 6)),
+        v => panic!("{v:?}"),
+    }
+    assert!(j.is_banned(&"1.2.3.4/32".parse().unwrap(), 9));
 }

@@ -1,7 +1,8 @@
 //! Rendering the dry-run report for a person: counts, dates, hits per
 //! regex, top addresses and users, the jail's bans, `--show` lines with the
 //! host and user highlighted; the text of an address or network (also
-//! in the JSON).
+//! in the JSON: a ban row keeps its network and input name as `NetText`
+//! and `InputName`, written out only when rendered).
 //!
 //! Owns presentation only; the numbers are `report`'s.
 
@@ -244,7 +245,7 @@ pub fn write_human(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
             .bans
             .iter()
             .take(LIST)
-            .map(|b| b.address.len())
+            .map(|b| b.address.to_string().len())
             .max()
             .unwrap_or(0);
         for b in j.bans.iter().take(LIST) {
@@ -283,6 +284,40 @@ pub fn write_human(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         writeln!(out, "{WARN}The filter matched nothing.{WARN:#}")?;
     }
     Ok(())
+}
+
+/// An address or network in the report, written out (as `net_text` writes
+/// it) only when rendered: of thousands of bans the human report shows
+/// a hundred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetText(pub IpNet);
+
+impl std::fmt::Display for NetText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&net_text(&self.0))
+    }
+}
+
+impl serde::Serialize for NetText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&net_text(&self.0))
+    }
+}
+
+/// An input's name, shared by the rows that name it (one per ban).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputName(pub std::sync::Arc<str>);
+
+impl std::fmt::Display for InputName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+impl serde::Serialize for InputName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
 }
 
 /// A host as an address, a network as `addr/len`.

@@ -64,6 +64,7 @@ use crate::scan::{ChunkOut, Kind, StreamClock};
 
 use render::net_text;
 pub use render::write_human;
+pub use render::{InputName, NetText};
 
 #[path = "render.rs"]
 mod render;
@@ -193,14 +194,14 @@ pub struct JailReport {
 
 #[derive(Debug, Serialize)]
 pub struct BanRow {
-    pub address: String,
+    pub address: NetText,
     pub at: UnixTime,
     pub failures: u32,
     /// Which ban of this address this is (1 = first; escalation counts it).
     pub count: u32,
     pub bantime: Option<i64>,
     pub expires: Option<UnixTime>,
-    pub input: String,
+    pub input: InputName,
     pub line: u64,
 }
 
@@ -242,6 +243,40 @@ fn captured(host: IpAddr, prefix: Option<u8>) -> IpNet {
         .unwrap_or_else(|| IpNet::from(host))
 }
 
+/// Notes a ban (a row) or a failure of an ignored address (its tally) in
+/// the jail's report.
+#[inline(never)]
+fn note_verdict(
+    rep: &mut JailReport,
+    ignored: &mut BTreeMap<IpNet, (u64, String)>,
+    input: &InputName,
+    base: u64,
+    r: &crate::scan::Rec,
+    v: &Verdict,
+) {
+    match v {
+        Verdict::Ban(b) => rep.bans.push(BanRow {
+            address: NetText(b.net),
+            at: b.at,
+            failures: b.failures,
+            count: b.count,
+            bantime: b.bantime,
+            expires: b.expires,
+            input: input.clone(),
+            line: base + u64::from(r.line) + 1,
+        }),
+        Verdict::Ignored(reason) => {
+            if let Some(host) = r.host {
+                ignored
+                    .entry(captured(host, r.prefix))
+                    .or_insert_with(|| (0, reason.to_string()))
+                    .0 += 1;
+            }
+        }
+        Verdict::Counted { .. } | Verdict::AlreadyBanned | Verdict::TooOld => {}
+    }
+}
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -265,6 +300,8 @@ pub struct Aggregator<'a> {
     /// Per address, or per subnet a filter captured (`<SUBNET>`).
     addrs: Tally,
     users: HashMap<Box<[u8]>, u64, FastHash>,
+    /// The inputs' names, shared by the ban rows.
+    input_names: Vec<InputName>,
     /// The daemon's engine with the one jail, for --jail.
     engine: Option<Engine>,
     firewall: Recording,
@@ -296,6 +333,11 @@ impl<'a> Aggregator<'a> {
             clocks: vec![StreamClock::default(); ctx.inputs.len()],
             addrs: Tally::default(),
             users: HashMap::default(),
+            input_names: ctx
+                .inputs
+                .iter()
+                .map(|n| InputName(n.as_str().into()))
+                .collect(),
             engine: ctx.jail.clone().map(|settings| {
                 let jail = JailRuntime {
                     jail: Jail::new(settings),
@@ -414,41 +456,20 @@ impl<'a> Aggregator<'a> {
     }
 
     /// Counts the chunk's failures in the jail, as the daemon's engine does.
+    /// The report's counters are the engine's own ([`JailStats`], taken at
+    /// the end); the observer only notes bans and ignored addresses.
     fn jail_chunk(&mut self, c: &ChunkOut, base: u64, read_time: UnixTime) {
         let (Some(engine), Some(rep)) = (self.engine.as_mut(), self.jail_report.as_mut()) else {
             return;
         };
-        let input = self.ctx.inputs.get(c.input).cloned().unwrap_or_default();
+        let Some(input) = self.input_names.get(c.input) else {
+            return;
+        };
         let mut bans: Vec<BanDecision> = Vec::new();
         let ignored = &mut self.ignored_addrs;
         let mut observe = |r: &crate::scan::Rec, _time: UnixTime, v: &Verdict| {
-            rep.failures += 1;
-            match v {
-                Verdict::Counted { .. } => {}
-                Verdict::Ban(b) => {
-                    rep.bans_total += 1;
-                    rep.bans.push(BanRow {
-                        address: net_text(&b.net),
-                        at: b.at,
-                        failures: b.failures,
-                        count: b.count,
-                        bantime: b.bantime,
-                        expires: b.expires,
-                        input: input.clone(),
-                        line: base + u64::from(r.line) + 1,
-                    });
-                }
-                Verdict::AlreadyBanned => rep.already_banned += 1,
-                Verdict::TooOld => rep.too_old += 1,
-                Verdict::Ignored(reason) => {
-                    rep.ignored_failures += 1;
-                    if let Some(host) = r.host {
-                        ignored
-                            .entry(captured(host, r.prefix))
-                            .or_insert_with(|| (0, reason.to_string()))
-                            .0 += 1;
-                    }
-                }
+            if matches!(v, Verdict::Ban(_) | Verdict::Ignored(_)) {
+                note_verdict(rep, ignored, input, base, r, v);
             }
         };
         engine.count(
@@ -475,11 +496,16 @@ impl<'a> Aggregator<'a> {
     pub fn finish(mut self) -> Report {
         let ctx = self.ctx;
         let spec = &ctx.filter.spec;
-        debug_assert_eq!(
-            self.firewall.ops.len() as u64,
-            self.jail_report.as_ref().map_or(0, |r| r.bans_total)
-        );
-        if let Some(rep) = self.jail_report.as_mut() {
+        if let (Some(rep), Some(engine)) = (self.jail_report.as_mut(), self.engine.as_ref()) {
+            // Every failure the jail was given, whatever its verdict.
+            let s = engine.jails.first().map(|rt| rt.stats).unwrap_or_default();
+            rep.failures = s.failures + s.already_banned + s.too_old + s.ignored_addresses;
+            rep.bans_total = s.bans;
+            rep.already_banned = s.already_banned;
+            rep.too_old = s.too_old;
+            rep.ignored_failures = s.ignored_addresses;
+            debug_assert_eq!(self.firewall.ops.len(), rep.bans.len());
+            debug_assert_eq!(rep.bans_total, rep.bans.len() as u64);
             rep.ignored = std::mem::take(&mut self.ignored_addrs)
                 .into_iter()
                 .map(|(a, (n, reason))| IgnoredRow {
