@@ -199,6 +199,26 @@ impl<T: Times> Table<T> {
             .retain(|k, r| place6(k, r).is_some_and(|p| p > last));
     }
 
+    /// Calls `f` with each key and each of its times, oldest first.
+    fn each_time(&self, mut f: impl FnMut(Key, Stamp))
+    where
+        T: Clone,
+    {
+        let mut visit = |key: Key, r: &T| {
+            let mut r = r.clone();
+            while let Some(t) = r.front() {
+                f(key, t);
+                r.pop_front();
+            }
+        };
+        for (k, r) in &self.v4 {
+            visit(Key::V4(*k), r);
+        }
+        for (k, r) in &self.v6 {
+            visit(Key::V6(*k), r);
+        }
+    }
+
     fn counts<'a>(&'a self, f: &'a Failures) -> impl Iterator<Item = (IpNet, usize)> + 'a {
         let v4 = self.v4.iter().map(|(k, r)| (f.net(Key::V4(*k)), r.len()));
         let v6 = self.v6.iter().map(|(k, r)| (f.net(Key::V6(*k)), r.len()));
@@ -326,6 +346,21 @@ impl Failures {
     /// Forgets about a quarter of the keys, those seen least recently.
     pub(crate) fn evict_quarter(&mut self) {
         with_table!(&mut self.layout, t => t.evict_quarter())
+    }
+
+    /// The same failures in a table that keeps `maxretry` times per key
+    /// (same prefix lengths): a reload that changes `maxretry` keeps the
+    /// counts. Times are recorded again oldest first, so a smaller
+    /// `maxretry` keeps each key's latest.
+    pub(crate) fn with_maxretry(&self, maxretry: u32) -> Failures {
+        let mut times: Vec<(Stamp, Key)> = Vec::with_capacity(self.len());
+        with_table!(&self.layout, t => t.each_time(|k, s| times.push((s, k))));
+        times.sort_unstable_by_key(|&(s, _)| s);
+        let mut new = Failures::new(maxretry, self.v4_prefix, self.v6_prefix);
+        for (s, k) in times {
+            new.record_key(k, UnixTime::from(s), UnixTime::MIN);
+        }
+        new
     }
 
     /// Each key with the number of failures it holds.

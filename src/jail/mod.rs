@@ -245,19 +245,22 @@ impl Jail {
         }
     }
 
-    /// Takes new settings (a reload keeps the jail's state). A change in
-    /// how failures are kept (`maxretry`, the prefix lengths) starts the
-    /// counts afresh, since the table's layout and keys follow them; bans
-    /// and their history stay.
+    /// Takes new settings (a reload keeps the jail's state). The failure
+    /// table is laid out by `maxretry` and keyed by the prefix lengths: a
+    /// new `maxretry` moves the counts into a table of the new layout; new
+    /// prefix lengths start the counts afresh (a stored network cannot be
+    /// split back into addresses). Bans and their history stay.
     pub fn reconfigure(&mut self, settings: JailSettings) {
-        let kept = |s: &JailSettings| (s.maxretry, s.ipv4_prefix, s.ipv6_prefix);
-        if kept(&self.settings) != kept(&settings) {
+        let prefixes = |s: &JailSettings| (s.ipv4_prefix, s.ipv6_prefix);
+        if prefixes(&self.settings) != prefixes(&settings) {
             self.failures = failures::Failures::new(
                 settings.maxretry,
                 settings.ipv4_prefix,
                 settings.ipv6_prefix,
             );
             self.subnets = subnets::Subnets::default();
+        } else if self.settings.maxretry != settings.maxretry {
+            self.failures = self.failures.with_maxretry(settings.maxretry);
         }
         self.settings = settings;
     }

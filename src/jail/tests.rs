@@ -280,3 +280,31 @@ fn reconfigured_counting_follows_the_new_settings() {
     }
     assert!(j.is_banned(&"1.2.3.4/32".parse().unwrap(), 9));
 }
+
+/// A reload that only changes `maxretry` keeps the failures counted so
+/// far: raised, they count toward the new bound (even past the old
+/// layout's room); lowered, the latest are kept and the next failure bans.
+#[test]
+fn a_new_maxretry_keeps_the_counts() {
+    let mut j = jail(3, 600, Some(600));
+    for t in 1..3 {
+        j.failure(ip("192.0.2.7"), t, t);
+    }
+    let mut s = j.settings.clone();
+    s.maxretry = 10;
+    j.reconfigure(s);
+    for t in 3..10 {
+        assert_eq!(
+            j.failure(ip("192.0.2.7"), t, t),
+            Verdict::Counted { failures: t as u32 },
+            "at {t}"
+        );
+    }
+    let mut s = j.settings.clone();
+    s.maxretry = 4;
+    j.reconfigure(s);
+    match j.failure(ip("192.0.2.7"), 10, 10) {
+        Verdict::Ban(b) => assert_eq!(b.failures, 4),
+        v => panic!("{v:?}"),
+    }
+}
