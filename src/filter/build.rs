@@ -14,6 +14,7 @@ impl Filter {
     /// error, named by its place in the spec.
     pub fn compile(spec: FilterSpec) -> Result<Filter, FilterError> {
         let too_slow = Arc::new(AtomicU64::new(0));
+        let mut builder = Builder::default();
         let d = spec.dialect;
         let maxlines = spec.maxlines.clamp(1, multiline::MAX_LINES);
         let multi_line = maxlines > 1;
@@ -25,7 +26,7 @@ impl Filter {
         let mut prefregex_head = None;
         let prefregex = match &spec.prefregex {
             Some(p) => {
-                let c = compile_one(PatternRef::Prefregex, p, d, false, &too_slow)?;
+                let c = compile_one(PatternRef::Prefregex, p, d, false, &too_slow, &mut builder)?;
                 general |= c.general;
                 prefregex_slow = c.slow;
                 prefregex_dups = c.dups;
@@ -33,7 +34,7 @@ impl Filter {
                     prefregex_head = split::Head::new(&c.screen);
                 }
                 prefregex_ascii = c.ascii;
-                let (re, exp) = (c.re, c.exp);
+                let (re, exp) = (c.re.wait(PatternRef::Prefregex, p)?, c.exp);
                 if re.capture_names().flatten().all(|n| n != "content") {
                     return Err(err(
                         PatternRef::Prefregex,
@@ -60,7 +61,8 @@ impl Filter {
                 "a filter needs at least one failregex",
             ));
         }
-        let mut fail = Vec::with_capacity(spec.failregex.len());
+        // Automata still building ([`Re`]), in pattern order.
+        let mut fail_re: Vec<(PatternRef, &str, Re)> = Vec::with_capacity(spec.failregex.len());
         let mut expanded = Vec::with_capacity(spec.failregex.len());
         let mut host_at = Vec::with_capacity(spec.failregex.len());
         let mut literal_sets = Vec::with_capacity(spec.failregex.len());
@@ -70,18 +72,23 @@ impl Filter {
         let mut fail_split = Vec::with_capacity(spec.failregex.len());
         let mut fail_optional = Vec::with_capacity(spec.failregex.len());
         for (i, p) in spec.failregex.iter().enumerate() {
-            let c = compile_one(PatternRef::Failregex(i), p, d, multi_line, &too_slow)?;
+            let which = PatternRef::Failregex(i);
+            let c = match compile_one(which, p, d, multi_line, &too_slow, &mut builder) {
+                Ok(c) => c,
+                Err(e) => return Err(first_error(fail_re, e)),
+            };
             general |= c.general;
-            let (re, exp, hir) = (c.re, c.exp, c.hir);
+            let (exp, hir) = (c.exp, c.hir);
             // fail2ban's multi-line filters have failregexes whose host
             // comes from an earlier line: matched alone, a bad host.
             if !exp.has_host && !prefix_host && d == Dialect::Native {
-                return Err(err(
-                    PatternRef::Failregex(i),
+                let e = err(
+                    which,
                     p,
                     0,
                     "no <HOST> or <ADDR> tag: a failure must name the address to ban",
-                ));
+                );
+                return Err(first_error(fail_re, e));
             }
             host_at.push(if c.general || multi_line {
                 None
@@ -93,20 +100,45 @@ impl Filter {
                 true => split::Split::new(&c.screen),
                 false => None,
             });
-            fail_optional.push(match &c.slow {
-                Some(_) => backtrack::Optional::ALL,
-                None => backtrack::Optional::of(re.capture_names().flatten()),
+            // The ASCII copy has the same groups; without one, the
+            // automaton is built here (it is then never pending).
+            let re = match (c.re, &c.ascii) {
+                (Re::Building(h), None) => match Re::Building(h).wait(which, p) {
+                    Ok(re) => Re::Ready(re),
+                    Err(e) => return Err(first_error(fail_re, e)),
+                },
+                (re, _) => re,
+            };
+            fail_optional.push(match (&c.slow, &c.ascii, &re) {
+                (Some(_), _, _) => backtrack::Optional::ALL,
+                (None, Some(a), _) => backtrack::Optional::of(a.capture_names().flatten()),
+                (None, None, Re::Ready(r)) => backtrack::Optional::of(r.capture_names().flatten()),
+                (None, None, Re::Building(_)) => backtrack::Optional::ALL,
             });
             expanded.push(c.screen);
-            fail.push(re);
+            fail_re.push((which, p, re));
             fail_slow.push(c.slow);
             fail_dups.push(c.dups);
             fail_ascii.push(c.ascii);
         }
         let mut ignore = Vec::with_capacity(spec.ignoreregex.len());
         let mut ignore_slow = Vec::with_capacity(spec.ignoreregex.len());
+        // Built only to tell a pattern that does not compile (the set
+        // below is what matches).
+        let mut ignore_re: Vec<(PatternRef, &str, Re)> = Vec::new();
         for (i, p) in spec.ignoreregex.iter().enumerate() {
-            let c = compile_one(PatternRef::Ignoreregex(i), p, d, multi_line, &too_slow)?;
+            let which = PatternRef::Ignoreregex(i);
+            let c = match compile_one(which, p, d, multi_line, &too_slow, &mut builder) {
+                Ok(c) => c,
+                Err(e) => {
+                    let e = match settle(fail_re) {
+                        Ok(_) => first_error(ignore_re, e),
+                        Err(first) => first,
+                    };
+                    return Err(e);
+                }
+            };
+            ignore_re.push((which, p, c.re));
             general |= c.slow.is_some();
             ignore.push(c.screen);
             ignore_slow.push(c.slow);
@@ -122,10 +154,10 @@ impl Filter {
         // fail2ban's Unicode-class patterns costs more than the rest of the
         // start-up.
         let fail_set = match general {
-            true => set(&[], PatternRef::Failregex(0))?,
-            false => set(&expanded, PatternRef::Failregex(0))?,
+            true => set(&[], PatternRef::Failregex(0)),
+            false => set(&expanded, PatternRef::Failregex(0)),
         };
-        let ignore_set = set(&ignore, PatternRef::Ignoreregex(0))?;
+        let ignore_set = set(&ignore, PatternRef::Ignoreregex(0));
         // The general path's one pass over all failregexes (`split::Screen`).
         let fail_screen = (general
             && !multi_line
@@ -148,7 +180,11 @@ impl Filter {
                 0,
                 &e.to_string(),
             )
-        })?;
+        });
+        // Errors in the order the patterns were given, as if built in turn.
+        let fail = settle(fail_re)?;
+        settle(ignore_re)?;
+        let (fail_set, ignore_set, dates) = (fail_set?, ignore_set?, dates?);
         let mut filter = Filter {
             prefregex: prefregex.map(|(r, _)| r),
             prefregex_slow,
@@ -179,4 +215,31 @@ impl Filter {
         filter.prefilter = filter.prefilter_for(b"");
         Ok(filter)
     }
+}
+
+/// Waits for every automaton of `pending`, in order: the automata, or the
+/// first error.
+fn settle(pending: Vec<(PatternRef, &str, Re)>) -> Result<Vec<Regex>, FilterError> {
+    let mut first = None;
+    let mut built = Vec::with_capacity(pending.len());
+    for (which, p, re) in pending {
+        // Every build is waited for, also after an error: none outlives
+        // the compile.
+        match re.wait(which, p) {
+            Ok(re) => built.push(re),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    match first {
+        None => Ok(built),
+        Some(e) => Err(e),
+    }
+}
+
+/// The error `compile` reports when `later` stops it: an earlier pattern's
+/// that failed to build, else `later`.
+fn first_error(pending: Vec<(PatternRef, &str, Re)>, later: FilterError) -> FilterError {
+    settle(pending).err().unwrap_or(later)
 }

@@ -1,12 +1,14 @@
 //! Compiling one pattern of a filter: tags expanded (native or fail2ban
-//! dialect), Python syntax translated, the `regex` crate's automaton built,
-//! with the backtracking fallback for what it cannot express; errors placed
-//! in the text the user wrote.
+//! dialect), Python syntax translated, the `regex` crate's automaton built
+//! (a fail2ban pattern's Unicode automaton on the compile's `Builder`
+//! thread, waited for before the filter exists), with the backtracking
+//! fallback for what it cannot express; errors placed in the text the user
+//! wrote.
 //!
 //! Owns pattern compilation only; it never matches a line.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 use regex::bytes::Regex;
 use regex_syntax::hir::Hir;
@@ -19,10 +21,80 @@ use super::{f2b_tags, python, tags, Dialect, FilterError, PatternRef};
 /// searches are built with the same limit.
 pub(crate) const REGEX_SIZE_LIMIT: usize = 16 << 20;
 
+/// The regex crate's automaton of a pattern, built, or being built by the
+/// compile's [`Builder`] thread: the Unicode automata of fail2ban's
+/// `\S`/`\w` patterns are most of a fail2ban filter's start-up, and the
+/// rest of the filter (ASCII copies, the split and screen automata, the
+/// date reader) is assembled meanwhile. Every pending build is waited for
+/// before the filter exists, so a pattern that does not build is still an
+/// error of `compile`.
+pub(super) enum Re {
+    Ready(Regex),
+    Building(mpsc::Receiver<Result<Regex, regex::Error>>),
+}
+
+impl Re {
+    /// The automaton, or the error that names `which`.
+    pub(super) fn wait(self, which: PatternRef, pattern: &str) -> Result<Regex, FilterError> {
+        let built = match self {
+            Re::Ready(re) => return Ok(re),
+            Re::Building(rx) => rx.recv(),
+        };
+        match built {
+            Ok(Ok(re)) => Ok(re),
+            Ok(Err(e)) => Err(err(which, pattern, 0, &e.to_string())),
+            Err(_) => Err(err(which, pattern, 0, "the regex build stopped")),
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// One thread per filter compile that builds automata in the order asked
+/// (started on the first; it ends when the builder is dropped, after the
+/// last build it was given).
+#[derive(Default)]
+pub(super) struct Builder {
+    jobs: Option<mpsc::Sender<Job>>,
+}
+
+impl Builder {
+    /// `build` run on the thread, or here when no thread can be started.
+    fn build(
+        &mut self,
+        build: impl FnOnce() -> Result<Regex, regex::Error> + Send + 'static,
+    ) -> Re {
+        if self.jobs.is_none() {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let started = std::thread::Builder::new()
+                .name("banwarden-regex".into())
+                .spawn(move || rx.into_iter().for_each(|job| job()));
+            if started.is_ok() {
+                self.jobs = Some(tx);
+            }
+        }
+        let (done, result) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move || {
+            let _ = done.send(build());
+        });
+        // Without a thread (or with one gone) the job comes back: run here.
+        let job = match &self.jobs {
+            Some(jobs) => match jobs.send(job) {
+                Ok(()) => return Re::Building(result),
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        job();
+        Re::Building(result)
+    }
+}
+
 /// One pattern compiled.
 pub(super) struct Compiled {
-    /// For the regex crate: the pattern, or a superset of it when `slow` is set.
-    pub(super) re: Regex,
+    /// For the regex crate: the pattern, or a superset of it when `slow` is
+    /// set (perhaps still building: [`Re`]).
+    pub(super) re: Re,
     /// The text of `re` (for the regex sets).
     pub(super) screen: String,
     pub(super) exp: tags::Expanded,
@@ -71,6 +143,7 @@ pub(super) fn compile_one(
     dialect: Dialect,
     multi_line: bool,
     too_slow: &Arc<AtomicU64>,
+    builder: &mut Builder,
 ) -> Result<Compiled, FilterError> {
     let mut exp = match dialect {
         Dialect::Native => tags::expand(pattern),
@@ -124,14 +197,24 @@ pub(super) fn compile_one(
             };
             err(which, pattern, exp.original_offset(span), &msg)
         })?;
-    let re = regex::bytes::RegexBuilder::new(&exp.regex)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .multi_line(multi_line)
-        .build()
-        .map_err(|e| err(which, pattern, 0, &e.to_string()))?;
-    let ascii = (dialect == Dialect::Fail2ban && slow.is_none() && !multi_line)
-        .then(|| ascii(&exp.regex))
-        .flatten();
+    let build = {
+        let regex = exp.regex.clone();
+        move || {
+            regex::bytes::RegexBuilder::new(&regex)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .multi_line(multi_line)
+                .build()
+        }
+    };
+    // Where an ASCII copy will serve all-ASCII lines, the Unicode automaton
+    // (several times larger) is built on the builder's thread while the
+    // copy and the rest of the filter are; otherwise here.
+    let with_ascii = dialect == Dialect::Fail2ban && slow.is_none() && !multi_line;
+    let re = match with_ascii {
+        true => builder.build(build),
+        false => Re::Ready(build().map_err(|e| err(which, pattern, 0, &e.to_string()))?),
+    };
+    let ascii = with_ascii.then(|| ascii(&exp.regex)).flatten();
     Ok(Compiled {
         ascii,
         rewritten: rewrote,
@@ -188,6 +271,31 @@ pub(super) fn err(which: PatternRef, pattern: &str, offset: usize, message: &str
 #[cfg(test)]
 mod tests {
     use crate::filter::{Dialect, Filter, FilterSpec, Outcome};
+
+    /// The Unicode automata build on the builder's thread while the filter
+    /// is assembled, yet a compile error is the first pattern's that fails,
+    /// as when each was built in turn: here one whose Unicode automaton is
+    /// over the size limit (its ASCII copy is small) before one that does
+    /// not parse.
+    #[test]
+    fn a_pattern_that_builds_too_large_is_the_error_in_its_turn() {
+        use crate::filter::PatternRef;
+        let compile = |failregex: Vec<&str>| {
+            Filter::compile(FilterSpec {
+                name: "big".into(),
+                failregex: failregex.into_iter().map(String::from).collect(),
+                dialect: Dialect::Fail2ban,
+                ..Default::default()
+            })
+        };
+        let big = r"^\w{300} \w{300} \w{300} \w{300} from <HOST>$";
+        let e = compile(vec!["^ok from <HOST>$", big, "^(unclosed <HOST>$"]).unwrap_err();
+        assert_eq!(e.which, PatternRef::Failregex(1), "{e}");
+        assert!(e.message.contains("size limit"), "{e}");
+        let e = compile(vec!["^(unclosed <HOST>$", big]).unwrap_err();
+        assert_eq!(e.which, PatternRef::Failregex(0), "{e}");
+        assert!(compile(vec!["^ok from <HOST>$", "^also <HOST>$"]).is_ok());
+    }
 
     /// The ASCII-class regexes run only on all-ASCII text: a line with a
     /// Unicode letter or space is matched by the Unicode regex, as Python

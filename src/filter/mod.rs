@@ -41,7 +41,7 @@ use crate::UnixTime;
 use backtrack::Slow;
 pub use backtrack::BACKTRACK_LIMIT;
 pub(crate) use compile::REGEX_SIZE_LIMIT;
-use compile::{compile_one, err};
+use compile::{compile_one, err, Builder, Re};
 use date::{DateDetector, DateMatch};
 pub use matching::{Examined, SessionLine};
 pub use multiline::MAX_LINES;
