@@ -109,11 +109,14 @@ impl Filter {
                 },
                 (re, _) => re,
             };
-            fail_optional.push(match (&c.slow, &c.ascii, &re) {
-                (Some(_), _, _) => backtrack::Optional::ALL,
-                (None, Some(a), _) => backtrack::Optional::of(a.capture_names().flatten()),
-                (None, None, Re::Ready(r)) => backtrack::Optional::of(r.capture_names().flatten()),
-                (None, None, Re::Building(_)) => backtrack::Optional::ALL,
+            let names = c.ascii.as_ref().or(match &re {
+                Re::Ready(r) => Some(r),
+                Re::Building(_) => None,
+            });
+            fail_optional.push(match (&c.slow, names) {
+                (None, Some(r)) => backtrack::Optional::of(r.capture_names().flatten()),
+                // The fallback's own groups: every one may be read.
+                _ => backtrack::Optional::ALL,
             });
             expanded.push(c.screen);
             fail_re.push((which, p, re));
