@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod daemon;
 pub mod deb;
+pub mod dry_run;
 pub mod fail2ban;
 pub mod fleet;
 pub mod http;
