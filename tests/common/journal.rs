@@ -8,16 +8,29 @@ use std::process::{Command, Stdio};
 
 pub const REMOTE: &str = "/usr/lib/systemd/systemd-journal-remote";
 
+/// Whether journal files can be written here: false (after saying why)
+/// when `systemd-journal-remote` is missing; a failure instead when
+/// privileged tests are required.
+pub fn can_write_journal() -> bool {
+    if Path::new(REMOTE).exists() {
+        return true;
+    }
+    let reason = format!(
+        "{REMOTE} is missing (apt-get install systemd-journal-remote): \
+         cannot write journal files without journald"
+    );
+    if std::env::var("BANWARDEN_REQUIRE_PRIVILEGED_TESTS").as_deref() == Ok("1") {
+        panic!("{reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+    false
+}
+
 /// Appends `export` (journal export format) to the journal file `path`.
 /// False (after saying why) when `systemd-journal-remote` is missing; a
 /// failure instead when privileged tests are required.
 pub fn write_export(path: &Path, export: &[u8]) -> bool {
-    if !Path::new(REMOTE).exists() {
-        let reason = format!("{REMOTE} is missing (apt-get install systemd-journal-remote)");
-        if std::env::var("BANWARDEN_REQUIRE_PRIVILEGED_TESTS").as_deref() == Ok("1") {
-            panic!("{reason}");
-        }
-        eprintln!("SKIPPED: {reason}");
+    if !can_write_journal() {
         return false;
     }
     let mut child = Command::new(REMOTE)
@@ -25,6 +38,7 @@ pub fn write_export(path: &Path, export: &[u8]) -> bool {
         .arg("-")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("systemd-journal-remote");
     child
@@ -33,7 +47,12 @@ pub fn write_export(path: &Path, export: &[u8]) -> bool {
         .expect("stdin")
         .write_all(export)
         .expect("write export");
-    assert!(child.wait().expect("wait").success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "systemd-journal-remote failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     true
 }
 

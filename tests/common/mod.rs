@@ -8,6 +8,7 @@ pub mod fail2ban;
 pub mod fleet;
 pub mod http;
 pub mod journal;
+pub mod journal_run;
 pub mod netns;
 pub mod tail;
 pub mod tls;
