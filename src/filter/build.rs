@@ -1,8 +1,10 @@
 //! Building a [`Filter`] from its [`FilterSpec`]: every pattern compiled
 //! (with its tags, Python rewrite, ASCII copy and fallback where it needs
 //! one), the failregex and ignoreregex sets, the prefregex and its
-//! shortcuts, the capture-free host paths, the date reader and the
-//! candidate prefilter.
+//! shortcuts, the capture-free host paths, the date reader; the parts that
+//! depend on nothing else here (the date reader, the split failregexes and
+//! their screen, automata every line needs) on the compile's helper thread
+//! (`jobs`). The candidate prefilter is built when first asked for.
 //!
 //! Owns only the assembly; how one pattern compiles is `compile`'s, how a
 //! line is matched is `matching`'s. It never sees a log line.
@@ -18,6 +20,12 @@ impl Filter {
         let d = spec.dialect;
         let maxlines = spec.maxlines.clamp(1, multiline::MAX_LINES);
         let multi_line = maxlines > 1;
+        // The date reader depends on nothing else: built on the helper
+        // thread while the patterns compile.
+        let dates = {
+            let (datepattern, zone) = (spec.datepattern.clone(), spec.logtimezone.clone());
+            builder.spawn(move || dates(d, datepattern.as_deref(), zone.as_deref()))
+        };
         // The buffer goes through the general captures path.
         let mut general = multi_line;
         let mut prefregex_slow = None;
@@ -27,15 +35,25 @@ impl Filter {
         let prefregex = match &spec.prefregex {
             Some(p) => {
                 let c = compile_one(PatternRef::Prefregex, p, d, false, &too_slow, &mut builder)?;
+                // The multi-line buffer matches it on every line.
+                let re = match multi_line {
+                    true => c.re.start(&mut builder),
+                    false => c.re,
+                };
                 general |= c.general;
                 prefregex_slow = c.slow;
                 prefregex_dups = c.dups;
                 if c.ascii.is_some() {
                     prefregex_head = split::Head::new(&c.screen);
                 }
+                let re = re.wait(PatternRef::Prefregex, p)?;
+                // The ASCII copy has the same groups (and is built).
+                let names: Vec<String> = match &c.ascii {
+                    Some(a) => a.capture_names().flatten().map(String::from).collect(),
+                    None => re.capture_names().flatten().map(String::from).collect(),
+                };
                 prefregex_ascii = c.ascii;
-                let (re, exp) = (c.re.wait(PatternRef::Prefregex, p)?, c.exp);
-                if re.capture_names().flatten().all(|n| n != "content") {
+                if names.iter().all(|n| n != "content") {
                     return Err(err(
                         PatternRef::Prefregex,
                         p,
@@ -43,15 +61,15 @@ impl Filter {
                         "prefregex needs a group named `content`, e.g. (?P<content>.+)",
                     ));
                 }
-                Some((re, exp.has_host))
+                Some((re, c.exp.has_host, names))
             }
             None => None,
         };
-        let prefix_host = prefregex.as_ref().is_some_and(|(_, h)| *h);
+        let prefix_host = prefregex.as_ref().is_some_and(|(_, h, _)| *h);
         let mlfid = d == Dialect::Fail2ban
             && prefregex
                 .as_ref()
-                .is_some_and(|(re, _)| re.capture_names().any(|n| n == Some("mlfid")));
+                .is_some_and(|(_, _, names)| names.iter().any(|n| n == "mlfid"));
         general |= mlfid;
         if spec.failregex.is_empty() {
             return Err(err(
@@ -97,21 +115,25 @@ impl Filter {
             });
             literal_sets.push(prefilter::required_sets(&hir));
             fail_split.push(match c.rewritten && c.ascii.is_some() && !multi_line {
-                true => split::Split::new(&c.screen),
+                true => {
+                    let screen = c.screen.clone();
+                    Some(builder.spawn(move || split::Split::new(&screen)))
+                }
                 false => None,
             });
             // The ASCII copy has the same groups; without one, the
             // automaton is built here (it is then never pending).
             let re = match (c.re, &c.ascii) {
                 (Re::Building(h), None) => match Re::Building(h).wait(which, p) {
-                    Ok(re) => Re::Ready(re),
+                    Ok(LazyRegex::Built(re)) => Re::Ready(re),
+                    Ok(re) => Re::Deferred(re),
                     Err(e) => return Err(first_error(fail_re, e)),
                 },
                 (re, _) => re,
             };
             let names = c.ascii.as_ref().or(match &re {
                 Re::Ready(r) => Some(r),
-                Re::Building(_) => None,
+                Re::Building(_) | Re::Deferred(_) => None,
             });
             fail_optional.push(match (&c.slow, names) {
                 (None, Some(r)) => backtrack::Optional::of(r.capture_names().flatten()),
@@ -123,6 +145,14 @@ impl Filter {
             fail_slow.push(c.slow);
             fail_dups.push(c.dups);
             fail_ascii.push(c.ascii);
+        }
+        // Without the general path, every line runs in the Unicode automata
+        // (`select`, `fixed`, the captures): built now, on the helper.
+        if !general {
+            fail_re = fail_re
+                .into_iter()
+                .map(|(which, p, re)| (which, p, re.start(&mut builder)))
+                .collect();
         }
         let mut ignore = Vec::with_capacity(spec.ignoreregex.len());
         let mut ignore_slow = Vec::with_capacity(spec.ignoreregex.len());
@@ -161,22 +191,31 @@ impl Filter {
             false => set(&expanded, PatternRef::Failregex(0)),
         };
         let ignore_set = set(&ignore, PatternRef::Ignoreregex(0));
-        // The general path's one pass over all failregexes (`split::Screen`).
-        let fail_screen = (general
+        // The split failregexes and the general path's one pass over all of
+        // them (`split::Screen`), on the helper (after the splits it waits
+        // for, which it has built or the thread here is building).
+        let screened = general
             && !multi_line
             && fail_slow.iter().all(Option::is_none)
-            && fail_ascii.iter().all(Option::is_some))
-        .then(|| split::Screen::for_filter(&expanded, &fail_split))
-        .flatten();
-        let dates = match d {
-            Dialect::Native => DateDetector::new(spec.datepattern.as_deref()),
-            Dialect::Fail2ban => match spec.logtimezone.as_deref().map(date::parse_zone) {
-                Some(Err(e)) => Err(e),
-                Some(Ok(tz)) => DateDetector::fail2ban(spec.datepattern.as_deref(), Some(tz)),
-                None => DateDetector::fail2ban(spec.datepattern.as_deref(), None),
-            },
-        }
-        .map_err(|e| {
+            && fail_ascii.iter().all(Option::is_some);
+        let splits = {
+            let expanded = expanded.clone();
+            builder.spawn(move || {
+                let split: Vec<_> = fail_split
+                    .into_iter()
+                    .map(|s| s.and_then(|s| s.wait().flatten()))
+                    .collect();
+                let screen = screened
+                    .then(|| split::Screen::for_filter(&expanded, &split))
+                    .flatten();
+                (split, screen)
+            })
+        };
+        let dates = dates.wait().unwrap_or_else(|| {
+            let e = "the date reader's build stopped";
+            Err(DateError::Pattern(e.into()))
+        });
+        let dates = dates.map_err(|e| {
             err(
                 PatternRef::Datepattern,
                 spec.datepattern.as_deref().unwrap_or(""),
@@ -188,8 +227,9 @@ impl Filter {
         let fail = settle(fail_re)?;
         settle(ignore_re)?;
         let (fail_set, ignore_set, dates) = (fail_set?, ignore_set?, dates?);
-        let mut filter = Filter {
-            prefregex: prefregex.map(|(r, _)| r),
+        let (fail_split, fail_screen) = splits.wait().unwrap_or_else(|| (unsplit(&expanded), None));
+        let filter = Filter {
+            prefregex: prefregex.map(|(r, _, _)| r),
             prefregex_slow,
             prefregex_dups,
             prefregex_ascii,
@@ -213,16 +253,15 @@ impl Filter {
             dates,
             spec,
             literal_sets,
-            prefilter: None,
+            prefilter: OnceLock::new(),
         };
-        filter.prefilter = filter.prefilter_for(b"");
         Ok(filter)
     }
 }
 
 /// Waits for every automaton of `pending`, in order: the automata, or the
 /// first error.
-fn settle(pending: Vec<(PatternRef, &str, Re)>) -> Result<Vec<Regex>, FilterError> {
+fn settle(pending: Vec<(PatternRef, &str, Re)>) -> Result<Vec<LazyRegex>, FilterError> {
     let mut first = None;
     let mut built = Vec::with_capacity(pending.len());
     for (which, p, re) in pending {
@@ -245,4 +284,25 @@ fn settle(pending: Vec<(PatternRef, &str, Re)>) -> Result<Vec<Regex>, FilterErro
 /// that failed to build, else `later`.
 fn first_error(pending: Vec<(PatternRef, &str, Re)>, later: FilterError) -> FilterError {
     settle(pending).err().unwrap_or(later)
+}
+
+/// No split failregex (the splits' job stopped: matched whole instead).
+fn unsplit(expanded: &[String]) -> Vec<Option<split::Split>> {
+    expanded.iter().map(|_| None).collect()
+}
+
+/// A filter's date reader.
+fn dates(
+    d: Dialect,
+    datepattern: Option<&str>,
+    zone: Option<&str>,
+) -> Result<DateDetector, DateError> {
+    match d {
+        Dialect::Native => DateDetector::new(datepattern),
+        Dialect::Fail2ban => match zone.map(date::parse_zone) {
+            Some(Err(e)) => Err(e),
+            Some(Ok(tz)) => DateDetector::fail2ban(datepattern, Some(tz)),
+            None => DateDetector::fail2ban(datepattern, None),
+        },
+    }
 }
