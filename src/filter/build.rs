@@ -32,13 +32,29 @@ impl Filter {
         let mut prefregex_dups = None;
         let mut prefregex_ascii = None;
         let mut prefregex_head = None;
-        let prefregex = match &spec.prefregex {
-            Some(p) => {
-                let c = compile_one(PatternRef::Prefregex, p, d, false, &too_slow, &mut builder)?;
-                // The multi-line buffer matches it on every line.
-                let re = match multi_line {
-                    true => c.re.start(&mut builder),
-                    false => c.re,
+        // Every pattern compiled on either thread (`jobs`), taken in order.
+        let mut compile = |which, p: &str, multi_line| {
+            let (p, too_slow, bounds) = (p.to_string(), too_slow.clone(), builder.bounds());
+            builder.spawn(move || compile_one(which, &p, d, multi_line, &too_slow, &bounds))
+        };
+        let prefregex_job = spec
+            .prefregex
+            .as_deref()
+            .map(|p| compile(PatternRef::Prefregex, p, false));
+        let fail_jobs: Vec<_> = (spec.failregex.iter().enumerate())
+            .map(|(i, p)| compile(PatternRef::Failregex(i), p, multi_line))
+            .collect();
+        let ignore_jobs: Vec<_> = (spec.ignoreregex.iter().enumerate())
+            .map(|(i, p)| compile(PatternRef::Ignoreregex(i), p, multi_line))
+            .collect();
+        let prefregex = match (&spec.prefregex, prefregex_job) {
+            (Some(p), Some(job)) => {
+                let c = compiled(job, PatternRef::Prefregex, p)?;
+                // Not deferred where the multi-line buffer matches it on
+                // every line.
+                let re = match (multi_line, c.re) {
+                    (true, re) | (false, re @ Re::Unbuilt { .. }) => re.start(&mut builder),
+                    (false, re) => re,
                 };
                 general |= c.general;
                 prefregex_slow = c.slow;
@@ -63,7 +79,7 @@ impl Filter {
                 }
                 Some((re, c.exp.has_host, names))
             }
-            None => None,
+            _ => None,
         };
         let prefix_host = prefregex.as_ref().is_some_and(|(_, h, _)| *h);
         let mlfid = d == Dialect::Fail2ban
@@ -89,9 +105,9 @@ impl Filter {
         let mut fail_ascii = Vec::with_capacity(spec.failregex.len());
         let mut fail_split = Vec::with_capacity(spec.failregex.len());
         let mut fail_optional = Vec::with_capacity(spec.failregex.len());
-        for (i, p) in spec.failregex.iter().enumerate() {
+        for ((i, p), job) in spec.failregex.iter().enumerate().zip(fail_jobs) {
             let which = PatternRef::Failregex(i);
-            let c = match compile_one(which, p, d, multi_line, &too_slow, &mut builder) {
+            let c = match compiled(job, which, p) {
                 Ok(c) => c,
                 Err(e) => return Err(first_error(fail_re, e)),
             };
@@ -124,16 +140,17 @@ impl Filter {
             // The ASCII copy has the same groups; without one, the
             // automaton is built here (it is then never pending).
             let re = match (c.re, &c.ascii) {
-                (Re::Building(h), None) => match Re::Building(h).wait(which, p) {
+                (re @ Re::Unbuilt { .. }, None) => match re.wait(which, p) {
                     Ok(LazyRegex::Built(re)) => Re::Ready(re),
                     Ok(re) => Re::Deferred(re),
                     Err(e) => return Err(first_error(fail_re, e)),
                 },
+                (re @ Re::Unbuilt { .. }, Some(_)) => re.start(&mut builder),
                 (re, _) => re,
             };
             let names = c.ascii.as_ref().or(match &re {
                 Re::Ready(r) => Some(r),
-                Re::Building(_) | Re::Deferred(_) => None,
+                _ => None,
             });
             fail_optional.push(match (&c.slow, names) {
                 (None, Some(r)) => backtrack::Optional::of(r.capture_names().flatten()),
@@ -159,9 +176,9 @@ impl Filter {
         // Built only to tell a pattern that does not compile (the set
         // below is what matches).
         let mut ignore_re: Vec<(PatternRef, &str, Re)> = Vec::new();
-        for (i, p) in spec.ignoreregex.iter().enumerate() {
+        for ((i, p), job) in spec.ignoreregex.iter().enumerate().zip(ignore_jobs) {
             let which = PatternRef::Ignoreregex(i);
-            let c = match compile_one(which, p, d, multi_line, &too_slow, &mut builder) {
+            let c = match compiled(job, which, p) {
                 Ok(c) => c,
                 Err(e) => {
                     let e = match settle(fail_re) {
@@ -171,7 +188,12 @@ impl Filter {
                     return Err(e);
                 }
             };
-            ignore_re.push((which, p, c.re));
+            // Only an automaton over the bound is built (it may fail).
+            let re = match c.re {
+                re @ Re::Unbuilt { .. } => re.start(&mut builder),
+                re => re,
+            };
+            ignore_re.push((which, p, re));
             general |= c.slow.is_some();
             ignore.push(c.screen);
             ignore_slow.push(c.slow);
@@ -284,6 +306,16 @@ fn settle(pending: Vec<(PatternRef, &str, Re)>) -> Result<Vec<LazyRegex>, Filter
 /// that failed to build, else `later`.
 fn first_error(pending: Vec<(PatternRef, &str, Re)>, later: FilterError) -> FilterError {
     settle(pending).err().unwrap_or(later)
+}
+
+/// A pattern compiled by its job.
+fn compiled(
+    job: Pending<Result<Compiled, FilterError>>,
+    which: PatternRef,
+    pattern: &str,
+) -> Result<Compiled, FilterError> {
+    job.wait()
+        .unwrap_or_else(|| Err(err(which, pattern, 0, "the compile stopped")))
 }
 
 /// No split failregex (the splits' job stopped: matched whole instead).

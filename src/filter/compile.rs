@@ -10,7 +10,7 @@
 
 use std::ops::Deref;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use regex::bytes::Regex;
 use regex_syntax::hir::Hir;
@@ -37,6 +37,12 @@ pub(crate) const REGEX_SIZE_LIMIT: usize = 16 << 20;
 /// not build is still an error of `compile`.
 pub(super) enum Re {
     Ready(Regex),
+    /// Over the bound: to be built at once ([`start`](Re::start)ed on the
+    /// helper, or built where it is waited for).
+    Unbuilt {
+        pattern: String,
+        multi_line: bool,
+    },
     Building(Pending<Result<Regex, regex::Error>>),
     Deferred(LazyRegex),
 }
@@ -47,6 +53,10 @@ impl Re {
         let built = match self {
             Re::Ready(re) => return Ok(LazyRegex::Built(re)),
             Re::Deferred(re) => return Ok(re),
+            Re::Unbuilt {
+                pattern,
+                multi_line,
+            } => Some(unicode(&pattern, multi_line, REGEX_SIZE_LIMIT)),
             Re::Building(pending) => pending.wait(),
         };
         match built {
@@ -56,16 +66,18 @@ impl Re {
         }
     }
 
-    /// A deferred automaton built now, on the helper thread (for a filter
-    /// whose every line will use it).
+    /// An automaton to build (or a deferred one, for a filter whose every
+    /// line will use it) started on the helper thread.
     pub(super) fn start(self, builder: &mut Builder) -> Re {
-        match self {
-            Re::Deferred(LazyRegex::Later(later)) => {
-                let (pattern, multi_line) = (later.pattern.clone(), later.multi_line);
-                builder.build(move || unicode(&pattern, multi_line, REGEX_SIZE_LIMIT))
-            }
-            re => re,
-        }
+        let (pattern, multi_line) = match self {
+            Re::Deferred(LazyRegex::Later(later)) => (later.pattern.clone(), later.multi_line),
+            Re::Unbuilt {
+                pattern,
+                multi_line,
+            } => (pattern, multi_line),
+            re => return re,
+        };
+        Re::Building(builder.spawn(move || unicode(&pattern, multi_line, REGEX_SIZE_LIMIT)))
     }
 }
 
@@ -144,19 +156,20 @@ fn unicode(pattern: &str, multi_line: bool, size_limit: usize) -> Result<Regex, 
 #[derive(Default)]
 pub(super) struct Builder {
     jobs: Jobs,
-    bounds: nfa_bound::Cache,
+    bounds: Bounds,
 }
 
+/// The NFA bounds of the Unicode classes seen so far, for the patterns
+/// compiled on either thread.
+pub(super) type Bounds = Arc<Mutex<nfa_bound::Cache>>;
+
 impl Builder {
-    /// `build` run on the helper thread (or where it is waited for).
-    fn build(
-        &mut self,
-        build: impl FnOnce() -> Result<Regex, regex::Error> + Send + 'static,
-    ) -> Re {
-        Re::Building(self.jobs.spawn(build))
+    pub(super) fn bounds(&self) -> Bounds {
+        self.bounds.clone()
     }
 
-    /// Any other part of the filter built on the helper thread.
+    /// A part of the filter built on the helper thread (or where it is
+    /// waited for).
     pub(super) fn spawn<T: Send + 'static>(
         &mut self,
         work: impl FnOnce() -> T + Send + 'static,
@@ -218,7 +231,7 @@ pub(super) fn compile_one(
     dialect: Dialect,
     multi_line: bool,
     too_slow: &Arc<AtomicU64>,
-    builder: &mut Builder,
+    bounds: &Bounds,
 ) -> Result<Compiled, FilterError> {
     let mut exp = match dialect {
         Dialect::Native => tags::expand(pattern),
@@ -274,27 +287,29 @@ pub(super) fn compile_one(
         })?;
     // Where an ASCII copy will serve all-ASCII lines, the Unicode automaton
     // (several times larger) is built when first used if it is known to
-    // build, else on the helper thread while the rest is assembled;
-    // otherwise here.
+    // build, else by the caller (on the helper thread while the rest is
+    // assembled); otherwise here.
     let with_ascii = dialect == Dialect::Fail2ban && slow.is_none() && !multi_line;
     let ascii = with_ascii.then(|| ascii(&exp.regex)).flatten();
+    let fits = |hir: &Hir| {
+        let mut bounds = bounds.lock().unwrap_or_else(PoisonError::into_inner);
+        bounds.nfa_bytes(hir) <= REGEX_SIZE_LIMIT
+    };
     let re = match &ascii {
-        Some(a) if builder.bounds.nfa_bytes(&hir) <= REGEX_SIZE_LIMIT => {
-            Re::Deferred(LazyRegex::Later(Arc::new(Later {
-                pattern: exp.regex.clone(),
-                multi_line,
-                ascii: a.clone(),
-                built: OnceLock::new(),
-            })))
-        }
-        _ => {
-            let regex = exp.regex.clone();
-            let build = move || unicode(&regex, multi_line, REGEX_SIZE_LIMIT);
-            match with_ascii {
-                true => builder.build(build),
-                false => Re::Ready(build().map_err(|e| err(which, pattern, 0, &e.to_string()))?),
-            }
-        }
+        Some(a) if fits(&hir) => Re::Deferred(LazyRegex::Later(Arc::new(Later {
+            pattern: exp.regex.clone(),
+            multi_line,
+            ascii: a.clone(),
+            built: OnceLock::new(),
+        }))),
+        _ if with_ascii => Re::Unbuilt {
+            pattern: exp.regex.clone(),
+            multi_line,
+        },
+        _ => Re::Ready(
+            unicode(&exp.regex, multi_line, REGEX_SIZE_LIMIT)
+                .map_err(|e| err(which, pattern, 0, &e.to_string()))?,
+        ),
     };
     Ok(Compiled {
         ascii,

@@ -3,21 +3,73 @@
 //! built while the compiling thread assembles the rest.
 //!
 //! A job not yet started when its result is waited for runs on the waiting
-//! thread instead (so neither thread idles while the other has work, and
-//! without a thread everything still runs, in turn). Every job is waited
+//! thread instead, and while the helper runs it the waiting thread takes
+//! the jobs queued after it (so neither thread idles while there is work,
+//! and without a thread everything still runs, in turn). Every job is waited
 //! for, or dropped unstarted, before the compile returns: nothing outlives
 //! it. Owns the scheduling only; it knows nothing of patterns.
 
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::collections::VecDeque;
+use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 
 type Task = Box<dyn FnOnce() + Send>;
 type Work<T> = Box<dyn FnOnce() -> T + Send>;
 
 /// The helper thread (started with the first job; it ends when `Jobs` is
-/// dropped and the jobs it was given are done or taken).
+/// dropped and the queue is empty).
 #[derive(Default)]
 pub(super) struct Jobs {
-    tasks: Option<mpsc::Sender<Task>>,
+    queue: Arc<Queue>,
+    started: bool,
+}
+
+/// Jobs not yet taken, in the order given, for either thread.
+#[derive(Default)]
+struct Queue {
+    tasks: Mutex<(VecDeque<Task>, bool)>,
+    ready: Condvar,
+}
+
+impl Queue {
+    fn push(&self, task: Task) {
+        lock(&self.tasks).0.push_back(task);
+        self.ready.notify_one();
+    }
+
+    fn pop(&self) -> Option<Task> {
+        lock(&self.tasks).0.pop_front()
+    }
+
+    fn close(&self) {
+        lock(&self.tasks).1 = true;
+        self.ready.notify_all();
+    }
+
+    /// The helper's loop: every task, until closed and empty.
+    fn serve(&self) {
+        loop {
+            let task = {
+                let mut tasks = lock(&self.tasks);
+                loop {
+                    match tasks.0.pop_front() {
+                        Some(task) => break task,
+                        None if tasks.1 => return,
+                        None => {
+                            tasks = self
+                                .ready
+                                .wait(tasks)
+                                .unwrap_or_else(PoisonError::into_inner)
+                        }
+                    }
+                }
+            };
+            task();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A job's result, to be waited for.
@@ -25,6 +77,7 @@ pub(super) struct Pending<T> {
     /// The job while no thread has taken it.
     work: Arc<Mutex<Option<Work<T>>>>,
     done: mpsc::Receiver<T>,
+    queue: Arc<Queue>,
 }
 
 impl Jobs {
@@ -33,45 +86,67 @@ impl Jobs {
         &mut self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Pending<T> {
-        if self.tasks.is_none() {
-            let (tx, rx) = mpsc::channel::<Task>();
-            let started = std::thread::Builder::new()
+        if !self.started {
+            self.started = true;
+            let queue = self.queue.clone();
+            // Without a thread the jobs run where they are waited for.
+            let _ = std::thread::Builder::new()
                 .name("banwarden-regex".into())
-                .spawn(move || rx.into_iter().for_each(|task| task()));
-            if started.is_ok() {
-                self.tasks = Some(tx);
-            }
+                .spawn(move || queue.serve());
         }
         let work: Arc<Mutex<Option<Work<T>>>> = Arc::new(Mutex::new(Some(Box::new(work))));
         let (tx, done) = mpsc::sync_channel(1);
         let slot = work.clone();
-        let task: Task = Box::new(move || {
+        self.queue.push(Box::new(move || {
             if let Some(work) = take(&slot) {
                 let _ = tx.send(work());
             }
-        });
-        // Without a thread (or with one gone) the job stays in its slot and
-        // runs when it is waited for.
-        if let Some(tasks) = &self.tasks {
-            let _ = tasks.send(task);
+        }));
+        Pending {
+            work,
+            done,
+            queue: self.queue.clone(),
         }
-        Pending { work, done }
+    }
+}
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        self.queue.close();
     }
 }
 
 impl<T> Pending<T> {
-    /// The job's result (run here if the helper has not started it);
-    /// `None` if the helper stopped while running it.
+    /// The job's result: run here if no thread has taken it; while the
+    /// helper runs it, the jobs queued after it run here. `None` if the
+    /// helper stopped while running it.
     pub(super) fn wait(self) -> Option<T> {
-        match take(&self.work) {
-            Some(work) => Some(work()),
-            None => self.done.recv().ok(),
+        if let Some(work) = take(&self.work) {
+            return Some(work());
+        }
+        loop {
+            match self.done.try_recv() {
+                Ok(result) => return Some(result),
+                Err(mpsc::TryRecvError::Disconnected) => return None,
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+            match self.queue.pop() {
+                Some(task) => task(),
+                None => return self.done.recv().ok(),
+            }
         }
     }
 }
 
+/// A job dropped unwaited (the compile stopped at an error) is not run.
+impl<T> Drop for Pending<T> {
+    fn drop(&mut self) {
+        drop(take(&self.work));
+    }
+}
+
 fn take<T>(slot: &Mutex<Option<Work<T>>>) -> Option<Work<T>> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+    lock(slot).take()
 }
 
 #[cfg(test)]
@@ -90,6 +165,24 @@ mod tests {
             let i = i as u64 * 1000;
             assert_eq!(p.wait(), Some(i * (i + 1) / 2));
         }
+    }
+
+    /// While the helper runs the job waited for, the waiting thread runs
+    /// the ones queued after it: here the first cannot end before the
+    /// second has run.
+    #[test]
+    fn the_waiting_thread_runs_the_jobs_queued_after_the_helpers() {
+        let mut jobs = Jobs::default();
+        let (tx, rx) = mpsc::channel::<()>();
+        let first = jobs.spawn(move || rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok());
+        let start = std::time::Instant::now();
+        while first.work.lock().is_ok_and(|w| w.is_some()) {
+            assert!(start.elapsed().as_secs() < 60, "the helper never started");
+            std::thread::yield_now();
+        }
+        let second = jobs.spawn(move || tx.send(()).is_ok());
+        assert_eq!(first.wait(), Some(true));
+        assert_eq!(second.wait(), Some(true));
     }
 
     /// A job whose thread panicked while running it reports `None`, and the

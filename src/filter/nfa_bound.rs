@@ -23,13 +23,19 @@ const ALTERNATE: usize = 8;
 /// What every NFA holds besides its pattern's states (start states, the
 /// unanchored prefix, the match state, group 0), generously.
 const FIXED: usize = 4096;
+/// The multiplier of the class hash (FxHash's).
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 /// Per Unicode class (by its ranges): its bound, computed once per compile
 /// (fail2ban's patterns repeat `\S`, `\s`, `\w` and `.` many times).
 #[derive(Default)]
 pub(super) struct Cache {
-    classes: HashMap<Vec<(char, char)>, usize>,
+    /// By a hash of the ranges: the ranges and the bound.
+    classes: HashMap<u64, Vec<Known>>,
 }
+
+/// A class's ranges and its bound.
+type Known = (Vec<(char, char)>, usize);
 
 impl Cache {
     /// A bound, in the builder's bytes, of the larger of the forward and the
@@ -82,10 +88,24 @@ impl Cache {
         if c.is_ascii() {
             return STATE + STATE + c.ranges().len().saturating_mul(TRANSITION);
         }
-        let key: Vec<(char, char)> = c.iter().map(|r| (r.start(), r.end())).collect();
-        if let Some(&n) = self.classes.get(&key) {
-            return n;
+        // A cheap hash (a class can have hundreds of ranges, looked up for
+        // every class of every pattern), the ranges compared on a hit.
+        let hash = c.iter().fold(0u64, |h, r| {
+            let h = (h.rotate_left(5) ^ u64::from(u32::from(r.start()))).wrapping_mul(SEED);
+            (h.rotate_left(5) ^ u64::from(u32::from(r.end()))).wrapping_mul(SEED)
+        });
+        let same = |key: &[(char, char)]| {
+            key.len() == c.ranges().len()
+                && key
+                    .iter()
+                    .zip(c.iter())
+                    .all(|(k, r)| *k == (r.start(), r.end()))
+        };
+        let bucket = self.classes.entry(hash).or_default();
+        if let Some((_, n)) = bucket.iter().find(|(key, _)| same(key)) {
+            return *n;
         }
+        let key: Vec<(char, char)> = c.iter().map(|r| (r.start(), r.end())).collect();
         let (mut bytes, mut seqs) = (0usize, 0usize);
         for &(start, end) in &key {
             for seq in Utf8Sequences::new(start, end) {
@@ -97,7 +117,7 @@ impl Cache {
             .saturating_mul(STATE)
             .saturating_add(bytes.saturating_mul(TRANSITION))
             .saturating_add(seqs.saturating_mul(ALTERNATE));
-        self.classes.insert(key, n);
+        bucket.push((key, n));
         n
     }
 }
