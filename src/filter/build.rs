@@ -2,9 +2,10 @@
 //! (with its tags, Python rewrite, ASCII copy and fallback where it needs
 //! one), the failregex and ignoreregex sets, the prefregex and its
 //! shortcuts, the capture-free host paths, the date reader; the parts that
-//! depend on nothing else here (the date reader, the split failregexes and
-//! their screen, automata every line needs) on the compile's helper thread
-//! (`jobs`). The candidate prefilter is built when first asked for.
+//! depend on nothing else here (the patterns, the date reader, the split
+//! failregexes, automata every line needs) on the compile's helper thread
+//! or this one, whichever is free (`jobs`). The candidate prefilter is
+//! built when first asked for.
 //!
 //! Owns only the assembly; how one pattern compiles is `compile`'s, how a
 //! line is matched is `matching`'s. It never sees a log line.
@@ -213,26 +214,10 @@ impl Filter {
             false => set(&expanded, PatternRef::Failregex(0)),
         };
         let ignore_set = set(&ignore, PatternRef::Ignoreregex(0));
-        // The split failregexes and the general path's one pass over all of
-        // them (`split::Screen`), on the helper (after the splits it waits
-        // for, which it has built or the thread here is building).
         let screened = general
             && !multi_line
             && fail_slow.iter().all(Option::is_none)
             && fail_ascii.iter().all(Option::is_some);
-        let splits = {
-            let expanded = expanded.clone();
-            builder.spawn(move || {
-                let split: Vec<_> = fail_split
-                    .into_iter()
-                    .map(|s| s.and_then(|s| s.wait().flatten()))
-                    .collect();
-                let screen = screened
-                    .then(|| split::Screen::for_filter(&expanded, &split))
-                    .flatten();
-                (split, screen)
-            })
-        };
         let dates = dates.wait().unwrap_or_else(|| {
             let e = "the date reader's build stopped";
             Err(DateError::Pattern(e.into()))
@@ -249,7 +234,16 @@ impl Filter {
         let fail = settle(fail_re)?;
         settle(ignore_re)?;
         let (fail_set, ignore_set, dates) = (fail_set?, ignore_set?, dates?);
-        let (fail_split, fail_screen) = splits.wait().unwrap_or_else(|| (unsplit(&expanded), None));
+        // The split failregexes (built on either thread), and the general
+        // path's one pass over all of them (`split::Screen`) here: nothing
+        // is left for the helper by now, and waiting for it would only lose
+        // time on a busy machine.
+        let fail_split: Vec<_> = (fail_split.into_iter())
+            .map(|s| s.and_then(|s| s.wait().flatten()))
+            .collect();
+        let fail_screen = screened
+            .then(|| split::Screen::for_filter(&expanded, &fail_split))
+            .flatten();
         let filter = Filter {
             prefregex: prefregex.map(|(r, _, _)| r),
             prefregex_slow,
@@ -316,11 +310,6 @@ fn compiled(
 ) -> Result<Compiled, FilterError> {
     job.wait()
         .unwrap_or_else(|| Err(err(which, pattern, 0, "the compile stopped")))
-}
-
-/// No split failregex (the splits' job stopped: matched whole instead).
-fn unsplit(expanded: &[String]) -> Vec<Option<split::Split>> {
-    expanded.iter().map(|_| None).collect()
 }
 
 /// A filter's date reader.
