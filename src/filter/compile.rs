@@ -433,6 +433,59 @@ mod tests {
         assert!(built(&f).0 && built(&f).1 >= 1, "{:?}", built(&f));
     }
 
+    /// Every automaton left to be built later, of every filter fail2ban
+    /// installs (read at test time), is within its bound, and the regex
+    /// crate's NFAs are within the bound: the size check `compile` skips
+    /// for them could not have failed.
+    #[test]
+    fn installed_fail2ban_filters_build_within_their_bounds() {
+        use super::{nfa_bound, LazyRegex};
+        let dir = std::path::Path::new("/etc/fail2ban");
+        let entries = std::fs::read_dir(dir.join("filter.d")).expect("fail2ban is installed");
+        let (mut deferred, mut filters) = (0, 0);
+        let mut cache = nfa_bound::Cache::default();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let (Some(stem), Some("conf")) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                path.extension().and_then(|s| s.to_str()),
+            ) else {
+                continue;
+            };
+            let Ok(c) = crate::fail2ban::compile_ref(&format!("fail2ban:{stem}"), dir, dir) else {
+                continue;
+            };
+            filters += 1;
+            for re in c.filter.fail.iter().chain(&c.filter.prefregex) {
+                let LazyRegex::Later(later) = re else {
+                    continue;
+                };
+                let hir = regex_syntax::ParserBuilder::new()
+                    .utf8(false)
+                    .multi_line(later.multi_line)
+                    .build()
+                    .parse(&later.pattern)
+                    .unwrap();
+                let (bound, built) = (cache.nfa_bytes(&hir), nfa_bound::tests::built(&hir));
+                assert!(
+                    bound <= super::REGEX_SIZE_LIMIT,
+                    "{stem}: {}",
+                    later.pattern
+                );
+                assert!(
+                    built <= bound,
+                    "{stem}: {built} > {bound}: {}",
+                    later.pattern
+                );
+                deferred += 1;
+            }
+        }
+        assert!(
+            filters > 50 && deferred > 50,
+            "{filters} filters, {deferred} patterns"
+        );
+    }
+
     /// The ASCII-class regexes run only on all-ASCII text: a line with a
     /// Unicode letter or space is matched by the Unicode regex, as Python
     /// matches it.

@@ -123,7 +123,7 @@ impl Cache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn hir(pattern: &str) -> Hir {
@@ -137,11 +137,15 @@ mod tests {
     /// The regex crate's own NFA memory, forward and reverse, built with the
     /// size limit `compile` uses.
     fn actual(pattern: &str) -> usize {
+        built(&hir(pattern))
+    }
+
+    /// [`actual`] of a syntax tree.
+    pub(in crate::filter) fn built(h: &Hir) -> usize {
         use regex_automata::nfa::thompson;
-        let h = hir(pattern);
         let fwd = thompson::Compiler::new()
             .configure(thompson::Config::new().utf8(false).shrink(false))
-            .build_from_hir(&h)
+            .build_from_hir(h)
             .unwrap();
         let rev = thompson::Compiler::new()
             .configure(
@@ -151,7 +155,7 @@ mod tests {
                     .reverse(true)
                     .which_captures(thompson::WhichCaptures::None),
             )
-            .build_from_hir(&h)
+            .build_from_hir(h)
             .unwrap();
         fwd.memory_usage().max(rev.memory_usage())
     }
