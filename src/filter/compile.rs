@@ -1,8 +1,9 @@
 //! Compiling one pattern of a filter: tags expanded (native or fail2ban
 //! dialect), Python syntax translated, the `regex` crate's automaton built
 //! (a fail2ban pattern's Unicode automaton, beside its ASCII copy, when a
-//! line first needs it if `nfa_bound` shows it builds, else on the
-//! compile's helper thread and waited for before the filter exists), with
+//! line first needs it if `nfa_bound` shows it builds, else at once, on
+//! either of the compile's threads, and waited for before the filter
+//! exists), with
 //! the backtracking fallback for what it cannot express; errors placed in
 //! the text the user wrote.
 //!

@@ -1,13 +1,15 @@
 //! The helper thread of one filter compile: parts of the filter that do not
-//! depend on each other (automata, the failregex screen, the date reader)
-//! built while the compiling thread assembles the rest.
+//! depend on each other (the patterns, automata, the split failregexes,
+//! the date reader) built on it or on the compiling thread, whichever is
+//! free.
 //!
 //! A job not yet started when its result is waited for runs on the waiting
 //! thread instead, and while the helper runs it the waiting thread takes
 //! the jobs queued after it (so neither thread idles while there is work,
-//! and without a thread everything still runs, in turn). Every job is waited
-//! for, or dropped unstarted, before the compile returns: nothing outlives
-//! it. Owns the scheduling only; it knows nothing of patterns.
+//! and without a thread everything still runs, in turn). A job dropped
+//! unwaited (the compile stopped at an error) is not started; one the
+//! helper is running then finishes there, its result dropped, and the
+//! helper ends. Owns the scheduling only; it knows nothing of patterns.
 
 use std::collections::VecDeque;
 use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
