@@ -1,8 +1,11 @@
 //! Building a [`Filter`] from its [`FilterSpec`]: every pattern compiled
 //! (with its tags, Python rewrite, ASCII copy and fallback where it needs
 //! one), the failregex and ignoreregex sets, the prefregex and its
-//! shortcuts, the capture-free host paths, the date reader and the
-//! candidate prefilter.
+//! shortcuts, the capture-free host paths, the date reader; the parts that
+//! depend on nothing else here (the patterns, the date reader, the split
+//! failregexes, automata every line needs) on the compile's helper thread
+//! or this one, whichever is free (`jobs`). The candidate prefilter is
+//! built when first asked for.
 //!
 //! Owns only the assembly; how one pattern compiles is `compile`'s, how a
 //! line is matched is `matching`'s. It never sees a log line.
@@ -18,24 +21,56 @@ impl Filter {
         let d = spec.dialect;
         let maxlines = spec.maxlines.clamp(1, multiline::MAX_LINES);
         let multi_line = maxlines > 1;
+        // The date reader depends on nothing else: built on the helper
+        // thread while the patterns compile.
+        let dates = {
+            let (datepattern, zone) = (spec.datepattern.clone(), spec.logtimezone.clone());
+            builder.spawn(move || dates(d, datepattern.as_deref(), zone.as_deref()))
+        };
         // The buffer goes through the general captures path.
         let mut general = multi_line;
         let mut prefregex_slow = None;
         let mut prefregex_dups = None;
         let mut prefregex_ascii = None;
         let mut prefregex_head = None;
-        let prefregex = match &spec.prefregex {
-            Some(p) => {
-                let c = compile_one(PatternRef::Prefregex, p, d, false, &too_slow, &mut builder)?;
+        // Every pattern compiled on either thread (`jobs`), taken in order.
+        let mut compile = |which, p: &str, multi_line| {
+            let (p, too_slow, bounds) = (p.to_string(), too_slow.clone(), builder.bounds());
+            builder.spawn(move || compile_one(which, &p, d, multi_line, &too_slow, &bounds))
+        };
+        let prefregex_job = spec
+            .prefregex
+            .as_deref()
+            .map(|p| compile(PatternRef::Prefregex, p, false));
+        let fail_jobs: Vec<_> = (spec.failregex.iter().enumerate())
+            .map(|(i, p)| compile(PatternRef::Failregex(i), p, multi_line))
+            .collect();
+        let ignore_jobs: Vec<_> = (spec.ignoreregex.iter().enumerate())
+            .map(|(i, p)| compile(PatternRef::Ignoreregex(i), p, multi_line))
+            .collect();
+        let prefregex = match (&spec.prefregex, prefregex_job) {
+            (Some(p), Some(job)) => {
+                let c = compiled(job, PatternRef::Prefregex, p)?;
+                // Not deferred where the multi-line buffer matches it on
+                // every line.
+                let re = match (multi_line, c.re) {
+                    (true, re) | (false, re @ Re::Unbuilt { .. }) => re.start(&mut builder),
+                    (false, re) => re,
+                };
                 general |= c.general;
                 prefregex_slow = c.slow;
                 prefregex_dups = c.dups;
                 if c.ascii.is_some() {
                     prefregex_head = split::Head::new(&c.screen);
                 }
+                let re = re.wait(PatternRef::Prefregex, p)?;
+                // The ASCII copy has the same groups (and is built).
+                let names: Vec<String> = match &c.ascii {
+                    Some(a) => a.capture_names().flatten().map(String::from).collect(),
+                    None => re.capture_names().flatten().map(String::from).collect(),
+                };
                 prefregex_ascii = c.ascii;
-                let (re, exp) = (c.re.wait(PatternRef::Prefregex, p)?, c.exp);
-                if re.capture_names().flatten().all(|n| n != "content") {
+                if names.iter().all(|n| n != "content") {
                     return Err(err(
                         PatternRef::Prefregex,
                         p,
@@ -43,15 +78,15 @@ impl Filter {
                         "prefregex needs a group named `content`, e.g. (?P<content>.+)",
                     ));
                 }
-                Some((re, exp.has_host))
+                Some((re, c.exp.has_host, names))
             }
-            None => None,
+            _ => None,
         };
-        let prefix_host = prefregex.as_ref().is_some_and(|(_, h)| *h);
+        let prefix_host = prefregex.as_ref().is_some_and(|(_, h, _)| *h);
         let mlfid = d == Dialect::Fail2ban
             && prefregex
                 .as_ref()
-                .is_some_and(|(re, _)| re.capture_names().any(|n| n == Some("mlfid")));
+                .is_some_and(|(_, _, names)| names.iter().any(|n| n == "mlfid"));
         general |= mlfid;
         if spec.failregex.is_empty() {
             return Err(err(
@@ -71,9 +106,9 @@ impl Filter {
         let mut fail_ascii = Vec::with_capacity(spec.failregex.len());
         let mut fail_split = Vec::with_capacity(spec.failregex.len());
         let mut fail_optional = Vec::with_capacity(spec.failregex.len());
-        for (i, p) in spec.failregex.iter().enumerate() {
+        for ((i, p), job) in spec.failregex.iter().enumerate().zip(fail_jobs) {
             let which = PatternRef::Failregex(i);
-            let c = match compile_one(which, p, d, multi_line, &too_slow, &mut builder) {
+            let c = match compiled(job, which, p) {
                 Ok(c) => c,
                 Err(e) => return Err(first_error(fail_re, e)),
             };
@@ -97,21 +132,26 @@ impl Filter {
             });
             literal_sets.push(prefilter::required_sets(&hir));
             fail_split.push(match c.rewritten && c.ascii.is_some() && !multi_line {
-                true => split::Split::new(&c.screen),
+                true => {
+                    let screen = c.screen.clone();
+                    Some(builder.spawn(move || split::Split::new(&screen)))
+                }
                 false => None,
             });
             // The ASCII copy has the same groups; without one, the
             // automaton is built here (it is then never pending).
             let re = match (c.re, &c.ascii) {
-                (Re::Building(h), None) => match Re::Building(h).wait(which, p) {
-                    Ok(re) => Re::Ready(re),
+                (re @ Re::Unbuilt { .. }, None) => match re.wait(which, p) {
+                    Ok(LazyRegex::Built(re)) => Re::Ready(re),
+                    Ok(re) => Re::Deferred(re),
                     Err(e) => return Err(first_error(fail_re, e)),
                 },
+                (re @ Re::Unbuilt { .. }, Some(_)) => re.start(&mut builder),
                 (re, _) => re,
             };
             let names = c.ascii.as_ref().or(match &re {
                 Re::Ready(r) => Some(r),
-                Re::Building(_) => None,
+                _ => None,
             });
             fail_optional.push(match (&c.slow, names) {
                 (None, Some(r)) => backtrack::Optional::of(r.capture_names().flatten()),
@@ -124,14 +164,22 @@ impl Filter {
             fail_dups.push(c.dups);
             fail_ascii.push(c.ascii);
         }
+        // Without the general path, every line runs in the Unicode automata
+        // (`select`, `fixed`, the captures): built now, on the helper.
+        if !general {
+            fail_re = fail_re
+                .into_iter()
+                .map(|(which, p, re)| (which, p, re.start(&mut builder)))
+                .collect();
+        }
         let mut ignore = Vec::with_capacity(spec.ignoreregex.len());
         let mut ignore_slow = Vec::with_capacity(spec.ignoreregex.len());
         // Built only to tell a pattern that does not compile (the set
         // below is what matches).
         let mut ignore_re: Vec<(PatternRef, &str, Re)> = Vec::new();
-        for (i, p) in spec.ignoreregex.iter().enumerate() {
+        for ((i, p), job) in spec.ignoreregex.iter().enumerate().zip(ignore_jobs) {
             let which = PatternRef::Ignoreregex(i);
-            let c = match compile_one(which, p, d, multi_line, &too_slow, &mut builder) {
+            let c = match compiled(job, which, p) {
                 Ok(c) => c,
                 Err(e) => {
                     let e = match settle(fail_re) {
@@ -141,7 +189,12 @@ impl Filter {
                     return Err(e);
                 }
             };
-            ignore_re.push((which, p, c.re));
+            // Only an automaton over the bound is built (it may fail).
+            let re = match c.re {
+                re @ Re::Unbuilt { .. } => re.start(&mut builder),
+                re => re,
+            };
+            ignore_re.push((which, p, re));
             general |= c.slow.is_some();
             ignore.push(c.screen);
             ignore_slow.push(c.slow);
@@ -161,22 +214,15 @@ impl Filter {
             false => set(&expanded, PatternRef::Failregex(0)),
         };
         let ignore_set = set(&ignore, PatternRef::Ignoreregex(0));
-        // The general path's one pass over all failregexes (`split::Screen`).
-        let fail_screen = (general
+        let screened = general
             && !multi_line
             && fail_slow.iter().all(Option::is_none)
-            && fail_ascii.iter().all(Option::is_some))
-        .then(|| split::Screen::for_filter(&expanded, &fail_split))
-        .flatten();
-        let dates = match d {
-            Dialect::Native => DateDetector::new(spec.datepattern.as_deref()),
-            Dialect::Fail2ban => match spec.logtimezone.as_deref().map(date::parse_zone) {
-                Some(Err(e)) => Err(e),
-                Some(Ok(tz)) => DateDetector::fail2ban(spec.datepattern.as_deref(), Some(tz)),
-                None => DateDetector::fail2ban(spec.datepattern.as_deref(), None),
-            },
-        }
-        .map_err(|e| {
+            && fail_ascii.iter().all(Option::is_some);
+        let dates = dates.wait().unwrap_or_else(|| {
+            let e = "the date reader's build stopped";
+            Err(DateError::Pattern(e.into()))
+        });
+        let dates = dates.map_err(|e| {
             err(
                 PatternRef::Datepattern,
                 spec.datepattern.as_deref().unwrap_or(""),
@@ -188,8 +234,18 @@ impl Filter {
         let fail = settle(fail_re)?;
         settle(ignore_re)?;
         let (fail_set, ignore_set, dates) = (fail_set?, ignore_set?, dates?);
-        let mut filter = Filter {
-            prefregex: prefregex.map(|(r, _)| r),
+        // The split failregexes (built on either thread), and the general
+        // path's one pass over all of them (`split::Screen`) here: nothing
+        // is left for the helper by now, and waiting for it would only lose
+        // time on a busy machine.
+        let fail_split: Vec<_> = (fail_split.into_iter())
+            .map(|s| s.and_then(|s| s.wait().flatten()))
+            .collect();
+        let fail_screen = screened
+            .then(|| split::Screen::for_filter(&expanded, &fail_split))
+            .flatten();
+        let filter = Filter {
+            prefregex: prefregex.map(|(r, _, _)| r),
             prefregex_slow,
             prefregex_dups,
             prefregex_ascii,
@@ -213,16 +269,15 @@ impl Filter {
             dates,
             spec,
             literal_sets,
-            prefilter: None,
+            prefilter: OnceLock::new(),
         };
-        filter.prefilter = filter.prefilter_for(b"");
         Ok(filter)
     }
 }
 
 /// Waits for every automaton of `pending`, in order: the automata, or the
 /// first error.
-fn settle(pending: Vec<(PatternRef, &str, Re)>) -> Result<Vec<Regex>, FilterError> {
+fn settle(pending: Vec<(PatternRef, &str, Re)>) -> Result<Vec<LazyRegex>, FilterError> {
     let mut first = None;
     let mut built = Vec::with_capacity(pending.len());
     for (which, p, re) in pending {
@@ -245,4 +300,30 @@ fn settle(pending: Vec<(PatternRef, &str, Re)>) -> Result<Vec<Regex>, FilterErro
 /// that failed to build, else `later`.
 fn first_error(pending: Vec<(PatternRef, &str, Re)>, later: FilterError) -> FilterError {
     settle(pending).err().unwrap_or(later)
+}
+
+/// A pattern compiled by its job.
+fn compiled(
+    job: Pending<Result<Compiled, FilterError>>,
+    which: PatternRef,
+    pattern: &str,
+) -> Result<Compiled, FilterError> {
+    job.wait()
+        .unwrap_or_else(|| Err(err(which, pattern, 0, "the compile stopped")))
+}
+
+/// A filter's date reader.
+fn dates(
+    d: Dialect,
+    datepattern: Option<&str>,
+    zone: Option<&str>,
+) -> Result<DateDetector, DateError> {
+    match d {
+        Dialect::Native => DateDetector::new(datepattern),
+        Dialect::Fail2ban => match zone.map(date::parse_zone) {
+            Some(Err(e)) => Err(e),
+            Some(Ok(tz)) => DateDetector::fail2ban(datepattern, Some(tz)),
+            None => DateDetector::fail2ban(datepattern, None),
+        },
+    }
 }

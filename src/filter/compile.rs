@@ -1,19 +1,24 @@
 //! Compiling one pattern of a filter: tags expanded (native or fail2ban
 //! dialect), Python syntax translated, the `regex` crate's automaton built
-//! (a fail2ban pattern's Unicode automaton on the compile's `Builder`
-//! thread, waited for before the filter exists), with the backtracking
-//! fallback for what it cannot express; errors placed in the text the user
-//! wrote.
+//! (a fail2ban pattern's Unicode automaton, beside its ASCII copy, when a
+//! line first needs it if `nfa_bound` shows it builds, else at once, on
+//! either of the compile's threads, and waited for before the filter
+//! exists), with
+//! the backtracking fallback for what it cannot express; errors placed in
+//! the text the user wrote.
 //!
 //! Owns pattern compilation only; it never matches a line.
 
+use std::ops::Deref;
 use std::sync::atomic::AtomicU64;
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use regex::bytes::Regex;
 use regex_syntax::hir::Hir;
 
 use super::backtrack::{Caps, Slow};
+use super::jobs::{Jobs, Pending};
+use super::nfa_bound;
 use super::py_rewrite::{self, Dups};
 use super::{f2b_tags, python, tags, Dialect, FilterError, PatternRef};
 
@@ -21,72 +26,156 @@ use super::{f2b_tags, python, tags, Dialect, FilterError, PatternRef};
 /// searches are built with the same limit.
 pub(crate) const REGEX_SIZE_LIMIT: usize = 16 << 20;
 
-/// The regex crate's automaton of a pattern, built, or being built by the
-/// compile's [`Builder`] thread: the Unicode automata of fail2ban's
-/// `\S`/`\w` patterns are most of a fail2ban filter's start-up, and the
-/// rest of the filter (ASCII copies, the split and screen automata, the
-/// date reader) is assembled meanwhile. Every pending build is waited for
-/// before the filter exists, so a pattern that does not build is still an
-/// error of `compile`.
+/// The regex crate's automaton of a pattern while the filter is compiled:
+/// built, being built by the compile's helper thread ([`Builder`]), or
+/// known to build and left for later ([`LazyRegex`]). The Unicode automata
+/// of fail2ban's `\S`/`\w` patterns are most of a fail2ban filter's
+/// start-up, and all-ASCII lines run in their ASCII copies: where a
+/// pattern's NFAs are within the size limit by `nfa_bound` (its syntax was
+/// checked by the parse), its Unicode automaton is built when a line first
+/// needs it. A pattern over the bound is built at once, and every pending
+/// build is waited for before the filter exists, so a pattern that does
+/// not build is still an error of `compile`.
 pub(super) enum Re {
     Ready(Regex),
-    Building(mpsc::Receiver<Result<Regex, regex::Error>>),
+    /// Over the bound: to be built at once ([`start`](Re::start)ed on the
+    /// helper, or built where it is waited for).
+    Unbuilt {
+        pattern: String,
+        multi_line: bool,
+    },
+    Building(Pending<Result<Regex, regex::Error>>),
+    Deferred(LazyRegex),
 }
 
 impl Re {
     /// The automaton, or the error that names `which`.
-    pub(super) fn wait(self, which: PatternRef, pattern: &str) -> Result<Regex, FilterError> {
+    pub(super) fn wait(self, which: PatternRef, pattern: &str) -> Result<LazyRegex, FilterError> {
         let built = match self {
-            Re::Ready(re) => return Ok(re),
-            Re::Building(rx) => rx.recv(),
+            Re::Ready(re) => return Ok(LazyRegex::Built(re)),
+            Re::Deferred(re) => return Ok(re),
+            Re::Unbuilt {
+                pattern,
+                multi_line,
+            } => Some(unicode(&pattern, multi_line, REGEX_SIZE_LIMIT)),
+            Re::Building(pending) => pending.wait(),
         };
         match built {
-            Ok(Ok(re)) => Ok(re),
-            Ok(Err(e)) => Err(err(which, pattern, 0, &e.to_string())),
-            Err(_) => Err(err(which, pattern, 0, "the regex build stopped")),
+            Some(Ok(re)) => Ok(LazyRegex::Built(re)),
+            Some(Err(e)) => Err(err(which, pattern, 0, &e.to_string())),
+            None => Err(err(which, pattern, 0, "the regex build stopped")),
+        }
+    }
+
+    /// An automaton to build (or a deferred one, for a filter whose every
+    /// line will use it) started on the helper thread.
+    pub(super) fn start(self, builder: &mut Builder) -> Re {
+        let (pattern, multi_line) = match self {
+            Re::Deferred(LazyRegex::Later(later)) => (later.pattern.clone(), later.multi_line),
+            Re::Unbuilt {
+                pattern,
+                multi_line,
+            } => (pattern, multi_line),
+            re => return re,
+        };
+        Re::Building(builder.spawn(move || unicode(&pattern, multi_line, REGEX_SIZE_LIMIT)))
+    }
+}
+
+/// A pattern's automaton in a filter: built, or (a fail2ban pattern's
+/// Unicode automaton, known to build, whose ASCII copy serves all-ASCII
+/// text) built the first time it is used, once for all clones of the
+/// filter.
+#[derive(Debug, Clone)]
+pub(super) enum LazyRegex {
+    Built(Regex),
+    Later(Arc<Later>),
+}
+
+#[derive(Debug)]
+pub(super) struct Later {
+    pattern: String,
+    multi_line: bool,
+    /// The ASCII copy: what serves if the build fails after all.
+    ascii: Regex,
+    built: OnceLock<Regex>,
+}
+
+impl Deref for LazyRegex {
+    type Target = Regex;
+
+    fn deref(&self) -> &Regex {
+        match self {
+            LazyRegex::Built(re) => re,
+            LazyRegex::Later(later) => later.built.get_or_init(|| later.build()),
         }
     }
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// One thread per filter compile that builds automata in the order asked
-/// (started on the first; it ends when the builder is dropped, after the
-/// last build it was given).
-#[derive(Default)]
-pub(super) struct Builder {
-    jobs: Option<mpsc::Sender<Job>>,
+impl LazyRegex {
+    /// Whether the automaton exists yet.
+    #[cfg(test)]
+    pub(super) fn is_built(&self) -> bool {
+        match self {
+            LazyRegex::Built(_) => true,
+            LazyRegex::Later(later) => later.built.get().is_some(),
+        }
+    }
 }
 
-impl Builder {
-    /// `build` run on the thread, or here when no thread can be started.
-    fn build(
-        &mut self,
-        build: impl FnOnce() -> Result<Regex, regex::Error> + Send + 'static,
-    ) -> Re {
-        if self.jobs.is_none() {
-            let (tx, rx) = mpsc::channel::<Job>();
-            let started = std::thread::Builder::new()
-                .name("banwarden-regex".into())
-                .spawn(move || rx.into_iter().for_each(|job| job()));
-            if started.is_ok() {
-                self.jobs = Some(tx);
+impl Later {
+    /// Within the limit by `nfa_bound`, the build does not fail; if it does
+    /// (the bound wrong), it is built without the limit, and failing that
+    /// the ASCII copy serves (matching only ASCII classes): logged, never
+    /// a panic on the line path.
+    fn build(&self) -> Regex {
+        let e = match unicode(&self.pattern, self.multi_line, REGEX_SIZE_LIMIT) {
+            Ok(re) => return re,
+            Err(e) => e,
+        };
+        tracing::warn!(pattern = %self.pattern, error = %e, "filter regex over its size bound");
+        match unicode(&self.pattern, self.multi_line, usize::MAX) {
+            Ok(re) => re,
+            Err(e) => {
+                tracing::error!(pattern = %self.pattern, error = %e, "filter regex did not build");
+                self.ascii.clone()
             }
         }
-        let (done, result) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move || {
-            let _ = done.send(build());
-        });
-        // Without a thread (or with one gone) the job comes back: run here.
-        let job = match &self.jobs {
-            Some(jobs) => match jobs.send(job) {
-                Ok(()) => return Re::Building(result),
-                Err(mpsc::SendError(job)) => job,
-            },
-            None => job,
-        };
-        job();
-        Re::Building(result)
+    }
+}
+
+/// The regex crate's (Unicode) automaton of `pattern`.
+fn unicode(pattern: &str, multi_line: bool, size_limit: usize) -> Result<Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(pattern)
+        .size_limit(size_limit)
+        .multi_line(multi_line)
+        .build()
+}
+
+/// What one filter compile shares between its patterns: the helper thread
+/// and the NFA bounds of the Unicode classes seen so far.
+#[derive(Default)]
+pub(super) struct Builder {
+    jobs: Jobs,
+    bounds: Bounds,
+}
+
+/// The NFA bounds of the Unicode classes seen so far, for the patterns
+/// compiled on either thread.
+pub(super) type Bounds = Arc<Mutex<nfa_bound::Cache>>;
+
+impl Builder {
+    pub(super) fn bounds(&self) -> Bounds {
+        self.bounds.clone()
+    }
+
+    /// A part of the filter built on the helper thread (or where it is
+    /// waited for).
+    pub(super) fn spawn<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Pending<T> {
+        self.jobs.spawn(work)
     }
 }
 
@@ -143,7 +232,7 @@ pub(super) fn compile_one(
     dialect: Dialect,
     multi_line: bool,
     too_slow: &Arc<AtomicU64>,
-    builder: &mut Builder,
+    bounds: &Bounds,
 ) -> Result<Compiled, FilterError> {
     let mut exp = match dialect {
         Dialect::Native => tags::expand(pattern),
@@ -197,24 +286,32 @@ pub(super) fn compile_one(
             };
             err(which, pattern, exp.original_offset(span), &msg)
         })?;
-    let build = {
-        let regex = exp.regex.clone();
-        move || {
-            regex::bytes::RegexBuilder::new(&regex)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .multi_line(multi_line)
-                .build()
-        }
-    };
     // Where an ASCII copy will serve all-ASCII lines, the Unicode automaton
-    // (several times larger) is built on the builder's thread while the
-    // copy and the rest of the filter are; otherwise here.
+    // (several times larger) is built when first used if it is known to
+    // build, else by the caller (on the helper thread while the rest is
+    // assembled); otherwise here.
     let with_ascii = dialect == Dialect::Fail2ban && slow.is_none() && !multi_line;
-    let re = match with_ascii {
-        true => builder.build(build),
-        false => Re::Ready(build().map_err(|e| err(which, pattern, 0, &e.to_string()))?),
-    };
     let ascii = with_ascii.then(|| ascii(&exp.regex)).flatten();
+    let fits = |hir: &Hir| {
+        let mut bounds = bounds.lock().unwrap_or_else(PoisonError::into_inner);
+        bounds.nfa_bytes(hir) <= REGEX_SIZE_LIMIT
+    };
+    let re = match &ascii {
+        Some(a) if fits(&hir) => Re::Deferred(LazyRegex::Later(Arc::new(Later {
+            pattern: exp.regex.clone(),
+            multi_line,
+            ascii: a.clone(),
+            built: OnceLock::new(),
+        }))),
+        _ if with_ascii => Re::Unbuilt {
+            pattern: exp.regex.clone(),
+            multi_line,
+        },
+        _ => Re::Ready(
+            unicode(&exp.regex, multi_line, REGEX_SIZE_LIMIT)
+                .map_err(|e| err(which, pattern, 0, &e.to_string()))?,
+        ),
+    };
     Ok(Compiled {
         ascii,
         rewritten: rewrote,
@@ -295,6 +392,99 @@ mod tests {
         let e = compile(vec!["^(unclosed <HOST>$", big]).unwrap_err();
         assert_eq!(e.which, PatternRef::Failregex(0), "{e}");
         assert!(compile(vec!["^ok from <HOST>$", "^also <HOST>$"]).is_ok());
+    }
+
+    /// A fail2ban filter on the general path (here `<F-NOFAIL>`) matches
+    /// all-ASCII lines in its ASCII copies: its Unicode automata are built
+    /// by the first line that needs them, not by the compile.
+    #[test]
+    fn unicode_automata_wait_for_the_first_line_that_needs_them() {
+        let f = Filter::compile(FilterSpec {
+            name: "u".into(),
+            prefregex: Some(r"^\S+\s+<F-CONTENT>.+</F-CONTENT>$".into()),
+            failregex: vec![
+                r"^<F-NOFAIL>user</F-NOFAIL> <F-USER>\w+</F-USER>\s+from <HOST>$".into(),
+                r"^bad user <F-USER>\w+</F-USER>\s+from <HOST>$".into(),
+            ],
+            dialect: Dialect::Fail2ban,
+            ..Default::default()
+        })
+        .unwrap();
+        let built = |f: &Filter| {
+            let fail = f.fail.iter().filter(|r| r.is_built()).count();
+            (f.prefregex.as_ref().is_some_and(|r| r.is_built()), fail)
+        };
+        assert_eq!(built(&f), (false, 0));
+        let _state = f.new_state();
+        let bad = |line: &str| match f.match_text(line.as_bytes()) {
+            Outcome::Failure { user, .. } => user.map(|u| String::from_utf8_lossy(u).into_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            bad("host bad user bob from 192.0.2.1").as_deref(),
+            Some("bob")
+        );
+        // (`matching` hands the prefregex's automaton over, built, with
+        // every line; the failregexes' stay unbuilt.)
+        assert_eq!(built(&f).1, 0);
+        assert_eq!(
+            bad("hôst bad user jösé from 192.0.2.1").as_deref(),
+            Some("jösé")
+        );
+        assert!(built(&f).0 && built(&f).1 >= 1, "{:?}", built(&f));
+    }
+
+    /// Every automaton left to be built later, of every filter fail2ban
+    /// installs (read at test time), is within its bound, and the regex
+    /// crate's NFAs are within the bound: the size check `compile` skips
+    /// for them could not have failed.
+    #[test]
+    fn installed_fail2ban_filters_build_within_their_bounds() {
+        use super::{nfa_bound, LazyRegex};
+        let dir = std::path::Path::new("/etc/fail2ban");
+        let entries = std::fs::read_dir(dir.join("filter.d")).expect("fail2ban is installed");
+        let (mut deferred, mut filters) = (0, 0);
+        let mut cache = nfa_bound::Cache::default();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let (Some(stem), Some("conf")) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                path.extension().and_then(|s| s.to_str()),
+            ) else {
+                continue;
+            };
+            let Ok(c) = crate::fail2ban::compile_ref(&format!("fail2ban:{stem}"), dir, dir) else {
+                continue;
+            };
+            filters += 1;
+            for re in c.filter.fail.iter().chain(&c.filter.prefregex) {
+                let LazyRegex::Later(later) = re else {
+                    continue;
+                };
+                let hir = regex_syntax::ParserBuilder::new()
+                    .utf8(false)
+                    .multi_line(later.multi_line)
+                    .build()
+                    .parse(&later.pattern)
+                    .unwrap();
+                let (bound, built) = (cache.nfa_bytes(&hir), nfa_bound::tests::built(&hir));
+                assert!(
+                    bound <= super::REGEX_SIZE_LIMIT,
+                    "{stem}: {}",
+                    later.pattern
+                );
+                assert!(
+                    built <= bound,
+                    "{stem}: {built} > {bound}: {}",
+                    later.pattern
+                );
+                deferred += 1;
+            }
+        }
+        assert!(
+            filters > 50 && deferred > 50,
+            "{filters} filters, {deferred} patterns"
+        );
     }
 
     /// The ASCII-class regexes run only on all-ASCII text: a line with a

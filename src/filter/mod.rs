@@ -17,8 +17,10 @@ pub mod date;
 mod date_cache;
 mod f2b_tags;
 mod fixed;
+mod jobs;
 mod matching;
 mod multiline;
+mod nfa_bound;
 pub mod prefilter;
 mod prefilter_literals;
 mod py_rewrite;
@@ -33,7 +35,7 @@ mod text;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use regex::bytes::{CaptureLocations, Regex, RegexSet, RegexSetBuilder};
 
@@ -41,8 +43,9 @@ use crate::UnixTime;
 use backtrack::Slow;
 pub use backtrack::BACKTRACK_LIMIT;
 pub(crate) use compile::REGEX_SIZE_LIMIT;
-use compile::{compile_one, err, Builder, Re};
-use date::{DateDetector, DateMatch};
+use compile::{compile_one, err, Builder, Compiled, LazyRegex, Re};
+use date::{DateDetector, DateError, DateMatch};
+use jobs::Pending;
 pub use matching::{Examined, SessionLine};
 pub use multiline::MAX_LINES;
 pub use prefilter::Prefilter;
@@ -166,7 +169,9 @@ pub struct LineState {
 #[derive(Debug, Clone)]
 pub struct Filter {
     pub spec: FilterSpec,
-    prefregex: Option<Regex>,
+    /// Unicode automata (see `compile::LazyRegex`: built when first used
+    /// where an ASCII copy serves all-ASCII text).
+    prefregex: Option<LazyRegex>,
     /// The fallback engine for the prefregex, when it needs one.
     prefregex_slow: Option<Slow>,
     /// Group names the prefregex's rewrite repeated (see `py_rewrite`).
@@ -205,7 +210,7 @@ pub struct Filter {
     too_slow: Arc<AtomicU64>,
     prefix_host: bool,
     fail_set: RegexSet,
-    fail: Vec<Regex>,
+    fail: Vec<LazyRegex>,
     /// Per failregex: how to find the host without captures, when its
     /// shape allows (see `fixed`).
     host_at: Vec<Option<fixed::HostAt>>,
@@ -214,8 +219,10 @@ pub struct Filter {
     /// Per failregex: literal sets one of which every match contains, best
     /// first (from the syntax tree `compile` builds anyway).
     literal_sets: Vec<Vec<Vec<Vec<u8>>>>,
-    /// The candidate-line prefilter built from them, if every failregex has one.
-    prefilter: Option<Prefilter>,
+    /// The candidate-line prefilter built from them, if every failregex has
+    /// one; built when first asked for (dry-run builds its own, from a
+    /// sample of its input).
+    prefilter: OnceLock<Option<Prefilter>>,
 }
 
 impl Filter {
@@ -258,10 +265,19 @@ impl Filter {
     /// [`new_state`](Self::new_state); `date_cache: false` runs the date
     /// detector on every line (for comparison: the answers are the same).
     pub fn new_state_with(&self, date_cache: bool) -> LineState {
+        // The slots serve the single-line path without a prefregex, which
+        // is not the general one; there the Unicode automata are built
+        // anyway. Elsewhere the ASCII copy (same groups) says their shape
+        // without building them.
         let locs = self
             .fail
             .iter()
-            .map(|re| {
+            .zip(&self.fail_ascii)
+            .map(|(re, ascii)| {
+                let re: &Regex = match (ascii, self.general || self.prefregex.is_some()) {
+                    (Some(ascii), true) => ascii,
+                    _ => re,
+                };
                 let at = |g: &str| re.capture_names().position(|n| n == Some(g));
                 let alt = tags::ALT_USER_GROUP;
                 let users = [tags::USER_GROUP.to_string(), alt.to_string()]
@@ -285,7 +301,9 @@ impl Filter {
     /// (not even where a date is cut out, see [`Prefilter::spans_cut`]) is
     /// missed. `None`: every line must be examined.
     pub fn prefilter(&self) -> Option<&Prefilter> {
-        self.prefilter.as_ref()
+        self.prefilter
+            .get_or_init(|| self.prefilter_for(b""))
+            .as_ref()
     }
 
     /// A prefilter whose literals are chosen to be rare in `sample` (the

@@ -11,6 +11,8 @@
 //! the chosen. Fewer strings only let more lines through to the filter; it
 //! never decides that a line matches.
 
+use std::collections::HashMap;
+
 use aho_corasick::{AhoCorasickBuilder, MatchKind};
 
 /// Bytes of the sample [`lines_with`] counts in: enough lines to tell a
@@ -27,23 +29,40 @@ const MERGE_ABOVE: usize = 16;
 /// Shortest shared prefix or suffix two literals are merged on.
 const MIN_SHARED: usize = 8;
 
-/// How many lines of `sample` contain one of `set`.
+/// How many lines of `sample` contain one of `set` (a lone literal
+/// searched for by itself: no automaton to build).
 pub(super) fn lines_with(set: &[Vec<u8>], sample: &[u8]) -> usize {
     let sample = &sample[..sample.len().min(SCORE_SAMPLE)];
+    if let [one] = set {
+        let finder = memchr::memmem::Finder::new(one);
+        return count_lines(sample, |at| {
+            let i = finder.find(&sample[at..])?;
+            Some(at + i + one.len())
+        });
+    }
     let Ok(ac) = AhoCorasickBuilder::new()
         .match_kind(MatchKind::LeftmostFirst)
         .build(set)
     else {
         return usize::MAX;
     };
+    count_lines(sample, |at| {
+        ac.find(aho_corasick::Input::new(sample).range(at..))
+            .map(|m| m.end())
+    })
+}
+
+/// Lines of `sample` in which `find` (the end of the first match at or
+/// after a position) matches.
+fn count_lines(sample: &[u8], find: impl Fn(usize) -> Option<usize>) -> usize {
     let mut n = 0;
     let mut at = 0;
     while at < sample.len() {
-        let Some(m) = ac.find(aho_corasick::Input::new(sample).range(at..)) else {
+        let Some(end) = find(at) else {
             break;
         };
         n += 1;
-        at = memchr::memchr(b'\n', &sample[m.end()..]).map_or(sample.len(), |i| m.end() + i + 1);
+        at = memchr::memchr(b'\n', &sample[end..]).map_or(sample.len(), |i| end + i + 1);
     }
     n
 }
@@ -53,6 +72,8 @@ pub(super) fn lines_with(set: &[Vec<u8>], sample: &[u8]) -> usize {
 /// none, or a literal is empty or holds a newline.
 pub(super) fn choose(literal_sets: &[Vec<Vec<Vec<u8>>>], sample: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut all: Vec<Vec<u8>> = Vec::new();
+    // fail2ban's failregexes share candidate sets: each counted once.
+    let mut counted: HashMap<Vec<Vec<u8>>, usize> = HashMap::new();
     for sets in literal_sets {
         let sets = sets.clone();
         let best = if sample.is_empty() || sets.len() < 2 {
@@ -60,7 +81,13 @@ pub(super) fn choose(literal_sets: &[Vec<Vec<Vec<u8>>>], sample: &[u8]) -> Optio
         } else {
             let mut scored: Vec<(usize, Vec<Vec<u8>>)> = sets
                 .into_iter()
-                .map(|s| (lines_with(&s, sample), s))
+                .map(|s| {
+                    let n = match counted.get(&s) {
+                        Some(&n) => n,
+                        None => *counted.entry(s.clone()).or_insert(lines_with(&s, sample)),
+                    };
+                    (n, s)
+                })
                 .collect();
             // Stable: equal counts keep the static order.
             scored.sort_by_key(|(n, _)| *n);
@@ -137,6 +164,24 @@ mod tests {
 
     fn strings(v: &[&str]) -> Vec<Vec<u8>> {
         v.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    /// A lone literal (searched for by itself) counts the lines the
+    /// automaton of a set counts: each line once, however often it holds
+    /// the literal, the last line also without its newline.
+    #[test]
+    fn a_lone_literal_counts_lines_as_a_set_does() {
+        let sample = b"Failed x Failed\nok\nFailed\n\nno\nxFailed";
+        for lit in ["Failed", "ok", "x", "\n", "absent"] {
+            let one = strings(&[lit]);
+            let set = strings(&[lit, "\u{0}never"]);
+            assert_eq!(
+                lines_with(&one, sample),
+                lines_with(&set, sample),
+                "{lit:?}"
+            );
+        }
+        assert_eq!(lines_with(&strings(&["Failed"]), sample), 3);
     }
 
     #[test]
