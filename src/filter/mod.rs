@@ -17,6 +17,7 @@ pub mod date;
 mod date_cache;
 mod f2b_tags;
 mod fixed;
+mod head;
 mod matching;
 mod multiline;
 pub mod prefilter;

@@ -28,11 +28,12 @@ use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{Anchored, Input, PatternID};
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
+use super::head::Ends;
 use super::REGEX_SIZE_LIMIT;
 
 /// `pattern` with ASCII classes (as `compile::ascii` compiles it), with
 /// only the groups matching reads (see [`read`]).
-fn ascii_hir(pattern: &str) -> Option<Hir> {
+pub(super) fn ascii_hir(pattern: &str) -> Option<Hir> {
     let hir = regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
@@ -88,7 +89,7 @@ fn only_read(h: &Hir, next: &mut u32) -> Hir {
 
 /// A regex built as `regex::bytes::Regex` builds one (leftmost-first, no
 /// UTF-8 requirement on empty matches), with the filters' size limit.
-fn build(hirs: &[&Hir]) -> Option<meta::Regex> {
+pub(super) fn build(hirs: &[&Hir]) -> Option<meta::Regex> {
     meta::Builder::new()
         .configure(
             meta::Config::new()
@@ -111,6 +112,9 @@ pub(super) struct Head {
     /// the content's first byte), without `re`'s lazy DFA pass that finds
     /// the match's end first. `re` serves lines too long for it.
     anchored: Option<BoundedBacktracker>,
+    /// Where the head's shape allows: its captures from two lazy DFA
+    /// passes (`head::Ends`), before either backtracker.
+    ends: Option<Ends>,
     /// The `content` group's index.
     content: usize,
 }
@@ -148,6 +152,8 @@ impl Head {
             name: c.name.clone(),
             sub: r.sub.clone(),
         }));
+        let content = usize::try_from(c.index).ok()?;
+        let ends = Ends::new(&head);
         let head = Hir::concat(head);
         let anchored = head
             .properties()
@@ -158,7 +164,8 @@ impl Head {
         Some(Head {
             re: build(&[&head])?,
             anchored,
-            content: usize::try_from(c.index).ok()?,
+            ends,
+            content,
         })
     }
 
@@ -169,14 +176,21 @@ impl Head {
         if memchr::memchr(b'\n', text).is_some() {
             return Err(());
         }
-        let mut caps = match &self.anchored {
+        let by_ends = self.ends.as_ref().and_then(|ends| {
+            let mut caps = self.re.create_captures();
+            ends.captures(text, &mut caps).ok().map(|_| caps)
+        });
+        let mut caps = match (by_ends, &self.anchored) {
+            (Some(caps), _) => caps,
             // The same first successful path as `re`'s (both leftmost-first
             // from 0, the text around the match the same).
-            Some(bt) => match backtrack_captures(bt, &Input::new(text).anchored(Anchored::Yes)) {
-                Ok(caps) => caps,
-                Err(()) => self.re_captures(text),
-            },
-            None => self.re_captures(text),
+            (None, Some(bt)) => {
+                match backtrack_captures(bt, &Input::new(text).anchored(Anchored::Yes)) {
+                    Ok(caps) => caps,
+                    Err(()) => self.re_captures(text),
+                }
+            }
+            (None, None) => self.re_captures(text),
         };
         if !caps.is_match() {
             return Ok(None);
