@@ -373,8 +373,14 @@ impl Filter {
         let (regex, caps) = match screened {
             // No fallback patterns here: the screen's winner is the one.
             Some((i, k)) => {
-                let caps = match (k, &self.fail_split[i]) {
-                    (Some(k), Some(split)) => split.captures(k, content).ok().flatten(),
+                let caps = match (k, &self.fail_split[i], &self.fail_screen) {
+                    (Some(k), Some(split), _) => split.captures(k, content).ok().flatten(),
+                    // Not wanted where `fixed` finds the host.
+                    (None, None, Some(screen))
+                        if self.host_at.get(i).is_some_and(Option::is_none) =>
+                    {
+                        screen.captures(i, content)
+                    }
                     _ => None,
                 };
                 (i, caps.map(|c| Caps::Meta(c, self.fail_dups[i].as_ref())))

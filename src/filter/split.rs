@@ -20,6 +20,7 @@
 //! outcomes, and is not used on text that is not all ASCII.
 
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 use regex_automata::meta;
 use regex_automata::nfa::thompson::{self, backtrack, backtrack::BoundedBacktracker};
@@ -349,12 +350,17 @@ fn backtracker(hir: &Hir) -> Option<BoundedBacktracker> {
 /// start at 0, so the leftmost-first winner is the first pattern that
 /// matches at all, the failregex fail2ban would pick. A split failregex
 /// takes part as its branches, each on its own (the pass then also says
-/// its first branch that can match, see [`Split::first`]).
+/// its first branch that can match, see [`Split::first`]); one that is not
+/// split then has its captures from its own backtracker, without the lazy
+/// DFA pass its regex makes first (see [`Screen::captures`]).
 #[derive(Debug, Clone)]
 pub(super) struct Screen {
     re: meta::Regex,
     /// Per pattern: its failregex, and its branch for a split one.
     ids: Vec<(usize, Option<usize>)>,
+    /// Per failregex not split: its pattern (ASCII classes, only the
+    /// groups matching reads), and its backtracker once a line needs it.
+    direct: Vec<Option<(Hir, OnceLock<Option<BoundedBacktracker>>)>>,
 }
 
 impl Screen {
@@ -362,23 +368,27 @@ impl Screen {
     pub(super) fn new(patterns: &[(&str, bool)]) -> Option<Screen> {
         let mut hirs = Vec::new();
         let mut ids = Vec::new();
+        let mut direct = Vec::with_capacity(patterns.len());
         for (i, &(p, split)) in patterns.iter().enumerate() {
             if split {
                 let (singles, _) = Split::parts(p)?;
                 ids.extend((0..singles.len()).map(|k| (i, Some(k))));
                 hirs.extend(singles);
+                direct.push(None);
             } else {
                 let hir = ascii_hir(p)?;
                 if !hir.properties().look_set_prefix().contains(Look::Start) {
                     return None;
                 }
                 ids.push((i, None));
+                direct.push(Some((hir.clone(), OnceLock::new())));
                 hirs.push(hir);
             }
         }
         Some(Screen {
             re: build(&hirs.iter().collect::<Vec<_>>())?,
             ids,
+            direct,
         })
     }
 
@@ -398,6 +408,19 @@ impl Screen {
     pub(super) fn first(&self, text: &[u8]) -> Option<(usize, Option<usize>)> {
         let m = self.re.search(&Input::new(text).anchored(Anchored::Yes))?;
         self.ids.get(m.pattern().as_usize()).copied()
+    }
+
+    /// Failregex `i`'s captures on `text` (all ASCII) when
+    /// [`first`](Self::first) named it and it is not split: its
+    /// backtracker, anchored at 0 where all its matches start, run straight
+    /// away (the screen's pass stands for the lazy DFA pass its regex would
+    /// make first). `None`: split, or the text is too long for the
+    /// backtracker's bound (the caller runs the regex).
+    pub(super) fn captures(&self, i: usize, text: &[u8]) -> Option<Captures> {
+        let (hir, bt) = self.direct.get(i)?.as_ref()?;
+        let bt = bt.get_or_init(|| backtracker(hir)).as_ref()?;
+        let caps = backtrack_captures(bt, &Input::new(text).anchored(Anchored::Yes)).ok()?;
+        caps.is_match().then_some(caps)
     }
 }
 
@@ -520,5 +543,47 @@ mod tests {
         }
         // A failregex anchored nowhere: no screen.
         assert!(Screen::new(&[(r"^a", false), (r"b", false)]).is_none());
+    }
+
+    #[test]
+    fn a_failregex_the_screen_names_gives_the_whole_patterns_groups() {
+        let patterns = [
+            r"^(?:Failed|Accepted) (?P<nofail>\S+)? ?for (?P<user>.*?) from (?P<host>\S+)(?: port \d+)?\s*$",
+            r"^(?P<user>\S*)(?:\s+(?P<host>sshd|\S+:))?(?P<x>\s*)$",
+            r"^(?:x|(?P<mlfforget>:))(?P<host>.*)",
+        ];
+        let flags: Vec<(&str, bool)> = patterns.iter().map(|p| (*p, false)).collect();
+        let screen = Screen::new(&flags).unwrap();
+        let res: Vec<regex::bytes::Regex> = patterns.iter().map(|p| whole(p)).collect();
+        let mut found = [0; 3];
+        let mut shapes: Vec<String> = lines();
+        shapes.extend(
+            lines()
+                .iter()
+                .map(|l| format!("Failed {l} for {l} from {l}")),
+        );
+        for line in shapes {
+            let line = line.as_bytes();
+            let Some((i, None)) = screen.first(line) else {
+                assert!(res.iter().all(|r| !r.is_match(line)), "{line:?}");
+                continue;
+            };
+            let want = res[i].captures(line).unwrap();
+            let got = screen
+                .captures(i, line)
+                .unwrap_or_else(|| panic!("{i} on {line:?}"));
+            for (g, name) in res[i].capture_names().enumerate() {
+                let w = want.get(g).map(|m| m.range());
+                let got = match name {
+                    // `x` is not read: not captured.
+                    Some("x") => continue,
+                    Some(n) => got.get_group_by_name(n),
+                    None => got.get_group(g),
+                };
+                assert_eq!(w, got.map(|s| s.range()), "{i} group {g} on {line:?}");
+            }
+            found[i] += 1;
+        }
+        assert!(found.iter().all(|&n| n > 20), "{found:?}");
     }
 }
