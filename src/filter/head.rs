@@ -16,21 +16,20 @@
 //! Owns only these constructions and their two searches; the head's
 //! groups, its fallbacks and the content's end are `split::Head`'s.
 
-use regex_automata::meta;
 use regex_automata::util::captures::Captures;
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{Anchored, Input, PatternID};
 use regex_syntax::hir::{Hir, HirKind, Look};
 
-use super::split::build;
+use super::lazy::LazyDfa;
 
 /// The DFAs of a head of one of the two shapes.
 #[derive(Debug, Clone)]
 pub(super) struct Ends {
     /// `^M` and the index of its group `g`, when the head has one.
-    group: Option<(meta::Regex, usize)>,
+    group: Option<(LazyDfa, usize)>,
     /// `R` followed by the content's first byte (`^R.` without a group).
-    rest: meta::Regex,
+    rest: LazyDfa,
     /// The content's group index.
     content: usize,
 }
@@ -68,7 +67,7 @@ impl Ends {
                 }
                 let m = Hir::concat(vec![start.clone(), (*g.sub).clone()]);
                 let index = usize::try_from(g.index).ok()?;
-                (Some((build(&[&m])?, index)), r.to_vec())
+                (Some((LazyDfa::new(&[&m])?, index)), r.to_vec())
             }
             r => {
                 if !no_groups(r) {
@@ -83,7 +82,7 @@ impl Ends {
         r.push(first_byte);
         Some(Ends {
             group,
-            rest: build(&[&Hir::concat(r)])?,
+            rest: LazyDfa::new(&[&Hir::concat(r)])?,
             content: usize::try_from(c.index).ok()?,
         })
     }
@@ -99,20 +98,18 @@ impl Ends {
         let group_end = match &self.group {
             None => None,
             Some((m, index)) => match m.search(&anchored(0)) {
-                Some(found) if found.end() < text.len() => Some((found.end(), *index)),
+                Ok(Some(found)) if found.offset() < text.len() => Some((found.offset(), *index)),
                 _ => return Err(()),
             },
         };
         let from = group_end.map_or(0, |(end, _)| end);
-        let Some(found) = self.rest.search(&anchored(from)) else {
+        let after = match self.rest.search(&anchored(from)) {
+            Ok(Some(found)) => found.offset(),
             // Without a group, `^R.` is the whole head; with one, `R.`
             // always matches before the end of the text.
-            return match group_end {
-                None => Ok(false),
-                Some(_) => Err(()),
-            };
+            Ok(None) if group_end.is_none() => return Ok(false),
+            _ => return Err(()),
         };
-        let after = found.end();
         let content_at = after.checked_sub(1).ok_or(())?;
         let info = caps.group_info().clone();
         let slots = caps.slots_mut();
@@ -142,7 +139,7 @@ mod tests {
 
     /// The head of `pattern` (a prefregex ending in `(?P<content>.+)$`)
     /// as `split::Head` makes it, and its `Ends`.
-    fn ends(pattern: &str) -> Option<(Ends, meta::Regex)> {
+    fn ends(pattern: &str) -> Option<(Ends, regex_automata::meta::Regex)> {
         let hir = ascii_hir(pattern).unwrap();
         let HirKind::Concat(parts) = hir.kind() else {
             panic!("{pattern}: no concatenation");
@@ -163,7 +160,10 @@ mod tests {
             sub: r.sub.clone(),
         }));
         let e = Ends::new(&head)?;
-        Some((e, build(&[&Hir::concat(head)]).unwrap()))
+        Some((
+            e,
+            crate::filter::split::build(&[&Hir::concat(head)]).unwrap(),
+        ))
     }
 
     /// Texts of syslog prefixes and messages, every combination of up to

@@ -367,7 +367,11 @@ impl Filter {
         // A split regex's screen is that DFA, and says where its captures
         // start (taken along, not searched for twice).
         let screened = match (ascii, &self.fail_screen) {
-            (true, Some(screen)) => Some(screen.first(content).ok_or(Outcome::Missed)?),
+            (true, Some(screen)) => match screen.first(content) {
+                Ok(Some(first)) => Some(first),
+                Ok(None) => return Err(Outcome::Missed),
+                Err(()) => None,
+            },
             _ => None,
         };
         let (regex, caps) = match screened {

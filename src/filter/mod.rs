@@ -18,6 +18,7 @@ mod date_cache;
 mod f2b_tags;
 mod fixed;
 mod head;
+mod lazy;
 mod matching;
 mod multiline;
 pub mod prefilter;

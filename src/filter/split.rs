@@ -30,6 +30,7 @@ use regex_automata::{Anchored, Input, PatternID};
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
 use super::head::Ends;
+use super::lazy::LazyDfa;
 use super::REGEX_SIZE_LIMIT;
 
 /// `pattern` with ASCII classes (as `compile::ascii` compiles it), with
@@ -355,7 +356,7 @@ fn backtracker(hir: &Hir) -> Option<BoundedBacktracker> {
 /// DFA pass its regex makes first (see [`Screen::captures`]).
 #[derive(Debug, Clone)]
 pub(super) struct Screen {
-    re: meta::Regex,
+    re: LazyDfa,
     /// Per pattern: its failregex, and its branch for a split one.
     ids: Vec<(usize, Option<usize>)>,
     /// Per failregex not split: its pattern (ASCII classes, only the
@@ -386,7 +387,7 @@ impl Screen {
             }
         }
         Some(Screen {
-            re: build(&hirs.iter().collect::<Vec<_>>())?,
+            re: LazyDfa::new(&hirs.iter().collect::<Vec<_>>())?,
             ids,
             direct,
         })
@@ -404,10 +405,11 @@ impl Screen {
     }
 
     /// The first failregex that matches `text` (all ASCII), with its first
-    /// branch that can when it is split.
-    pub(super) fn first(&self, text: &[u8]) -> Option<(usize, Option<usize>)> {
+    /// branch that can when it is split. `Err`: the lazy DFA could not
+    /// say (the caller tries each failregex in turn).
+    pub(super) fn first(&self, text: &[u8]) -> Result<Option<(usize, Option<usize>)>, ()> {
         let m = self.re.search(&Input::new(text).anchored(Anchored::Yes))?;
-        self.ids.get(m.pattern().as_usize()).copied()
+        Ok(m.and_then(|m| self.ids.get(m.pattern().as_usize()).copied()))
     }
 
     /// Failregex `i`'s captures on `text` (all ASCII) when
@@ -538,7 +540,7 @@ mod tests {
             "",
         ] {
             let want = res.iter().position(|r| r.is_match(line.as_bytes()));
-            let got = screen.first(line.as_bytes());
+            let got = screen.first(line.as_bytes()).unwrap();
             assert_eq!(want, got.map(|(i, _)| i), "{line:?}");
         }
         // A failregex anchored nowhere: no screen.
@@ -564,7 +566,7 @@ mod tests {
         );
         for line in shapes {
             let line = line.as_bytes();
-            let Some((i, None)) = screen.first(line) else {
+            let Some((i, None)) = screen.first(line).unwrap() else {
                 assert!(res.iter().all(|r| !r.is_match(line)), "{line:?}");
                 continue;
             };
