@@ -376,14 +376,15 @@ impl Filter {
         };
         let (regex, caps) = match screened {
             // No fallback patterns here: the screen's winner is the one.
-            Some((i, k)) => {
-                let caps = match (k, &self.fail_split[i], &self.fail_screen) {
+            Some(first) => {
+                let i = first.regex;
+                let caps = match (first.branch, &self.fail_split[i], &self.fail_screen) {
                     (Some(k), Some(split), _) => split.captures(k, content).ok().flatten(),
                     // Not wanted where `fixed` finds the host.
                     (None, None, Some(screen))
                         if self.host_at.get(i).is_some_and(Option::is_none) =>
                     {
-                        screen.captures(i, content)
+                        screen.captures(&first, content)
                     }
                     _ => None,
                 };

@@ -407,23 +407,46 @@ impl Screen {
     /// The first failregex that matches `text` (all ASCII), with its first
     /// branch that can when it is split. `Err`: the lazy DFA could not
     /// say (the caller tries each failregex in turn).
-    pub(super) fn first(&self, text: &[u8]) -> Result<Option<(usize, Option<usize>)>, ()> {
+    pub(super) fn first(&self, text: &[u8]) -> Result<Option<Screened>, ()> {
         let m = self.re.search(&Input::new(text).anchored(Anchored::Yes))?;
-        Ok(m.and_then(|m| self.ids.get(m.pattern().as_usize()).copied()))
+        Ok(m.and_then(|m| {
+            let &(regex, branch) = self.ids.get(m.pattern().as_usize())?;
+            Some(Screened {
+                regex,
+                branch,
+                end: m.offset(),
+            })
+        }))
     }
 
     /// Failregex `i`'s captures on `text` (all ASCII) when
     /// [`first`](Self::first) named it and it is not split: its
     /// backtracker, anchored at 0 where all its matches start, run straight
     /// away (the screen's pass stands for the lazy DFA pass its regex would
-    /// make first). `None`: split, or the text is too long for the
-    /// backtracker's bound (the caller runs the regex).
-    pub(super) fn captures(&self, i: usize, text: &[u8]) -> Option<Captures> {
-        let (hir, bt) = self.direct.get(i)?.as_ref()?;
+    /// make first), over the text up to the end of the match the screen
+    /// found (the failregex's own, as no earlier one matches: its first
+    /// successful path lies within, and every path before it fails there as
+    /// it fails on the whole text). `None`: split, or the text is too long
+    /// for the backtracker's bound (the caller runs the regex).
+    pub(super) fn captures(&self, first: &Screened, text: &[u8]) -> Option<Captures> {
+        let (hir, bt) = self.direct.get(first.regex)?.as_ref()?;
         let bt = bt.get_or_init(|| backtracker(hir)).as_ref()?;
-        let caps = backtrack_captures(bt, &Input::new(text).anchored(Anchored::Yes)).ok()?;
+        let input = Input::new(text).range(..first.end).anchored(Anchored::Yes);
+        let caps = backtrack_captures(bt, &input).ok()?;
         caps.is_match().then_some(caps)
     }
+}
+
+/// What [`Screen::first`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Screened {
+    /// The failregex.
+    pub(super) regex: usize,
+    /// Its first branch that can match, when it is split.
+    pub(super) branch: Option<usize>,
+    /// Where the screen's match ends: the failregex's own match's end when
+    /// it is not split (the branch's when it is).
+    pub(super) end: usize,
 }
 
 #[cfg(test)]
@@ -541,7 +564,7 @@ mod tests {
         ] {
             let want = res.iter().position(|r| r.is_match(line.as_bytes()));
             let got = screen.first(line.as_bytes()).unwrap();
-            assert_eq!(want, got.map(|(i, _)| i), "{line:?}");
+            assert_eq!(want, got.map(|f| f.regex), "{line:?}");
         }
         // A failregex anchored nowhere: no screen.
         assert!(Screen::new(&[(r"^a", false), (r"b", false)]).is_none());
@@ -566,13 +589,16 @@ mod tests {
         );
         for line in shapes {
             let line = line.as_bytes();
-            let Some((i, None)) = screen.first(line).unwrap() else {
+            let Some(first) = screen.first(line).unwrap() else {
                 assert!(res.iter().all(|r| !r.is_match(line)), "{line:?}");
                 continue;
             };
+            let i = first.regex;
+            assert_eq!(first.branch, None);
             let want = res[i].captures(line).unwrap();
+            assert_eq!(first.end, want.get(0).unwrap().end(), "{i} on {line:?}");
             let got = screen
-                .captures(i, line)
+                .captures(&first, line)
                 .unwrap_or_else(|| panic!("{i} on {line:?}"));
             for (g, name) in res[i].capture_names().enumerate() {
                 let w = want.get(g).map(|m| m.range());
