@@ -367,14 +367,25 @@ impl Filter {
         // A split regex's screen is that DFA, and says where its captures
         // start (taken along, not searched for twice).
         let screened = match (ascii, &self.fail_screen) {
-            (true, Some(screen)) => Some(screen.first(content).ok_or(Outcome::Missed)?),
+            (true, Some(screen)) => match screen.first(content) {
+                Ok(Some(first)) => Some(first),
+                Ok(None) => return Err(Outcome::Missed),
+                Err(()) => None,
+            },
             _ => None,
         };
         let (regex, caps) = match screened {
             // No fallback patterns here: the screen's winner is the one.
-            Some((i, k)) => {
-                let caps = match (k, &self.fail_split[i]) {
-                    (Some(k), Some(split)) => split.captures(k, content).ok().flatten(),
+            Some(first) => {
+                let i = first.regex;
+                let caps = match (first.branch, &self.fail_split[i], &self.fail_screen) {
+                    (Some(k), Some(split), _) => split.captures(k, content).ok().flatten(),
+                    // Not wanted where `fixed` finds the host.
+                    (None, None, Some(screen))
+                        if self.host_at.get(i).is_some_and(Option::is_none) =>
+                    {
+                        screen.captures(&first, content)
+                    }
                     _ => None,
                 };
                 (i, caps.map(|c| Caps::Meta(c, self.fail_dups[i].as_ref())))

@@ -20,6 +20,7 @@
 //! outcomes, and is not used on text that is not all ASCII.
 
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 use regex_automata::meta;
 use regex_automata::nfa::thompson::{self, backtrack, backtrack::BoundedBacktracker};
@@ -28,11 +29,13 @@ use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{Anchored, Input, PatternID};
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
+use super::head::Ends;
+use super::lazy::LazyDfa;
 use super::REGEX_SIZE_LIMIT;
 
 /// `pattern` with ASCII classes (as `compile::ascii` compiles it), with
 /// only the groups matching reads (see [`read`]).
-fn ascii_hir(pattern: &str) -> Option<Hir> {
+pub(super) fn ascii_hir(pattern: &str) -> Option<Hir> {
     let hir = regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
@@ -88,7 +91,7 @@ fn only_read(h: &Hir, next: &mut u32) -> Hir {
 
 /// A regex built as `regex::bytes::Regex` builds one (leftmost-first, no
 /// UTF-8 requirement on empty matches), with the filters' size limit.
-fn build(hirs: &[&Hir]) -> Option<meta::Regex> {
+pub(super) fn build(hirs: &[&Hir]) -> Option<meta::Regex> {
     meta::Builder::new()
         .configure(
             meta::Config::new()
@@ -111,6 +114,9 @@ pub(super) struct Head {
     /// the content's first byte), without `re`'s lazy DFA pass that finds
     /// the match's end first. `re` serves lines too long for it.
     anchored: Option<BoundedBacktracker>,
+    /// Where the head's shape allows: its captures from two lazy DFA
+    /// passes (`head::Ends`), before either backtracker.
+    ends: Option<Ends>,
     /// The `content` group's index.
     content: usize,
 }
@@ -148,6 +154,8 @@ impl Head {
             name: c.name.clone(),
             sub: r.sub.clone(),
         }));
+        let content = usize::try_from(c.index).ok()?;
+        let ends = Ends::new(&head);
         let head = Hir::concat(head);
         let anchored = head
             .properties()
@@ -158,7 +166,8 @@ impl Head {
         Some(Head {
             re: build(&[&head])?,
             anchored,
-            content: usize::try_from(c.index).ok()?,
+            ends,
+            content,
         })
     }
 
@@ -169,14 +178,21 @@ impl Head {
         if memchr::memchr(b'\n', text).is_some() {
             return Err(());
         }
-        let mut caps = match &self.anchored {
+        let by_ends = self.ends.as_ref().and_then(|ends| {
+            let mut caps = self.re.create_captures();
+            ends.captures(text, &mut caps).ok().map(|_| caps)
+        });
+        let mut caps = match (by_ends, &self.anchored) {
+            (Some(caps), _) => caps,
             // The same first successful path as `re`'s (both leftmost-first
             // from 0, the text around the match the same).
-            Some(bt) => match backtrack_captures(bt, &Input::new(text).anchored(Anchored::Yes)) {
-                Ok(caps) => caps,
-                Err(()) => self.re_captures(text),
-            },
-            None => self.re_captures(text),
+            (None, Some(bt)) => {
+                match backtrack_captures(bt, &Input::new(text).anchored(Anchored::Yes)) {
+                    Ok(caps) => caps,
+                    Err(()) => self.re_captures(text),
+                }
+            }
+            (None, None) => self.re_captures(text),
         };
         if !caps.is_match() {
             return Ok(None);
@@ -335,12 +351,17 @@ fn backtracker(hir: &Hir) -> Option<BoundedBacktracker> {
 /// start at 0, so the leftmost-first winner is the first pattern that
 /// matches at all, the failregex fail2ban would pick. A split failregex
 /// takes part as its branches, each on its own (the pass then also says
-/// its first branch that can match, see [`Split::first`]).
+/// its first branch that can match, see [`Split::first`]); one that is not
+/// split then has its captures from its own backtracker, without the lazy
+/// DFA pass its regex makes first (see [`Screen::captures`]).
 #[derive(Debug, Clone)]
 pub(super) struct Screen {
-    re: meta::Regex,
+    re: LazyDfa,
     /// Per pattern: its failregex, and its branch for a split one.
     ids: Vec<(usize, Option<usize>)>,
+    /// Per failregex not split: its pattern (ASCII classes, only the
+    /// groups matching reads), and its backtracker once a line needs it.
+    direct: Vec<Option<(Hir, OnceLock<Option<BoundedBacktracker>>)>>,
 }
 
 impl Screen {
@@ -348,23 +369,27 @@ impl Screen {
     pub(super) fn new(patterns: &[(&str, bool)]) -> Option<Screen> {
         let mut hirs = Vec::new();
         let mut ids = Vec::new();
+        let mut direct = Vec::with_capacity(patterns.len());
         for (i, &(p, split)) in patterns.iter().enumerate() {
             if split {
                 let (singles, _) = Split::parts(p)?;
                 ids.extend((0..singles.len()).map(|k| (i, Some(k))));
                 hirs.extend(singles);
+                direct.push(None);
             } else {
                 let hir = ascii_hir(p)?;
                 if !hir.properties().look_set_prefix().contains(Look::Start) {
                     return None;
                 }
                 ids.push((i, None));
+                direct.push(Some((hir.clone(), OnceLock::new())));
                 hirs.push(hir);
             }
         }
         Some(Screen {
-            re: build(&hirs.iter().collect::<Vec<_>>())?,
+            re: LazyDfa::new(&hirs.iter().collect::<Vec<_>>())?,
             ids,
+            direct,
         })
     }
 
@@ -380,11 +405,48 @@ impl Screen {
     }
 
     /// The first failregex that matches `text` (all ASCII), with its first
-    /// branch that can when it is split.
-    pub(super) fn first(&self, text: &[u8]) -> Option<(usize, Option<usize>)> {
+    /// branch that can when it is split. `Err`: the lazy DFA could not
+    /// say (the caller tries each failregex in turn).
+    pub(super) fn first(&self, text: &[u8]) -> Result<Option<Screened>, ()> {
         let m = self.re.search(&Input::new(text).anchored(Anchored::Yes))?;
-        self.ids.get(m.pattern().as_usize()).copied()
+        Ok(m.and_then(|m| {
+            let &(regex, branch) = self.ids.get(m.pattern().as_usize())?;
+            Some(Screened {
+                regex,
+                branch,
+                end: m.offset(),
+            })
+        }))
     }
+
+    /// Failregex `i`'s captures on `text` (all ASCII) when
+    /// [`first`](Self::first) named it and it is not split: its
+    /// backtracker, anchored at 0 where all its matches start, run straight
+    /// away (the screen's pass stands for the lazy DFA pass its regex would
+    /// make first), over the text up to the end of the match the screen
+    /// found (the failregex's own, as no earlier one matches: its first
+    /// successful path lies within, and every path before it fails there as
+    /// it fails on the whole text). `None`: split, or the text is too long
+    /// for the backtracker's bound (the caller runs the regex).
+    pub(super) fn captures(&self, first: &Screened, text: &[u8]) -> Option<Captures> {
+        let (hir, bt) = self.direct.get(first.regex)?.as_ref()?;
+        let bt = bt.get_or_init(|| backtracker(hir)).as_ref()?;
+        let input = Input::new(text).range(..first.end).anchored(Anchored::Yes);
+        let caps = backtrack_captures(bt, &input).ok()?;
+        caps.is_match().then_some(caps)
+    }
+}
+
+/// What [`Screen::first`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Screened {
+    /// The failregex.
+    pub(super) regex: usize,
+    /// Its first branch that can match, when it is split.
+    pub(super) branch: Option<usize>,
+    /// Where the screen's match ends: the failregex's own match's end when
+    /// it is not split (the branch's when it is).
+    pub(super) end: usize,
 }
 
 #[cfg(test)]
@@ -501,10 +563,55 @@ mod tests {
             "",
         ] {
             let want = res.iter().position(|r| r.is_match(line.as_bytes()));
-            let got = screen.first(line.as_bytes());
-            assert_eq!(want, got.map(|(i, _)| i), "{line:?}");
+            let got = screen.first(line.as_bytes()).unwrap();
+            assert_eq!(want, got.map(|f| f.regex), "{line:?}");
         }
         // A failregex anchored nowhere: no screen.
         assert!(Screen::new(&[(r"^a", false), (r"b", false)]).is_none());
+    }
+
+    #[test]
+    fn a_failregex_the_screen_names_gives_the_whole_patterns_groups() {
+        let patterns = [
+            r"^(?:Failed|Accepted) (?P<nofail>\S+)? ?for (?P<user>.*?) from (?P<host>\S+)(?: port \d+)?\s*$",
+            r"^(?P<user>\S*)(?:\s+(?P<host>sshd|\S+:))?(?P<x>\s*)$",
+            r"^(?:x|(?P<mlfforget>:))(?P<host>.*)",
+        ];
+        let flags: Vec<(&str, bool)> = patterns.iter().map(|p| (*p, false)).collect();
+        let screen = Screen::new(&flags).unwrap();
+        let res: Vec<regex::bytes::Regex> = patterns.iter().map(|p| whole(p)).collect();
+        let mut found = [0; 3];
+        let mut shapes: Vec<String> = lines();
+        shapes.extend(
+            lines()
+                .iter()
+                .map(|l| format!("Failed {l} for {l} from {l}")),
+        );
+        for line in shapes {
+            let line = line.as_bytes();
+            let Some(first) = screen.first(line).unwrap() else {
+                assert!(res.iter().all(|r| !r.is_match(line)), "{line:?}");
+                continue;
+            };
+            let i = first.regex;
+            assert_eq!(first.branch, None);
+            let want = res[i].captures(line).unwrap();
+            assert_eq!(first.end, want.get(0).unwrap().end(), "{i} on {line:?}");
+            let got = screen
+                .captures(&first, line)
+                .unwrap_or_else(|| panic!("{i} on {line:?}"));
+            for (g, name) in res[i].capture_names().enumerate() {
+                let w = want.get(g).map(|m| m.range());
+                let got = match name {
+                    // `x` is not read: not captured.
+                    Some("x") => continue,
+                    Some(n) => got.get_group_by_name(n),
+                    None => got.get_group(g),
+                };
+                assert_eq!(w, got.map(|s| s.range()), "{i} group {g} on {line:?}");
+            }
+            found[i] += 1;
+        }
+        assert!(found.iter().all(|&n| n > 20), "{found:?}");
     }
 }

@@ -1,0 +1,124 @@
+//! A lazy DFA searched forward with a cache per thread, for the anchored
+//! searches of `split` and `head` that only want a match's end and
+//! pattern. A `meta::Regex` keeps its caches in a pool that every thread
+//! but the first to use it reaches by its slow path, once per search; here
+//! each thread keeps its own caches, dropped with the last copy of their
+//! DFA (looked for when a thread meets a DFA it has no cache for).
+//!
+//! Owns only the automaton and its caches; which searches run on it is
+//! its callers'.
+
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
+
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::nfa::thompson;
+use regex_automata::{HalfMatch, Input, MatchKind};
+use regex_syntax::hir::Hir;
+
+use super::REGEX_SIZE_LIMIT;
+
+/// A leftmost-first lazy DFA over one or several patterns.
+#[derive(Debug, Clone)]
+pub(super) struct LazyDfa {
+    dfa: Arc<DFA>,
+}
+
+thread_local! {
+    /// The thread's caches, each beside its DFA (while that lives).
+    static CACHES: RefCell<Vec<(Weak<DFA>, Cache)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl LazyDfa {
+    /// `None` when the patterns do not compile within the filters' size
+    /// limit.
+    pub(super) fn new(hirs: &[&Hir]) -> Option<LazyDfa> {
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .utf8(false)
+                    .nfa_size_limit(Some(REGEX_SIZE_LIMIT)),
+            )
+            .build_many_from_hir(hirs)
+            .ok()?;
+        let dfa = DFA::builder()
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .cache_capacity(2 << 20),
+            )
+            .build_from_nfa(nfa)
+            .ok()?;
+        Some(LazyDfa { dfa: Arc::new(dfa) })
+    }
+
+    /// The end and pattern of the leftmost-first match in `input` (whose
+    /// start the caller anchors). `Err`: the DFA could not say (the caller
+    /// searches another way).
+    pub(super) fn search(&self, input: &Input<'_>) -> Result<Option<HalfMatch>, ()> {
+        CACHES.with(|caches| {
+            let mut caches = caches.borrow_mut();
+            let at = match caches
+                .iter()
+                .position(|(d, _)| std::ptr::eq(d.as_ptr(), Arc::as_ptr(&self.dfa)))
+            {
+                Some(at) => at,
+                None => {
+                    caches.retain(|(d, _)| d.strong_count() > 0);
+                    caches.push((Arc::downgrade(&self.dfa), self.dfa.create_cache()));
+                    caches.len() - 1
+                }
+            };
+            let (_, cache) = caches.get_mut(at).ok_or(())?;
+            self.dfa.try_search_fwd(cache, input).map_err(|_| ())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex_automata::Anchored;
+
+    fn hir(p: &str) -> Hir {
+        regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(p)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_end_and_pattern_are_the_leftmost_first_ones() {
+        let (a, b) = (hir(r"^a+b?"), hir(r"^a*c"));
+        let dfa = LazyDfa::new(&[&a, &b]).unwrap();
+        let end = |t: &str| {
+            dfa.search(&Input::new(t).anchored(Anchored::Yes))
+                .unwrap()
+                .map(|m| (m.pattern().as_usize(), m.offset()))
+        };
+        assert_eq!(end("aab"), Some((0, 3)));
+        assert_eq!(end("aac"), Some((0, 2)));
+        assert_eq!(end("c"), Some((1, 1)));
+        assert_eq!(end("x"), None);
+        let other = LazyDfa::new(&[&hir(r"^x")]).unwrap();
+        assert!(other.search(&Input::new("x")).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_dropped_dfa_leaves_no_cache_behind() {
+        let count = || CACHES.with(|c| c.borrow().len());
+        let keep = LazyDfa::new(&[&hir("^k")]).unwrap();
+        keep.search(&Input::new("k")).unwrap();
+        let base = count();
+        for _ in 0..10 {
+            let dfa = LazyDfa::new(&[&hir("^d")]).unwrap();
+            assert!(dfa.search(&Input::new("d")).unwrap().is_some());
+        }
+        // Each new one swept the dead ones before it.
+        assert_eq!(count(), base + 1);
+        assert!(keep.search(&Input::new("k")).unwrap().is_some());
+        assert_eq!(count(), base + 1);
+    }
+}
