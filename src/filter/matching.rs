@@ -7,7 +7,7 @@
 //! dates are `date`'s. Keeps no state of its own between lines.
 
 use super::backtrack::{Caps, Slow};
-use super::compile::captures_named;
+use super::compile::{captures_named, LazyRegex};
 use super::date::DateMatch;
 use super::text::{cut_date, subnet_of, trim_eol};
 use super::{sessions, tags, Dialect, Filter, LineState, Outcome, Spans};
@@ -264,10 +264,11 @@ impl Filter {
     }
 
     /// The prefregex's captures on `text`: on all-ASCII text, matched up
-    /// to its content where its shape allows (`split::Head`).
+    /// to its content where its shape allows (`filter::head`). Its Unicode
+    /// automaton is only built (`re` dereferenced) for text that needs it.
     fn prefix_captures<'t>(
         &'t self,
-        re: &'t regex::bytes::Regex,
+        re: &'t LazyRegex,
         text: &'t [u8],
         ascii: bool,
     ) -> Option<Caps<'t>> {
@@ -280,7 +281,7 @@ impl Filter {
             .prefregex_ascii
             .as_ref()
             .filter(|_| ascii)
-            .unwrap_or(re);
+            .unwrap_or_else(|| &**re);
         captures_named(
             re,
             self.prefregex_slow.as_ref(),
