@@ -235,14 +235,14 @@ impl Filter {
         settle(ignore_re)?;
         let (fail_set, ignore_set, dates) = (fail_set?, ignore_set?, dates?);
         // The split failregexes (built on either thread), and the general
-        // path's one pass over all of them (`split::Screen`) here: nothing
+        // path's one pass over all of them (`screen::Screen`) here: nothing
         // is left for the helper by now, and waiting for it would only lose
         // time on a busy machine.
         let fail_split: Vec<_> = (fail_split.into_iter())
             .map(|s| s.and_then(|s| s.wait().flatten()))
             .collect();
         let fail_screen = screened
-            .then(|| split::Screen::for_filter(&expanded, &fail_split))
+            .then(|| screen::Screen::for_filter(&expanded, &fail_split))
             .flatten();
         let filter = Filter {
             prefregex: prefregex.map(|(r, _, _)| r),

@@ -28,6 +28,7 @@ mod prefilter_literals;
 mod py_rewrite;
 mod py_syntax;
 pub mod python;
+mod screen;
 mod sessions;
 mod split;
 pub mod tags;
@@ -188,9 +189,9 @@ pub struct Filter {
     /// Per failregex: its alternation split (see `split::Split`; all-ASCII
     /// text), for the patterns `py_rewrite` enumerated.
     fail_split: Vec<Option<split::Split>>,
-    /// All failregexes in one pass, where they allow (see `split::Screen`;
+    /// All failregexes in one pass, where they allow (see `screen::Screen`;
     /// all-ASCII text, the general path).
-    fail_screen: Option<split::Screen>,
+    fail_screen: Option<screen::Screen>,
     /// Per failregex: which optional groups it has (the others are not
     /// looked up).
     fail_optional: Vec<backtrack::Optional>,

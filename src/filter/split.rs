@@ -20,7 +20,6 @@
 //! outcomes, and is not used on text that is not all ASCII.
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
 
 use regex_automata::meta;
 use regex_automata::nfa::thompson::{self, backtrack, backtrack::BoundedBacktracker};
@@ -30,7 +29,6 @@ use regex_automata::{Anchored, Input, PatternID};
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
 use super::head::Ends;
-use super::lazy::LazyDfa;
 use super::REGEX_SIZE_LIMIT;
 
 /// `pattern` with ASCII classes (as `compile::ascii` compiles it), with
@@ -268,7 +266,7 @@ impl Split {
 
     /// The concatenation with each branch alone, and with the branches
     /// from each on.
-    fn parts(pattern: &str) -> Option<(Vec<Hir>, Vec<Hir>)> {
+    pub(super) fn parts(pattern: &str) -> Option<(Vec<Hir>, Vec<Hir>)> {
         let hir = ascii_hir(pattern)?;
         let HirKind::Concat(parts) = hir.kind() else {
             return None;
@@ -316,7 +314,10 @@ impl Split {
 
 /// `bt`'s captures on `input`, in the thread's scratch space; `Err`: the
 /// text is too long for the backtracker's bound.
-fn backtrack_captures(bt: &BoundedBacktracker, input: &Input<'_>) -> Result<Captures, ()> {
+pub(super) fn backtrack_captures(
+    bt: &BoundedBacktracker,
+    input: &Input<'_>,
+) -> Result<Captures, ()> {
     let mut caps = bt.create_captures();
     CACHE
         .with(|c| {
@@ -334,7 +335,7 @@ fn backtrack_captures(bt: &BoundedBacktracker, input: &Input<'_>) -> Result<Capt
 
 /// A bounded backtracker with captures, built as `meta::Regex` builds its
 /// own (no UTF-8 requirement, the filters' size limit).
-fn backtracker(hir: &Hir) -> Option<BoundedBacktracker> {
+pub(super) fn backtracker(hir: &Hir) -> Option<BoundedBacktracker> {
     let nfa = thompson::Compiler::new()
         .configure(
             thompson::Config::new()
@@ -346,116 +347,13 @@ fn backtracker(hir: &Hir) -> Option<BoundedBacktracker> {
     BoundedBacktracker::builder().build_from_nfa(nfa).ok()
 }
 
-/// One lazy DFA pass for all the failregexes of a filter, when every one
-/// is anchored at the start (`^`) and has ASCII classes: all matches then
-/// start at 0, so the leftmost-first winner is the first pattern that
-/// matches at all, the failregex fail2ban would pick. A split failregex
-/// takes part as its branches, each on its own (the pass then also says
-/// its first branch that can match, see [`Split::first`]); one that is not
-/// split then has its captures from its own backtracker, without the lazy
-/// DFA pass its regex makes first (see [`Screen::captures`]).
-#[derive(Debug, Clone)]
-pub(super) struct Screen {
-    re: LazyDfa,
-    /// Per pattern: its failregex, and its branch for a split one.
-    ids: Vec<(usize, Option<usize>)>,
-    /// Per failregex not split: its pattern (ASCII classes, only the
-    /// groups matching reads), and its backtracker once a line needs it.
-    direct: Vec<Option<(Hir, OnceLock<Option<BoundedBacktracker>>)>>,
-}
-
-impl Screen {
-    /// `patterns`: each failregex as compiled, and whether it is split.
-    pub(super) fn new(patterns: &[(&str, bool)]) -> Option<Screen> {
-        let mut hirs = Vec::new();
-        let mut ids = Vec::new();
-        let mut direct = Vec::with_capacity(patterns.len());
-        for (i, &(p, split)) in patterns.iter().enumerate() {
-            if split {
-                let (singles, _) = Split::parts(p)?;
-                ids.extend((0..singles.len()).map(|k| (i, Some(k))));
-                hirs.extend(singles);
-                direct.push(None);
-            } else {
-                let hir = ascii_hir(p)?;
-                if !hir.properties().look_set_prefix().contains(Look::Start) {
-                    return None;
-                }
-                ids.push((i, None));
-                direct.push(Some((hir.clone(), OnceLock::new())));
-                hirs.push(hir);
-            }
-        }
-        Some(Screen {
-            re: LazyDfa::new(&hirs.iter().collect::<Vec<_>>())?,
-            ids,
-            direct,
-        })
-    }
-
-    /// [`new`](Self::new) for a filter's failregexes as compiled
-    /// (`expanded`), each split where `split` says.
-    pub(super) fn for_filter(expanded: &[String], split: &[Option<Split>]) -> Option<Screen> {
-        let patterns: Vec<(&str, bool)> = expanded
-            .iter()
-            .zip(split)
-            .map(|(p, s)| (p.as_str(), s.is_some()))
-            .collect();
-        Screen::new(&patterns)
-    }
-
-    /// The first failregex that matches `text` (all ASCII), with its first
-    /// branch that can when it is split. `Err`: the lazy DFA could not
-    /// say (the caller tries each failregex in turn).
-    pub(super) fn first(&self, text: &[u8]) -> Result<Option<Screened>, ()> {
-        let m = self.re.search(&Input::new(text).anchored(Anchored::Yes))?;
-        Ok(m.and_then(|m| {
-            let &(regex, branch) = self.ids.get(m.pattern().as_usize())?;
-            Some(Screened {
-                regex,
-                branch,
-                end: m.offset(),
-            })
-        }))
-    }
-
-    /// Failregex `i`'s captures on `text` (all ASCII) when
-    /// [`first`](Self::first) named it and it is not split: its
-    /// backtracker, anchored at 0 where all its matches start, run straight
-    /// away (the screen's pass stands for the lazy DFA pass its regex would
-    /// make first), over the text up to the end of the match the screen
-    /// found (the failregex's own, as no earlier one matches: its first
-    /// successful path lies within, and every path before it fails there as
-    /// it fails on the whole text). `None`: split, or the text is too long
-    /// for the backtracker's bound (the caller runs the regex).
-    pub(super) fn captures(&self, first: &Screened, text: &[u8]) -> Option<Captures> {
-        let (hir, bt) = self.direct.get(first.regex)?.as_ref()?;
-        let bt = bt.get_or_init(|| backtracker(hir)).as_ref()?;
-        let input = Input::new(text).range(..first.end).anchored(Anchored::Yes);
-        let caps = backtrack_captures(bt, &input).ok()?;
-        caps.is_match().then_some(caps)
-    }
-}
-
-/// What [`Screen::first`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Screened {
-    /// The failregex.
-    pub(super) regex: usize,
-    /// Its first branch that can match, when it is split.
-    pub(super) branch: Option<usize>,
-    /// Where the screen's match ends: the failregex's own match's end when
-    /// it is not split (the branch's when it is).
-    pub(super) end: usize,
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Lines built from pieces of syslog prefixes and sshd messages,
     /// every combination up to three pieces.
-    fn lines() -> Vec<String> {
+    pub(in crate::filter) fn lines() -> Vec<String> {
         let pieces = [
             "",
             " ",
@@ -482,7 +380,7 @@ mod tests {
         out
     }
 
-    fn whole(pattern: &str) -> regex::bytes::Regex {
+    pub(in crate::filter) fn whole(pattern: &str) -> regex::bytes::Regex {
         regex::bytes::RegexBuilder::new(pattern)
             .unicode(false)
             .build()
@@ -536,82 +434,5 @@ mod tests {
         ] {
             assert!(Head::new(p).is_none(), "{p}");
         }
-    }
-
-    #[test]
-    fn the_screen_names_the_first_failregex_that_matches() {
-        let patterns = [
-            r"^Failed (?:\S+) for (?:(?P<u>root)|(?P<v>\S+)) from",
-            r"^Failed \S+ for",
-            r"^(?:x|y) from",
-            r"^y",
-        ];
-        let flags: Vec<(&str, bool)> = patterns
-            .iter()
-            .map(|p| (*p, Split::new(p).is_some()))
-            .collect();
-        assert!(flags[0].1 && !flags[1].1);
-        let screen = Screen::new(&flags).unwrap();
-        let res: Vec<regex::bytes::Regex> = patterns.iter().map(|p| whole(p)).collect();
-        for line in [
-            "Failed password for root from",
-            "Failed password for bob from",
-            "Failed password for bob",
-            "y from",
-            "y",
-            "x",
-            "",
-        ] {
-            let want = res.iter().position(|r| r.is_match(line.as_bytes()));
-            let got = screen.first(line.as_bytes()).unwrap();
-            assert_eq!(want, got.map(|f| f.regex), "{line:?}");
-        }
-        // A failregex anchored nowhere: no screen.
-        assert!(Screen::new(&[(r"^a", false), (r"b", false)]).is_none());
-    }
-
-    #[test]
-    fn a_failregex_the_screen_names_gives_the_whole_patterns_groups() {
-        let patterns = [
-            r"^(?:Failed|Accepted) (?P<nofail>\S+)? ?for (?P<user>.*?) from (?P<host>\S+)(?: port \d+)?\s*$",
-            r"^(?P<user>\S*)(?:\s+(?P<host>sshd|\S+:))?(?P<x>\s*)$",
-            r"^(?:x|(?P<mlfforget>:))(?P<host>.*)",
-        ];
-        let flags: Vec<(&str, bool)> = patterns.iter().map(|p| (*p, false)).collect();
-        let screen = Screen::new(&flags).unwrap();
-        let res: Vec<regex::bytes::Regex> = patterns.iter().map(|p| whole(p)).collect();
-        let mut found = [0; 3];
-        let mut shapes: Vec<String> = lines();
-        shapes.extend(
-            lines()
-                .iter()
-                .map(|l| format!("Failed {l} for {l} from {l}")),
-        );
-        for line in shapes {
-            let line = line.as_bytes();
-            let Some(first) = screen.first(line).unwrap() else {
-                assert!(res.iter().all(|r| !r.is_match(line)), "{line:?}");
-                continue;
-            };
-            let i = first.regex;
-            assert_eq!(first.branch, None);
-            let want = res[i].captures(line).unwrap();
-            assert_eq!(first.end, want.get(0).unwrap().end(), "{i} on {line:?}");
-            let got = screen
-                .captures(&first, line)
-                .unwrap_or_else(|| panic!("{i} on {line:?}"));
-            for (g, name) in res[i].capture_names().enumerate() {
-                let w = want.get(g).map(|m| m.range());
-                let got = match name {
-                    // `x` is not read: not captured.
-                    Some("x") => continue,
-                    Some(n) => got.get_group_by_name(n),
-                    None => got.get_group(g),
-                };
-                assert_eq!(w, got.map(|s| s.range()), "{i} group {g} on {line:?}");
-            }
-            found[i] += 1;
-        }
-        assert!(found.iter().all(|&n| n > 20), "{found:?}");
     }
 }
