@@ -184,15 +184,7 @@ mod tests {
             "[ID 1 a] ",
             "  ",
         ];
-        let mut out = Vec::new();
-        for a in pieces {
-            for b in pieces {
-                for c in pieces {
-                    out.push(format!("{a}{b}{c}"));
-                }
-            }
-        }
-        out
+        crate::filter::split::tests::combinations(&pieces)
     }
 
     const SSHD: &str = r"^(?P<mlfid>(?:\[\])?\s*(?:<[^.]+\.[^.]+>\s+)?(?:\S+\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?(?:(?:(?:\[\d+\])?:\s+[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?|[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?(?:\[\d+\])?:?)\s+)?(?:\[ID \d+ \S+\]\s+)?)(?:(?:error|fatal): (?:PAM: )?)?(?P<content>.+)$";

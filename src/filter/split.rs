@@ -369,6 +369,11 @@ pub(super) mod tests {
             "\n",
             "  ",
         ];
+        combinations(&pieces)
+    }
+
+    /// Every text of up to three of `pieces`, in every order.
+    pub(in crate::filter) fn combinations(pieces: &[&str]) -> Vec<String> {
         let mut out = Vec::new();
         for a in pieces {
             for b in pieces {
