@@ -260,17 +260,11 @@ fn jail_simulation_timeline() {
     jail_config(&conf, &log);
 
     // No LOG: the jail's logpath is read.
-    let out = dry_run()
-        .args(["--jail", "app", "--config"])
-        .arg(&conf)
-        .arg("--json")
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        dry_run()
+            .args(["--jail", "app", "--config"])
+            .arg(&conf)
+            .arg("--json"),
     );
     let doc = json(&out.stdout);
     let t0 = 1_710_028_800i64;

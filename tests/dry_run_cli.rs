@@ -179,18 +179,10 @@ fn filter_names_resolve_in_the_current_directory_without_config() {
     if Path::new("/etc/banwarden").exists() {
         return;
     }
-    let out = dry_run()
+    run_ok(dry_run()
         .args(["--line", "May 30 10:00:01 gate sshd[4101]: Failed password for root from 203.0.113.10 port 40122 ssh2"])
         .args(["--filter", "sshd", "--json"])
-        .current_dir(root())
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .current_dir(root()));
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = dry_run()
         .args(["--line", "x", "--filter", "sshd"])
@@ -204,28 +196,22 @@ fn filter_names_resolve_in_the_current_directory_without_config() {
 #[test]
 fn show_highlights_host_and_user() {
     let line = "May 30 10:00:01 gate sshd[4101]: Failed password for invalid user x from 6.6.6.6 port 22 from 203.0.113.10 port 40122 ssh2";
-    let out = bin()
-        .args([
-            "dry-run",
-            "--now",
-            NOW,
-            "--color",
-            "always",
-            "--show",
-            "matched",
-            "--filter",
-            "filters/sshd.yaml",
-            "--line",
-            line,
-        ])
-        .current_dir(root())
-        .output()
-        .expect("run");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        bin()
+            .args([
+                "dry-run",
+                "--now",
+                NOW,
+                "--color",
+                "always",
+                "--show",
+                "matched",
+                "--filter",
+                "filters/sshd.yaml",
+                "--line",
+                line,
+            ])
+            .current_dir(root()),
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let first = text.lines().next().expect("a shown line");

@@ -43,25 +43,19 @@ fn fast_paths_agree_with_the_plain_path() {
     drop(f);
     n += 2;
     let run = |extra: &[&str]| -> Value {
-        let out = dry_run()
-            .arg(&log)
-            .args([
-                "--regex",
-                "Login failure <HOST>",
-                "--ignoreregex",
-                r"failure 203\.0\.3\.",
-                "--json",
-                "--top",
-                "1000",
-            ])
-            .args(extra)
-            .output()
-            .expect("run");
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_ok(
+            dry_run()
+                .arg(&log)
+                .args([
+                    "--regex",
+                    "Login failure <HOST>",
+                    "--ignoreregex",
+                    r"failure 203\.0\.3\.",
+                    "--json",
+                    "--top",
+                    "1000",
+                ])
+                .args(extra),
         );
         let mut v = json(&out.stdout);
         v["filter"]["prefilter"] = Value::Null;
@@ -249,18 +243,12 @@ fn sparse_dates_agree_with_all_dates() {
     )
     .expect("jail");
     let run = |extra: &[&str]| -> Value {
-        let out = dry_run()
-            .args(["--jail", "dp", "--config"])
-            .arg(&conf)
-            .args(["--json", "--top", "1000"])
-            .args(extra)
-            .output()
-            .expect("run");
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_ok(
+            dry_run()
+                .args(["--jail", "dp", "--config"])
+                .arg(&conf)
+                .args(["--json", "--top", "1000"])
+                .args(extra),
         );
         json(&out.stdout)
     };

@@ -79,3 +79,15 @@ pub fn count(v: &Value, path: &[&str]) -> u64 {
     x.as_u64()
         .unwrap_or_else(|| panic!("{path:?} is not a count in {v}"))
 }
+
+/// Runs `c`, which must exit 0 (its stderr in the failure message).
+pub fn run_ok(c: &mut Command) -> std::process::Output {
+    let out = c.output().expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
