@@ -301,20 +301,29 @@ fn missed(
     }
 }
 
-/// Lines in `data` (the last one may lack its `\n`), and how many of them
-/// are over [`MAX_LINE`].
-fn count_lines(data: &[u8]) -> (u64, u64) {
-    let (mut n, mut long, mut start) = (0u64, 0u64, 0usize);
-    for nl in memchr::memchr_iter(b'\n', data) {
-        n += 1;
-        long += u64::from(nl - start > MAX_LINE);
-        start = nl + 1;
+/// How many lines of `data` (the last one may lack its `\n`) are over
+/// [`MAX_LINE`]: a search back from [`MAX_LINE`] bytes ahead per step, not a
+/// search per line (lines are counted where the walk passes them).
+fn count_long(data: &[u8]) -> u64 {
+    let (mut long, mut start) = (0u64, 0usize);
+    while start < data.len() {
+        let window = &data[start..data.len().min(start + MAX_LINE + 1)];
+        match memchr::memrchr(b'\n', window) {
+            // Every line starting up to that newline ends by it: none is long.
+            Some(j) => start += j + 1,
+            None => {
+                long += u64::from(window.len() > MAX_LINE);
+                start = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i + 1);
+            }
+        }
     }
-    if start < data.len() {
-        n += 1;
-        long += u64::from(data.len() - start > MAX_LINE);
-    }
-    (n, long)
+    long
+}
+
+/// Lines in `rest` (the last one may lack its `\n`).
+fn count_lines(rest: &[u8]) -> u64 {
+    let partial = !rest.is_empty() && rest.last() != Some(&b'\n');
+    memchr::memchr_iter(b'\n', rest).count() as u64 + u64::from(partial)
 }
 
 /// Line `[start, end)` of `data` that holds offset `at`.
@@ -346,7 +355,7 @@ fn walk_sparse(
             .then(|| filter.date(&data[start..end], cfg.now, scratch))
             .flatten()
     };
-    (out.lines, out.skipped) = count_lines(data);
+    out.skipped = count_long(data);
     // The chunk's first and last dated lines (not counted as checked).
     let mut at = 0;
     while at < data.len() && out.first_ts.is_none() {
@@ -386,7 +395,9 @@ fn walk_sparse(
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         let date = filter.date(raw, cfg.now, scratch);
         count_date(out, date);
-        let candidate = p.find(data, start).is_some_and(|c| c < end)
+        // Searched in the line only: past it the search would run on to
+        // the next literal.
+        let candidate = p.find(&data[..end], start).is_some()
             || date.is_some_and(|d| d.start > 0 && p.spans_cut(line, d.start, d.end, window));
         if candidate {
             let time = match date {
@@ -414,6 +425,7 @@ fn walk_sparse(
         idx += 1;
         pos = end + 1;
     }
+    out.lines = idx + count_lines(&data[pos.min(data.len())..]);
     // Session lines waiting for their fold count there.
     out.missed = out.lines
         - out.skipped
@@ -548,6 +560,47 @@ mod tests {
                 (r.line, r.kind, r.host.map(|h| h.to_string()), user)
             })
             .collect()
+    }
+
+    /// The long-line count jumps [`MAX_LINE`] bytes at a time and the
+    /// lines are counted in bulk: both find what a line-by-line count finds,
+    /// at the length limit and at the chunk's end, with or without a final
+    /// newline.
+    #[test]
+    fn lines_and_long_lines_are_counted_as_line_by_line() {
+        let lens = [0, 1, MAX_LINE - 1, MAX_LINE, MAX_LINE + 1, 3 * MAX_LINE];
+        let mut cases = 0;
+        for &a in &lens {
+            for &b in &lens {
+                for &c in &lens {
+                    for end in [&b"\n"[..], b""] {
+                        let data = [
+                            &vec![b'x'; a][..],
+                            b"\n",
+                            &vec![b'y'; b],
+                            b"\n",
+                            &vec![b'z'; c],
+                            end,
+                        ]
+                        .concat();
+                        let mut lines: Vec<&[u8]> = data.split(|&x| x == b'\n').collect();
+                        if data.last() == Some(&b'\n') {
+                            lines.pop();
+                        }
+                        let long = lines.iter().filter(|l| l.len() > MAX_LINE).count() as u64;
+                        assert_eq!(count_long(&data), long, "{a} {b} {c} {end:?}");
+                        assert_eq!(
+                            count_lines(&data),
+                            lines.len() as u64,
+                            "{a} {b} {c} {end:?}"
+                        );
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 432);
+        assert_eq!((count_long(b""), count_lines(b"")), (0, 0));
     }
 
     #[test]
