@@ -25,6 +25,7 @@ mod multiline;
 mod nfa_bound;
 pub mod prefilter;
 mod prefilter_literals;
+mod prefilter_search;
 mod py_rewrite;
 mod py_syntax;
 pub mod python;

@@ -19,6 +19,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 use super::prefilter_literals as literals;
+use super::prefilter_search::Searcher;
 use crate::filter::Filter;
 
 /// Most alternatives kept in one literal set (cross products are cut here).
@@ -36,30 +37,10 @@ pub struct HalfCursor {
     next: Vec<Option<Option<usize>>>,
 }
 
-/// Bytes of the sample [`split_point`] counts in.
-const SPLIT_SAMPLE: usize = 32 * 1024;
-
-/// Where to split `l` (1..len) so that both parts are rare in `sample`
-/// (the middle without a sample).
-fn split_point(l: &[u8], sample: &[u8]) -> usize {
-    let mid = l.len() / 2;
-    if sample.is_empty() || l.len() < 2 {
-        return mid.max(1).min(l.len().saturating_sub(1)).max(1);
-    }
-    // The start of the sample is enough to tell rare from common, and this
-    // runs two searches per split of every literal at start-up.
-    let sample = &sample[..sample.len().min(SPLIT_SAMPLE)];
-    let count = |needle: &[u8]| memchr::memmem::find_iter(sample, needle).count();
-    (1..l.len())
-        .min_by_key(|&k| (count(&l[..k]) + count(&l[k..]), k.abs_diff(mid)))
-        .unwrap_or(mid)
-}
-
 /// Literal sets of a filter, compiled into one multi-literal searcher.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
-    /// Leftmost-first: fastest for "is there any".
-    find: AhoCorasick,
+    find: Searcher,
     /// The literal itself when there is only one: memmem straight away
     /// spares the automaton's dispatch on every candidate line (a flood of
     /// one filter's lines finds one per line).
@@ -71,7 +52,7 @@ pub struct Prefilter {
     pairs: Box<[bool]>,
     /// The first and second half of each literal: a line whose cut text holds
     /// a literal holds one of its halves (see [`Prefilter::find_half`]).
-    halves: AhoCorasick,
+    halves: Searcher,
     /// The same halves as single-string finders (used when there are few).
     half_finders: Vec<memchr::memmem::Finder<'static>>,
     /// The literals, for reporting.
@@ -85,33 +66,18 @@ impl Prefilter {
     /// decides between candidate sets: the one found on the fewest lines wins.
     pub fn new(filter: &Filter, sample: &[u8]) -> Option<Prefilter> {
         let keep = literals::choose(&filter.literal_sets, sample)?;
-        let find = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(&keep)
-            .ok()?;
+        let find = Searcher::new(&keep)?;
         let overlapping = AhoCorasickBuilder::new()
             .match_kind(MatchKind::Standard)
             .build(&keep)
             .ok()?;
-        // Split each literal L in two, L[..k] and L[k..]: where a date is cut
-        // out of a line, L = L[..i] + L[i..] for some i, and then L[..k] lies
-        // whole in the line (i >= k) or L[k..] does (i <= k). The halves only
-        // serve the sparse walk of filters with a `datepattern`: for those k
-        // is chosen so that both halves are rare in the sample (a search per
-        // split and literal); for others it is the middle.
+        // The halves only serve the sparse walk of filters with a
+        // `datepattern`: for those they are chosen to be rare in the sample.
         let split_sample = match filter.spec.datepattern {
             Some(_) => sample,
             None => &[][..],
         };
-        let mut halves: Vec<Vec<u8>> = Vec::new();
-        for l in &keep {
-            let k = split_point(l, split_sample);
-            halves.push(l[..k].to_vec());
-            halves.push(l[k..].to_vec());
-        }
-        // A half holding another is redundant: the lines holding a half
-        // are the same without it.
-        let halves = literals::without_redundant(halves);
+        let halves = literals::halves(&keep, split_sample);
         let half_finders = if halves.len() <= MAX_FINDERS {
             halves
                 .iter()
@@ -120,10 +86,7 @@ impl Prefilter {
         } else {
             Vec::new()
         };
-        let halves = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(&halves)
-            .ok()?;
+        let halves = Searcher::new(&halves)?;
         let max_len = keep.iter().map(Vec::len).max().unwrap_or(0);
         let mut pairs = vec![false; 1 << 16].into_boxed_slice();
         for l in &keep {
@@ -153,8 +116,7 @@ impl Prefilter {
         if let Some(one) = &self.single {
             return hay.get(from..).and_then(|h| one.find(h)).map(|i| from + i);
         }
-        let input = aho_corasick::Input::new(hay).range(from..);
-        self.find.find(input).map(|m| m.start())
+        self.find.find(hay, from)
     }
 
     /// Whether walking only the lines that hold half a literal (and dating
@@ -194,8 +156,7 @@ impl Prefilter {
             return None;
         }
         if self.half_finders.is_empty() {
-            let input = aho_corasick::Input::new(hay).range(from..);
-            return self.halves.find(input).map(|m| m.start());
+            return self.halves.find(hay, from);
         }
         // Each finder scans the haystack once: its next hit is kept until passed.
         let mut best = None;
@@ -526,11 +487,12 @@ mod tests {
         .unwrap();
         let p = Prefilter::new(&f, b"").unwrap();
         assert!(p.single.is_some());
+        let automaton = AhoCorasick::new(&p.literals).unwrap();
         let hay = b"x Login failure 1.2.3.4\nLogin failur\nLogin failure Login failure ";
         for from in 0..=hay.len() + 1 {
             let input = aho_corasick::Input::new(&hay[..]).range(from.min(hay.len())..);
             let want = (from <= hay.len())
-                .then(|| p.find.find(input).map(|m| m.start()))
+                .then(|| automaton.find(input).map(|m| m.start()))
                 .flatten();
             assert_eq!(p.find(hay, from), want, "from {from}");
         }

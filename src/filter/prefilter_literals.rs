@@ -2,7 +2,8 @@
 //! candidate literal set found on the fewest lines of the sample; their
 //! union without redundant literals, and, for a large union, merged along
 //! shared prefixes and suffixes; the halves the sparse walk looks for
-//! without redundant ones either.
+//! (two per literal, overlapping by a byte, split where both are rare in
+//! the sample) without redundant ones either.
 //!
 //! Owns only the choice of strings, made once per prefilter. Every step
 //! keeps the prefilter sound: a literal is only ever replaced by a part of
@@ -103,6 +104,67 @@ pub(super) fn choose(literal_sets: &[Vec<Vec<Vec<u8>>>], sample: &[u8]) -> Optio
         true => merge_shared(keep),
         false => keep,
     })
+}
+
+/// Bytes of the sample [`split_point`] counts in.
+const SPLIT_SAMPLE: usize = 32 * 1024;
+
+/// Halves at least this long let the searcher (Teddy) compare four bytes
+/// per position instead of three: far fewer false candidates to verify.
+const FULL_FINGERPRINT: usize = 4;
+
+/// The two halves of `l` (at least 2 bytes) for the split at `k` (1..len):
+/// `l[..k]` and `l[k - 1..]`, overlapping by one byte. Where a cut splits
+/// `l` as `l[..i] + l[i..]` (1 <= i < len), `l[..k]` lies whole in the
+/// line when i >= k and `l[k - 1..]` does when i <= k - 1: one of them
+/// always does, and the overlap makes both a byte longer than a split
+/// without it (`Failed ` gives `Fail` and `led `, not `Fai` and `led `).
+fn halves_at(l: &[u8], k: usize) -> (&[u8], &[u8]) {
+    (&l[..k], &l[k - 1..])
+}
+
+/// Where to split `l` (at least 2 bytes; `k` in 1..len, see [`halves_at`])
+/// so that both halves are at least [`FULL_FINGERPRINT`] long where the
+/// literal allows it, then rare in `sample` (the middle without a sample).
+fn split_point(l: &[u8], sample: &[u8]) -> usize {
+    let mid = l.len().div_ceil(2);
+    if sample.is_empty() || l.len() < 2 {
+        return mid.clamp(1, l.len().saturating_sub(1).max(1));
+    }
+    // The start of the sample is enough to tell rare from common, and this
+    // runs two searches per split of every literal at start-up.
+    let sample = &sample[..sample.len().min(SPLIT_SAMPLE)];
+    let count = |needle: &[u8]| memchr::memmem::find_iter(sample, needle).count();
+    let long_enough = l.len() > 2 * (FULL_FINGERPRINT - 1);
+    (1..l.len())
+        .min_by_key(|&k| {
+            let (a, b) = halves_at(l, k);
+            let short = long_enough && a.len().min(b.len()) < FULL_FINGERPRINT;
+            (short, count(a) + count(b), k.abs_diff(mid))
+        })
+        .unwrap_or(mid)
+}
+
+/// The halves the sparse walk looks for: each literal of `keep` split in
+/// two overlapping halves ([`halves_at`], where both are rare in `sample`),
+/// without redundant ones. Where a date is cut out of a line and a literal
+/// spans the cut, one of its halves lies whole in the line.
+pub(super) fn halves(keep: &[Vec<u8>], sample: &[u8]) -> Vec<Vec<u8>> {
+    let mut halves: Vec<Vec<u8>> = Vec::new();
+    for l in keep {
+        match l.len() {
+            // Nothing to split: a one-byte literal cannot span a cut.
+            0 | 1 => halves.push(l.clone()),
+            _ => {
+                let (a, b) = halves_at(l, split_point(l, sample));
+                halves.push(a.to_vec());
+                halves.push(b.to_vec());
+            }
+        }
+    }
+    // A half holding another is redundant: the lines holding a half
+    // are the same without it.
+    without_redundant(halves)
 }
 
 /// `strings` sorted, without duplicates and without any that contains
@@ -212,6 +274,44 @@ mod tests {
         // Shorter shared parts are left alone.
         let short = without_redundant(strings(&["GET /wp-login", "GET /xmlrpc"]));
         assert_eq!(merge_shared(short.clone()), short);
+    }
+
+    /// Wherever a date splits a literal in a line (the literal appears
+    /// once the date is cut out), one of its halves lies whole in the line,
+    /// for every split the sample may choose.
+    #[test]
+    fn one_half_survives_every_cut() {
+        let contains = |hay: &[u8], s: &[u8]| hay.windows(s.len()).any(|w| w == s);
+        let l = b"Failed password";
+        for k in 1..l.len() {
+            let (a, b) = halves_at(l, k);
+            for i in 1..l.len() {
+                let line = [&b"sshd: "[..], &l[..i], b"Mar 10 00:00:00", &l[i..]].concat();
+                assert!(
+                    contains(&line, a) || contains(&line, b),
+                    "split {k}, cut {i}: {:?}",
+                    String::from_utf8_lossy(&line)
+                );
+            }
+        }
+    }
+
+    /// A literal of seven bytes or more gives halves of four or more, so
+    /// the searcher compares four bytes per position.
+    #[test]
+    fn halves_are_long_enough_for_a_full_fingerprint() {
+        let sample = b"Failed password\nFailed none\nclosed\n".repeat(50);
+        for (lit, sample) in [
+            ("Failed ", &sample[..]),
+            ("Failed ", b""),
+            ("Accepted ", b""),
+        ] {
+            let (a, b) = halves_at(lit.as_bytes(), split_point(lit.as_bytes(), sample));
+            assert!(
+                a.len().min(b.len()) >= FULL_FINGERPRINT,
+                "{lit:?}: {a:?} {b:?}"
+            );
+        }
     }
 
     /// Soundness: every original literal holds one of the chosen.

@@ -3,8 +3,13 @@
 //! bytes on the Django benchmark), and a search per line spent more on
 //! starting the search than on looking.
 //!
-//! Owns only finding `\n` bytes; it must report every one, in order, and
-//! nothing else.
+//! Also counts a chunk's lines in bulk, and those over [`MAX_LINE`] by
+//! jumps of that length (the sparse walk passes most lines unseen).
+//!
+//! Owns only finding and counting `\n` bytes; it must report every one, in
+//! order, and nothing else.
+
+use super::MAX_LINE;
 
 /// The offsets of the `\n` bytes of `data`, in order.
 pub struct Newlines<'a> {
@@ -103,9 +108,75 @@ fn mask64_words(block: &[u8]) -> u64 {
     m
 }
 
+/// How many lines of `data` (the last one may lack its `\n`) are over
+/// [`MAX_LINE`]: a search back from [`MAX_LINE`] bytes ahead per step, not a
+/// search per line (lines are counted where the walk passes them).
+pub(super) fn count_long(data: &[u8]) -> u64 {
+    let (mut long, mut start) = (0u64, 0usize);
+    while start < data.len() {
+        let window = &data[start..data.len().min(start + MAX_LINE + 1)];
+        match memchr::memrchr(b'\n', window) {
+            // Every line starting up to that newline ends by it: none is long.
+            Some(j) => start += j + 1,
+            None => {
+                long += u64::from(window.len() > MAX_LINE);
+                start = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i + 1);
+            }
+        }
+    }
+    long
+}
+
+/// Lines in `rest` (the last one may lack its `\n`).
+pub(super) fn count_lines(rest: &[u8]) -> u64 {
+    let partial = !rest.is_empty() && rest.last() != Some(&b'\n');
+    memchr::memchr_iter(b'\n', rest).count() as u64 + u64::from(partial)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The long-line count jumps [`MAX_LINE`] bytes at a time and the
+    /// lines are counted in bulk: both find what a line-by-line count finds,
+    /// at the length limit and at the chunk's end, with or without a final
+    /// newline.
+    #[test]
+    fn lines_and_long_lines_are_counted_as_line_by_line() {
+        let lens = [0, 1, MAX_LINE - 1, MAX_LINE, MAX_LINE + 1, 3 * MAX_LINE];
+        let mut cases = 0;
+        for &a in &lens {
+            for &b in &lens {
+                for &c in &lens {
+                    for end in [&b"\n"[..], b""] {
+                        let data = [
+                            &vec![b'x'; a][..],
+                            b"\n",
+                            &vec![b'y'; b],
+                            b"\n",
+                            &vec![b'z'; c],
+                            end,
+                        ]
+                        .concat();
+                        let mut lines: Vec<&[u8]> = data.split(|&x| x == b'\n').collect();
+                        if data.last() == Some(&b'\n') {
+                            lines.pop();
+                        }
+                        let long = lines.iter().filter(|l| l.len() > MAX_LINE).count() as u64;
+                        assert_eq!(count_long(&data), long, "{a} {b} {c} {end:?}");
+                        assert_eq!(
+                            count_lines(&data),
+                            lines.len() as u64,
+                            "{a} {b} {c} {end:?}"
+                        );
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 432);
+        assert_eq!((count_long(b""), count_lines(b"")), (0, 0));
+    }
 
     #[test]
     fn every_newline_in_order() {

@@ -11,7 +11,7 @@ use crate::filter::date::{DateFormat, DateMatch};
 use crate::filter::{Examined, LineState, Outcome, Prefilter, SessionLine, Spans};
 use crate::UnixTime;
 
-use super::newlines::Newlines;
+use super::newlines::{count_lines, count_long, Newlines};
 use super::{ChunkOut, Kept, Kind, Pending, Rec, Span, WalkConfig, MAX_LINE};
 
 /// Walks every line of `data` (whole lines; the last may lack its `\n`)
@@ -301,22 +301,6 @@ fn missed(
     }
 }
 
-/// Lines in `data` (the last one may lack its `\n`), and how many of them
-/// are over [`MAX_LINE`].
-fn count_lines(data: &[u8]) -> (u64, u64) {
-    let (mut n, mut long, mut start) = (0u64, 0u64, 0usize);
-    for nl in memchr::memchr_iter(b'\n', data) {
-        n += 1;
-        long += u64::from(nl - start > MAX_LINE);
-        start = nl + 1;
-    }
-    if start < data.len() {
-        n += 1;
-        long += u64::from(data.len() - start > MAX_LINE);
-    }
-    (n, long)
-}
-
 /// Line `[start, end)` of `data` that holds offset `at`.
 fn line_at(data: &[u8], at: usize) -> (usize, usize) {
     let start = memchr::memrchr(b'\n', &data[..at]).map_or(0, |i| i + 1);
@@ -346,7 +330,7 @@ fn walk_sparse(
             .then(|| filter.date(&data[start..end], cfg.now, scratch))
             .flatten()
     };
-    (out.lines, out.skipped) = count_lines(data);
+    out.skipped = count_long(data);
     // The chunk's first and last dated lines (not counted as checked).
     let mut at = 0;
     while at < data.len() && out.first_ts.is_none() {
@@ -386,7 +370,9 @@ fn walk_sparse(
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         let date = filter.date(raw, cfg.now, scratch);
         count_date(out, date);
-        let candidate = p.find(data, start).is_some_and(|c| c < end)
+        // Searched in the line only: past it the search would run on to
+        // the next literal.
+        let candidate = p.find(&data[..end], start).is_some()
             || date.is_some_and(|d| d.start > 0 && p.spans_cut(line, d.start, d.end, window));
         if candidate {
             let time = match date {
@@ -414,6 +400,7 @@ fn walk_sparse(
         idx += 1;
         pos = end + 1;
     }
+    out.lines = idx + count_lines(&data[pos.min(data.len())..]);
     // Session lines waiting for their fold count there.
     out.missed = out.lines
         - out.skipped
