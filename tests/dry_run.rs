@@ -181,21 +181,15 @@ fn snapshots_of_the_reports_on_the_samples() {
 
 /// A config directory with one filter and one jail reading `log`.
 fn jail_config(dir: &Path, log: &Path) {
-    std::fs::create_dir_all(dir.join("filters")).expect("mkdir");
-    std::fs::create_dir_all(dir.join("jails")).expect("mkdir");
-    std::fs::write(
-        dir.join("filters/app.yaml"),
+    one_jail_config(
+        dir,
+        "app",
         "description: test\nfailregex:\n  - '^auth failure for <F-USER>\\S+</F-USER> from <HOST>$'\nignoreregex:\n  - 'from 198\\.51\\.100\\.99$'\n",
-    )
-    .expect("filter");
-    std::fs::write(
-        dir.join("jails/app.yaml"),
-        format!(
+        &format!(
             "app:\n  enabled: false\n  filter: app\n  logpath: {}\n  maxretry: 3\n  findtime: 60\n  bantime: 100\n  ignoreself: false\n  ignoreip: [192.0.2.0/24]\n",
             log.display()
         ),
-    )
-    .expect("jail");
+    );
 }
 
 /// The timeline, checked by hand (times are seconds after 2024-03-10T00:00:00Z,

@@ -235,21 +235,15 @@ fn show_highlights_host_and_user() {
         "2024-03-10 10:00:02,000 ERROR Login failure 203.0.113.9",
         "2024-03-10 10:00:03,000 INFO fine",
     ];
-    let mut c = dry_run();
-    c.args([
-        "--regex",
-        "Login failure <HOST>",
-        "--show",
-        "matched",
-        "--show",
-        "missed",
-        "--max",
-        "2",
-    ]);
-    for l in lines {
-        c.args(["--line", l]);
-    }
-    let out = c.output().expect("run");
+    let run = |extra: &[&str]| {
+        let mut c = dry_run();
+        c.args(["--regex", "Login failure <HOST>"]).args(extra);
+        for l in lines {
+            c.args(["--line", l]);
+        }
+        c.output().expect("run")
+    };
+    let out = run(&["--show", "matched", "--show", "missed", "--max", "2"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains('\u{1b}'));
     let shown: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
@@ -261,18 +255,7 @@ fn show_highlights_host_and_user() {
             "4: 2024-03-10 10:00:03,000 INFO fine",
         ]
     );
-    let mut c = dry_run();
-    c.args([
-        "--regex",
-        "Login failure <HOST>",
-        "--show",
-        "matched",
-        "--json",
-    ]);
-    for l in lines {
-        c.args(["--line", l]);
-    }
-    let doc = json(&c.output().expect("run").stdout);
+    let doc = json(&run(&["--show", "matched", "--json"]).stdout);
     let first = &doc["shown"]["lines"][0];
     assert_eq!(first["host"], "203.0.113.7");
     let text = first["text"].as_str().expect("text");

@@ -230,18 +230,12 @@ fn sparse_dates_agree_with_all_dates() {
     }
     std::fs::write(&log, &text).expect("write");
     let conf = tmp.path().join("conf");
-    std::fs::create_dir_all(conf.join("filters")).expect("mkdir");
-    std::fs::create_dir_all(conf.join("jails")).expect("mkdir");
-    std::fs::write(
-        conf.join("filters/dp.yaml"),
+    one_jail_config(
+        &conf,
+        "dp",
         "failregex:\n  - '^\\[\\] auth fail from <HOST>$'\ndatepattern: '%Y-%m-%d %H:%M:%S'\n",
-    )
-    .expect("filter");
-    std::fs::write(
-        conf.join("jails/dp.yaml"),
-        format!("dp:\n  filter: dp\n  logpath: {}\n  maxretry: 3\n  findtime: 60\n  bantime: 30\n  ignoreself: false\n", log.display()),
-    )
-    .expect("jail");
+        &format!("dp:\n  filter: dp\n  logpath: {}\n  maxretry: 3\n  findtime: 60\n  bantime: 30\n  ignoreself: false\n", log.display()),
+    );
     let run = |extra: &[&str]| -> Value {
         let out = run_ok(
             dry_run()

@@ -91,3 +91,12 @@ pub fn run_ok(c: &mut Command) -> std::process::Output {
     );
     out
 }
+
+/// Writes a config directory `dir` holding one filter and one jail, both
+/// named `name`, from their YAML texts.
+pub fn one_jail_config(dir: &Path, name: &str, filter_yaml: &str, jail_yaml: &str) {
+    std::fs::create_dir_all(dir.join("filters")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("jails")).expect("mkdir");
+    std::fs::write(dir.join(format!("filters/{name}.yaml")), filter_yaml).expect("filter");
+    std::fs::write(dir.join(format!("jails/{name}.yaml")), jail_yaml).expect("jail");
+}
