@@ -4,7 +4,8 @@
 //! - the daemon's way: bytes cut by the daemon's line cutter in small reads
 //!   (overlong lines dropped and reported as `Skipped`), two files read
 //!   interleaved, journal entries read by the daemon's journal reader, each
-//!   line handed to `Engine::handle` as its own event on a simulated clock
+//!   line walked by the daemon's `Walker` and counted by
+//!   `Engine::handle_walked` as its own event on a simulated clock
 //!   that reads every line when it is written (its own time; for an undated
 //!   line, that of the dated line before it in its file, or the start);
 //! - dry-run's way: `banwarden dry-run --jail J --json` on the same files
@@ -30,6 +31,7 @@ mod common;
 
 use banwarden::config;
 use banwarden::jail::engine::{Engine, JailRuntime, JailStats};
+use banwarden::jail::walker::{Walked, Walker};
 use banwarden::jail::{Jail, Verdict};
 use banwarden::scan::split::Cutter;
 use banwarden::scan::MAX_LINE;
@@ -80,6 +82,7 @@ fn daemon(dir: &Path, jail: &str, inputs: &[In]) -> Seen {
         stats: JailStats::default(),
     };
     let mut engine = Engine::new(vec![runtime], vec![vec![0]; inputs.len()]);
+    let mut walker = Walker::new(engine.walk_routes());
     let mut seen = Seen::default();
     let mut failures = 0u64;
     let mut bans = Vec::new();
@@ -168,7 +171,8 @@ fn daemon(dir: &Path, jail: &str, inputs: &[In]) -> Seen {
                     e.2 = time;
                 }
             };
-            engine.handle_observed(&ev, now, &mut bans, Some(&mut observe));
+            let Walked { ev, mut chunks } = walker.walk(ev, now);
+            engine.handle_walked(&ev, &mut chunks, now, &mut bans, Some(&mut observe));
         }
     }
     let s = engine.jails[0].stats;

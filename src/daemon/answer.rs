@@ -17,14 +17,14 @@ use crate::control::protocol::{
 use crate::events::{BanOrigin, Banned, InternalEvent, ManualUnban};
 use crate::firewall::{FirewallOp, Protocol};
 use crate::jail::engine::JailRuntime;
-use crate::source::SourceEvent;
+use crate::jail::walker::Walked;
 use crate::store::BanRecord;
 
 impl Daemon {
     pub(super) async fn answer(
         &mut self,
         request: Request,
-        rx: &mut mpsc::Receiver<SourceEvent>,
+        rx: &mut mpsc::Receiver<Walked>,
     ) -> Response {
         let now = crate::now();
         match request {

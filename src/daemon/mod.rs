@@ -14,6 +14,7 @@ mod reload;
 mod removed;
 mod running;
 mod state;
+mod walking;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -35,12 +36,14 @@ use crate::firewall::worker::WorkerEvent;
 use crate::firewall::worker::{spawn_worker, WorkerHandle, WorkerOptions};
 use crate::firewall::{BanEntry, FirewallOp, JailRules};
 use crate::jail::engine::JailStats;
+use crate::jail::walker::Walked;
 use crate::jail::BanDecision;
 use crate::metrics::Metrics;
 use crate::source::{FilePos, SourceEvent};
 use crate::store::{BanRecord, Store};
 use crate::UnixTime;
 use running::{Resume, Running};
+use walking::WalkerThread;
 
 /// Capacity of the channel from sources to the engine: a flooding log blocks
 /// its tailer instead of growing memory. A file event holds up to 256 KiB of
@@ -125,7 +128,7 @@ pub enum DaemonError {
     Control(#[from] crate::control::ControlError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
-    #[error("signal handling: {0}")]
+    #[error("signal handling or a thread of its own: {0}")]
     Signal(#[from] std::io::Error),
 }
 
@@ -147,6 +150,8 @@ pub(crate) struct Daemon {
     /// Cursor of the last journal entry handled, not yet saved.
     journal_cursor: Option<String>,
     tx: mpsc::Sender<SourceEvent>,
+    /// Walks what the sources send (`tx`) before the main loop counts it.
+    walker: WalkerThread,
     /// Prometheus series, when `metrics_listen` is set.
     metrics: Option<Arc<Metrics>>,
     /// Jail counters at the last metrics update, to push deltas.
@@ -225,7 +230,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         }
     }
 
-    let (tx, mut rx) = mpsc::channel::<SourceEvent>(SOURCE_QUEUE);
+    let (tx, sources_rx) = mpsc::channel::<SourceEvent>(SOURCE_QUEUE);
     let resume = Resume {
         files: store.positions()?,
         journal_cursor: store.cursor(JOURNAL_CURSOR)?,
@@ -235,6 +240,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         None => (None, None),
     };
     let running = Running::start(config, None, &tx, &resume);
+    let (walker, mut rx) = WalkerThread::spawn(sources_rx, running.engine.walk_routes())?;
     let origins = fleet::origins(&saved);
     let mut d = Daemon {
         dir,
@@ -251,6 +257,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         last_sweep: now,
         journal_cursor: None,
         tx,
+        walker,
         metrics,
         reported: HashMap::new(),
         outbound: outbound::Outbound::default(),
@@ -286,13 +293,13 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     let mut save_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            Some(ev) = rx.recv() => {
+            Some(mut w) = rx.recv() => {
                 let now = crate::now();
                 let was_dirty = d.positions_dirty;
-                d.handle(&ev, now, &mut decisions);
+                d.handle(&mut w, now, &mut decisions);
                 // Drain what is already queued so a burst becomes one batch.
-                while let Ok(ev) = rx.try_recv() {
-                    d.handle(&ev, now, &mut decisions);
+                while let Ok(mut w) = rx.try_recv() {
+                    d.handle(&mut w, now, &mut decisions);
                 }
                 d.apply(&mut decisions, now)?;
                 if d.positions_dirty && !was_dirty {
@@ -330,9 +337,7 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     let _ = server.await;
     drop(ctl_rx);
     d.running.stop();
-    while let Ok(ev) = rx.try_recv() {
-        d.handle(&ev, crate::now(), &mut decisions);
-    }
+    d.finish_sent(&mut rx, &mut decisions).await;
     d.apply(&mut decisions, crate::now())?;
     d.save_positions();
     d.save_health();
@@ -362,9 +367,9 @@ impl Daemon {
         ev.emit(self.metrics.as_deref());
     }
 
-    fn handle(&mut self, ev: &SourceEvent, now: UnixTime, out: &mut Vec<BanDecision>) {
-        match ev {
-            SourceEvent::Error { message, .. } => SourceError {
+    fn handle(&mut self, walked: &mut Walked, now: UnixTime, out: &mut Vec<BanDecision>) {
+        match &walked.ev {
+            ev @ SourceEvent::Error { message, .. } => SourceError {
                 kind: self.running.source_kind(ev),
                 message,
             }
@@ -374,7 +379,8 @@ impl Daemon {
             }
             _ => {}
         }
-        self.engine_handle(ev, now, out);
+        self.engine_handle(walked, now, out);
+        let ev = &walked.ev;
         if let SourceEvent::Entries {
             cursor: Some(c), ..
         } = ev

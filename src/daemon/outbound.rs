@@ -14,6 +14,7 @@ use super::Daemon;
 use crate::actions::{nth_line, ActionEvent, Actions, EventKind};
 use crate::health::{Health, Problem, Times};
 use crate::jail::engine::Observer;
+use crate::jail::walker::Walked;
 use crate::jail::{BanDecision, Verdict};
 use crate::source::SourceEvent;
 use crate::store::BanRecord;
@@ -70,15 +71,20 @@ impl Daemon {
     /// line behind each ban it decides.
     pub(super) fn engine_handle(
         &mut self,
-        ev: &SourceEvent,
+        walked: &mut Walked,
         now: UnixTime,
         out: &mut Vec<BanDecision>,
     ) {
         let o = &mut self.outbound;
         if !o.actions.any(EventKind::Ban) {
-            self.running.engine.handle(ev, now, out);
+            let Walked { ev, chunks } = walked;
+            self.running
+                .engine
+                .handle_walked(ev, chunks, now, out, None);
             return;
         }
+        let Walked { ev, chunks } = walked;
+        let ev = &*ev;
         let (actions, lines, recent) = (&o.actions, &mut o.lines, &mut o.recent);
         // Most lines kept per address (the last ones): the largest
         // `maxmatches` of the jails with ban actions.
@@ -134,7 +140,7 @@ impl Daemon {
         let observer: Observer<'_> = &mut observe;
         self.running
             .engine
-            .handle_observed(ev, now, out, Some(observer));
+            .handle_walked(ev, chunks, now, out, Some(observer));
     }
 
     /// Queues a ban event for each decision whose jail has actions.

@@ -1,7 +1,9 @@
 //! The engine: walks each chunk a source delivers through the filters of the
 //! jails that read that source (`scan::walk`, with per-stream state), counts
-//! the failures in the jails, and collects the ban decisions. dry-run feeds it
-//! the chunks its workers walked with the same code.
+//! the failures in the jails, and collects the ban decisions. The walking can
+//! happen before, elsewhere: the daemon's walker thread hands it chunks
+//! already walked (`walker::Walked`), dry-run the chunks its workers walked,
+//! both with the same code.
 //!
 //! Owned by exactly one task (no locks on the hot path). It never does I/O: the
 //! caller feeds it [`SourceEvent`]s (or walked chunks) and applies the
@@ -14,9 +16,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::walker::{self, Input, WalkRoutes, WalkedChunks};
 use crate::filter::{Filter, LineState};
 use crate::jail::{BanDecision, IgnoreReason, Jail, Verdict};
-use crate::scan::{self, ChunkOut, Kind, Rec, StreamClock, WalkConfig};
+use crate::scan::{self, ChunkOut, Kind, Rec, StreamClock};
 use crate::source::{SourceEvent, SourceId};
 use crate::UnixTime;
 
@@ -73,13 +76,6 @@ struct StreamJail {
 /// time of its last dated line).
 const STREAM_IDLE: i64 = 86_400;
 
-/// A chunk as a source delivers it.
-#[derive(Clone, Copy)]
-enum Input<'a> {
-    Lines(&'a [u8]),
-    Entries(&'a [(UnixTime, Vec<u8>)]),
-}
-
 /// Called for each failure a jail counted, with the record, its time and
 /// the jail's verdict (dry-run's report).
 pub type Observer<'o> = &'o mut dyn FnMut(&Rec, UnixTime, &Verdict);
@@ -88,6 +84,8 @@ pub struct Engine {
     pub jails: Vec<JailRuntime>,
     /// Source id → indices into `jails`.
     routes: Vec<Vec<usize>>,
+    /// The same routes with the jails' filters, for a walker elsewhere.
+    walk_routes: Arc<WalkRoutes>,
     /// Per stream and jail (index into `jails`).
     streams: HashMap<(StreamKey, usize), StreamJail>,
     clock: Clock,
@@ -115,7 +113,16 @@ impl Engine {
     }
 
     pub fn with_clock(jails: Vec<JailRuntime>, routes: Vec<Vec<usize>>, clock: Clock) -> Engine {
+        let walk_routes = routes
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|&j| Some((j, Arc::clone(&jails.get(j)?.filter))))
+                    .collect()
+            })
+            .collect();
         Engine {
+            walk_routes: Arc::new(WalkRoutes::new(walk_routes)),
             jails,
             routes,
             streams: HashMap::new(),
@@ -140,23 +147,43 @@ impl Engine {
         out: &mut Vec<BanDecision>,
         observer: Option<Observer<'_>>,
     ) {
+        self.dispatch(ev, &mut Vec::new(), now, out, observer)
+    }
+
+    /// [`handle_observed`](Self::handle_observed) for an event `ev` that a
+    /// [`Walker`](walker::Walker) walked into `chunks` (a
+    /// [`Walked`](walker::Walked)'s parts): a chunk walked with its jail's
+    /// own filter is counted as it is, the others are walked here (routes
+    /// that changed since).
+    pub fn handle_walked(
+        &mut self,
+        ev: &SourceEvent,
+        chunks: &mut WalkedChunks,
+        now: UnixTime,
+        out: &mut Vec<BanDecision>,
+        observer: Option<Observer<'_>>,
+    ) {
+        self.dispatch(ev, chunks, now, out, observer)
+    }
+
+    /// The routes a walker elsewhere should follow (new with each engine).
+    pub fn walk_routes(&self) -> Arc<WalkRoutes> {
+        Arc::clone(&self.walk_routes)
+    }
+
+    fn dispatch(
+        &mut self,
+        ev: &SourceEvent,
+        pre: &mut WalkedChunks,
+        now: UnixTime,
+        out: &mut Vec<BanDecision>,
+        observer: Option<Observer<'_>>,
+    ) {
         match ev {
-            SourceEvent::Lines {
-                source,
-                path,
-                data,
-                read_time,
-                ..
-            } => {
-                let input = Input::Lines(data);
-                self.chunk(*source, Some(path), input, *read_time, now, out, observer)
+            SourceEvent::Lines { read_time, .. } => {
+                self.chunk(ev, pre, *read_time, now, out, observer)
             }
-            SourceEvent::Entries {
-                source, entries, ..
-            } => {
-                let input = Input::Entries(entries);
-                self.chunk(*source, None, input, now, now, out, observer)
-            }
+            SourceEvent::Entries { .. } => self.chunk(ev, pre, now, now, out, observer),
             SourceEvent::Skipped { source, count, .. } => {
                 for &j in self.routes.get(*source).map(Vec::as_slice).unwrap_or(&[]) {
                     self.jails[j].stats.skipped += count;
@@ -166,36 +193,28 @@ impl Engine {
         }
     }
 
-    /// Walks one chunk through every jail of the source's route and counts it.
-    #[allow(clippy::too_many_arguments)]
+    /// Walks one chunk through every jail of the source's route (or takes
+    /// the chunk `pre` holds for the jail) and counts it.
     fn chunk(
         &mut self,
-        source: SourceId,
-        path: Option<&Arc<PathBuf>>,
-        input: Input<'_>,
+        ev: &SourceEvent,
+        pre: &mut WalkedChunks,
         read_time: UnixTime,
         now: UnixTime,
         out: &mut Vec<BanDecision>,
         mut observer: Option<Observer<'_>>,
     ) {
+        let Some((input, key)) = Input::of(ev) else {
+            return;
+        };
+        let source = key.0;
         let jails = self.routes.get(source).map_or(0, Vec::len);
         for k in 0..jails {
             let j = self.routes[source][k];
             let Some(filter) = self.jails.get(j).map(|rt| rt.filter.clone()) else {
                 continue;
             };
-            let cfg = WalkConfig {
-                filter: &filter,
-                prefilter: filter.prefilter(),
-                now,
-                keep: scan::Keep::default(),
-                sparse_dates: filter.spec.datepattern.is_some(),
-            };
-            let mut chunk = ChunkOut {
-                recs: std::mem::take(&mut self.spare_recs),
-                ..ChunkOut::default()
-            };
-            let key = (source, path.cloned());
+            let cfg = walker::config(&filter, now);
             let stream = self
                 .streams
                 .entry((key.clone(), j))
@@ -204,17 +223,20 @@ impl Engine {
                     clock: StreamClock::default(),
                     used: now,
                 });
-            match input {
-                Input::Lines(data) => scan::walk(&cfg, data, &mut chunk, &mut stream.state),
-                Input::Entries(entries) => {
-                    scan::walk_entries(&cfg, entries, &mut chunk, &mut stream.state)
+            let mut chunk = match walker::take(pre, j, &filter) {
+                Some(chunk) => chunk,
+                None => {
+                    let recs = std::mem::take(&mut self.spare_recs);
+                    walker::walk_input(&cfg, input, &mut stream.state, recs)
                 }
-            }
+            };
             scan::fold_sessions(&cfg, &mut chunk, &mut stream.state);
             let observer = observer.as_mut().map(|o| &mut **o as Observer<'_>);
-            self.count(key, j, &chunk, read_time, now, out, observer);
+            self.count(key.clone(), j, &chunk, read_time, now, out, observer);
             chunk.recs.clear();
-            self.spare_recs = chunk.recs;
+            if chunk.recs.capacity() > self.spare_recs.capacity() {
+                self.spare_recs = chunk.recs;
+            }
         }
     }
 

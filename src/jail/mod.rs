@@ -19,6 +19,7 @@ mod marks;
 pub mod proxies;
 mod ring;
 mod subnets;
+pub mod walker;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
