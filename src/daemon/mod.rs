@@ -130,6 +130,8 @@ pub enum DaemonError {
     Metrics(#[from] crate::metrics::MetricsError),
     #[error("signal handling or a thread of its own: {0}")]
     Signal(#[from] std::io::Error),
+    #[error("the thread that matches log lines stopped; no line would be read any more")]
+    WalkerStopped,
 }
 
 /// All state of a running daemon, owned by its one main task.
@@ -293,7 +295,13 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
     let mut save_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            Some(mut w) = rx.recv() => {
+            walked = rx.recv() => {
+                // The walker thread ends only with the daemon, or by a bug: a
+                // daemon that reads no more lines stops, for its supervisor
+                // to restart it, rather than run blind.
+                let Some(mut w) = walked else {
+                    return Err(DaemonError::WalkerStopped);
+                };
                 let now = crate::now();
                 let was_dirty = d.positions_dirty;
                 d.handle(&mut w, now, &mut decisions);

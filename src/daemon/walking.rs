@@ -99,3 +99,59 @@ async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skipped(count: u64) -> SourceEvent {
+        SourceEvent::Skipped {
+            source: 0,
+            path: Arc::new("/x".into()),
+            count,
+            reason: "line too long",
+        }
+    }
+
+    fn count(w: &Walked) -> u64 {
+        match w.ev {
+            SourceEvent::Skipped { count, .. } => count,
+            _ => u64::MAX,
+        }
+    }
+
+    #[test]
+    fn events_come_out_in_order_a_flush_answers_after_them_and_the_end_is_seen() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (tx, rx) = mpsc::channel(4);
+            let (thread, mut walked) =
+                WalkerThread::spawn(rx, Arc::new(WalkRoutes::default())).unwrap();
+            // More than the walked queue holds (the source queue holds the
+            // rest): the flush must not wait on a full walked queue that
+            // only the loop below empties.
+            for n in 0..12 {
+                tx.send(skipped(n)).await.unwrap();
+            }
+            let mut got = Vec::new();
+            let mut done = thread.flush();
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(w) = walked.recv() => got.push(count(&w)),
+                    _ = &mut done => break,
+                }
+            }
+            while let Ok(w) = walked.try_recv() {
+                got.push(count(&w));
+            }
+            assert_eq!(got, (0..12).collect::<Vec<u64>>());
+            // The sources gone, the walker ends and the main loop sees it.
+            drop(tx);
+            assert!(walked.recv().await.is_none());
+        });
+    }
+}
