@@ -395,15 +395,21 @@ fn apply(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::filter::FilterSpec;
     use crate::jail::{IgnoreList, JailSettings};
 
     fn engine() -> Engine {
+        engine_for("^fail from <HOST>$", vec!["192.0.2.0/24".parse().unwrap()])
+    }
+
+    /// One jail `j` (maxretry 2, findtime 600, bantime 60) with a filter of
+    /// one `failregex` and allow-list `ignore`, reading source 0.
+    pub(crate) fn engine_for(failregex: &str, ignore: Vec<ipnet::IpNet>) -> Engine {
         let filter = Filter::compile(FilterSpec {
             name: "f".into(),
-            failregex: vec!["^fail from <HOST>$".into()],
+            failregex: vec![failregex.into()],
             ..Default::default()
         })
         .unwrap();
@@ -412,7 +418,7 @@ mod tests {
             2,
             600,
             Some(60),
-            IgnoreList::new(vec!["192.0.2.0/24".parse().unwrap()], false),
+            IgnoreList::new(ignore, false),
         ));
         Engine::new(
             vec![JailRuntime {
@@ -448,7 +454,8 @@ mod tests {
         );
     }
 
-    fn lines(data: &[u8], read_time: UnixTime) -> SourceEvent {
+    /// `data` read from `/x` by source 0 at `read_time`.
+    pub(crate) fn lines(data: &[u8], read_time: UnixTime) -> SourceEvent {
         SourceEvent::Lines {
             source: 0,
             path: Arc::new("/x".into()),

@@ -189,46 +189,14 @@ impl Walker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::FilterSpec;
-    use crate::jail::engine::{Engine, JailRuntime, JailStats};
-    use crate::jail::{IgnoreList, Jail, JailSettings};
+    use crate::jail::engine::tests::{engine_for, lines as lines_at};
 
-    fn engine(failregex: &str) -> Engine {
-        let filter = Filter::compile(FilterSpec {
-            name: "f".into(),
-            failregex: vec![failregex.into()],
-            ..Default::default()
-        })
-        .unwrap();
-        let jail = Jail::new(JailSettings::new(
-            "j",
-            2,
-            600,
-            Some(60),
-            IgnoreList::new(vec![], false),
-        ));
-        let rt = JailRuntime {
-            jail,
-            filter: Arc::new(filter),
-            stats: JailStats::default(),
-        };
-        Engine::new(vec![rt], vec![vec![0]])
+    fn engine(failregex: &str) -> crate::jail::engine::Engine {
+        engine_for(failregex, Vec::new())
     }
 
     fn lines(data: &[u8]) -> SourceEvent {
-        SourceEvent::Lines {
-            source: 0,
-            path: Arc::new("/x".into()),
-            data: data.to_vec(),
-            read_time: 1000,
-            pos: crate::source::FilePos {
-                path: "/x".into(),
-                dev: 0,
-                ino: 0,
-                offset: 0,
-                fingerprint: 0,
-            },
-        }
+        lines_at(data, 1000)
     }
 
     const DATA: &[u8] =
