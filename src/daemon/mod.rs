@@ -128,8 +128,10 @@ pub enum DaemonError {
     Control(#[from] crate::control::ControlError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
-    #[error("signal handling or a thread of its own: {0}")]
+    #[error("signal handling: {0}")]
     Signal(#[from] std::io::Error),
+    #[error("cannot start the thread that matches log lines: {0}")]
+    WalkerThread(std::io::Error),
     #[error("the thread that matches log lines stopped; no line would be read any more")]
     WalkerStopped,
 }
@@ -242,7 +244,8 @@ async fn run(config: Config, dir: PathBuf, nft_cmd: Vec<String>) -> Result<(), D
         None => (None, None),
     };
     let running = Running::start(config, None, &tx, &resume);
-    let (walker, mut rx) = WalkerThread::spawn(sources_rx, running.engine.walk_routes())?;
+    let (walker, mut rx) = WalkerThread::spawn(sources_rx, running.engine.walk_routes())
+        .map_err(DaemonError::WalkerThread)?;
     let origins = fleet::origins(&saved);
     let mut d = Daemon {
         dir,

@@ -75,16 +75,15 @@ impl Daemon {
         now: UnixTime,
         out: &mut Vec<BanDecision>,
     ) {
+        let Walked { ev, chunks } = walked;
+        let ev = &*ev;
         let o = &mut self.outbound;
         if !o.actions.any(EventKind::Ban) {
-            let Walked { ev, chunks } = walked;
             self.running
                 .engine
                 .handle_walked(ev, chunks, now, out, None);
             return;
         }
-        let Walked { ev, chunks } = walked;
-        let ev = &*ev;
         let (actions, lines, recent) = (&o.actions, &mut o.lines, &mut o.recent);
         // Most lines kept per address (the last ones): the largest
         // `maxmatches` of the jails with ban actions.
