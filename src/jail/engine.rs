@@ -136,42 +136,15 @@ impl Engine {
     /// Handles one source event; ban decisions are appended to `out`. `now`
     /// is the wall clock (with [`Clock::Replay`], the reference time).
     pub fn handle(&mut self, ev: &SourceEvent, now: UnixTime, out: &mut Vec<BanDecision>) {
-        self.handle_observed(ev, now, out, None);
+        self.handle_walked(ev, &mut Vec::new(), now, out, None);
     }
 
-    /// [`handle`](Self::handle), with `observer` seeing each failure.
-    pub fn handle_observed(
-        &mut self,
-        ev: &SourceEvent,
-        now: UnixTime,
-        out: &mut Vec<BanDecision>,
-        observer: Option<Observer<'_>>,
-    ) {
-        self.dispatch(ev, &mut Vec::new(), now, out, observer)
-    }
-
-    /// [`handle_observed`](Self::handle_observed) for an event `ev` that a
-    /// [`Walker`](walker::Walker) walked into `chunks` (a
-    /// [`Walked`](walker::Walked)'s parts): a chunk walked with its jail's
-    /// own filter is counted as it is, the others are walked here (routes
-    /// that changed since).
+    /// [`handle`](Self::handle) for an event `ev` that a
+    /// [`Walker`](walker::Walker) may have walked into `chunks` (a
+    /// [`Walked`](walker::Walked)'s parts; empty: none): a chunk walked with
+    /// its jail's own filter is counted as it is, the others are walked here
+    /// (routes that changed since). `observer` sees each failure.
     pub fn handle_walked(
-        &mut self,
-        ev: &SourceEvent,
-        chunks: &mut WalkedChunks,
-        now: UnixTime,
-        out: &mut Vec<BanDecision>,
-        observer: Option<Observer<'_>>,
-    ) {
-        self.dispatch(ev, chunks, now, out, observer)
-    }
-
-    /// The routes a walker elsewhere should follow (new with each engine).
-    pub fn walk_routes(&self) -> Arc<WalkRoutes> {
-        Arc::clone(&self.walk_routes)
-    }
-
-    fn dispatch(
         &mut self,
         ev: &SourceEvent,
         pre: &mut WalkedChunks,
@@ -191,6 +164,11 @@ impl Engine {
             }
             SourceEvent::Rotated { .. } | SourceEvent::Error { .. } => {}
         }
+    }
+
+    /// The routes a walker elsewhere should follow (new with each engine).
+    pub fn walk_routes(&self) -> Arc<WalkRoutes> {
+        Arc::clone(&self.walk_routes)
     }
 
     /// Walks one chunk through every jail of the source's route (or takes
@@ -479,15 +457,33 @@ pub(crate) mod tests {
         let mut observe = |_: &Rec, t: UnixTime, _: &Verdict| times.push(t);
         let dated = b"2024-03-10 00:00:00 noise\n";
         let t0 = 1_710_028_800;
-        e.handle_observed(&lines(dated, t0), t0, &mut out, Some(&mut observe));
+        e.handle_walked(
+            &lines(dated, t0),
+            &mut Vec::new(),
+            t0,
+            &mut out,
+            Some(&mut observe),
+        );
         // Read later, in another chunk: still the dated line's time.
         let later = t0 + 50;
         let undated = b"fail from 198.51.100.7\n";
-        e.handle_observed(&lines(undated, later), later, &mut out, Some(&mut observe));
+        e.handle_walked(
+            &lines(undated, later),
+            &mut Vec::new(),
+            later,
+            &mut out,
+            Some(&mut observe),
+        );
         // A day idle: the stream is forgotten, the next one counts when read.
         let idle = later + STREAM_IDLE;
         e.sweep(idle);
-        e.handle_observed(&lines(undated, idle), idle, &mut out, Some(&mut observe));
+        e.handle_walked(
+            &lines(undated, idle),
+            &mut Vec::new(),
+            idle,
+            &mut out,
+            Some(&mut observe),
+        );
         assert_eq!(times, [t0, idle]);
     }
 
