@@ -140,7 +140,7 @@ impl Engine {
     }
 
     /// [`handle`](Self::handle) for an event `ev` that a
-    /// [`Walker`](walker::Walker) may have walked into `chunks` (a
+    /// [`Walker`](walker::Walker) may have walked into `pre` (a
     /// [`Walked`](walker::Walked)'s parts; empty: none): a chunk walked with
     /// its jail's own filter is counted as it is, the others are walked here
     /// (routes that changed since). `observer` sees each failure.
