@@ -9,6 +9,11 @@
 //!   alone, anchored where the host starts, gives the host's end, and the
 //!   rest of the pattern, anchored there, must still reach the match's end.
 //!
+//! A regex that starts with a literal and ends with the host, `Login failure
+//! <HOST>$`, takes a remainder that is a dotted quad without running an
+//! automaton at all: every dotted quad is in the host pattern's language,
+//! and `$` makes the remainder the whole host.
+//!
 //! Owns only these decisions, made once per regex from its syntax tree, and
 //! the two small searches of the second kind. It must stay exact: the regex
 //! crate's leftmost-first search tries the host's alternatives in order and
@@ -22,7 +27,7 @@ use std::ops::Range;
 use regex_automata::{meta, Anchored, Input};
 use regex_syntax::hir::{Hir, HirKind};
 
-use super::tags;
+use super::{tags, text};
 
 /// How to find the host of one failregex without captures.
 #[derive(Debug, Clone)]
@@ -42,6 +47,9 @@ struct Lead {
     literal: memchr::memmem::Finder<'static>,
     /// Everything after the literal.
     rest: Box<meta::Regex>,
+    /// `rest` is the host group, then the end of the text, and the group
+    /// takes every dotted quad: a remainder that is one matches `rest`.
+    quad_to_end: bool,
 }
 
 impl Lead {
@@ -50,6 +58,9 @@ impl Lead {
         let mut from = 0;
         while let Some(i) = text.get(from..).and_then(|t| self.literal.find(t)) {
             let at = from + i;
+            if self.quad_to_end && text::is_dotted_quad(&text[at + len..]) {
+                return Some(at..text.len());
+            }
             let input = Input::new(text)
                 .span(at + len..text.len())
                 .anchored(Anchored::Yes);
@@ -151,10 +162,44 @@ pub fn host_at(hir: &Hir) -> Option<HostAt> {
         Some(HirKind::Literal(lit)) if !lit.0.is_empty() => Some(Lead {
             literal: memchr::memmem::Finder::new(&lit.0).into_owned(),
             rest: build(&Hir::concat(items[1..].to_vec()))?,
+            quad_to_end: quad_to_end(&items[1..]),
         }),
         _ => None,
     };
     Some(HostAt { shape, lead })
+}
+
+/// Whether `rest` is the host group, whose language holds every dotted
+/// quad, and then the end of the text (`$` without `(?m)`).
+fn quad_to_end(rest: &[Hir]) -> bool {
+    use regex_syntax::hir::Look;
+    match rest {
+        [host, end] => {
+            is_group(host, tags::HOST_GROUP)
+                && takes_every_quad(host)
+                && matches!(end.kind(), HirKind::Look(Look::End))
+        }
+        _ => false,
+    }
+}
+
+/// Whether `h` matches every dotted quad whole: it is the IPv4 pattern
+/// `<HOST>` and `<ADDR>` expand to, or a group or an alternation that holds
+/// it (one branch that matches is enough for the text to match).
+fn takes_every_quad(h: &Hir) -> bool {
+    static QUAD: std::sync::OnceLock<Option<Hir>> = std::sync::OnceLock::new();
+    let quad = QUAD.get_or_init(|| {
+        regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(tags::IPV4_RE)
+            .ok()
+    });
+    match h.kind() {
+        HirKind::Capture(c) => takes_every_quad(&c.sub),
+        HirKind::Alternation(v) => v.iter().any(takes_every_quad),
+        _ => quad.as_ref() == Some(h),
+    }
 }
 
 /// The number of bytes every match of `part` spans, if it is always the same.
@@ -197,7 +242,11 @@ mod tests {
             .parse(&regex)
             .unwrap();
         host_at(&hir).map(|h| {
-            let lead = if h.lead.is_some() { " lead" } else { "" };
+            let lead = match &h.lead {
+                Some(l) if l.quad_to_end => " lead quad",
+                Some(_) => " lead",
+                None => "",
+            };
             match h.shape {
                 Shape::Span { before, after } => format!("span {before} {after}{lead}"),
                 Shape::Start { before, .. } => format!("start {before}{lead}"),
@@ -209,6 +258,23 @@ mod tests {
     fn fixed_parts_on_both_sides() {
         let s = |b: usize, a: usize| Some(format!("span {b} {a}"));
         assert_eq!(shape("Login failure <HOST>"), Some("span 14 0 lead".into()));
+        assert_eq!(
+            shape("Login failure <HOST>$"),
+            Some("span 14 0 lead quad".into())
+        );
+        assert_eq!(
+            shape("Login failure <ADDR>$"),
+            Some("span 14 0 lead quad".into())
+        );
+        // `(?m)$` also ends before a newline: not the end of the text.
+        assert_eq!(
+            shape("(?m)Login failure <HOST>$"),
+            Some("span 14 0 lead".into())
+        );
+        assert_eq!(
+            shape("Login failure <HOST> $"),
+            Some("span 14 1 lead".into())
+        );
         assert_eq!(shape("^Login failure <HOST>$"), s(14, 0));
         assert_eq!(shape(r"^<HOST> port [0-9][0-9]$"), s(0, 8));
         assert_eq!(shape(r"\bfrom <ADDR>:[0-9]{4}\b"), s(5, 5));

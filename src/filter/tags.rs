@@ -13,10 +13,26 @@ pub const USER_GROUP: &str = "user";
 /// when `<F-USER>` took nothing.
 pub const ALT_USER_GROUP: &str = "alt_user";
 
+macro_rules! ipv4 {
+    () => {
+        r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
+    };
+}
+
 /// IPv4, or IPv6 (including v4-mapped `::ffff:1.2.3.4` and `[v6]`). The captured
 /// text is validated by parsing, so the pattern only has to be tight enough that
 /// surrounding text cannot slip into it.
-const ADDR_RE: &str = r"(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]*(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{1,4}|:))";
+const ADDR_RE: &str = concat!(
+    "(?:",
+    ipv4!(),
+    "|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]*(?:",
+    ipv4!(),
+    "|[0-9A-Fa-f]{1,4}|:))"
+);
+
+/// The dotted quad branch of `<HOST>` and `<ADDR>` (`filter::fixed` knows
+/// every dotted quad matches it).
+pub(super) const IPV4_RE: &str = ipv4!();
 
 /// A tag-free regex and the facts the engine needs about it.
 #[derive(Debug, Clone, PartialEq, Eq)]

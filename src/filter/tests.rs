@@ -161,6 +161,17 @@ fn quick_host_parse_agrees_with_parse_host() {
         "[2001:db8::1]",
         "host.example",
         "1.2.3.a",
+        "00.1.2.3",
+        "1.2.3.00",
+        "1.2.3.0",
+        "100.200.250.199",
+        "1.2.3.255",
+        "1.2.3.256",
+        "1.2.3.4 ",
+        " 1.2.3.4",
+        "1.2.3.-4",
+        "1.2.3.1000",
+        "111.111.111.1111",
     ] {
         assert_eq!(
             parse_host_quick(raw.as_bytes()),
@@ -186,9 +197,17 @@ fn host_read_off_the_match_agrees_with_captures() {
         // A look-behind right after the leading literal reads the
         // literal's last byte, before the span the rest is searched in.
         r"failure\b<HOST>",
+        // A remainder that is a dotted quad is taken without an automaton.
+        "Login failure <HOST>$",
+        "failure <ADDR>$",
     ];
     let lines = [
         "ERROR Login failure 198.51.100.7",
+        "Login failure 10.0.0.3 Login failure 10.0.0.4",
+        "Login failure 01.2.3.4",
+        "Login failure 0.0.0.0",
+        "Login failure 1.2.3.4 ",
+        "Login failure 1.2.3",
         "Login failure Login failure 2001:db8::1 x",
         "Login failure [2001:db8::1]",
         "Login failure 300.1.1.1",

@@ -87,6 +87,12 @@ pub(super) fn parse_host_quick(raw: &[u8]) -> Option<IpAddr> {
     }
 }
 
+/// Whether `raw` is exactly a dotted quad in `Ipv4Addr`'s grammar.
+#[inline]
+pub(super) fn is_dotted_quad(raw: &[u8]) -> bool {
+    dotted_quad(raw).is_some()
+}
+
 /// The four octets of `raw` if it is exactly a dotted quad in
 /// `Ipv4Addr`'s grammar, in one pass over the bytes (this runs on every
 /// matching line of a flood).
