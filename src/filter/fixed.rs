@@ -22,12 +22,22 @@
 //! would give; when it does not, the caller falls back to the captures. It
 //! says nothing when a `user` group is wanted too or the shape is other.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 
 use regex_automata::{meta, Anchored, Input};
 use regex_syntax::hir::{Hir, HirKind};
 
 use super::{tags, text};
+
+/// A host found without captures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Where it stands in the text.
+    pub span: Range<usize>,
+    /// The address, when finding the host already read it.
+    pub addr: Option<IpAddr>,
+}
 
 /// How to find the host of one failregex without captures.
 #[derive(Debug, Clone)]
@@ -53,19 +63,22 @@ struct Lead {
 }
 
 impl Lead {
-    fn find(&self, text: &[u8]) -> Option<Range<usize>> {
+    /// The match's span, and the host when it was read as a dotted quad.
+    fn find(&self, text: &[u8]) -> Option<(Range<usize>, Option<Ipv4Addr>)> {
         let len = self.literal.needle().len();
         let mut from = 0;
         while let Some(i) = text.get(from..).and_then(|t| self.literal.find(t)) {
             let at = from + i;
-            if self.quad_to_end && text::is_dotted_quad(&text[at + len..]) {
-                return Some(at..text.len());
+            if self.quad_to_end {
+                if let Some(quad) = text::dotted_quad(&text[at + len..]) {
+                    return Some((at..text.len(), Some(quad.into())));
+                }
             }
             let input = Input::new(text)
                 .span(at + len..text.len())
                 .anchored(Anchored::Yes);
             if let Some(m) = self.rest.search(&input) {
-                return Some(at..m.end());
+                return Some((at..m.end(), None));
             }
             from = at + 1;
         }
@@ -92,15 +105,19 @@ impl HostAt {
     /// `Some(None)` when `re` does not match, `None` when the captures
     /// must decide.
     #[inline]
-    pub fn find(&self, re: &regex::bytes::Regex, text: &[u8]) -> Option<Option<Range<usize>>> {
-        let m = match &self.lead {
-            Some(lead) => lead.find(text),
-            None => re.find(text).map(|m| m.range()),
+    pub fn find(&self, re: &regex::bytes::Regex, text: &[u8]) -> Option<Option<Found>> {
+        let (m, addr) = match &self.lead {
+            Some(lead) => match lead.find(text) {
+                Some((m, quad)) => (m, quad.map(IpAddr::V4)),
+                None => return Some(None),
+            },
+            None => match re.find(text) {
+                Some(m) => (m.range(), None),
+                None => return Some(None),
+            },
         };
-        match m {
-            None => Some(None),
-            Some(m) => self.host(text, m).map(Some),
-        }
+        let span = self.host(text, m)?;
+        Some(Some(Found { span, addr }))
     }
 
     /// The host within `m`, a match of the whole regex in `text`; `None`:

@@ -161,7 +161,7 @@ impl Filter {
         let mut cidr_m = None;
         let (host_m, user_m) = match self.fixed_host(regex, content) {
             Some(None) => return done(Outcome::Missed, none),
-            Some(host) => (host, None),
+            Some(host) => (host.map(|f| f.span), None),
             None => match found
                 .take()
                 .or_else(|| self.fail_captures(regex, content, ascii))
@@ -317,7 +317,7 @@ impl Filter {
         }
     }
 
-    /// For a failregex whose host `fixed` can find: `Some(Some(host range))`
+    /// For a failregex whose host `fixed` can find: `Some(Some(host))`
     /// when it matches `text`, `Some(None)` when it does not. `None`: the
     /// regex needs its captures.
     #[inline]
@@ -325,7 +325,7 @@ impl Filter {
         &self,
         regex: usize,
         text: &[u8],
-    ) -> Option<Option<std::ops::Range<usize>>> {
+    ) -> Option<Option<super::fixed::Found>> {
         self.host_at
             .get(regex)?
             .as_ref()?

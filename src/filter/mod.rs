@@ -392,9 +392,9 @@ impl Filter {
             Ok(regex) => regex,
             Err(outcome) => return (outcome, none),
         };
-        let (host_m, user_m) = match self.fixed_host(regex, text) {
+        let (host_m, user_m, read) = match self.fixed_host(regex, text) {
             Some(None) => return (Outcome::Missed, none),
-            Some(host_m) => (host_m, None),
+            Some(Some(found)) => (Some(found.span), None, found.addr),
             None => {
                 let Some((slots, host_g, user_g)) = locs.get_mut(regex) else {
                     return (Outcome::Missed, none);
@@ -409,10 +409,10 @@ impl Filter {
                     .filter_map(|g| group(Some(*g)))
                     .find(|r| !r.is_empty())
                     .or_else(|| user_g.iter().find_map(|g| group(Some(*g))));
-                (group(*host_g), user)
+                (group(*host_g), user, None)
             }
         };
-        let host = host_m.clone().and_then(|r| parse_host_quick(&text[r]));
+        let host = read.or_else(|| host_m.clone().and_then(|r| parse_host_quick(&text[r])));
         let user = user_m.clone().map(|r| &text[r]);
         let spans = cut.spans_in_line(Spans {
             host: host_m,

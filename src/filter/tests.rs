@@ -246,7 +246,12 @@ fn host_read_off_the_match_agrees_with_captures() {
                 Some(host) => assert_eq!(&spans.host, host, "{p} {line:?}"),
             }
             if let Some(found) = f.fixed_host(0, line.as_bytes()) {
-                assert_eq!(found, want.flatten(), "{p} {line:?}");
+                let addr = found.as_ref().and_then(|f| f.addr);
+                let span = found.map(|f| f.span);
+                assert_eq!(span, want.clone().flatten(), "{p} {line:?}");
+                if let (Some(addr), Some(span)) = (addr, span) {
+                    assert_eq!(Some(addr), parse_host(&line.as_bytes()[span]), "{line:?}");
+                }
                 fast += 1;
             }
         }

@@ -87,17 +87,11 @@ pub(super) fn parse_host_quick(raw: &[u8]) -> Option<IpAddr> {
     }
 }
 
-/// Whether `raw` is exactly a dotted quad in `Ipv4Addr`'s grammar.
-#[inline]
-pub(super) fn is_dotted_quad(raw: &[u8]) -> bool {
-    dotted_quad(raw).is_some()
-}
-
 /// The four octets of `raw` if it is exactly a dotted quad in
 /// `Ipv4Addr`'s grammar, in one pass over the bytes (this runs on every
 /// matching line of a flood).
 #[inline]
-fn dotted_quad(raw: &[u8]) -> Option<[u8; 4]> {
+pub(super) fn dotted_quad(raw: &[u8]) -> Option<[u8; 4]> {
     let mut octets = [0u8; 4];
     let mut i = 0;
     for (k, o) in octets.iter_mut().enumerate() {
