@@ -14,6 +14,12 @@
 //! automaton at all: every dotted quad is in the host pattern's language,
 //! and `$` makes the remainder the whole host.
 //!
+//! A regex of any start that ends with a separator the host cannot hold,
+//! then the host, then `$` (`^[A-Z]+ Login failure <HOST>$`): the host can
+//! only be what follows the separator's last occurrence. When that is a
+//! dotted quad, the regex matches exactly when its part before the host
+//! matches up to there: one capture-free search of a shorter regex.
+//!
 //! Owns only these decisions, made once per regex from its syntax tree, and
 //! the two small searches of the second kind. It must stay exact: the regex
 //! crate's leftmost-first search tries the host's alternatives in order and
@@ -98,6 +104,9 @@ enum Shape {
         host: Box<meta::Regex>,
         rest: Box<meta::Regex>,
     },
+    /// The host ends the text and follows the last `sep` (a byte it cannot
+    /// hold); `prefix` is the regex up to the host, anchored at the end.
+    Suffix { sep: u8, prefix: Box<meta::Regex> },
 }
 
 impl HostAt {
@@ -106,6 +115,9 @@ impl HostAt {
     /// must decide.
     #[inline]
     pub fn find(&self, re: &regex::bytes::Regex, text: &[u8]) -> Option<Option<Found>> {
+        if let Shape::Suffix { sep, prefix } = &self.shape {
+            return suffix_host(*sep, prefix, text);
+        }
         let (m, addr) = match &self.lead {
             Some(lead) => match lead.find(text) {
                 Some((m, quad)) => (m, quad.map(IpAddr::V4)),
@@ -138,8 +150,26 @@ impl HostAt {
                 let r = rest.search(&anchored(h.end()))?;
                 (r.end() == m.end).then_some(start..h.end())
             }
+            // Taken by `find` before any match is searched for.
+            Shape::Suffix { .. } => None,
         }
     }
+}
+
+/// [`HostAt::find`] for [`Shape::Suffix`]. The regex's part before the host
+/// ends with `sep`, so a text without it cannot match; a host that is not a
+/// dotted quad is left to the captures.
+#[inline]
+fn suffix_host(sep: u8, prefix: &meta::Regex, text: &[u8]) -> Option<Option<Found>> {
+    let Some(i) = memchr::memrchr(sep, text) else {
+        return Some(None);
+    };
+    let quad = text::dotted_quad(&text[i + 1..])?;
+    let found = prefix.is_match(Input::new(&text[..=i])).then(|| Found {
+        span: i + 1..text.len(),
+        addr: Some(IpAddr::V4(quad.into())),
+    });
+    Some(found)
 }
 
 /// How a failregex (its syntax tree, as parsed for the regex itself) lets
@@ -153,7 +183,6 @@ pub fn host_at(hir: &Hir) -> Option<HostAt> {
         _ => std::slice::from_ref(hir),
     };
     let at = items.iter().position(|h| is_group(h, tags::HOST_GROUP))?;
-    let before = width(&items[..at])?;
     // The regex crate's settings for byte regexes: empty matches may split
     // a UTF-8 sequence; its size limit.
     let build = |h: &Hir| {
@@ -166,6 +195,14 @@ pub fn host_at(hir: &Hir) -> Option<HostAt> {
             .build_from_hir(h)
             .ok()
             .map(Box::new)
+    };
+    let Some(before) = width(&items[..at]) else {
+        let (sep, prefix) = suffix(items, at)?;
+        let prefix = build(&prefix)?;
+        return Some(HostAt {
+            shape: Shape::Suffix { sep, prefix },
+            lead: None,
+        });
     };
     let shape = match width(&items[at + 1..]) {
         Some(after) => Shape::Span { before, after },
@@ -184,6 +221,48 @@ pub fn host_at(hir: &Hir) -> Option<HostAt> {
         _ => None,
     };
     Some(HostAt { shape, lead })
+}
+
+/// For `items` = anything, a literal ending in a byte the host group
+/// (`items[at]`, holding every dotted quad) cannot hold, the host, `$`:
+/// that byte and the items before the host, then `$`.
+fn suffix(items: &[Hir], at: usize) -> Option<(u8, Hir)> {
+    let (before, host) = (items.get(..at)?, items.get(at)?);
+    if !quad_to_end(items.get(at..)?) {
+        return None;
+    }
+    let sep = match before.last().map(Hir::kind) {
+        Some(HirKind::Literal(lit)) => *lit.0.last()?,
+        _ => return None,
+    };
+    if !sep.is_ascii() || may_hold(host, sep) {
+        return None;
+    }
+    let mut prefix = before.to_vec();
+    prefix.push(Hir::look(regex_syntax::hir::Look::End));
+    Some((sep, Hir::concat(prefix)))
+}
+
+/// Whether a match of `h` may hold the byte `b` (an ASCII one).
+fn may_hold(h: &Hir, b: u8) -> bool {
+    use regex_syntax::hir::Class;
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => false,
+        HirKind::Literal(lit) => lit.0.contains(&b),
+        HirKind::Class(Class::Bytes(c)) => c
+            .ranges()
+            .iter()
+            .any(|r| (r.start()..=r.end()).contains(&b)),
+        HirKind::Class(Class::Unicode(c)) => {
+            let b = char::from(b);
+            c.ranges()
+                .iter()
+                .any(|r| (r.start()..=r.end()).contains(&b))
+        }
+        HirKind::Repetition(r) => may_hold(&r.sub, b),
+        HirKind::Capture(c) => may_hold(&c.sub, b),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(|h| may_hold(h, b)),
+    }
 }
 
 /// Whether `rest` is the host group, whose language holds every dotted
@@ -267,6 +346,7 @@ mod tests {
             match h.shape {
                 Shape::Span { before, after } => format!("span {before} {after}{lead}"),
                 Shape::Start { before, .. } => format!("start {before}{lead}"),
+                Shape::Suffix { sep, .. } => format!("suffix {:?}", char::from(sep)),
             }
         })
     }
@@ -300,6 +380,14 @@ mod tests {
     }
 
     #[test]
+    fn a_host_at_the_end_after_a_separator() {
+        let s = |c: char| Some(format!("suffix {c:?}"));
+        assert_eq!(shape("^[A-Z]+ Login failure <HOST>$"), s(' '));
+        assert_eq!(shape(r"user .* from <ADDR>$"), s(' '));
+        assert_eq!(shape(r"^\S+ client=<HOST>$"), s('='));
+    }
+
+    #[test]
     fn fixed_start_only() {
         let s = |b: usize| Some(format!("start {b}"));
         assert_eq!(shape(r#"^<HOST> - \S+ \[\] "GET"#), s(0));
@@ -310,7 +398,11 @@ mod tests {
 
     #[test]
     fn anything_else_means_captures() {
-        assert_eq!(shape("^[A-Z]+ Login failure <HOST>$"), None);
+        assert_eq!(shape("^[A-Z]+ Login failure <HOST>"), None);
+        // The host may hold what would end the part before it.
+        assert_eq!(shape(r"^[A-Z]+ Login failure:<HOST>$"), None);
+        assert_eq!(shape(r"^[A-Z]+ Login failure \[<HOST>$"), None);
+        assert_eq!(shape(r"^[A-Z]+ Login failure \S<HOST>$"), None);
         assert_eq!(shape("(?:GET|POST) <HOST>"), None);
         assert_eq!(shape("for <F-USER>x</F-USER> from <HOST>"), None);
         assert_eq!(shape("(from <HOST>)"), None);

@@ -200,10 +200,19 @@ fn host_read_off_the_match_agrees_with_captures() {
         // A remainder that is a dotted quad is taken without an automaton.
         "Login failure <HOST>$",
         "failure <ADDR>$",
+        // The host after the last space, the rest matched up to it.
+        "^[A-Z]+ Login failure <HOST>$",
+        r"user .* from <HOST>$",
     ];
     let lines = [
         "ERROR Login failure 198.51.100.7",
         "Login failure 10.0.0.3 Login failure 10.0.0.4",
+        "user x from y from 10.1.2.3",
+        "user x from 10.1.2.3 from [2001:db8::1]",
+        "ERROR Login failure 10.1.2.3 10.1.2.4",
+        "error Login failure 10.1.2.3",
+        "ERROR  Login failure 10.1.2.3",
+        "Login failure\t10.1.2.3",
         "Login failure 01.2.3.4",
         "Login failure 0.0.0.0",
         "Login failure 1.2.3.4 ",
