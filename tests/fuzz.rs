@@ -157,7 +157,7 @@ fn forged_line() -> impl Strategy<Value = Vec<u8>> {
         v
     });
     let login = (
-        proptest::sample::select(&["Login failure ", ""][..]),
+        proptest::sample::select(&["Login failure ", "ERROR Login failure ", ""][..]),
         addr(),
         proptest::sample::select(&["", " port 22", " port 2222"][..]),
         line(),
@@ -385,11 +385,15 @@ proptest! {
 }
 
 /// Failregexes whose host `filter::fixed` finds without captures (fixed
-/// from both ends, fixed from the start only, led by a literal or not),
-/// and the shapes attackers forge against: a host after ` from ` that a
-/// user name, URL or user agent can contain too.
+/// from both ends, fixed from the start only, led by a literal or not, a
+/// dotted quad after a leading literal or after the last separator at the
+/// end of the line), and the shapes attackers forge against: a host after
+/// ` from ` that a user name, URL or user agent can contain too.
 const FIXED: &[&str] = &[
     "^Login failure <HOST>$",
+    "Login failure <HOST>$",
+    "^[A-Z]+ Login failure <HOST>$",
+    r"^Failed password for .* from <ADDR>$",
     "Login failure <HOST>",
     r"from <HOST> port \d+",
     r"from <HOST> port \d+ ssh2$",
