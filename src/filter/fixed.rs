@@ -354,28 +354,20 @@ mod tests {
     #[test]
     fn fixed_parts_on_both_sides() {
         let s = |b: usize, a: usize| Some(format!("span {b} {a}"));
-        assert_eq!(shape("Login failure <HOST>"), Some("span 14 0 lead".into()));
-        assert_eq!(
-            shape("Login failure <HOST>$"),
-            Some("span 14 0 lead quad".into())
-        );
-        assert_eq!(
-            shape("Login failure <ADDR>$"),
-            Some("span 14 0 lead quad".into())
-        );
-        // `(?m)$` also ends before a newline: not the end of the text.
-        assert_eq!(
-            shape("(?m)Login failure <HOST>$"),
-            Some("span 14 0 lead".into())
-        );
-        assert_eq!(
-            shape("Login failure <HOST> $"),
-            Some("span 14 1 lead".into())
-        );
+        for (p, want) in [
+            ("Login failure <HOST>", "span 14 0 lead"),
+            ("Login failure <HOST>$", "span 14 0 lead quad"),
+            ("Login failure <ADDR>$", "span 14 0 lead quad"),
+            // `(?m)$` also ends before a newline: not the end of the text.
+            ("(?m)Login failure <HOST>$", "span 14 0 lead"),
+            ("Login failure <HOST> $", "span 14 1 lead"),
+            (r"from <ADDR>:[0-9]{4}", "span 5 5 lead"),
+        ] {
+            assert_eq!(shape(p).as_deref(), Some(want), "{p}");
+        }
         assert_eq!(shape("^Login failure <HOST>$"), s(14, 0));
         assert_eq!(shape(r"^<HOST> port [0-9][0-9]$"), s(0, 8));
         assert_eq!(shape(r"\bfrom <ADDR>:[0-9]{4}\b"), s(5, 5));
-        assert_eq!(shape(r"from <ADDR>:[0-9]{4}"), Some("span 5 5 lead".into()));
         assert_eq!(shape("(?:GET|PUT) <HOST>"), s(4, 0));
     }
 
