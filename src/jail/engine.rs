@@ -455,35 +455,25 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         let mut times = Vec::new();
         let mut observe = |_: &Rec, t: UnixTime, _: &Verdict| times.push(t);
-        let dated = b"2024-03-10 00:00:00 noise\n";
+        // Each chunk read at `t`, the wall clock then too.
+        let mut feed = |e: &mut Engine, data: &[u8], t: UnixTime| {
+            e.handle_walked(
+                &lines(data, t),
+                &mut Vec::new(),
+                t,
+                &mut out,
+                Some(&mut observe),
+            )
+        };
         let t0 = 1_710_028_800;
-        e.handle_walked(
-            &lines(dated, t0),
-            &mut Vec::new(),
-            t0,
-            &mut out,
-            Some(&mut observe),
-        );
+        feed(&mut e, b"2024-03-10 00:00:00 noise\n", t0);
         // Read later, in another chunk: still the dated line's time.
-        let later = t0 + 50;
         let undated = b"fail from 198.51.100.7\n";
-        e.handle_walked(
-            &lines(undated, later),
-            &mut Vec::new(),
-            later,
-            &mut out,
-            Some(&mut observe),
-        );
+        feed(&mut e, undated, t0 + 50);
         // A day idle: the stream is forgotten, the next one counts when read.
-        let idle = later + STREAM_IDLE;
+        let idle = t0 + 50 + STREAM_IDLE;
         e.sweep(idle);
-        e.handle_walked(
-            &lines(undated, idle),
-            &mut Vec::new(),
-            idle,
-            &mut out,
-            Some(&mut observe),
-        );
+        feed(&mut e, undated, idle);
         assert_eq!(times, [t0, idle]);
     }
 
