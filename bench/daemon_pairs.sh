@@ -9,8 +9,9 @@
 #   e.g. bench/daemon_pairs.sh 10 target/release/banwarden /tmp/banwarden-old
 #        bench/daemon_pairs.sh 5 A B --latency-n 100 --throughput-n 0 --flood-n 200000
 # Output: a line per run, then per binary the medians of what was measured
-# (flood: lines/s, how many floods reached 3 M, the write, the time after it;
-# latency: each run's p99).
+# (flood: lines/s, how many floods reached 3 M, the write, the time after it,
+# the daemon's CPU time and page faults over the flood; latency: each run's
+# p99).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 if [ $# -lt 3 ]; then
@@ -60,8 +61,9 @@ t, load, b, j = sys.stdin.read().rstrip("\n").split("\t", 3)
 d = json.loads(j); l = d.get("latency_ms"); f = d.get("flood")
 parts = [t, "load", load, b]
 if l: parts += ["p50 %.2f p99 %.2f ms" % (l["p50"], l["p99"])]
-if f: parts += ["flood %.2f M lines/s, write %.1f ms, after it %.1f ms" % (
-    f["lines_per_s"] / 1e6, f["write_s"] * 1e3, (f["all_read_s"] - f["write_s"]) * 1e3)]
+if f: parts += ["flood %.2f M lines/s, write %.1f ms, after it %.1f ms, daemon CPU %.1f ms, %d page faults" % (
+    f["lines_per_s"] / 1e6, f["write_s"] * 1e3, (f["all_read_s"] - f["write_s"]) * 1e3,
+    f.get("daemon_cpu_ms", 0), f.get("daemon_minflt", 0))]
 print(" ".join(parts))'
   done
 done
@@ -79,9 +81,12 @@ for b, ds in rows.items():
         rate = [f["lines_per_s"] / 1e6 for f in fl]
         write = [f["write_s"] * 1e3 for f in fl]
         after = [(f["all_read_s"] - f["write_s"]) * 1e3 for f in fl]
+        cpu = [f.get("daemon_cpu_ms", 0) for f in fl]
+        faults = [f.get("daemon_minflt", 0) for f in fl]
         print(f"  flood: median {st.median(rate):.2f} M lines/s ({min(rate):.2f}-{max(rate):.2f}), "
               f">= 3 M in {sum(r >= 3 for r in rate)} of {len(rate)}; write median {st.median(write):.1f} ms; "
-              f"after the write median {st.median(after):.1f} ms ({min(after):.1f}-{max(after):.1f})")
+              f"after the write median {st.median(after):.1f} ms ({min(after):.1f}-{max(after):.1f}); "
+              f"daemon CPU median {st.median(cpu):.1f} ms; page faults median {st.median(faults):.0f}")
     lat = [d["latency_ms"] for d in ds if "latency_ms" in d]
     if lat:
         print("  latency p99: " + " / ".join(f"{l['p99']:.2f}" for l in lat) + " ms; p50 "
