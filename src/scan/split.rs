@@ -31,10 +31,14 @@ impl Cutter {
     /// Returns the complete lines ending in `chunk` (each with its `\n`) and
     /// how many overlong lines ended in it. Runs of lines within the cap
     /// are copied whole.
+    ///
+    /// Past the first line (which continues the held partial one), the cap
+    /// is checked a window at a time, not a line at a time: when the last
+    /// `\n` among the next `max_line + 1` bytes is found (searching from the
+    /// window's end, so at once for short lines), every line before it is
+    /// within the cap; when there is none, the line starting there is over.
     pub fn feed(&mut self, chunk: &[u8]) -> (Vec<u8>, u64) {
         let (mut out, mut skipped) = (Vec::new(), 0);
-        // `chunk[run..at]`: whole lines within the cap not copied yet.
-        let (mut run, mut at) = (0, 0);
         let copy = |out: &mut Vec<u8>, partial: &mut Vec<u8>, run: &[u8]| {
             if out.capacity() == 0 {
                 out.reserve_exact(partial.len() + chunk.len());
@@ -43,31 +47,46 @@ impl Cutter {
             out.extend_from_slice(run);
             partial.clear();
         };
-        for i in memchr::memchr_iter(b'\n', chunk) {
-            // The first line continues the held partial one (or the
-            // overlong line being skipped).
-            let first = at == 0;
-            let len = if first {
-                self.partial.len() + i
-            } else {
-                i - at
-            };
-            let skipping = first && std::mem::take(&mut self.skipping);
-            if skipping || len > self.max_line {
-                if first {
-                    self.partial.clear();
-                } else if run < at {
-                    copy(&mut out, &mut self.partial, &chunk[run..at]);
-                }
-                skipped += 1;
-                run = i + 1;
+        // The lines end at `last`: the rest is the next partial line.
+        let Some(last) = memchr::memrchr(b'\n', chunk) else {
+            self.hold(chunk);
+            return (out, skipped);
+        };
+        let first = memchr::memchr(b'\n', chunk).unwrap_or(last);
+        // `chunk[run..at]`: whole lines within the cap not copied yet.
+        let mut run = 0;
+        if std::mem::take(&mut self.skipping) || self.partial.len() + first > self.max_line {
+            self.partial.clear();
+            skipped += 1;
+            run = first + 1;
+        }
+        let mut at = first + 1;
+        while at <= last {
+            let window = &chunk[at..(at + self.max_line + 1).min(last + 1)];
+            if let Some(i) = memchr::memrchr(b'\n', window) {
+                at += i + 1;
+                continue;
             }
-            at = i + 1;
+            // No `\n` within the cap: the line at `at` is over it.
+            if run < at {
+                copy(&mut out, &mut self.partial, &chunk[run..at]);
+            }
+            let past = at + window.len();
+            let end = memchr::memchr(b'\n', &chunk[past..]).map_or(last, |i| past + i);
+            skipped += 1;
+            at = end + 1;
+            run = at;
         }
         if run < at {
             copy(&mut out, &mut self.partial, &chunk[run..at]);
         }
-        let rest = &chunk[at..];
+        self.hold(&chunk[last + 1..]);
+        (out, skipped)
+    }
+
+    /// Holds `rest` (no `\n` in it) as the start of the next line, or
+    /// skips it with the line it starts when that is over the cap.
+    fn hold(&mut self, rest: &[u8]) {
         if !self.skipping {
             if self.partial.len() + rest.len() > self.max_line {
                 self.partial.clear();
@@ -76,7 +95,6 @@ impl Cutter {
                 self.partial.extend_from_slice(rest);
             }
         }
-        (out, skipped)
     }
 
     /// The stream ended: its unterminated last line is complete after all
@@ -131,6 +149,39 @@ mod tests {
                 skipped += s;
             }
             assert_eq!((out, skipped), want.clone(), "pieces of {piece}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any lines, any cap, any cut into pieces: what the line-by-line
+        /// reference delivers and counts.
+        #[test]
+        fn cutter_agrees_with_the_reference_on_any_lines(
+            lens in proptest::collection::vec(0usize..60, 0..40),
+            max_line in 0usize..20,
+            cuts in proptest::collection::vec(1usize..50, 1..8),
+        ) {
+            let mut text = Vec::new();
+            for (i, len) in lens.iter().enumerate() {
+                text.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, *len));
+                text.push(b'\n');
+            }
+            let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
+            let want = reference(&lines, max_line);
+            let mut c = Cutter::new(max_line);
+            let (mut out, mut skipped) = (Vec::new(), 0);
+            let mut rest = &text[..];
+            for n in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (p, r) = rest.split_at((*n).min(rest.len()));
+                let (o, s) = c.feed(p);
+                out.extend_from_slice(&o);
+                skipped += s;
+                rest = r;
+            }
+            proptest::prop_assert_eq!((out, skipped), want);
         }
     }
 
