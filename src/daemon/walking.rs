@@ -16,8 +16,9 @@ use crate::jail::walker::{WalkRoutes, Walked, Walker};
 use crate::source::SourceEvent;
 
 /// Walked events waiting for the main loop: a few, so a flood's walking
-/// runs ahead of its counting, and the sources slow down beyond that.
-const WALKED_QUEUE: usize = 8;
+/// runs ahead of its counting, and the sources slow down beyond that
+/// (each holds its chunk and its records: see `SOURCE_QUEUE`).
+const WALKED_QUEUE: usize = 4;
 
 /// The handle of the walker thread; the thread ends when it is dropped.
 pub(super) struct WalkerThread {
@@ -133,7 +134,8 @@ mod tests {
             // More than the walked queue holds (the source queue holds the
             // rest): the flush must not wait on a full walked queue that
             // only the loop below empties.
-            for n in 0..12 {
+            let n = WALKED_QUEUE as u64 + 4;
+            for n in 0..n {
                 tx.send(skipped(n)).await.unwrap();
             }
             let mut got = Vec::new();
@@ -148,7 +150,7 @@ mod tests {
             while let Ok(w) = walked.try_recv() {
                 got.push(count(&w));
             }
-            assert_eq!(got, (0..12).collect::<Vec<u64>>());
+            assert_eq!(got, (0..n).collect::<Vec<u64>>());
             // The sources gone, the walker ends and the main loop sees it.
             drop(tx);
             assert!(walked.recv().await.is_none());
