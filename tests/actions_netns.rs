@@ -277,10 +277,7 @@ fn a_silent_or_unmatched_source_is_flagged_in_status_log_and_metrics() {
     let cfg = ConfigDir::app(table, "  health: {after: 2s}\n");
     with_metrics(&cfg);
     let daemon = start(&pair, &cfg, table);
-    let status = || {
-        let out = cfg.cli(&["status", "app", "--json"]);
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
-    };
+    let status = || cfg.status("app");
     let health = |want: &str| {
         let s = status();
         let text = s.to_string();

@@ -23,15 +23,6 @@ fn addr(i: u32) -> String {
     format!("10.{}.{}.{}", i / 62500, i / 250 % 250, i % 250 + 1)
 }
 
-/// `banwarden status app --json` of the daemon configured in `cfg`.
-fn status(cfg: &ConfigDir) -> serde_json::Value {
-    json(
-        Command::new(env!("CARGO_BIN_EXE_banwarden"))
-            .args(["status", "app", "--json", "--config"])
-            .arg(cfg.path()),
-    )
-}
-
 /// Three rounds over 2,500 addresses, all at one time: with `max_tracked`
 /// at 1,000 each round evicts the lowest addresses of the table before
 /// their third failure, so only an exact order gives dry-run's bans.
@@ -89,7 +80,7 @@ fn a_burst_overrunning_max_tracked_is_counted_as_dry_run_counts_it() {
     let mut s = serde_json::Value::Null;
     assert!(
         eventually(Duration::from_secs(30), || {
-            s = status(&cfg);
+            s = cfg.status("app");
             s["counters"]["lines"].as_u64() == Some(7500)
         }),
         "not every line was read: {s}\n{}",
@@ -141,7 +132,7 @@ fn a_reload_in_the_middle_of_a_burst_counts_every_line_once() {
     let mut s = serde_json::Value::Null;
     assert!(
         eventually(Duration::from_secs(30), || {
-            s = status(&cfg);
+            s = cfg.status("app");
             s["counters"]["lines"].as_u64() >= Some(121_000)
         }),
         "not every line was read: {s}\n{}",

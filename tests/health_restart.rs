@@ -9,11 +9,6 @@ use std::time::{Duration, Instant};
 use common::daemon::{failures, ConfigDir, Daemon};
 use common::netns::{eventually, exec, skip_unless_privileged, NetPair};
 
-fn status(cfg: &ConfigDir) -> serde_json::Value {
-    let out = cfg.cli(&["status", "app", "--json"]);
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
-}
-
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -32,14 +27,14 @@ fn the_health_clock_and_last_match_survive_a_restart() {
     let daemon = Daemon::start(&pair.srv, &cfg, table);
     cfg.append("app.log", &failures("198.51.100.60", 1));
     assert!(
-        eventually(Duration::from_secs(10), || status(&cfg)["last_match"]
+        eventually(Duration::from_secs(10), || cfg.status("app")["last_match"]
             .as_i64()
             .is_some()),
         "{}\n{}",
-        status(&cfg),
+        cfg.status("app"),
         daemon.stderr()
     );
-    let before = status(&cfg);
+    let before = cfg.status("app");
     let last_match = before["last_match"].as_i64().expect("last_match");
     assert_eq!(before["last_line"].as_i64(), Some(last_match));
     assert!(before["health"].is_null(), "{before}");
@@ -49,7 +44,7 @@ fn the_health_clock_and_last_match_survive_a_restart() {
     assert!(eventually(Duration::from_secs(30), || unix_now() > last_match + 6));
     let started = Instant::now();
     let daemon = Daemon::start(&pair.srv, &cfg, table);
-    let after = status(&cfg);
+    let after = cfg.status("app");
     assert_eq!(
         after["last_match"].as_i64(),
         Some(last_match),
@@ -60,11 +55,12 @@ fn the_health_clock_and_last_match_survive_a_restart() {
     // A clock started afresh could flag the silence no sooner than 5 s
     // after the daemon started; the kept one flags it at the first check.
     assert!(
-        eventually(Duration::from_secs(20), || status(&cfg)
+        eventually(Duration::from_secs(20), || cfg
+            .status("app")
             .to_string()
             .contains("no line from its sources for 5s")),
         "{}\n{}",
-        status(&cfg),
+        cfg.status("app"),
         daemon.stderr()
     );
     let took = started.elapsed();
@@ -114,11 +110,12 @@ fn mostly_undated_matches_are_flagged_in_status_and_metrics() {
     cfg.append("app.log", &lines);
     let undated = "most matched lines carry no date the filter can read";
     assert!(
-        eventually(Duration::from_secs(15), || status(&cfg)
+        eventually(Duration::from_secs(15), || cfg
+            .status("app")
             .to_string()
             .contains(undated)),
         "{}\n{}",
-        status(&cfg),
+        cfg.status("app"),
         daemon.stderr()
     );
     assert!(

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::daemon::{failures, in_set, set_elements, ConfigDir, Daemon};
@@ -13,15 +12,6 @@ use common::netns::{eventually, skip_unless_privileged, NetPair};
 
 fn config(table: &str) -> ConfigDir {
     ConfigDir::app(table, "  maxretry: 3\n  findtime: 10m\n  bantime: 10m\n")
-}
-
-fn status(cfg: &ConfigDir) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_banwarden"))
-        .args(["status", "app", "--json", "--config"])
-        .arg(cfg.path())
-        .output()
-        .expect("run cli");
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
 /// How many addresses the namespace's `table` bans.
@@ -66,7 +56,7 @@ fn failures_appended_while_stopped_to_a_file_that_had_no_line_are_counted_once()
     cfg.append("app.log", "Login failure 198.51.100.81\n");
     let mut s = serde_json::Value::Null;
     assert!(eventually(Duration::from_secs(10), || {
-        s = status(&cfg);
+        s = cfg.status("app");
         s["counters"]["failures"].as_u64().is_some_and(|n| n >= 4)
     }));
     assert_eq!(s["counters"]["failures"], 4, "{s}");
@@ -99,7 +89,7 @@ fn a_file_never_seen_is_read_from_its_first_line_within_findtime() {
         "failures within findtime before the first start were not counted:\n{}",
         daemon.stderr()
     );
-    let s = status(&cfg);
+    let s = cfg.status("app");
     assert_eq!(
         s["counters"]["lines"], 3,
         "read from the first line within findtime, no earlier: {s}"

@@ -27,6 +27,12 @@ impl ConfigDir {
             .expect("run cli")
     }
 
+    /// `banwarden status JAIL --json`, parsed (`Null` while the daemon does
+    /// not answer, so a test can wait on it).
+    pub fn status(&self, jail: &str) -> serde_json::Value {
+        serde_json::from_slice(&self.cli(&["status", jail, "--json"]).stdout).unwrap_or_default()
+    }
+
     /// A config with `table`, state and socket inside the temp dir.
     pub fn new(table: &str) -> ConfigDir {
         let dir = tempfile::tempdir().expect("temp dir");
