@@ -46,10 +46,18 @@ pub struct Found {
 }
 
 /// How to find the host of one failregex without captures.
+// One per failregex, built once: boxing the lead's finder to even the
+// variants out would cost a pointer chase on every matching line.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
-pub struct HostAt {
-    shape: Shape,
-    lead: Option<Lead>,
+pub enum HostAt {
+    /// At a place of the regex's match that `shape` says; the match is
+    /// found through `lead` when the regex starts with a literal.
+    InMatch { shape: Shape, lead: Option<Lead> },
+    /// The host ends the text and follows the last `sep` (a byte it cannot
+    /// hold); `prefix` is the regex up to the host, anchored at the end. No
+    /// match of the whole regex is searched for.
+    Suffix { sep: u8, prefix: Box<meta::Regex> },
 }
 
 /// A regex that starts with a literal: its leftmost match starts at the
@@ -59,7 +67,7 @@ pub struct HostAt {
 /// find its start), and the automaton never walks the literal's bytes,
 /// which the literal search has already read.
 #[derive(Debug, Clone)]
-struct Lead {
+pub struct Lead {
     literal: memchr::memmem::Finder<'static>,
     /// Everything after the literal.
     rest: Box<meta::Regex>,
@@ -94,7 +102,7 @@ impl Lead {
 
 /// Where the host stands in every match.
 #[derive(Debug, Clone)]
-enum Shape {
+pub enum Shape {
     /// `before` bytes after the match's start, `after` before its end.
     Span { before: usize, after: usize },
     /// `before` bytes after the match's start; ends where `host` ends, if
@@ -104,9 +112,6 @@ enum Shape {
         host: Box<meta::Regex>,
         rest: Box<meta::Regex>,
     },
-    /// The host ends the text and follows the last `sep` (a byte it cannot
-    /// hold); `prefix` is the regex up to the host, anchored at the end.
-    Suffix { sep: u8, prefix: Box<meta::Regex> },
 }
 
 impl HostAt {
@@ -115,10 +120,11 @@ impl HostAt {
     /// must decide.
     #[inline]
     pub fn find(&self, re: &regex::bytes::Regex, text: &[u8]) -> Option<Option<Found>> {
-        if let Shape::Suffix { sep, prefix } = &self.shape {
-            return suffix_host(*sep, prefix, text);
-        }
-        let (m, addr) = match &self.lead {
+        let (shape, lead) = match self {
+            HostAt::Suffix { sep, prefix } => return suffix_host(*sep, prefix, text),
+            HostAt::InMatch { shape, lead } => (shape, lead),
+        };
+        let (m, addr) = match lead {
             Some(lead) => match lead.find(text) {
                 Some((m, quad)) => (m, quad.map(IpAddr::V4)),
                 None => return Some(None),
@@ -128,15 +134,17 @@ impl HostAt {
                 None => return Some(None),
             },
         };
-        let span = self.host(text, m)?;
+        let span = shape.host(text, m)?;
         Some(Some(Found { span, addr }))
     }
+}
 
+impl Shape {
     /// The host within `m`, a match of the whole regex in `text`; `None`:
     /// ask the captures.
     #[inline]
     fn host(&self, text: &[u8], m: Range<usize>) -> Option<Range<usize>> {
-        match &self.shape {
+        match self {
             Shape::Span { before, after } => Some((m.start + before)..m.end.saturating_sub(*after)),
             Shape::Start { before, host, rest } => {
                 let start = m.start + before;
@@ -150,13 +158,11 @@ impl HostAt {
                 let r = rest.search(&anchored(h.end()))?;
                 (r.end() == m.end).then_some(start..h.end())
             }
-            // Taken by `find` before any match is searched for.
-            Shape::Suffix { .. } => None,
         }
     }
 }
 
-/// [`HostAt::find`] for [`Shape::Suffix`]. The regex's part before the host
+/// [`HostAt::find`] for [`HostAt::Suffix`]. The regex's part before the host
 /// ends with `sep`, so a text without it cannot match; a host that is not a
 /// dotted quad is left to the captures.
 #[inline]
@@ -199,10 +205,7 @@ pub fn host_at(hir: &Hir) -> Option<HostAt> {
     let Some(before) = width(&items[..at]) else {
         let (sep, prefix) = suffix(items, at)?;
         let prefix = build(&prefix)?;
-        return Some(HostAt {
-            shape: Shape::Suffix { sep, prefix },
-            lead: None,
-        });
+        return Some(HostAt::Suffix { sep, prefix });
     };
     let shape = match width(&items[at + 1..]) {
         Some(after) => Shape::Span { before, after },
@@ -220,7 +223,7 @@ pub fn host_at(hir: &Hir) -> Option<HostAt> {
         }),
         _ => None,
     };
-    Some(HostAt { shape, lead })
+    Some(HostAt::InMatch { shape, lead })
 }
 
 /// For `items` = anything, a literal ending in a byte the host group
@@ -338,15 +341,18 @@ mod tests {
             .parse(&regex)
             .unwrap();
         host_at(&hir).map(|h| {
-            let lead = match &h.lead {
+            let (shape, lead) = match h {
+                HostAt::Suffix { sep, .. } => return format!("suffix {:?}", char::from(sep)),
+                HostAt::InMatch { shape, lead } => (shape, lead),
+            };
+            let lead = match &lead {
                 Some(l) if l.quad_to_end => " lead quad",
                 Some(_) => " lead",
                 None => "",
             };
-            match h.shape {
+            match shape {
                 Shape::Span { before, after } => format!("span {before} {after}{lead}"),
                 Shape::Start { before, .. } => format!("start {before}{lead}"),
-                Shape::Suffix { sep, .. } => format!("suffix {:?}", char::from(sep)),
             }
         })
     }
