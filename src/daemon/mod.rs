@@ -47,12 +47,11 @@ use walking::WalkerThread;
 
 /// Capacity of the channel from sources to the engine: a flooding log blocks
 /// its tailer instead of growing memory. A file event holds up to 256 KiB of
-/// lines, so at most about 1 MiB waits here; more would only be memory (the
-/// walker and the main loop, not the reader, are the bottleneck under a
-/// flood), and memory the daemon has not used yet costs a page fault per
-/// 4 KiB: with 16 events here and 8 walked, a 200,000-line flood took a
-/// fifth more page faults and a tenth more CPU time.
-const SOURCE_QUEUE: usize = 4;
+/// lines, so at most about 4 MiB wait here. Four (with four walked events)
+/// took a sixth fewer page faults and 4.5 MiB less memory under a
+/// 200,000-line flood, but the flood was read 3-4 ms later (medians of ten
+/// alternated floods, two quiet sets).
+const SOURCE_QUEUE: usize = 16;
 /// How long ban history is kept for escalation when no jail says otherwise.
 const HISTORY_HORIZON: i64 = 30 * 86400;
 /// Longest a handled line's position waits to be saved when no ban is

@@ -18,7 +18,7 @@ use crate::source::SourceEvent;
 /// Walked events waiting for the main loop: a few, so a flood's walking
 /// runs ahead of its counting, and the sources slow down beyond that
 /// (each holds its chunk and its records: see `SOURCE_QUEUE`).
-const WALKED_QUEUE: usize = 4;
+const WALKED_QUEUE: usize = 8;
 
 /// The handle of the walker thread; the thread ends when it is dropped.
 pub(super) struct WalkerThread {
