@@ -85,11 +85,16 @@ class Monitor:
         self.proc.wait()
 
 
+def stat_fields(pid):
+    """/proc/PID/stat's fields after the command name (the state first)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def cpu(pid, children=False):
     """The process's CPU seconds (utime+stime); with `children`, plus those of
     its waited-for children (the nft processes it ran)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    fields = stat_fields(pid)
     own = int(fields[11]) + int(fields[12])
     if children:
         own += int(fields[13]) + int(fields[14])
@@ -111,8 +116,7 @@ def cpu_ns(pid):
 
 def minflt(pid):
     """The process's minor page faults so far (every thread's)."""
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[7])
+    return int(stat_fields(pid)[7])
 
 
 def rss_hwm(pid):
