@@ -33,6 +33,10 @@ impl LazyDfa {
     /// `None` when the patterns do not compile within the filters' size
     /// limit.
     pub(super) fn new(hirs: &[&Hir]) -> Option<LazyDfa> {
+        Self::build(hirs, false)
+    }
+
+    fn build(hirs: &[&Hir], each: bool) -> Option<LazyDfa> {
         let nfa = thompson::Compiler::new()
             .configure(
                 thompson::Config::new()
@@ -45,6 +49,7 @@ impl LazyDfa {
             .configure(
                 DFA::config()
                     .match_kind(MatchKind::LeftmostFirst)
+                    .starts_for_each_pattern(each)
                     .cache_capacity(2 << 20),
             )
             .build_from_nfa(nfa)
@@ -52,10 +57,25 @@ impl LazyDfa {
         Some(LazyDfa { dfa: Arc::new(dfa) })
     }
 
+    /// [`new`](Self::new), also searchable for one pattern alone
+    /// (`Anchored::Pattern`).
+    pub(super) fn per_pattern(hirs: &[&Hir]) -> Option<LazyDfa> {
+        Self::build(hirs, true)
+    }
+
     /// The end and pattern of the leftmost-first match in `input` (whose
     /// start the caller anchors). `Err`: the DFA could not say (the caller
     /// searches another way).
     pub(super) fn search(&self, input: &Input<'_>) -> Result<Option<HalfMatch>, ()> {
+        self.with_cache(|dfa, cache| dfa.try_search_fwd(cache, input).map_err(|_| ()))
+    }
+
+    /// Runs `f` with the DFA and this thread's cache for it: several
+    /// searches for the price of one lookup.
+    pub(super) fn with_cache<T>(
+        &self,
+        f: impl FnOnce(&DFA, &mut Cache) -> Result<T, ()>,
+    ) -> Result<T, ()> {
         CACHES.with(|caches| {
             let mut caches = caches.borrow_mut();
             let at = match caches
@@ -70,7 +90,7 @@ impl LazyDfa {
                 }
             };
             let (_, cache) = caches.get_mut(at).ok_or(())?;
-            self.dfa.try_search_fwd(cache, input).map_err(|_| ())
+            f(&self.dfa, cache)
         })
     }
 }

@@ -12,6 +12,7 @@
 
 mod backtrack;
 mod build;
+mod chain;
 mod compile;
 pub mod date;
 mod date_cache;

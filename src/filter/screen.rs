@@ -3,7 +3,7 @@
 //! failregex fail2ban would pick (the first that matches at all, as every
 //! match starts at 0), with its first branch that can match when it is
 //! split (`split::Split`), and reads a failregex that is not split with its
-//! own backtracker straight away.
+//! own chain of DFA searches (`chain`) or backtracker straight away.
 //!
 //! Owns the screen's construction and its two searches; it decides nothing
 //! about outcomes (`matching` does), and is not used on text that is not
@@ -16,6 +16,7 @@ use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input};
 use regex_syntax::hir::{Hir, Look};
 
+use super::chain::Chain;
 use super::lazy::LazyDfa;
 use super::split::{ascii_hir, backtrack_captures, backtracker, Split};
 
@@ -34,7 +35,8 @@ pub(super) struct Screen {
     ids: Vec<(usize, Option<usize>)>,
     /// Per failregex not split: its pattern (ASCII classes, only the
     /// groups matching reads), and its backtracker once a line needs it.
-    direct: Vec<Option<(Hir, OnceLock<Option<BoundedBacktracker>>)>>,
+    /// Its chain, when it has one, then serves before the backtracker.
+    direct: Vec<Option<Direct>>,
 }
 
 impl Screen {
@@ -55,7 +57,10 @@ impl Screen {
                     return None;
                 }
                 ids.push((i, None));
-                direct.push(Some((hir.clone(), OnceLock::new())));
+                direct.push(Some(Direct {
+                    hir: hir.clone(),
+                    bt: OnceLock::new(),
+                }));
                 hirs.push(hir);
             }
         }
@@ -93,8 +98,9 @@ impl Screen {
     }
 
     /// Failregex `i`'s captures on `text` (all ASCII) when
-    /// [`first`](Self::first) named it and it is not split: its
-    /// backtracker, anchored at 0 where all its matches start, run straight
+    /// [`first`](Self::first) named it and it is not split: its chain of
+    /// DFA searches (`chain`) when it has one and that reaches the end;
+    /// else its backtracker, anchored at 0 where all its matches start, run straight
     /// away (the screen's pass stands for the lazy DFA pass its regex would
     /// make first), over the text up to the end of the match the screen
     /// found (the failregex's own, as no earlier one matches: its first
@@ -102,12 +108,29 @@ impl Screen {
     /// it fails on the whole text). `None`: split, or the text is too long
     /// for the backtracker's bound (the caller runs the regex).
     pub(super) fn captures(&self, first: &Screened, text: &[u8]) -> Option<Captures> {
-        let (hir, bt) = self.direct.get(first.regex)?.as_ref()?;
-        let bt = bt.get_or_init(|| backtracker(hir)).as_ref()?;
+        let d = self.direct.get(first.regex)?.as_ref()?;
+        let (bt, chain) =
+            d.bt.get_or_init(|| {
+                let bt = backtracker(&d.hir)?;
+                let chain = Chain::new(&[Some(&d.hir)], bt.get_nfa().group_info());
+                Some((bt, chain))
+            })
+            .as_ref()?;
+        if let Some(caps) = chain.as_ref().and_then(|c| c.captures_for(bt, text)) {
+            return Some(caps);
+        }
         let input = Input::new(text).range(..first.end).anchored(Anchored::Yes);
         let caps = backtrack_captures(bt, &input).ok()?;
         caps.is_match().then_some(caps)
     }
+}
+
+/// A failregex the screen reads on its own: its pattern, and its
+/// backtracker and chain once a line needs them.
+#[derive(Debug, Clone)]
+struct Direct {
+    hir: Hir,
+    bt: OnceLock<Option<(BoundedBacktracker, Option<Chain>)>>,
 }
 
 /// What [`Screen::first`] found.

@@ -14,12 +14,15 @@
 //!   `Aj` before it never leads to a match, so `P(?:Ak|...|An)Q` takes the
 //!   same first successful path as the whole pattern (removing paths that
 //!   all fail keeps the others' order), without exploring the branches
-//!   that end in a failure on every line of the other shape.
+//!   that end in a failure on every line of the other shape. Its captures
+//!   come from branch `k`'s chain of DFA searches (`chain`) where that
+//!   reaches the end, else from the backtracker of `P(?:Ak|...|An)Q`.
 //!
 //! Owns these constructions and their searches; it decides nothing about
 //! outcomes, and is not used on text that is not all ASCII.
 
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 use regex_automata::meta;
 use regex_automata::nfa::thompson::{self, backtrack, backtrack::BoundedBacktracker};
@@ -28,6 +31,7 @@ use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{Anchored, Input, PatternID};
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
+use super::chain::Chain;
 use super::head::Ends;
 use super::REGEX_SIZE_LIMIT;
 
@@ -245,6 +249,12 @@ pub(super) struct Split {
     /// backtracker straight away (the screen's pass stands for the lazy
     /// DFA pass a `meta::Regex` would make first).
     tails: Vec<BoundedBacktracker>,
+    /// The concatenation's parts, and which is the alternation.
+    parts: Vec<Hir>,
+    at: usize,
+    /// Per `k`: the chain of the concatenation with branch `k` in the
+    /// alternation's place, built when a line first needs it.
+    chains: Vec<OnceLock<Option<Chain>>>,
 }
 
 thread_local! {
@@ -261,12 +271,19 @@ impl Split {
         let (singles, tails) = Self::parts(pattern)?;
         let screen = build(&singles.iter().collect::<Vec<_>>())?;
         let tails = tails.iter().map(backtracker).collect::<Option<Vec<_>>>()?;
-        Some(Split { screen, tails })
+        let (parts, at) = Self::concat(pattern)?;
+        Some(Split {
+            screen,
+            chains: tails.iter().map(|_| OnceLock::new()).collect(),
+            tails,
+            parts,
+            at,
+        })
     }
 
-    /// The concatenation with each branch alone, and with the branches
-    /// from each on.
-    pub(super) fn parts(pattern: &str) -> Option<(Vec<Hir>, Vec<Hir>)> {
+    /// The parts of `pattern`'s concatenation (ASCII classes) and the
+    /// index of its last alternation, when it starts with `^`.
+    fn concat(pattern: &str) -> Option<(Vec<Hir>, usize)> {
         let hir = ascii_hir(pattern)?;
         let HirKind::Concat(parts) = hir.kind() else {
             return None;
@@ -277,6 +294,31 @@ impl Split {
         let at = parts
             .iter()
             .rposition(|p| matches!(p.kind(), HirKind::Alternation(_)))?;
+        Some((parts.clone(), at))
+    }
+
+    /// The chain of tail `k`: the parts before the alternation, branch `k`
+    /// and the parts after, each on its own (no piece spans the branch's
+    /// edges). When branch `k` matches where the parts before it end, it is
+    /// the first path of the alternation of branches `k..` there.
+    pub(super) fn chain(&self, k: usize) -> Option<&Chain> {
+        let cell = self.chains.get(k)?;
+        cell.get_or_init(|| {
+            let HirKind::Alternation(alts) = self.parts.get(self.at)?.kind() else {
+                return None;
+            };
+            let mut parts: Vec<Option<&Hir>> = self.parts[..self.at].iter().map(Some).collect();
+            parts.extend([None, Some(alts.get(k)?), None]);
+            parts.extend(self.parts[self.at + 1..].iter().map(Some));
+            Chain::new(&parts, self.tails.get(k)?.get_nfa().group_info())
+        })
+        .as_ref()
+    }
+
+    /// The concatenation with each branch alone, and with the branches
+    /// from each on.
+    pub(super) fn parts(pattern: &str) -> Option<(Vec<Hir>, Vec<Hir>)> {
+        let (parts, at) = Self::concat(pattern)?;
         let HirKind::Alternation(alts) = parts[at].kind() else {
             return None;
         };
@@ -301,10 +343,14 @@ impl Split {
     }
 
     /// The whole pattern's captures on `text` (all ASCII), given
-    /// [`first`](Self::first)'s answer `k`. `Err`: the text is too long
-    /// for the backtracker's bound (the caller runs the whole pattern).
+    /// [`first`](Self::first)'s answer `k`: from branch `k`'s chain, else
+    /// the backtracker. `Err`: the text is too long for the backtracker's
+    /// bound (the caller runs the whole pattern).
     pub(super) fn captures(&self, k: usize, text: &[u8]) -> Result<Option<Captures>, ()> {
         let bt = self.tails.get(k).ok_or(())?;
+        if let Some(caps) = self.chain(k).and_then(|c| c.captures_for(bt, text)) {
+            return Ok(Some(caps));
+        }
         // All matches start at 0 (`^`); the whole text, since the screen's
         // end is branch `k`'s, not necessarily the whole pattern's.
         let caps = backtrack_captures(bt, &Input::new(text).anchored(Anchored::Yes))?;
