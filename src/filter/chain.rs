@@ -20,12 +20,15 @@
 //! before the piece's), else the piece is cut there. An alternation whose
 //! branches hold groups is a step of its own: its first branch that
 //! matches from there (each branch searched alone, in order) is its first
-//! path; a branch may be only groups around a group-free pattern. A group
-//! inside a repetition makes the pattern unfit (`None`).
+//! path, and the branch's own chain places the groups inside it (it must
+//! end where the branch's search did). `X?` is the alternation `X|` (`X??`
+//! is `|X`); a group inside any other repetition makes the pattern unfit
+//! (`None`).
 //!
 //! Owns only the construction and the searches; which patterns take a
 //! chain is `split`'s and `screen`'s, and it decides nothing about outcomes.
 
+use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson::backtrack::BoundedBacktracker;
 use regex_automata::util::captures::{Captures, GroupInfo};
 use regex_automata::util::primitives::NonMaxUsize;
@@ -56,9 +59,26 @@ enum Step {
     Piece { pid: usize, marks: Vec<(usize, At)> },
     /// Slots set where the chain is (groups around nothing between pieces).
     Here(Vec<usize>),
-    /// The first branch that matches from where the chain is: its pattern
-    /// and the (start, end) slots of the groups around it.
-    Alt(Vec<(usize, Vec<(usize, usize)>)>),
+    /// An alternation (or an optional part) holding groups: its first
+    /// branch that matches alone from where the chain is (each branch's
+    /// whole pattern searched in turn) takes its first path.
+    Alt(Vec<Branch>),
+}
+
+#[derive(Debug, Clone)]
+struct Branch {
+    /// The branch's whole pattern.
+    pid: usize,
+    then: Then,
+}
+
+/// Where a branch's groups stand.
+#[derive(Debug, Clone)]
+enum Then {
+    /// Around the whole branch: (start, end) slots.
+    Spans(Vec<(usize, usize)>),
+    /// As the branch's own chain says, which must end where its search did.
+    Steps(Vec<Step>),
 }
 
 /// The pattern flattened: group boundaries between pieces of pattern.
@@ -66,10 +86,27 @@ enum Item {
     Open(u32),
     Close(u32),
     Plain(Hir),
-    /// Branches: each its group-free core and the groups around it.
-    Alt(Vec<(Hir, Vec<u32>)>),
+    /// Branches in order: each its whole pattern and its groups.
+    Alt(Vec<(Hir, Groups)>),
     /// A place pieces must not span.
     Cut,
+}
+
+/// A branch's groups, as flattened.
+enum Groups {
+    /// Groups around a group-free pattern (the branch's whole one).
+    Around(Vec<u32>),
+    Inside(Vec<Item>),
+}
+
+/// Slot numbers of the groups of pattern 0 of a `GroupInfo`.
+struct Slots<'i>(&'i GroupInfo);
+
+impl Slots<'_> {
+    fn of(&self, g: u32, end: bool) -> Option<usize> {
+        let s = self.0.slot(PatternID::ZERO, usize::try_from(g).ok()?)?;
+        Some(s + usize::from(end))
+    }
 }
 
 impl Chain {
@@ -85,38 +122,15 @@ impl Chain {
                 None => items.push(Item::Cut),
             }
         }
-        let slot = |g: u32, end: bool| -> Option<usize> {
-            let s = info.slot(PatternID::ZERO, usize::try_from(g).ok()?)?;
-            Some(s + usize::from(end))
-        };
-        let mut b = Builder::default();
-        for item in items {
-            match item {
-                Item::Open(g) => b.mark(slot(g, false)?),
-                Item::Close(g) => b.mark(slot(g, true)?),
-                Item::Plain(h) => b.plain(h),
-                Item::Alt(branches) => {
-                    b.finish();
-                    let mut alt = Vec::with_capacity(branches.len());
-                    for (core, groups) in branches {
-                        let spans = groups
-                            .iter()
-                            .map(|&g| Some((slot(g, false)?, slot(g, true)?)))
-                            .collect::<Option<Vec<_>>>()?;
-                        alt.push((b.pattern(core), spans));
-                    }
-                    b.steps.push(Step::Alt(alt));
-                }
-                Item::Cut => b.finish(),
-            }
-        }
-        b.finish();
-        let hirs: Vec<&Hir> = b.patterns.iter().collect();
+        let slots = Slots(info);
+        let mut patterns = Vec::new();
+        let steps = steps(items, &slots, &mut patterns)?;
+        let hirs: Vec<&Hir> = patterns.iter().collect();
         let dfa = LazyDfa::per_pattern(&hirs)?;
         Some(Chain {
             dfa,
-            steps: b.steps,
-            whole: (slot(0, false)?, slot(0, true)?),
+            steps,
+            whole: (slots.of(0, false)?, slots.of(0, true)?),
         })
     }
 
@@ -129,57 +143,15 @@ impl Chain {
         let slots = caps.slots_mut();
         slots.iter_mut().for_each(|s| *s = None);
         self.dfa.with_cache(|dfa, cache| {
-            // `Ok(None)`: no match; `Err`: the DFA gave up.
-            let mut search = |pid: usize, from: usize| -> Result<Option<usize>, ()> {
-                let pid = PatternID::new(pid).map_err(|_| ())?;
-                let input = Input::new(text)
-                    .range(from..)
-                    .anchored(Anchored::Pattern(pid));
-                let found = dfa.try_search_fwd(cache, &input).map_err(|_| ())?;
-                Ok(found.map(|m| m.offset()))
+            let mut run = Run {
+                dfa,
+                cache,
+                text,
+                slots,
             };
-            let mut set = |slot: usize, at: usize| -> Result<(), ()> {
-                *slots.get_mut(slot).ok_or(())? = Some(NonMaxUsize::new(at).ok_or(())?);
-                Ok(())
-            };
-            let mut pos = 0;
-            for step in &self.steps {
-                match step {
-                    Step::Piece { pid, marks } => {
-                        let end = search(*pid, pos)?.ok_or(())?;
-                        for &(slot, at) in marks {
-                            let at = match at {
-                                At::FromStart(n) => pos + n,
-                                At::FromEnd(n) => end.checked_sub(n).ok_or(())?,
-                            };
-                            set(slot, at)?;
-                        }
-                        pos = end;
-                    }
-                    Step::Here(marks) => {
-                        for &slot in marks {
-                            set(slot, pos)?;
-                        }
-                    }
-                    Step::Alt(branches) => {
-                        let mut found = None;
-                        for (pid, spans) in branches {
-                            if let Some(end) = search(*pid, pos)? {
-                                found = Some((end, spans));
-                                break;
-                            }
-                        }
-                        let (end, spans) = found.ok_or(())?;
-                        for &(s, e) in spans {
-                            set(s, pos)?;
-                            set(e, end)?;
-                        }
-                        pos = end;
-                    }
-                }
-            }
-            set(self.whole.0, 0)?;
-            set(self.whole.1, pos)
+            let end = run.steps(&self.steps, 0)?;
+            run.set(self.whole.0, 0)?;
+            run.set(self.whole.1, end)
         })?;
         caps.set_pattern(Some(PatternID::ZERO));
         Ok(())
@@ -212,6 +184,131 @@ impl Chain {
     }
 }
 
+/// One line's walk along a chain.
+struct Run<'a> {
+    dfa: &'a DFA,
+    cache: &'a mut Cache,
+    text: &'a [u8],
+    slots: &'a mut [Option<NonMaxUsize>],
+}
+
+impl Run<'_> {
+    /// Pattern `pid`'s first path from `from`: its end, `Ok(None)` when it
+    /// does not match there, `Err` when the DFA gave up.
+    fn search(&mut self, pid: usize, from: usize) -> Result<Option<usize>, ()> {
+        let pid = PatternID::new(pid).map_err(|_| ())?;
+        let input = Input::new(self.text)
+            .range(from..)
+            .anchored(Anchored::Pattern(pid));
+        let found = self
+            .dfa
+            .try_search_fwd(self.cache, &input)
+            .map_err(|_| ())?;
+        Ok(found.map(|m| m.offset()))
+    }
+
+    fn set(&mut self, slot: usize, at: usize) -> Result<(), ()> {
+        *self.slots.get_mut(slot).ok_or(())? = Some(NonMaxUsize::new(at).ok_or(())?);
+        Ok(())
+    }
+
+    /// Walks `steps` from `pos`; where they end.
+    fn steps(&mut self, steps: &[Step], mut pos: usize) -> Result<usize, ()> {
+        for step in steps {
+            match step {
+                Step::Piece { pid, marks } => {
+                    let end = self.search(*pid, pos)?.ok_or(())?;
+                    for &(slot, at) in marks {
+                        let at = match at {
+                            At::FromStart(n) => pos + n,
+                            At::FromEnd(n) => end.checked_sub(n).ok_or(())?,
+                        };
+                        self.set(slot, at)?;
+                    }
+                    pos = end;
+                }
+                Step::Here(marks) => {
+                    for &slot in marks {
+                        self.set(slot, pos)?;
+                    }
+                }
+                Step::Alt(branches) => {
+                    let mut found = None;
+                    for b in branches {
+                        if let Some(end) = self.search(b.pid, pos)? {
+                            found = Some((b, end));
+                            break;
+                        }
+                    }
+                    let (b, end) = found.ok_or(())?;
+                    match &b.then {
+                        Then::Spans(spans) => {
+                            for &(s, e) in spans {
+                                self.set(s, pos)?;
+                                self.set(e, end)?;
+                            }
+                        }
+                        // The branch's first path is its chain's, when
+                        // that reaches the branch's end.
+                        Then::Steps(steps) => {
+                            if self.steps(steps, pos)? != end {
+                                return Err(());
+                            }
+                        }
+                    }
+                    pos = end;
+                }
+            }
+        }
+        Ok(pos)
+    }
+}
+
+/// The steps of `items`, their pieces added to `patterns`; `None` where a
+/// group has no slot.
+fn steps(items: Vec<Item>, slots: &Slots<'_>, patterns: &mut Vec<Hir>) -> Option<Vec<Step>> {
+    let mut b = Builder {
+        patterns: std::mem::take(patterns),
+        ..Builder::default()
+    };
+    let built = (|| {
+        for item in items {
+            match item {
+                Item::Open(g) => b.mark(slots.of(g, false)?),
+                Item::Close(g) => b.mark(slots.of(g, true)?),
+                Item::Plain(h) => b.plain(h),
+                Item::Alt(branches) => {
+                    b.finish();
+                    let mut alt = Vec::with_capacity(branches.len());
+                    for (whole, groups) in branches {
+                        let then = match groups {
+                            Groups::Around(groups) => Then::Spans(
+                                groups
+                                    .iter()
+                                    .map(|&g| Some((slots.of(g, false)?, slots.of(g, true)?)))
+                                    .collect::<Option<Vec<_>>>()?,
+                            ),
+                            Groups::Inside(items) => {
+                                Then::Steps(steps(items, slots, &mut b.patterns)?)
+                            }
+                        };
+                        alt.push(Branch {
+                            pid: b.pattern(whole),
+                            then,
+                        });
+                    }
+                    b.steps.push(Step::Alt(alt));
+                }
+                Item::Cut => b.finish(),
+            }
+        }
+        b.finish();
+        Some(())
+    })();
+    *patterns = std::mem::take(&mut b.patterns);
+    built.map(|()| b.steps)
+}
+
 /// Whether `h` holds a capture group.
 fn has_groups(h: &Hir) -> bool {
     h.properties().explicit_captures_len() > 0
@@ -235,22 +332,37 @@ fn flatten(h: &Hir, out: &mut Vec<Item>) -> Option<()> {
             out.push(Item::Close(c.index));
         }
         HirKind::Alternation(branches) => {
-            let branches = branches.iter().map(peel).collect::<Option<Vec<_>>>()?;
+            let branches = branches.iter().map(branch).collect::<Option<Vec<_>>>()?;
             out.push(Item::Alt(branches));
+        }
+        // `X?` tries `X` first, then nothing: `X|` (`X??`: `|X`).
+        HirKind::Repetition(r) if r.min == 0 && r.max == Some(1) => {
+            let (x, none) = (branch(&r.sub)?, (Hir::empty(), Groups::Around(Vec::new())));
+            out.push(Item::Alt(match r.greedy {
+                true => vec![x, none],
+                false => vec![none, x],
+            }));
         }
         _ => return None,
     }
     Some(())
 }
 
-/// A branch as its group-free core and the groups around it.
-fn peel(mut h: &Hir) -> Option<(Hir, Vec<u32>)> {
+/// A branch as its whole pattern and its groups: around a group-free
+/// pattern when that is all it is.
+fn branch(mut h: &Hir) -> Option<(Hir, Groups)> {
+    let whole = h.clone();
     let mut groups = Vec::new();
     while let HirKind::Capture(c) = h.kind() {
         groups.push(c.index);
         h = &c.sub;
     }
-    (!has_groups(h)).then(|| (h.clone(), groups))
+    if !has_groups(h) {
+        return Some((h.clone(), Groups::Around(groups)));
+    }
+    let mut items = Vec::new();
+    flatten(&whole, &mut items)?;
+    Some((whole, Groups::Inside(items)))
 }
 
 /// The fixed length of `h`'s matches, if they have one.
