@@ -34,8 +34,8 @@ pub(super) struct Screen {
     /// Per pattern: its failregex, and its branch for a split one.
     ids: Vec<(usize, Option<usize>)>,
     /// Per failregex not split: its pattern (ASCII classes, only the
-    /// groups matching reads), and its backtracker once a line needs it.
-    /// Its chain, when it has one, then serves before the backtracker.
+    /// groups matching reads), and its backtracker and chain once a line
+    /// needs them.
     direct: Vec<Option<Direct>>,
 }
 
@@ -59,7 +59,7 @@ impl Screen {
                 ids.push((i, None));
                 direct.push(Some(Direct {
                     hir: hir.clone(),
-                    bt: OnceLock::new(),
+                    built: OnceLock::new(),
                 }));
                 hirs.push(hir);
             }
@@ -100,17 +100,19 @@ impl Screen {
     /// Failregex `i`'s captures on `text` (all ASCII) when
     /// [`first`](Self::first) named it and it is not split: its chain of
     /// DFA searches (`chain`) when it has one and that reaches the end;
-    /// else its backtracker, anchored at 0 where all its matches start, run straight
-    /// away (the screen's pass stands for the lazy DFA pass its regex would
-    /// make first), over the text up to the end of the match the screen
-    /// found (the failregex's own, as no earlier one matches: its first
-    /// successful path lies within, and every path before it fails there as
-    /// it fails on the whole text). `None`: split, or the text is too long
-    /// for the backtracker's bound (the caller runs the regex).
+    /// else its backtracker, anchored at 0 where all its matches start,
+    /// run straight away (the screen's pass stands for the lazy DFA pass
+    /// its regex would make first), over the text up to the end of the
+    /// match the screen found (the failregex's own, as no earlier one
+    /// matches: its first successful path lies within, and every path
+    /// before it fails there as it fails on the whole text). `None`: split,
+    /// or the text is too long for the backtracker's bound (the caller runs
+    /// the regex).
     pub(super) fn captures(&self, first: &Screened, text: &[u8]) -> Option<Captures> {
         let d = self.direct.get(first.regex)?.as_ref()?;
-        let (bt, chain) =
-            d.bt.get_or_init(|| {
+        let (bt, chain) = d
+            .built
+            .get_or_init(|| {
                 let bt = backtracker(&d.hir)?;
                 let chain = Chain::new(&[Some(&d.hir)], bt.get_nfa().group_info());
                 Some((bt, chain))
@@ -126,11 +128,11 @@ impl Screen {
 }
 
 /// A failregex the screen reads on its own: its pattern, and its
-/// backtracker and chain once a line needs them.
+/// backtracker and chain (if it has one) once a line needs them.
 #[derive(Debug, Clone)]
 struct Direct {
     hir: Hir,
-    bt: OnceLock<Option<(BoundedBacktracker, Option<Chain>)>>,
+    built: OnceLock<Option<(BoundedBacktracker, Option<Chain>)>>,
 }
 
 /// What [`Screen::first`] found.

@@ -268,10 +268,10 @@ impl Split {
     /// `None` unless `pattern` (ASCII classes) is a concatenation that
     /// starts with `^` and holds an alternation (the last one is split).
     pub(super) fn new(pattern: &str) -> Option<Split> {
-        let (singles, tails) = Self::parts(pattern)?;
+        let (parts, at) = Self::concat(pattern)?;
+        let (singles, tails) = Self::branches(&parts, at)?;
         let screen = build(&singles.iter().collect::<Vec<_>>())?;
         let tails = tails.iter().map(backtracker).collect::<Option<Vec<_>>>()?;
-        let (parts, at) = Self::concat(pattern)?;
         Some(Split {
             screen,
             chains: tails.iter().map(|_| OnceLock::new()).collect(),
@@ -319,7 +319,13 @@ impl Split {
     /// from each on.
     pub(super) fn parts(pattern: &str) -> Option<(Vec<Hir>, Vec<Hir>)> {
         let (parts, at) = Self::concat(pattern)?;
-        let HirKind::Alternation(alts) = parts[at].kind() else {
+        Self::branches(&parts, at)
+    }
+
+    /// [`parts`](Self::parts) of a concatenation whose alternation is
+    /// part `at`.
+    fn branches(parts: &[Hir], at: usize) -> Option<(Vec<Hir>, Vec<Hir>)> {
+        let HirKind::Alternation(alts) = parts.get(at)?.kind() else {
             return None;
         };
         let with = |branches: Hir| {
