@@ -111,20 +111,27 @@ impl Ends {
             _ => return Err(()),
         };
         let content_at = after.checked_sub(1).ok_or(())?;
-        let info = caps.group_info().clone();
+        // Slot numbers first: the group table is then not held (nor
+        // cloned, a count shared by every thread) while the slots change.
+        let slot = |group: usize| caps.group_info().slot(PatternID::ZERO, group).ok_or(());
+        let whole = slot(0)?;
+        let content = slot(self.content)?;
+        let group = match group_end {
+            Some((end, index)) => Some((slot(index)?, end)),
+            None => None,
+        };
         let slots = caps.slots_mut();
         slots.iter_mut().for_each(|s| *s = None);
-        let mut set = |group: usize, (start, end): (usize, usize)| -> Result<(), ()> {
-            let at = info.slot(PatternID::ZERO, group).ok_or(())?;
+        let mut set = |at: usize, (start, end): (usize, usize)| -> Result<(), ()> {
             let span = slots.get_mut(at..at + 2).ok_or(())?;
             span[0] = NonMaxUsize::new(start);
             span[1] = NonMaxUsize::new(end);
             Ok(())
         };
-        set(0, (0, after))?;
-        set(self.content, (content_at, after))?;
-        if let Some((end, index)) = group_end {
-            set(index, (0, end))?;
+        set(whole, (0, after))?;
+        set(content, (content_at, after))?;
+        if let Some((at, end)) = group {
+            set(at, (0, end))?;
         }
         caps.set_pattern(Some(PatternID::ZERO));
         Ok(true)
