@@ -5,6 +5,10 @@
 //! each thread keeps its own caches, dropped with the last copy of their
 //! DFA (looked for when a thread meets a DFA it has no cache for).
 //!
+//! A line that keeps making new states (hostile text) makes the search
+//! give up once the cache has been cleared three times, and its caller
+//! searches another way; the next search starts with a fresh cache.
+//!
 //! Owns only the automaton and its caches; which searches run on it is
 //! its callers'.
 
@@ -17,6 +21,9 @@ use regex_automata::{HalfMatch, Input, MatchKind};
 use regex_syntax::hir::Hir;
 
 use super::REGEX_SIZE_LIMIT;
+
+/// Cache clears a search may cause before it may give up.
+const CLEARS: usize = 3;
 
 /// A leftmost-first lazy DFA over one or several patterns.
 #[derive(Debug, Clone)]
@@ -50,7 +57,13 @@ impl LazyDfa {
                 DFA::config()
                     .match_kind(MatchKind::LeftmostFirst)
                     .starts_for_each_pattern(each)
-                    .cache_capacity(2 << 20),
+                    .cache_capacity(2 << 20)
+                    // A line that keeps making new states (a hostile one:
+                    // few bytes per state once the cache has been cleared
+                    // this often) makes the search give up, and the caller
+                    // takes its other way, as `meta::Regex` does.
+                    .minimum_cache_clear_count(Some(CLEARS))
+                    .minimum_bytes_per_state(Some(10)),
             )
             .build_from_nfa(nfa)
             .ok()?;
@@ -90,6 +103,11 @@ impl LazyDfa {
                 }
             };
             let (_, cache) = caches.get_mut(at).ok_or(())?;
+            // After a search that gave up, the next line starts afresh
+            // (an exhausted cache would give up on every line after it).
+            if cache.clear_count() >= CLEARS {
+                cache.reset(&self.dfa);
+            }
             f(&self.dfa, cache)
         })
     }
@@ -124,6 +142,32 @@ mod tests {
         assert_eq!(end("x"), None);
         let other = LazyDfa::new(&[&hir(r"^x")]).unwrap();
         assert!(other.search(&Input::new("x")).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_line_that_keeps_making_states_gives_up_instead_of_spinning() {
+        // The 20th byte from the end decides: 2^20 states, a few per byte.
+        let dfa = LazyDfa::new(&[&hir(r"^(?:a|b)*a(?:a|b){19}x")]).unwrap();
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let text: Vec<u8> = (0..200_000)
+            .map(|_| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                if rng & 1 == 0 {
+                    b'a'
+                } else {
+                    b'b'
+                }
+            })
+            .collect();
+        let input = Input::new(&text).anchored(Anchored::Yes);
+        assert_eq!(dfa.search(&input), Err(()));
+        // A usual line still gets its answer from the same DFA.
+        let mut usual = vec![b'a'; 20];
+        usual.push(b'x');
+        let found = dfa.search(&Input::new(&usual).anchored(Anchored::Yes));
+        assert_eq!(found.map(|m| m.map(|m| m.offset())), Ok(Some(21)));
     }
 
     #[test]
