@@ -8,7 +8,7 @@
 //! see `date_cache`), panic on any input, read the clock (`now` is passed
 //! in), or know about failregexes, jails or firewalls.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jiff::{tz::TimeZone, Timestamp};
 
@@ -86,9 +86,13 @@ pub struct DateDetector {
 struct Inner {
     zone: Zone,
     custom: Option<Custom>,
-    /// Tried where the built-in formats find nothing (fail2ban's default
-    /// templates, for its filters without a datepattern of their own).
-    fallback: Option<Custom>,
+    /// fail2ban's reading of the built-in formats (zones around them, a
+    /// weekday before), for its filters without a datepattern of their own.
+    f2b: bool,
+    /// Then tried where the built-in formats find nothing: fail2ban's
+    /// default templates, compiled when a line first needs them (most logs
+    /// never do, and they cost a few ms of every start).
+    fallback: OnceLock<Option<Custom>>,
 }
 
 const SCAN_BRACKET: usize = 64;
@@ -120,15 +124,12 @@ impl DateDetector {
         // (`Sun Jun 09 07:57:47 2013`, `11-Aug-2013 03:36:11.372`...), and
         // anywhere in the line from a word's start (`[28325:...] 22-06-2014
         // 09:56:12`), the line's start first.
-        let fallback = match custom {
-            None => f2b::default_templates()?,
-            Some(_) => None,
-        };
         Ok(DateDetector {
             inner: Arc::new(Inner {
                 zone: Zone::new(tz.unwrap_or_else(TimeZone::system)),
+                f2b: custom.is_none(),
                 custom,
-                fallback,
+                fallback: OnceLock::new(),
             }),
         })
     }
@@ -141,7 +142,8 @@ impl DateDetector {
             inner: Arc::new(Inner {
                 zone,
                 custom,
-                fallback: None,
+                f2b: false,
+                fallback: OnceLock::new(),
             }),
         })
     }
@@ -184,17 +186,20 @@ impl DateDetector {
         match self.builtin_search(line, now) {
             // fail2ban reads a weekday before the date as part of it
             // (`[Thu Jul 11 01:21:41 2013]` leaves `[]`).
-            Some((mut m, _)) if self.inner.fallback.is_some() && weekday_before(line, m.start) => {
+            Some((mut m, _)) if self.inner.f2b && weekday_before(line, m.start) => {
                 m.start -= 4;
                 Some((m, None))
             }
             Some((m, a)) => Some((m, Some(a))),
-            None => self
+            None if self.inner.f2b => self
                 .inner
                 .fallback
+                // Constant templates: they compile (a test holds them to it).
+                .get_or_init(|| f2b::default_templates().ok().flatten())
                 .as_ref()
                 .and_then(|f| f.detect(&self.inner.zone, line, now))
                 .map(|m| (m, None)),
+            None => None,
         }
     }
 
@@ -226,7 +231,7 @@ impl DateDetector {
     fn builtin_at(&self, line: &[u8], pos: usize, now: UnixTime) -> Option<DateMatch> {
         let mut p = parse_builtin(line, pos)?;
         // fail2ban's default templates also read a zone around the date.
-        let start = match self.inner.fallback.is_some() {
+        let start = match self.inner.f2b {
             true => f2b_zone(line, pos, &mut p),
             false => pos,
         };

@@ -250,6 +250,20 @@ mod tests {
     use super::super::{DateDetector, DateFormat};
     use jiff::tz::TimeZone;
 
+    #[test]
+    fn the_default_templates_compile_and_read_what_the_built_in_formats_do_not() {
+        // Compiled when a line first needs them: an error would only
+        // show as dates not found, so it is caught here.
+        assert!(matches!(super::default_templates(), Ok(Some(_))));
+        let d = DateDetector::fail2ban(None, Some(TimeZone::UTC)).unwrap();
+        let plain = DateDetector::with_time_zone(None, TimeZone::UTC).unwrap();
+        for line in ["09.06.2013 07:57:47 x", "Jun 09, 2013 07:57:47 x"] {
+            let now = 1_376_200_000;
+            assert!(plain.detect(line.as_bytes(), now).is_none(), "{line}");
+            assert!(d.detect(line.as_bytes(), now).is_some(), "{line}");
+        }
+    }
+
     fn found(pattern: &str, line: &str) -> Option<(i64, String)> {
         let d = DateDetector::fail2ban(Some(pattern), Some(TimeZone::UTC)).unwrap();
         d.detect(line.as_bytes(), 1_124_013_600)
