@@ -47,7 +47,7 @@ pub(super) struct Chain {
 }
 
 /// Where a group boundary stands in its piece's match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum At {
     FromStart(usize),
     FromEnd(usize),
@@ -267,10 +267,7 @@ impl Run<'_> {
 /// The steps of `items`, their pieces added to `patterns`; `None` where a
 /// group has no slot.
 fn steps(items: Vec<Item>, slots: &Slots<'_>, patterns: &mut Vec<Hir>) -> Option<Vec<Step>> {
-    let mut b = Builder {
-        patterns: std::mem::take(patterns),
-        ..Builder::default()
-    };
+    let mut b = Builder::new(std::mem::take(patterns));
     let built = (|| {
         for item in items {
             match item {
@@ -375,34 +372,37 @@ fn fixed_len(h: &Hir) -> Option<usize> {
 }
 
 /// Pieces being cut from the items.
-#[derive(Default)]
 struct Builder {
     patterns: Vec<Hir>,
     steps: Vec<Step>,
     /// The piece being built.
     hirs: Vec<Hir>,
     marks: Vec<(usize, At)>,
-    /// The piece's fixed length so far (`None`: it varies).
+    /// The piece's fixed length so far (`None`: it varies; a piece not
+    /// begun yet is empty, of length 0).
     prefix: Option<usize>,
     /// Marks placed after a part that varies, each with the fixed length
     /// of the piece when it came: their place from the piece's end.
     pending: Vec<(usize, usize)>,
     /// The piece's length since its first pending mark (fixed).
     tail: usize,
-    /// Whether `prefix` is meaningful (the piece has begun).
-    started: bool,
 }
 
 impl Builder {
-    fn begin(&mut self) {
-        if !self.started {
-            self.started = true;
-            self.prefix = Some(0);
+    /// A builder adding its pieces to `patterns`.
+    fn new(patterns: Vec<Hir>) -> Builder {
+        Builder {
+            patterns,
+            steps: Vec::new(),
+            hirs: Vec::new(),
+            marks: Vec::new(),
+            prefix: Some(0),
+            pending: Vec::new(),
+            tail: 0,
         }
     }
 
     fn mark(&mut self, slot: usize) {
-        self.begin();
         match self.prefix {
             Some(n) => self.marks.push((slot, At::FromStart(n))),
             None => self.pending.push((slot, self.tail)),
@@ -410,12 +410,10 @@ impl Builder {
     }
 
     fn plain(&mut self, h: Hir) {
-        self.begin();
         let len = fixed_len(&h);
         if !self.pending.is_empty() && len.is_none() {
             // The marks would stand at no fixed place: the piece ends here.
             self.finish();
-            self.begin();
         }
         self.prefix = self.prefix.zip(len).map(|(a, b)| a + b);
         if !self.pending.is_empty() {
@@ -450,8 +448,7 @@ impl Builder {
             self.steps.push(Step::Piece { pid, marks });
         }
         self.tail = 0;
-        self.prefix = None;
-        self.started = false;
+        self.prefix = Some(0);
     }
 }
 
