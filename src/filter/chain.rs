@@ -35,7 +35,7 @@ use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::{Anchored, Input, PatternID};
 use regex_syntax::hir::{Hir, HirKind};
 
-use super::lazy::LazyDfa;
+use super::lazy::{pattern_end, LazyDfa};
 
 /// The steps of a pattern, over one DFA holding every piece.
 #[derive(Debug, Clone)]
@@ -200,11 +200,7 @@ impl Run<'_> {
         let input = Input::new(self.text)
             .range(from..)
             .anchored(Anchored::Pattern(pid));
-        let found = self
-            .dfa
-            .try_search_fwd(self.cache, &input)
-            .map_err(|_| ())?;
-        Ok(found.map(|m| m.offset()))
+        pattern_end(self.dfa, self.cache, &input)
     }
 
     fn set(&mut self, slot: usize, at: usize) -> Result<(), ()> {
