@@ -3,7 +3,9 @@
 //! failregex fail2ban would pick (the first that matches at all, as every
 //! match starts at 0), with its first branch that can match when it is
 //! split (`split::Split`), and reads a failregex that is not split with its
-//! own chain of DFA searches (`chain`) or backtracker straight away.
+//! own chain of DFA searches (`chain`) or backtracker straight away. Where
+//! the failregexes' literal prefixes allow, the pass runs over only those
+//! that can start with the line's first byte.
 //!
 //! Owns the screen's construction and its two searches; it decides nothing
 //! about outcomes (`matching` does), and is not used on text that is not
@@ -13,7 +15,8 @@ use std::sync::OnceLock;
 
 use regex_automata::nfa::thompson::backtrack::BoundedBacktracker;
 use regex_automata::util::captures::Captures;
-use regex_automata::{Anchored, Input};
+use regex_automata::{Anchored, HalfMatch, Input, PatternID};
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Hir, Look};
 
 use super::chain::Chain;
@@ -31,6 +34,9 @@ use super::split::{ascii_hir, backtrack_captures, backtracker, Split};
 #[derive(Debug, Clone)]
 pub(super) struct Screen {
     re: LazyDfa,
+    /// The same search on only the patterns that can start with a line's
+    /// first byte, when their literal prefixes say (see [`Dispatch`]).
+    dispatch: Option<Dispatch>,
     /// Per pattern: its failregex, and its branch for a split one.
     ids: Vec<(usize, Option<usize>)>,
     /// Per failregex not split: its pattern (ASCII classes, only the
@@ -66,6 +72,7 @@ impl Screen {
         }
         Some(Screen {
             re: LazyDfa::new(&hirs.iter().collect::<Vec<_>>())?,
+            dispatch: Dispatch::new(hirs),
             ids,
             direct,
         })
@@ -86,7 +93,14 @@ impl Screen {
     /// branch that can when it is split. `Err`: the lazy DFA could not
     /// say (the caller tries each failregex in turn).
     pub(super) fn first(&self, text: &[u8]) -> Result<Option<Screened>, ()> {
-        let m = self.re.search(&Input::new(text).anchored(Anchored::Yes))?;
+        let input = Input::new(text).anchored(Anchored::Yes);
+        let m = match (&self.dispatch, text.first()) {
+            (Some(d), Some(&b)) => match d.search(b, &input) {
+                Some(m) => m?,
+                None => self.re.search(&input)?,
+            },
+            _ => self.re.search(&input)?,
+        };
         Ok(m.and_then(|m| {
             let &(regex, branch) = self.ids.get(m.pattern().as_usize())?;
             Some(Screened {
@@ -125,6 +139,98 @@ impl Screen {
         let caps = backtrack_captures(bt, &input).ok()?;
         caps.is_match().then_some(caps)
     }
+}
+
+/// The screen's patterns grouped by the first bytes they can start with
+/// (from their literal prefixes): a line is searched only with the group of
+/// its first byte, in the screen's order, as no other pattern can match it
+/// (all are anchored at 0). Smaller automata, and a line no pattern can
+/// start with is not searched at all. Each group's DFA is built when a line
+/// first needs it.
+#[derive(Debug, Clone)]
+struct Dispatch {
+    /// Per byte: its group, or [`NONE`] when no pattern starts with it.
+    by_byte: Box<[u8; 256]>,
+    groups: Vec<Group>,
+}
+
+/// A byte no pattern starts with.
+const NONE: u8 = u8::MAX;
+
+/// The patterns (screen indices, in order) a first byte leaves, and
+/// their DFA once built.
+#[derive(Debug, Clone)]
+struct Group {
+    patterns: Vec<usize>,
+    hirs: Vec<Hir>,
+    dfa: OnceLock<Option<LazyDfa>>,
+}
+
+impl Dispatch {
+    /// `None` when the first bytes do not narrow the search (some pattern
+    /// may start with any byte wherever another could), or would make too
+    /// many groups.
+    fn new(hirs: Vec<Hir>) -> Option<Dispatch> {
+        let firsts: Vec<Option<[bool; 256]>> = hirs.iter().map(first_bytes).collect();
+        let mut by_byte = Box::new([NONE; 256]);
+        let mut groups: Vec<Group> = Vec::new();
+        for b in 0..256 {
+            let patterns: Vec<usize> = (0..hirs.len())
+                .filter(|&i| firsts[i].is_none_or(|f| f[b]))
+                .collect();
+            if patterns.is_empty() {
+                continue;
+            }
+            if patterns.len() == hirs.len() {
+                return None;
+            }
+            let g = match groups.iter().position(|g| g.patterns == patterns) {
+                Some(g) => g,
+                None => {
+                    groups.push(Group {
+                        hirs: patterns.iter().map(|&i| hirs[i].clone()).collect(),
+                        patterns,
+                        dfa: OnceLock::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            by_byte[b] = u8::try_from(g).ok().filter(|&g| g != NONE)?;
+        }
+        Some(Dispatch { by_byte, groups })
+    }
+
+    /// The leftmost-first match of the patterns that can start with `first`
+    /// (the input's first byte), as the whole screen would report it.
+    /// `None`: this group's DFA did not build (the caller searches with the
+    /// whole screen).
+    fn search(&self, first: u8, input: &Input<'_>) -> Option<Result<Option<HalfMatch>, ()>> {
+        let g = match self.by_byte[usize::from(first)] {
+            NONE => return Some(Ok(None)),
+            g => self.groups.get(usize::from(g))?,
+        };
+        let dfa = g
+            .dfa
+            .get_or_init(|| LazyDfa::new(&g.hirs.iter().collect::<Vec<_>>()))
+            .as_ref()?;
+        Some(dfa.search(input).map(|m| {
+            m.and_then(|m| {
+                let p = *g.patterns.get(m.pattern().as_usize())?;
+                Some(HalfMatch::new(PatternID::new(p).ok()?, m.offset()))
+            })
+        }))
+    }
+}
+
+/// The bytes a match of `hir` can start with, from its literal prefixes;
+/// `None` when any byte could (or the prefixes are not all known).
+fn first_bytes(hir: &Hir) -> Option<[bool; 256]> {
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
+    let mut set = [false; 256];
+    for lit in seq.literals()? {
+        set[usize::from(*lit.as_bytes().first()?)] = true;
+    }
+    Some(set)
 }
 
 /// A failregex the screen reads on its own: its pattern, and its
@@ -182,6 +288,70 @@ mod tests {
         }
         // A failregex anchored nowhere: no screen.
         assert!(Screen::new(&[(r"^a", false), (r"b", false)]).is_none());
+    }
+
+    #[test]
+    fn the_first_byte_narrows_the_search_to_the_patterns_that_can_start_with_it() {
+        let patterns = [
+            r"^Failed (?:\S+) for (?P<u>\S+) from",
+            r"^[aA]uth(?:entication)? failure",
+            r"^\S+ from (?P<host>\S+)",
+            r"^(?:Failed|x) from",
+            r"^(?:A|b)?c",
+        ];
+        let flags: Vec<(&str, bool)> = patterns.iter().map(|p| (*p, false)).collect();
+        let screen = Screen::new(&flags).unwrap();
+        let dispatch = screen.dispatch.as_ref().expect("narrowed");
+        let group = |b: u8| match dispatch.by_byte[usize::from(b)] {
+            NONE => vec![],
+            g => dispatch.groups[usize::from(g)].patterns.clone(),
+        };
+        assert_eq!(group(b'F'), [0, 2, 3]);
+        assert_eq!(group(b'a'), [1, 2]);
+        assert_eq!(group(b'A'), [1, 2, 4]);
+        assert_eq!(group(b'c'), [2, 4]);
+        // Too wide a class for the literal prefixes: any byte may start it.
+        assert_eq!(group(b'q'), [2]);
+        assert_eq!(group(b' '), [2]);
+        // The group's search says what the whole screen's says.
+        let mut found = [0; 5];
+        for line in [
+            "Failed password for bob from 1",
+            "Failed from x",
+            "Fail from x",
+            "auth failure",
+            "Authentication failure from a",
+            "Ac",
+            "bc",
+            "c",
+            "c from d",
+            "x from y",
+            "x from",
+            " from y",
+            "",
+        ] {
+            let input = Input::new(line).anchored(Anchored::Yes);
+            let whole = screen.re.search(&input).unwrap();
+            let narrowed = match line.as_bytes().first() {
+                Some(&b) => dispatch.search(b, &input).unwrap().unwrap(),
+                None => whole,
+            };
+            assert_eq!(narrowed, whole, "{line:?}");
+            if let Some(m) = whole {
+                found[m.pattern().as_usize()] += 1;
+            }
+        }
+        assert!(found.iter().all(|&n| n > 0), "{found:?}");
+        // A line no pattern can start: not searched at all.
+        let few = Screen::new(&[(r"^ab", false), (r"^c+d", false)]).unwrap();
+        let dispatch = few.dispatch.as_ref().expect("narrowed");
+        assert_eq!(dispatch.by_byte[usize::from(b'x')], NONE);
+        assert_eq!(few.first(b"xab"), Ok(None));
+        assert_eq!(few.first(b"ccd").map(|m| m.map(|m| m.regex)), Ok(Some(1)));
+        // A pattern that can start with any byte, and one of those bytes
+        // leaves them all: nothing to narrow.
+        let any = [(r"^.+x", false), (r"^ab", false)];
+        assert!(Screen::new(&any).unwrap().dispatch.is_none());
     }
 
     #[test]
