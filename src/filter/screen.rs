@@ -33,7 +33,11 @@ use super::split::{ascii_hir, backtrack_captures, backtracker, Split};
 /// DFA pass its regex makes first (see [`Screen::captures`]).
 #[derive(Debug, Clone)]
 pub(super) struct Screen {
-    re: LazyDfa,
+    /// The DFA of all the patterns, once a line needs it (see
+    /// [`whole`](Self::whole)).
+    re: OnceLock<Option<LazyDfa>>,
+    /// Its patterns, for the DFAs built when a line first needs them.
+    hirs: Vec<Hir>,
     /// The same search on only the patterns that can start with a line's
     /// first byte, when their literal prefixes say (see [`Dispatch`]).
     dispatch: Option<Dispatch>,
@@ -46,14 +50,15 @@ pub(super) struct Screen {
 }
 
 impl Screen {
-    /// `patterns`: each failregex as compiled, and whether it is split.
-    pub(super) fn new(patterns: &[(&str, bool)]) -> Option<Screen> {
+    /// `patterns`: each failregex as compiled, and its split when it is
+    /// split (whose parts the screen takes, not parsed again).
+    pub(super) fn new(patterns: &[(&str, Option<&Split>)]) -> Option<Screen> {
         let mut hirs = Vec::new();
         let mut ids = Vec::new();
         let mut direct = Vec::with_capacity(patterns.len());
         for (i, &(p, split)) in patterns.iter().enumerate() {
-            if split {
-                let (singles, _) = Split::parts(p)?;
+            if let Some(split) = split {
+                let singles = split.singles()?;
                 ids.extend((0..singles.len()).map(|k| (i, Some(k))));
                 hirs.extend(singles);
                 direct.push(None);
@@ -64,27 +69,37 @@ impl Screen {
                 }
                 ids.push((i, None));
                 direct.push(Some(Direct {
-                    hir: hir.clone(),
+                    pattern: hirs.len(),
                     built: OnceLock::new(),
                 }));
                 hirs.push(hir);
             }
         }
         Some(Screen {
-            re: LazyDfa::new(&hirs.iter().collect::<Vec<_>>())?,
-            dispatch: Dispatch::new(hirs),
+            re: OnceLock::new(),
+            dispatch: Dispatch::new(&hirs),
+            hirs,
             ids,
             direct,
         })
     }
 
+    /// The DFA of all the patterns, built when a line first needs it (one
+    /// no group serves). `Err`: it does not build.
+    fn whole(&self) -> Result<&LazyDfa, ()> {
+        self.re
+            .get_or_init(|| LazyDfa::new(&self.hirs.iter().collect::<Vec<_>>()))
+            .as_ref()
+            .ok_or(())
+    }
+
     /// [`new`](Self::new) for a filter's failregexes as compiled
     /// (`expanded`), each split where `split` says.
     pub(super) fn for_filter(expanded: &[String], split: &[Option<Split>]) -> Option<Screen> {
-        let patterns: Vec<(&str, bool)> = expanded
+        let patterns: Vec<(&str, Option<&Split>)> = expanded
             .iter()
             .zip(split)
-            .map(|(p, s)| (p.as_str(), s.is_some()))
+            .map(|(p, s)| (p.as_str(), s.as_ref()))
             .collect();
         Screen::new(&patterns)
     }
@@ -95,11 +110,11 @@ impl Screen {
     pub(super) fn first(&self, text: &[u8]) -> Result<Option<Screened>, ()> {
         let input = Input::new(text).anchored(Anchored::Yes);
         let m = match (&self.dispatch, text.first()) {
-            (Some(d), Some(&b)) => match d.search(b, &input) {
+            (Some(d), Some(&b)) => match d.search(b, &input, &self.hirs) {
                 Some(m) => m?,
-                None => self.re.search(&input)?,
+                None => self.whole()?.search(&input)?,
             },
-            _ => self.re.search(&input)?,
+            _ => self.whole()?.search(&input)?,
         };
         Ok(m.and_then(|m| {
             let &(regex, branch) = self.ids.get(m.pattern().as_usize())?;
@@ -127,8 +142,9 @@ impl Screen {
         let (bt, chain) = d
             .built
             .get_or_init(|| {
-                let bt = backtracker(&d.hir)?;
-                let chain = Chain::new(&[Some(&d.hir)], bt.get_nfa().group_info());
+                let hir = self.hirs.get(d.pattern)?;
+                let bt = backtracker(hir)?;
+                let chain = Chain::new(&[Some(hir)], bt.get_nfa().group_info());
                 Some((bt, chain))
             })
             .as_ref()?;
@@ -162,7 +178,6 @@ const NONE: u8 = u8::MAX;
 #[derive(Debug, Clone)]
 struct Group {
     patterns: Vec<usize>,
-    hirs: Vec<Hir>,
     dfa: OnceLock<Option<LazyDfa>>,
 }
 
@@ -170,7 +185,7 @@ impl Dispatch {
     /// `None` when the first bytes do not narrow the search (some pattern
     /// may start with any byte wherever another could), or would make too
     /// many groups.
-    fn new(hirs: Vec<Hir>) -> Option<Dispatch> {
+    fn new(hirs: &[Hir]) -> Option<Dispatch> {
         let firsts: Vec<Option<[bool; 256]>> = hirs.iter().map(first_bytes).collect();
         let mut by_byte = Box::new([NONE; 256]);
         let mut groups: Vec<Group> = Vec::new();
@@ -188,7 +203,6 @@ impl Dispatch {
                 Some(g) => g,
                 None => {
                     groups.push(Group {
-                        hirs: patterns.iter().map(|&i| hirs[i].clone()).collect(),
                         patterns,
                         dfa: OnceLock::new(),
                     });
@@ -200,18 +214,26 @@ impl Dispatch {
         Some(Dispatch { by_byte, groups })
     }
 
-    /// The leftmost-first match of the patterns that can start with `first`
-    /// (the input's first byte), as the whole screen would report it.
-    /// `None`: this group's DFA did not build (the caller searches with the
-    /// whole screen).
-    fn search(&self, first: u8, input: &Input<'_>) -> Option<Result<Option<HalfMatch>, ()>> {
+    /// The leftmost-first match of the patterns (`hirs`, the screen's) that
+    /// can start with `first` (the input's first byte), as the whole screen
+    /// would report it. `None`: this group's DFA did not build (the caller
+    /// searches with the whole screen).
+    fn search(
+        &self,
+        first: u8,
+        input: &Input<'_>,
+        hirs: &[Hir],
+    ) -> Option<Result<Option<HalfMatch>, ()>> {
         let g = match self.by_byte[usize::from(first)] {
             NONE => return Some(Ok(None)),
             g => self.groups.get(usize::from(g))?,
         };
         let dfa = g
             .dfa
-            .get_or_init(|| LazyDfa::new(&g.hirs.iter().collect::<Vec<_>>()))
+            .get_or_init(|| {
+                let group: Option<Vec<&Hir>> = g.patterns.iter().map(|&i| hirs.get(i)).collect();
+                LazyDfa::new(&group?)
+            })
             .as_ref()?;
         Some(dfa.search(input).map(|m| {
             m.and_then(|m| {
@@ -233,11 +255,12 @@ fn first_bytes(hir: &Hir) -> Option<[bool; 256]> {
     Some(set)
 }
 
-/// A failregex the screen reads on its own: its pattern, and its
-/// backtracker and chain (if it has one) once a line needs them.
+/// A failregex the screen reads on its own: its pattern (among the
+/// screen's), and its backtracker and chain (if it has one) once a line
+/// needs them.
 #[derive(Debug, Clone)]
 struct Direct {
-    hir: Hir,
+    pattern: usize,
     built: OnceLock<Option<(BoundedBacktracker, Option<Chain>)>>,
 }
 
@@ -266,11 +289,13 @@ mod tests {
             r"^(?:x|y) from",
             r"^y",
         ];
-        let flags: Vec<(&str, bool)> = patterns
+        let splits: Vec<Option<Split>> = patterns.iter().map(|p| Split::new(p)).collect();
+        let flags: Vec<(&str, Option<&Split>)> = patterns
             .iter()
-            .map(|p| (*p, Split::new(p).is_some()))
+            .zip(&splits)
+            .map(|(p, s)| (*p, s.as_ref()))
             .collect();
-        assert!(flags[0].1 && !flags[1].1);
+        assert!(flags[0].1.is_some() && flags[1].1.is_none());
         let screen = Screen::new(&flags).unwrap();
         let res: Vec<regex::bytes::Regex> = patterns.iter().map(|p| whole(p)).collect();
         for line in [
@@ -287,7 +312,7 @@ mod tests {
             assert_eq!(want, got.map(|f| f.regex), "{line:?}");
         }
         // A failregex anchored nowhere: no screen.
-        assert!(Screen::new(&[(r"^a", false), (r"b", false)]).is_none());
+        assert!(Screen::new(&[(r"^a", None), (r"b", None)]).is_none());
     }
 
     #[test]
@@ -299,7 +324,7 @@ mod tests {
             r"^(?:Failed|x) from",
             r"^(?:A|b)?c",
         ];
-        let flags: Vec<(&str, bool)> = patterns.iter().map(|p| (*p, false)).collect();
+        let flags: Vec<(&str, Option<&Split>)> = patterns.iter().map(|p| (*p, None)).collect();
         let screen = Screen::new(&flags).unwrap();
         let dispatch = screen.dispatch.as_ref().expect("narrowed");
         let group = |b: u8| match dispatch.by_byte[usize::from(b)] {
@@ -331,9 +356,9 @@ mod tests {
             "",
         ] {
             let input = Input::new(line).anchored(Anchored::Yes);
-            let whole = screen.re.search(&input).unwrap();
+            let whole = screen.whole().unwrap().search(&input).unwrap();
             let narrowed = match line.as_bytes().first() {
-                Some(&b) => dispatch.search(b, &input).unwrap().unwrap(),
+                Some(&b) => dispatch.search(b, &input, &screen.hirs).unwrap().unwrap(),
                 None => whole,
             };
             assert_eq!(narrowed, whole, "{line:?}");
@@ -343,14 +368,14 @@ mod tests {
         }
         assert!(found.iter().all(|&n| n > 0), "{found:?}");
         // A line no pattern can start: not searched at all.
-        let few = Screen::new(&[(r"^ab", false), (r"^c+d", false)]).unwrap();
+        let few = Screen::new(&[(r"^ab", None), (r"^c+d", None)]).unwrap();
         let dispatch = few.dispatch.as_ref().expect("narrowed");
         assert_eq!(dispatch.by_byte[usize::from(b'x')], NONE);
         assert_eq!(few.first(b"xab"), Ok(None));
         assert_eq!(few.first(b"ccd").map(|m| m.map(|m| m.regex)), Ok(Some(1)));
         // A pattern that can start with any byte, and one of those bytes
         // leaves them all: nothing to narrow.
-        let any = [(r"^.+x", false), (r"^ab", false)];
+        let any = [(r"^.+x", None), (r"^ab", None)];
         assert!(Screen::new(&any).unwrap().dispatch.is_none());
     }
 
@@ -361,7 +386,7 @@ mod tests {
             r"^(?P<user>\S*)(?:\s+(?P<host>sshd|\S+:))?(?P<x>\s*)$",
             r"^(?:x|(?P<mlfforget>:))(?P<host>.*)",
         ];
-        let flags: Vec<(&str, bool)> = patterns.iter().map(|p| (*p, false)).collect();
+        let flags: Vec<(&str, Option<&Split>)> = patterns.iter().map(|p| (*p, None)).collect();
         let screen = Screen::new(&flags).unwrap();
         let res: Vec<regex::bytes::Regex> = patterns.iter().map(|p| whole(p)).collect();
         let mut found = [0; 3];

@@ -315,8 +315,14 @@ impl Split {
         .as_ref()
     }
 
+    /// The concatenation with each branch alone, in order.
+    pub(super) fn singles(&self) -> Option<Vec<Hir>> {
+        Self::branches(&self.parts, self.at).map(|(singles, _)| singles)
+    }
+
     /// The concatenation with each branch alone, and with the branches
     /// from each on.
+    #[cfg(test)]
     pub(super) fn parts(pattern: &str) -> Option<(Vec<Hir>, Vec<Hir>)> {
         let (parts, at) = Self::concat(pattern)?;
         Self::branches(&parts, at)
