@@ -118,7 +118,9 @@ impl LazyDfa {
 /// anchors to one pattern (`Anchored::Pattern`): the same answer as
 /// `try_search_fwd`'s, without asking each match state which pattern it
 /// holds (a read of the state's own record, a tenth of a chain's time when
-/// the DFA has many patterns). `Err`: the DFA gave up.
+/// the DFA has many patterns). The DFAs here are built without UTF-8 mode,
+/// so no empty match is moved off the middle of a code point, as the
+/// crate's search would do in that mode. `Err`: the DFA gave up.
 pub(super) fn pattern_end(
     dfa: &DFA,
     cache: &mut Cache,
