@@ -315,9 +315,15 @@ impl Split {
         .as_ref()
     }
 
-    /// The concatenation with each branch alone, in order.
+    /// The concatenation with each branch alone, in order (without the
+    /// tails [`branches`](Self::branches) also builds).
     pub(super) fn singles(&self) -> Option<Vec<Hir>> {
-        Self::branches(&self.parts, self.at).map(|(singles, _)| singles)
+        let alts = Self::alternatives(&self.parts, self.at)?;
+        Some(
+            alts.iter()
+                .map(|a| Self::with(&self.parts, self.at, a.clone()))
+                .collect(),
+        )
     }
 
     /// The concatenation with each branch alone, and with the branches
@@ -328,23 +334,34 @@ impl Split {
         Self::branches(&parts, at)
     }
 
-    /// [`parts`](Self::parts) of a concatenation whose alternation is
-    /// part `at`.
+    /// The concatenation (whose alternation is part `at`) with each branch
+    /// alone, and with the branches from each on.
     fn branches(parts: &[Hir], at: usize) -> Option<(Vec<Hir>, Vec<Hir>)> {
-        let HirKind::Alternation(alts) = parts.get(at)?.kind() else {
-            return None;
-        };
-        let with = |branches: Hir| {
-            let mut v = parts[..at].to_vec();
-            v.push(branches);
-            v.extend_from_slice(&parts[at + 1..]);
-            Hir::concat(v)
-        };
-        let singles = alts.iter().map(|a| with(a.clone())).collect();
+        let alts = Self::alternatives(parts, at)?;
+        let singles = alts
+            .iter()
+            .map(|a| Self::with(parts, at, a.clone()))
+            .collect();
         let tails = (0..alts.len())
-            .map(|k| with(Hir::alternation(alts[k..].to_vec())))
+            .map(|k| Self::with(parts, at, Hir::alternation(alts[k..].to_vec())))
             .collect();
         Some((singles, tails))
+    }
+
+    /// The branches of part `at`, the alternation.
+    fn alternatives(parts: &[Hir], at: usize) -> Option<&[Hir]> {
+        match parts.get(at)?.kind() {
+            HirKind::Alternation(alts) => Some(alts),
+            _ => None,
+        }
+    }
+
+    /// The concatenation with `branches` in place of part `at`.
+    fn with(parts: &[Hir], at: usize, branches: Hir) -> Hir {
+        let mut v = parts[..at].to_vec();
+        v.push(branches);
+        v.extend_from_slice(&parts[at + 1..]);
+        Hir::concat(v)
     }
 
     /// Which branch first matches `text` (all ASCII), if any.
