@@ -6,17 +6,21 @@
 # Usage: bench/jail_vs_filter.sh [RUNS]       (default 10; NO_BUILD=1 uses
 #        the release binary as it is; BIN=PATH times another binary, e.g.
 #        an older build, and implies NO_BUILD). Logs as for dry_run_bench.sh.
-# Output: a markdown table on stdout.
+# The two commands run in turn (--filter, --jail, --filter, ...) after two
+# warm-up runs each, so that a slow minute of the VM slows both instead of
+# one command's block of runs (hyperfine times one command's runs, then the
+# other's).
+# Output: a markdown table on stdout: each command's fastest run and their
+# ratio, and the median over the RUNS pairs of a --jail run's time divided
+# by the --filter run's just before it.
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${1:-10}
 LOGS=/tmp/f2bbench/logs
-RES=/tmp/f2bbench/results
 if [ -n "${BIN:-}" ]; then
   NO_BUILD=1
 fi
 BIN=${BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/banwarden}
-mkdir -p "$RES"
 if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release --quiet || exit 1
 fi
@@ -31,21 +35,43 @@ bench-admin: {filter: nginx-admin-login, maxretry: 3, findtime: 10m, bantime: 10
 bench-bot: {filter: nginx-botsearch, maxretry: 3, findtime: 10m, bantime: 10m}
 bench-sshd: {filter: sshd, maxretry: 3, findtime: 10m, bantime: 10m}
 YAML
-echo "| jail (filter) | log (1M lines) | --filter s | --jail s | --jail / --filter | bans |"
-echo "|---|---|---|---|---|---|"
+# Times the two commands in turn; prints the table's row.
+# Arguments: runs, row label, log name, bans, then the two command lines
+# (each one argument, split on spaces: the paths here have none).
+pairs() {
+  python3 - "$@" <<'PY'
+import statistics, subprocess, sys, time
+
+runs, label, log, bans, filt, jail = sys.argv[1:]
+cmds = {"filter": filt.split(), "jail": jail.split()}
+
+
+def timed(argv):
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+for _ in range(2):
+    for argv in cmds.values():
+        timed(argv)
+times = {name: [] for name in cmds}
+for _ in range(int(runs)):
+    for name, argv in cmds.items():
+        times[name].append(timed(argv))
+f, j = min(times["filter"]), min(times["jail"])
+paired = statistics.median(b / a for a, b in zip(times["filter"], times["jail"]))
+print(f"| {label} | {log}-1m | {f:.3f} | {j:.3f} | {j / f:.2f} | {paired:.2f} | {bans} |")
+PY
+}
+echo "| jail (filter) | log (1M lines) | --filter s (fastest) | --jail s (fastest) | --jail / --filter | median of paired ratios | bans |"
+echo "|---|---|---|---|---|---|---|"
 for c in "bench-django django-login django" "bench-admin nginx-admin-login nginx" \
          "bench-bot nginx-botsearch nginx" "bench-sshd sshd sshd"; do
   set -- $c
   L=$LOGS/$3-1m.log
-  out=$RES/jail-$1.json
   bans=$("$BIN" dry-run "$L" --config "$CFG" --jail "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["jail"]["bans_total"])')
-  hyperfine -N --warmup 2 --runs "$RUNS" --style none --export-json "$out" \
-    -n filter "$BIN dry-run $L --config $CFG --filter $2" \
-    -n jail "$BIN dry-run $L --config $CFG --jail $1" > /dev/null 2>&1
-  python3 - "$out" "$1 ($2)" "$3" "$bans" <<'PY'
-import json, sys
-res = {r["command"]: min(r["times"]) for r in json.load(open(sys.argv[1]))["results"]}
-f, j = res["filter"], res["jail"]
-print(f"| {sys.argv[2]} | {sys.argv[3]}-1m | {f:.3f} | {j:.3f} | {j/f:.2f} | {sys.argv[4]} |")
-PY
+  pairs "$RUNS" "$1 ($2)" "$3" "$bans" \
+    "$BIN dry-run $L --config $CFG --filter $2" \
+    "$BIN dry-run $L --config $CFG --jail $1"
 done
