@@ -1,7 +1,8 @@
 //! dry-run's edge of the line engine: maps plain files and reads other
 //! inputs in large buffers, cuts them into chunks at line boundaries, walks
 //! chunks on worker threads (`walk`, the daemon's own per-chunk code), and
-//! hands the results back in input order.
+//! hands the results to the caller's sink in input order, on whichever
+//! worker finishes the chunk that is next in order.
 //!
 //! Owns reading and parallelism. It must not count failures per address,
 //! decide bans or print anything (the caller feeds the chunks to
@@ -9,8 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
 use crate::UnixTime;
 
@@ -66,11 +67,17 @@ impl Data {
 
 /// Hands finished chunks to the sink in sequence order, their session
 /// lines counted in order first (the workers match them, in any order).
+///
+/// The workers share it behind a mutex: a worker that has sent a chunk's
+/// result delivers every result that is ready, unless another worker is
+/// doing so. The sink's work (for `--jail`, the jail's counting) thus runs
+/// on the threads that walk, one at a time; on a third thread it would take
+/// a core from a worker, with a switch each time.
 struct Collector<'s> {
     rx: Receiver<ChunkOut>,
     pending: BTreeMap<usize, ChunkOut>,
     next: usize,
-    sink: &'s mut dyn FnMut(ChunkOut),
+    sink: &'s mut (dyn FnMut(ChunkOut) + Send),
     walk: &'s WalkConfig<'s>,
     /// The current input's sessions (each input is its own stream).
     sessions: Option<(usize, LineState)>,
@@ -93,15 +100,10 @@ impl Collector<'_> {
         }
     }
 
-    /// Delivers one finished chunk (and those it was holding back) if
-    /// one is ready, without waiting; whether one was.
-    fn poll_one(&mut self) -> bool {
-        match self.rx.try_recv() {
-            Ok(out) => {
-                self.take(out);
-                true
-            }
-            Err(_) => false,
+    /// Delivers the finished chunks that are ready, without waiting.
+    fn drain(&mut self) {
+        while let Ok(out) = self.rx.try_recv() {
+            self.take(out);
         }
     }
 
@@ -114,14 +116,15 @@ impl Collector<'_> {
 }
 
 /// Scans inputs `0..count` in order (`open` opens input `i`), giving each
-/// chunk's result to `sink` in input order as soon as it and all before it
-/// are done (so the caller aggregates while the workers match).
+/// chunk's result to `sink` in input order soon after it and all before it
+/// are done (so the caller aggregates while the workers match). `sink`
+/// runs on the worker threads, one call at a time.
 pub fn scan(
     cfg: &BulkConfig<'_>,
     count: usize,
     mut open: impl FnMut(usize) -> io::Result<Opened>,
     progress: &mut dyn Progress,
-    sink: &mut dyn FnMut(ChunkOut),
+    sink: &mut (dyn FnMut(ChunkOut) + Send),
 ) -> io::Result<()> {
     // A filter whose lines are matched together (`maxlines`) carries state
     // from line to line: its chunks go through one worker, in order, as the
@@ -138,21 +141,22 @@ pub fn scan(
     let job_rx = Mutex::new(job_rx);
     let (res_tx, res_rx) = mpsc::channel::<ChunkOut>();
     let (buf_tx, buf_rx) = mpsc::channel::<Vec<u8>>();
+    let collector = Mutex::new(Collector {
+        rx: res_rx,
+        pending: BTreeMap::new(),
+        next: 0,
+        sink,
+        walk: &cfg.walk,
+        sessions: None,
+    });
     std::thread::scope(|s| {
         for _ in 0..threads {
             let (job_rx, res_tx, buf_tx) = (&job_rx, res_tx.clone(), buf_tx.clone());
-            s.spawn(move || worker(cfg, job_rx, res_tx, buf_tx));
+            let collector = &collector;
+            s.spawn(move || worker(cfg, job_rx, res_tx, buf_tx, collector));
         }
         drop(res_tx);
         drop(buf_tx);
-        let mut collector = Collector {
-            rx: res_rx,
-            pending: BTreeMap::new(),
-            next: 0,
-            sink,
-            walk: &cfg.walk,
-            sessions: None,
-        };
         let mut reader = Reader {
             pool: Pool {
                 rx: buf_rx,
@@ -167,9 +171,9 @@ pub fn scan(
         for i in 0..count {
             progress.input_started(i);
             let done = open(i).and_then(|opened| match opened {
-                Opened::Stream(mut r) => reader.read(&mut *r, i, progress, &mut collector),
-                Opened::Mapped(m) => reader.map(Arc::new(m), i, progress, &mut collector),
-                Opened::Entries(e) => reader.entries(e, i, &mut collector),
+                Opened::Stream(mut r) => reader.read(&mut *r, i, progress),
+                Opened::Mapped(m) => reader.map(Arc::new(m), i, progress),
+                Opened::Entries(e) => reader.entries(e, i),
             });
             if let Err(e) = done {
                 result = Err(e);
@@ -177,7 +181,12 @@ pub fn scan(
             }
         }
         drop(reader);
-        collector.finish();
+        // What the workers left: results sent while another worker was
+        // delivering, and those still being walked.
+        collector
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .finish();
         result
     })
 }
@@ -210,47 +219,25 @@ struct Reader {
 }
 
 impl Reader {
-    /// Queues a chunk for the workers. The sink's work (for `--jail`, the
-    /// jail's counting) runs on this thread between sends, one finished
-    /// chunk at a time and only while the queue is full, so the workers
-    /// never wait for a sink that is busy with a backlog; one more after
-    /// each send keeps the backlog as short as the queue.
-    fn send(&mut self, input: usize, data: Data, collector: &mut Collector<'_>) -> io::Result<()> {
-        let stopped = || io::Error::other("dry-run worker stopped");
-        let mut job = Job {
+    /// Queues a chunk for the workers, waiting while the queue is full.
+    fn send(&mut self, input: usize, data: Data) -> io::Result<()> {
+        let job = Job {
             seq: self.seq,
             input,
             data,
         };
         self.seq += 1;
-        loop {
-            match self.tx.try_send(job) {
-                Ok(()) => break,
-                Err(TrySendError::Full(j)) => {
-                    job = j;
-                    if !collector.poll_one() {
-                        self.tx.send(job).map_err(|_| stopped())?;
-                        break;
-                    }
-                }
-                Err(TrySendError::Disconnected(_)) => return Err(stopped()),
-            }
-        }
-        collector.poll_one();
-        Ok(())
+        self.tx
+            .send(job)
+            .map_err(|_| io::Error::other("dry-run worker stopped"))
     }
 
     /// Sends journal entries to the workers, a few thousand at a time.
-    fn entries(
-        &mut self,
-        mut entries: Vec<(UnixTime, Vec<u8>)>,
-        input: usize,
-        collector: &mut Collector<'_>,
-    ) -> io::Result<()> {
+    fn entries(&mut self, mut entries: Vec<(UnixTime, Vec<u8>)>, input: usize) -> io::Result<()> {
         while !entries.is_empty() {
             let rest = entries.split_off(entries.len().min(ENTRIES_PER_CHUNK));
             let chunk = std::mem::replace(&mut entries, rest);
-            self.send(input, Data::Entries(chunk), collector)?;
+            self.send(input, Data::Entries(chunk))?;
         }
         Ok(())
     }
@@ -264,7 +251,6 @@ impl Reader {
         r: &mut dyn Read,
         input: usize,
         progress: &mut dyn Progress,
-        collector: &mut Collector<'_>,
     ) -> io::Result<()> {
         let mut buf = self.pool.get();
         let mut filled = 0;
@@ -280,7 +266,7 @@ impl Reader {
                             next.resize(tail * 2, 0);
                         }
                         next[..tail].copy_from_slice(&buf[nl + 1..filled]);
-                        self.send(input, Data::Read(buf, nl + 1), collector)?;
+                        self.send(input, Data::Read(buf, nl + 1))?;
                         buf = next;
                         filled = tail;
                     }
@@ -305,7 +291,7 @@ impl Reader {
             };
             if n == 0 {
                 if filled > 0 {
-                    self.send(input, Data::Read(buf, filled), collector)?;
+                    self.send(input, Data::Read(buf, filled))?;
                 }
                 return Ok(());
             }
@@ -334,7 +320,6 @@ impl Reader {
         m: Arc<memmap2::Mmap>,
         input: usize,
         progress: &mut dyn Progress,
-        collector: &mut Collector<'_>,
     ) -> io::Result<()> {
         let len = m.len();
         let mut start = 0;
@@ -348,7 +333,7 @@ impl Reader {
                     None => memchr::memchr(b'\n', &m[target..]).map_or(len, |nl| target + nl + 1),
                 }
             };
-            self.send(input, Data::Mapped(m.clone(), start..end), collector)?;
+            self.send(input, Data::Mapped(m.clone(), start..end))?;
             progress.mapped((end - start) as u64);
             start = end;
         }
@@ -361,6 +346,7 @@ fn worker(
     jobs: &Mutex<Receiver<Job>>,
     res: Sender<ChunkOut>,
     bufs: Sender<Vec<u8>>,
+    collector: &Mutex<Collector<'_>>,
 ) {
     let mut state = cfg.walk.filter.new_state_with(cfg.date_cache);
     let mut state_input = None;
@@ -394,8 +380,92 @@ fn worker(
         if res.send(out).is_err() {
             return;
         }
+        // The buffer first: the reader may be waiting for one.
         if let Data::Read(buf, _) = job.data {
             let _ = bufs.send(buf);
+        }
+        // Deliver what is ready, unless another worker (or, at the end,
+        // the reader) is at it: that one drains the channel, and what it
+        // misses the next delivery takes.
+        match collector.try_lock() {
+            Ok(mut c) => c.drain(),
+            Err(TryLockError::WouldBlock) => {}
+            // A sink panicked: the scope re-raises it.
+            Err(TryLockError::Poisoned(_)) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::filter::{Filter, FilterSpec};
+    use crate::scan::Keep;
+
+    struct Quiet;
+
+    impl Progress for Quiet {
+        fn input_started(&mut self, _: usize) {}
+        fn advanced(&mut self) {}
+        fn mapped(&mut self, _: u64) {}
+    }
+
+    /// Four workers, small chunks, three inputs: the sink gets every chunk
+    /// once and in input order, whichever worker finishes first, and is
+    /// never called on two threads at once.
+    #[test]
+    fn the_sink_gets_every_chunk_in_order_one_call_at_a_time() {
+        let filter = Filter::compile(FilterSpec {
+            name: "t".into(),
+            failregex: vec![r"fail <HOST>$".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let cfg = BulkConfig {
+            walk: WalkConfig {
+                filter: &filter,
+                prefilter: None,
+                now: 0,
+                keep: Keep::default(),
+                sparse_dates: false,
+            },
+            threads: 4,
+            chunk: 4096,
+            date_cache: true,
+        };
+        let text: String = (0..20_000)
+            .map(|i| format!("2024-03-10 10:00:00 fail 192.0.2.{}\n", i % 250))
+            .collect();
+        let busy = AtomicBool::new(false);
+        let mut seen: Vec<(usize, usize, u64, u64)> = Vec::new();
+        scan(
+            &cfg,
+            3,
+            |_| Ok(Opened::Stream(Box::new(io::Cursor::new(text.clone())))),
+            &mut Quiet,
+            &mut |c: ChunkOut| {
+                assert!(!busy.swap(true, Ordering::SeqCst), "two sink calls at once");
+                // A little time in the sink, for the workers to finish
+                // other chunks meanwhile.
+                std::thread::yield_now();
+                seen.push((c.seq, c.input, c.lines, c.matched));
+                busy.store(false, Ordering::SeqCst);
+            },
+        )
+        .unwrap();
+        assert!(seen.len() > 100, "{} chunks", seen.len());
+        for (i, s) in seen.iter().enumerate() {
+            assert_eq!(s.0, i, "chunk {i} delivered out of order");
+        }
+        assert!(seen.windows(2).all(|w| w[0].1 <= w[1].1));
+        for input in 0..3 {
+            let (lines, matched) = seen
+                .iter()
+                .filter(|s| s.1 == input)
+                .fold((0, 0), |(l, m), s| (l + s.2, m + s.3));
+            assert_eq!((lines, matched), (20_000, 20_000), "input {input}");
         }
     }
 }
