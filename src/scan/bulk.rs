@@ -118,7 +118,8 @@ impl Collector<'_> {
 /// Scans inputs `0..count` in order (`open` opens input `i`), giving each
 /// chunk's result to `sink` in input order soon after it and all before it
 /// are done (so the caller aggregates while the workers match). `sink`
-/// runs on the worker threads, one call at a time.
+/// runs on the worker threads (what is left at the end, on the calling
+/// thread), one call at a time.
 pub fn scan(
     cfg: &BulkConfig<'_>,
     count: usize,
@@ -414,7 +415,8 @@ mod tests {
 
     /// Four workers, small chunks, three inputs: the sink gets every chunk
     /// once and in input order, whichever worker finishes first, and is
-    /// never called on two threads at once.
+    /// never called on two threads at once. The workers call it as they go
+    /// (results do not pile up until the end, on the reader).
     #[test]
     fn the_sink_gets_every_chunk_in_order_one_call_at_a_time() {
         let filter = Filter::compile(FilterSpec {
@@ -439,6 +441,8 @@ mod tests {
             .map(|i| format!("2024-03-10 10:00:00 fail 192.0.2.{}\n", i % 250))
             .collect();
         let busy = AtomicBool::new(false);
+        let reader = std::thread::current().id();
+        let mut on_workers = 0;
         let mut seen: Vec<(usize, usize, u64, u64)> = Vec::new();
         scan(
             &cfg,
@@ -450,12 +454,20 @@ mod tests {
                 // A little time in the sink, for the workers to finish
                 // other chunks meanwhile.
                 std::thread::yield_now();
+                if std::thread::current().id() != reader {
+                    on_workers += 1;
+                }
                 seen.push((c.seq, c.input, c.lines, c.matched));
                 busy.store(false, Ordering::SeqCst);
             },
         )
         .unwrap();
         assert!(seen.len() > 100, "{} chunks", seen.len());
+        assert!(
+            on_workers > seen.len() / 2,
+            "{on_workers} of {} chunks delivered by the workers",
+            seen.len()
+        );
         for (i, s) in seen.iter().enumerate() {
             assert_eq!(s.0, i, "chunk {i} delivered out of order");
         }
