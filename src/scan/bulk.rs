@@ -68,11 +68,13 @@ impl Data {
 /// Hands finished chunks to the sink in sequence order, their session
 /// lines counted in order first (the workers match them, in any order).
 ///
-/// The workers share it behind a mutex: a worker that has sent a chunk's
-/// result delivers every result that is ready, unless another worker is
-/// doing so. The sink's work (for `--jail`, the jail's counting) thus runs
-/// on the threads that walk, one at a time; on a third thread it would take
-/// a core from a worker, with a switch each time.
+/// It sits behind a mutex. With several workers, a worker that has sent a
+/// chunk's result delivers every result that is ready, unless another
+/// worker is doing so: the sink's work (for `--jail`, the jail's counting)
+/// runs on the threads that walk, one at a time, where on the reading
+/// thread it would take a core from a worker, with a switch each time.
+/// With one worker the reader has time to spare, and delivers between its
+/// sends while the worker walks.
 struct Collector<'s> {
     rx: Receiver<ChunkOut>,
     pending: BTreeMap<usize, ChunkOut>,
@@ -150,10 +152,11 @@ pub fn scan(
         walk: &cfg.walk,
         sessions: None,
     });
+    let workers_deliver = threads > 1;
     std::thread::scope(|s| {
         for _ in 0..threads {
             let (job_rx, res_tx, buf_tx) = (&job_rx, res_tx.clone(), buf_tx.clone());
-            let collector = &collector;
+            let collector = workers_deliver.then_some(&collector);
             s.spawn(move || worker(cfg, job_rx, res_tx, buf_tx, collector));
         }
         drop(res_tx);
@@ -167,6 +170,7 @@ pub fn scan(
             },
             tx: job_tx,
             seq: 0,
+            deliver: (!workers_deliver).then_some(&collector),
         };
         let mut result = Ok(());
         for i in 0..count {
@@ -213,14 +217,17 @@ impl Pool {
     }
 }
 
-struct Reader {
+struct Reader<'c, 's> {
     pool: Pool,
     tx: SyncSender<Job>,
     seq: usize,
+    /// The collector, when the reader delivers (one worker).
+    deliver: Option<&'c Mutex<Collector<'s>>>,
 }
 
-impl Reader {
-    /// Queues a chunk for the workers, waiting while the queue is full.
+impl Reader<'_, '_> {
+    /// Queues a chunk for the workers, waiting while the queue is full;
+    /// then delivers what is ready, if the reader delivers.
     fn send(&mut self, input: usize, data: Data) -> io::Result<()> {
         let job = Job {
             seq: self.seq,
@@ -230,7 +237,11 @@ impl Reader {
         self.seq += 1;
         self.tx
             .send(job)
-            .map_err(|_| io::Error::other("dry-run worker stopped"))
+            .map_err(|_| io::Error::other("dry-run worker stopped"))?;
+        if let Some(c) = self.deliver {
+            deliver(c);
+        }
+        Ok(())
     }
 
     /// Sends journal entries to the workers, a few thousand at a time.
@@ -347,7 +358,7 @@ fn worker(
     jobs: &Mutex<Receiver<Job>>,
     res: Sender<ChunkOut>,
     bufs: Sender<Vec<u8>>,
-    collector: &Mutex<Collector<'_>>,
+    collector: Option<&Mutex<Collector<'_>>>,
 ) {
     let mut state = cfg.walk.filter.new_state_with(cfg.date_cache);
     let mut state_input = None;
@@ -385,15 +396,26 @@ fn worker(
         if let Data::Read(buf, _) = job.data {
             let _ = bufs.send(buf);
         }
-        // Deliver what is ready, unless another worker (or, at the end,
-        // the reader) is at it: that one drains the channel, and what it
-        // misses the next delivery takes.
-        match collector.try_lock() {
-            Ok(mut c) => c.drain(),
-            Err(TryLockError::WouldBlock) => {}
-            // A sink panicked: the scope re-raises it.
-            Err(TryLockError::Poisoned(_)) => return,
+        if let Some(c) = collector {
+            if !deliver(c) {
+                return;
+            }
         }
+    }
+}
+
+/// Delivers what is ready, unless another thread is at it: that one drains
+/// the channel, and what it misses the next delivery takes (the reader's
+/// final drain at the latest). `false`: a sink panicked (the scope
+/// re-raises it).
+fn deliver(collector: &Mutex<Collector<'_>>) -> bool {
+    match collector.try_lock() {
+        Ok(mut c) => {
+            c.drain();
+            true
+        }
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Poisoned(_)) => false,
     }
 }
 
@@ -413,12 +435,11 @@ mod tests {
         fn mapped(&mut self, _: u64) {}
     }
 
-    /// Four workers, small chunks, three inputs: the sink gets every chunk
-    /// once and in input order, whichever worker finishes first, and is
-    /// never called on two threads at once. The workers call it as they go
-    /// (results do not pile up until the end, on the reader).
-    #[test]
-    fn the_sink_gets_every_chunk_in_order_one_call_at_a_time() {
+    /// What the sink got of a scan of three inputs in 4 KiB chunks with
+    /// `threads` workers: per call, the chunk's (seq, input, lines,
+    /// matched), and how many calls ran on other threads than the caller's.
+    /// Fails if the sink is ever called on two threads at once.
+    fn deliveries(threads: usize) -> (Vec<(usize, usize, u64, u64)>, usize) {
         let filter = Filter::compile(FilterSpec {
             name: "t".into(),
             failregex: vec![r"fail <HOST>$".into()],
@@ -433,7 +454,7 @@ mod tests {
                 keep: Keep::default(),
                 sparse_dates: false,
             },
-            threads: 4,
+            threads,
             chunk: 4096,
             date_cache: true,
         };
@@ -442,8 +463,8 @@ mod tests {
             .collect();
         let busy = AtomicBool::new(false);
         let reader = std::thread::current().id();
-        let mut on_workers = 0;
-        let mut seen: Vec<(usize, usize, u64, u64)> = Vec::new();
+        let mut elsewhere = 0;
+        let mut seen = Vec::new();
         scan(
             &cfg,
             3,
@@ -455,29 +476,58 @@ mod tests {
                 // other chunks meanwhile.
                 std::thread::yield_now();
                 if std::thread::current().id() != reader {
-                    on_workers += 1;
+                    elsewhere += 1;
                 }
                 seen.push((c.seq, c.input, c.lines, c.matched));
                 busy.store(false, Ordering::SeqCst);
             },
         )
         .unwrap();
-        assert!(seen.len() > 100, "{} chunks", seen.len());
+        (seen, elsewhere)
+    }
+
+    /// One worker or four: the sink gets every chunk once and in input
+    /// order, whichever worker finishes first, one call at a time.
+    #[test]
+    fn the_sink_gets_every_chunk_in_order_one_call_at_a_time() {
+        for threads in [1, 4] {
+            let (seen, _) = deliveries(threads);
+            assert!(seen.len() > 100, "{threads} workers: {} chunks", seen.len());
+            for (i, s) in seen.iter().enumerate() {
+                assert_eq!(s.0, i, "{threads} workers: chunk {i} out of order");
+            }
+            assert!(seen.windows(2).all(|w| w[0].1 <= w[1].1));
+            for input in 0..3 {
+                let (lines, matched) = seen
+                    .iter()
+                    .filter(|s| s.1 == input)
+                    .fold((0, 0), |(l, m), s| (l + s.2, m + s.3));
+                assert_eq!(
+                    (lines, matched),
+                    (20_000, 20_000),
+                    "{threads} workers, input {input}"
+                );
+            }
+        }
+    }
+
+    /// Several workers deliver as they go (results do not pile up for the
+    /// reader's final drain); one worker leaves it to the reader, which has
+    /// time to spare between its sends.
+    #[test]
+    fn who_delivers() {
+        let (seen, elsewhere) = deliveries(4);
         assert!(
-            on_workers > seen.len() / 2,
-            "{on_workers} of {} chunks delivered by the workers",
+            elsewhere > seen.len() / 2,
+            "four workers delivered {elsewhere} of {} chunks",
             seen.len()
         );
-        for (i, s) in seen.iter().enumerate() {
-            assert_eq!(s.0, i, "chunk {i} delivered out of order");
-        }
-        assert!(seen.windows(2).all(|w| w[0].1 <= w[1].1));
-        for input in 0..3 {
-            let (lines, matched) = seen
-                .iter()
-                .filter(|s| s.1 == input)
-                .fold((0, 0), |(l, m), s| (l + s.2, m + s.3));
-            assert_eq!((lines, matched), (20_000, 20_000), "input {input}");
-        }
+        let (seen, elsewhere) = deliveries(1);
+        assert_eq!(
+            elsewhere,
+            0,
+            "one worker delivered {elsewhere} of {} chunks",
+            seen.len()
+        );
     }
 }
