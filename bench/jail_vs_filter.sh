@@ -35,15 +35,16 @@ bench-admin: {filter: nginx-admin-login, maxretry: 3, findtime: 10m, bantime: 10
 bench-bot: {filter: nginx-botsearch, maxretry: 3, findtime: 10m, bantime: 10m}
 bench-sshd: {filter: sshd, maxretry: 3, findtime: 10m, bantime: 10m}
 YAML
-# Times the two commands in turn; prints the table's row.
-# Arguments: runs, row label, log name, bans, then the two command lines
-# (each one argument, split on spaces: the paths here have none).
+# Times `--filter FILTER` and `--jail JAIL` in turn; prints the table's row.
+# Arguments: runs, row label, log name, bans, binary, log path, config
+# directory, filter, jail (each its own argument: paths may hold spaces).
 pairs() {
   python3 - "$@" <<'PY'
 import statistics, subprocess, sys, time
 
-runs, label, log, bans, filt, jail = sys.argv[1:]
-cmds = {"filter": filt.split(), "jail": jail.split()}
+runs, label, log, bans, binary, path, cfg, filt, jail = sys.argv[1:]
+base = [binary, "dry-run", path, "--config", cfg]
+cmds = {"filter": base + ["--filter", filt], "jail": base + ["--jail", jail]}
 
 
 def timed(argv):
@@ -71,7 +72,5 @@ for c in "bench-django django-login django" "bench-admin nginx-admin-login nginx
   set -- $c
   L=$LOGS/$3-1m.log
   bans=$("$BIN" dry-run "$L" --config "$CFG" --jail "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["jail"]["bans_total"])')
-  pairs "$RUNS" "$1 ($2)" "$3" "$bans" \
-    "$BIN dry-run $L --config $CFG --filter $2" \
-    "$BIN dry-run $L --config $CFG --jail $1"
+  pairs "$RUNS" "$1 ($2)" "$3" "$bans" "$BIN" "$L" "$CFG" "$2" "$1"
 done
